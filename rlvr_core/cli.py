@@ -1,0 +1,135 @@
+"""The `rlvr` command line (also `python -m rlvr_core`).
+
+    rlvr analyze RUN_DIR --base BASE_DIR [--run NAME] [--steps 100,200] [--modules REGEX] [--topk 8]
+                 [--device auto|cpu|cuda] [--cache DIR] [--checkpoint STEP=PATH ...] [--include-embeddings]
+                 [--no-base] [--force] [--triplets auto|eigh|lowrank]
+    rlvr runs [--cache DIR] [--json]
+
+Every user error is an `RlvrError`: printed as one line `error: ...` on stderr, exit status 2.
+Heavy imports (torch) happen inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import store
+from .errors import RlvrError, UsageError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except RlvrError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; finished steps are cached, the step in progress was not written",
+              file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rlvr", description="RLVR Lens: what RL did to the weights.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    analyze = sub.add_parser("analyze", help="compute per-layer spectra of a run's checkpoints into the cache")
+    analyze.add_argument("run_dir", nargs="?", help="the run folder (checkpoint-N/, global_step_N/, step_N/ ...)")
+    analyze.add_argument("--base", required=True, help="the base model folder")
+    analyze.add_argument("--run", help="the run's name in the cache (default: the run folder's name)")
+    analyze.add_argument("--steps", help="only these steps, comma-separated (e.g. 100,200)")
+    analyze.add_argument("--checkpoint", action="append", default=[], metavar="STEP=PATH",
+                         help="name a checkpoint folder and its step explicitly (repeatable)")
+    analyze.add_argument("--modules", help="regex on tensor names; only matching tensors are analysed")
+    analyze.add_argument("--topk", type=int, default=8, help="top singular triplets of dW to keep (default 8)")
+    analyze.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    analyze.add_argument("--triplets", default="auto", choices=["auto", "eigh", "lowrank"],
+                         help="how dW's top-k triplets are computed: eigh (exact, from the Gram matrix), "
+                              "lowrank (randomized, checked against the exact spectrum, falls back to eigh), "
+                              "auto (default: see docs/spectral engine)")
+    analyze.add_argument("--workers", type=int, help="tensors computed at once (default: one per CPU core "
+                         "on CPU, 3 on CUDA)")
+    analyze.add_argument("--cache", help=f"cache folder (default: ${store.CACHE_ENV} or ./{store.DEFAULT_CACHE})")
+    analyze.add_argument("--include-embeddings", action="store_true", help="also analyse embeddings and lm_head")
+    analyze.add_argument("--no-base", action="store_true", help="do not analyse the base model as step 0")
+    analyze.add_argument("--force", action="store_true", help="recompute steps that are already cached")
+    analyze.add_argument("--quiet", action="store_true", help="no progress bar")
+    analyze.set_defaults(func=_cmd_analyze)
+    runs = sub.add_parser("runs", help="list cached runs and their steps")
+    runs.add_argument("--cache", help=f"cache folder (default: ${store.CACHE_ENV} or ./{store.DEFAULT_CACHE})")
+    runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    runs.set_defaults(func=_cmd_runs)
+    return parser
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis import AnalyzeConfig, analyze_run
+    from .layout import discover_steps, parse_explicit, parse_steps
+
+    steps = parse_steps(args.steps) if args.steps else None
+    if args.checkpoint:
+        checkpoints = parse_explicit(args.checkpoint)
+        if steps is not None:
+            checkpoints = [c for c in checkpoints if c.step in steps]
+    elif args.run_dir:
+        checkpoints = discover_steps(args.run_dir, steps)
+    else:
+        raise UsageError("rlvr analyze", "RUN_DIR or --checkpoint STEP=PATH", "neither",
+                         "pass the run folder, e.g. rlvr analyze runs/grpo --base models/base")
+    name = args.run or Path(args.run_dir or Path(checkpoints[0].path).parent).resolve().name
+    cache = store.resolve_cache(args.cache)
+    config = AnalyzeConfig(base=Path(args.base), checkpoints=checkpoints, run=name, cache=cache,
+                           modules=args.modules, topk=args.topk, device=args.device,
+                           include_embeddings=args.include_embeddings, include_base=not args.no_base,
+                           force=args.force, triplet_method=args.triplets,
+                           workers=args.workers)
+    bar = None if args.quiet else _ProgressBar()
+    try:
+        summary = analyze_run(config, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    per_step = sum(summary.seconds_per_step.values()) / max(len(summary.seconds_per_step), 1)
+    print(f"run '{summary.run}': analysed steps {summary.analyzed or 'none'}, skipped (cached, unchanged) "
+          f"{summary.skipped or 'none'}; {summary.tensors} tensors in {summary.seconds:.1f} s "
+          f"({per_step:.1f} s per checkpoint) on {summary.device}; cache {cache}")
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    con = store.open_cache(args.cache)
+    rows = con.execute(
+        "SELECT run, list(step ORDER BY step) AS steps, count(*) AS n, max(analyzed_at) AS last "
+        "FROM checkpoints GROUP BY run ORDER BY run").fetchall()
+    if args.json:
+        print(json.dumps([{"run": r[0], "steps": r[1], "last_analyzed": str(r[3])} for r in rows]))
+        return 0
+    if not rows:
+        print(f"no runs cached in {store.resolve_cache(args.cache)}: run `rlvr analyze RUN_DIR --base BASE_DIR`")
+        return 0
+    for run, steps, n, last in rows:
+        print(f"{run}\t{n} checkpoint(s)\tsteps {','.join(map(str, steps))}\tlast analysed {last:%Y-%m-%d %H:%M}")
+    return 0
+
+
+class _ProgressBar:
+    """tqdm on stderr: tensors done of total, with an ETA."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        from tqdm import tqdm
+
+        if self._bar is None:
+            self._bar = tqdm(total=total, unit="tensor", file=sys.stderr, dynamic_ncols=True)
+        self._bar.set_postfix_str(message[-60:], refresh=False)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -1,0 +1,80 @@
+"""Tensor names to roles: which block (layer) a weight belongs to, which module it is, and its kind.
+
+Supported naming schemes (Hugging Face `transformers` state dicts):
+
+- Llama, Qwen2, Qwen3, Mistral: `model.layers.{i}.self_attn.{q,k,v,o}_proj.weight`,
+  `model.layers.{i}.mlp.{gate,up,down}_proj.weight`, `model.embed_tokens.weight`, `lm_head.weight`.
+- GPT-NeoX: `gpt_neox.layers.{i}.attention.{query_key_value,dense}.weight`,
+  `gpt_neox.layers.{i}.mlp.{dense_h_to_4h,dense_4h_to_h}.weight`, `gpt_neox.embed_in.weight`,
+  `embed_out.weight`.
+- GPT-2: `[transformer.]h.{i}.attn.{c_attn,c_proj}.weight`, `[transformer.]h.{i}.mlp.{c_fc,c_proj}.weight`.
+  GPT-2 uses `Conv1D`, which stores weights as in x out; `TensorRole.transposed` is true for those and
+  the analysis transposes them so every matrix is analysed as out x in, like `nn.Linear`.
+- Any other model whose blocks are `*.layers.{i}.*`, `*.h.{i}.*` or `*.blocks.{i}.*`: 2-D `.weight`
+  tensors inside a block are treated as linear layers.
+
+`module` is the name inside the block without `.weight` (`self_attn.q_proj`, `mlp.c_fc`), so it is
+unambiguous across architectures. Kinds: `linear` (analysed by default), `embedding`, `lm_head`
+(2-D, analysed only on request), `vector` (1-D: norms, biases) and `other` (never analysed).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+LINEAR = "linear"
+EMBEDDING = "embedding"
+LM_HEAD = "lm_head"
+VECTOR = "vector"
+OTHER = "other"
+
+_BLOCK = re.compile(r"^(?P<prefix>.*?)(?:^|\.)(?:layers|h|blocks)\.(?P<layer>\d+)\.(?P<module>.+)\.weight$")
+_GPT2_CONV1D = re.compile(r"^(?:transformer\.)?h\.\d+\.(?:attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$")
+_EMBEDDING = re.compile(r"(?:^|\.)(?:embed_tokens|embed_in|wte|wpe|word_embeddings)\.weight$")
+_LM_HEAD = re.compile(r"^(?:lm_head|embed_out)\.weight$")
+# 2-D tensors inside blocks that are not weight matrices of a linear map.
+_NOT_LINEAR = re.compile(r"(?:norm|ln_\d|layernorm|rotary|inv_freq|\.bias$)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class TensorRole:
+    """What one stored tensor is."""
+
+    name: str
+    """The tensor's key in the safetensors files."""
+    kind: str
+    """One of `linear`, `embedding`, `lm_head`, `vector`, `other`."""
+    layer: int | None
+    """Block index for tensors inside a transformer block, else None."""
+    module: str
+    """Module path inside the block (`self_attn.q_proj`), or the tensor name without `.weight` outside."""
+    transposed: bool
+    """True when stored as in x out (GPT-2 `Conv1D`): the analysis transposes it to out x in."""
+
+
+def classify_tensor(name: str, shape: tuple[int, ...]) -> TensorRole:
+    """Return the role of tensor `name` with stored `shape`."""
+    short = name[: -len(".weight")] if name.endswith(".weight") else name
+    layer, inner = _split_block(short)
+    if len(shape) == 1:
+        return TensorRole(name, VECTOR, layer, inner, False)
+    if len(shape) != 2:
+        return TensorRole(name, OTHER, layer, inner, False)
+    if _LM_HEAD.search(name):
+        return TensorRole(name, LM_HEAD, None, short, False)
+    if _EMBEDDING.search(name):
+        return TensorRole(name, EMBEDDING, None, short.rsplit(".", 1)[-1], False)
+    match = _BLOCK.match(name)
+    if match and not _NOT_LINEAR.search(match.group("module")):
+        transposed = bool(_GPT2_CONV1D.match(name))
+        return TensorRole(name, LINEAR, int(match.group("layer")), match.group("module"), transposed)
+    return TensorRole(name, OTHER, layer, inner, False)
+
+
+def _split_block(short: str) -> tuple[int | None, str]:
+    """(block index, name inside the block) or (None, the whole name) outside blocks."""
+    match = re.search(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.", short)
+    if not match:
+        return None, short
+    return int(match.group(1)), short[match.end():]

@@ -1,0 +1,166 @@
+"""The cache: immutable Parquet files written by the worker, read through DuckDB views.
+
+Layout (one folder per analysed checkpoint, one Parquet file per analysis inside it):
+
+    <cache>/runs/<run>/step-<N>/checkpoints.parquet  one row: what was analysed, fingerprints, settings
+                                 layers.parquet       one row per (tensor, target)
+                                 spectra.parquet      one row per (tensor, target): all singular values
+                                 vectors.parquet      one row per top-k triplet of dW
+                                 tensors.parquet      one row per stored tensor, analysed or not
+
+A step folder is built under a hidden temporary name and moved into place with `os.replace`, so a crash
+never leaves a half-visible result and readers see either the old step or the new one. Single files
+added later (by other analyses) are written the same way (`write_table`).
+
+`open_cache(path)` returns an in-memory DuckDB connection with views over those files; no process holds
+a `.duckdb` file open, so any number of readers and one writer per step can work side by side.
+Views are bound when the connection is opened: reopen to see steps written since.
+This module imports no torch.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import CacheError, UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+
+CACHE_ENV = "RLVR_CACHE"
+DEFAULT_CACHE = "cache"
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "checkpoints": pa.schema([
+        ("run", pa.string()), ("step", pa.int64()), ("path", pa.string()), ("fingerprint", pa.string()),
+        ("n_tensors", pa.int64()), ("analyzed_at", pa.timestamp("us", tz="UTC")),
+        ("layout", pa.string()), ("base_path", pa.string()), ("base_fingerprint", pa.string()),
+        ("settings", pa.string()), ("n_analyzed", pa.int64()), ("device", pa.string()),
+        ("seconds", pa.float64()), ("is_base", pa.bool_()), ("tool_version", pa.string()),
+    ]),
+    "layers": pa.schema([
+        ("run", pa.string()), ("step", pa.int64()), ("tensor", pa.string()), ("layer", pa.int32()),
+        ("module", pa.string()), ("rows", pa.int64()), ("cols", pa.int64()), ("target", pa.string()),
+        ("fro_norm", pa.float64()), ("spectral_norm", pa.float64()), ("stable_rank", pa.float64()),
+        ("rank1_energy", pa.float64()), ("kind", pa.string()), ("dtype", pa.string()),
+    ]),
+    "spectra": pa.schema([
+        ("run", pa.string()), ("step", pa.int64()), ("tensor", pa.string()), ("target", pa.string()),
+        ("sv", pa.list_(pa.float64())),
+    ]),
+    "vectors": pa.schema([
+        ("run", pa.string()), ("step", pa.int64()), ("tensor", pa.string()), ("k", pa.int32()),
+        ("sigma", pa.float64()), ("u", pa.list_(pa.float32())), ("v", pa.list_(pa.float32())),
+    ]),
+    "tensors": pa.schema([
+        ("run", pa.string()), ("step", pa.int64()), ("tensor", pa.string()), ("layer", pa.int32()),
+        ("module", pa.string()), ("kind", pa.string()), ("dtype", pa.string()),
+        ("shape", pa.list_(pa.int64())), ("analyzed", pa.bool_()),
+    ]),
+}
+"""The columns of each view. `checkpoints`, `layers`, `spectra` and `vectors` start with the columns
+users' scripts rely on; later columns are additions."""
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def resolve_cache(path: str | Path | None) -> Path:
+    """The cache folder: `path` if given, else $RLVR_CACHE, else ./cache."""
+    return Path(path or os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
+
+
+def check_run_name(run: str) -> str:
+    """Return `run` if it is safe as a folder name, else raise UsageError."""
+    if not _SAFE_NAME.match(run) or run in (".", ".."):
+        raise UsageError(f"run name {run!r}", "letters, digits, '.', '_' or '-' (at most 128, no leading dot)",
+                         repr(run), "pass --run NAME with a simple name")
+    return run
+
+
+def step_dir(cache: Path, run: str, step: int) -> Path:
+    return cache / "runs" / check_run_name(run) / f"step-{step}"
+
+
+def write_step(cache: Path, run: str, step: int, tables: dict[str, pa.Table]) -> Path:
+    """Atomically publish one analysed step: all `tables` appear together or not at all."""
+    final = step_dir(cache, run, step)
+    parent = final.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CacheError(str(parent), "a writable cache folder", f"{type(exc).__name__}: {exc}",
+                         "choose another --cache DIR or fix its permissions") from exc
+    tmp = parent / f".tmp-step-{step}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        for name, table in tables.items():
+            pq.write_table(table.cast(SCHEMAS[name]), tmp / f"{name}.parquet")
+        old = None
+        if final.exists():
+            old = parent / f".old-step-{step}-{uuid.uuid4().hex[:8]}"
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def write_table(path: Path, table: pa.Table) -> None:
+    """Atomically write one Parquet file (temp name in the same folder, then os.replace)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_checkpoint_row(cache: Path, run: str, step: int) -> dict | None:
+    """The stored `checkpoints` row of one step, or None when the step is not cached."""
+    file = step_dir(cache, run, step) / "checkpoints.parquet"
+    if not file.is_file():
+        return None
+    rows = pq.read_table(file).to_pylist()
+    return rows[0] if rows else None
+
+
+def open_cache(path: str | Path | None = None) -> "duckdb.DuckDBPyConnection":
+    """An in-memory DuckDB connection with the views `checkpoints`, `layers`, `spectra`, `vectors`,
+    `tensors` over the Parquet files of the cache at `path` (see `resolve_cache`)."""
+    import duckdb  # only readers need it: the worker writes Parquet with pyarrow alone
+
+    cache = resolve_cache(path)
+    con = duckdb.connect(":memory:")
+    for name, schema in SCHEMAS.items():
+        files = sorted(cache.glob(f"runs/*/step-*/{name}.parquet"))
+        columns = ", ".join(f'"{field.name}"' for field in schema)
+        if files:
+            listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+            source = f"read_parquet([{listing}], union_by_name = true)"
+        else:
+            empty = pa.Table.from_pylist([], schema=schema)
+            con.register(f"_empty_{name}", empty)
+            source = f"_empty_{name}"
+        con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM {source}")
+    return con
+
+
+def list_column(arrays: list[np.ndarray], value_type: pa.DataType) -> pa.ListArray:
+    """A LIST column from a list of 1-D numpy arrays, without Python-level boxing of the values."""
+    lengths = np.fromiter((a.size for a in arrays), dtype=np.int32, count=len(arrays))
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    flat = np.concatenate(arrays) if arrays else np.zeros(0)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=value_type))

@@ -1,0 +1,55 @@
+"""The dashboard's pages render from a real cache (Streamlit's AppTest runs the scripts headless)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from rlvr_core.cli import main
+from rlvr_core.fixtures import ModelShape, build_run
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture
+def cache_with_run(tmp_path, monkeypatch):
+    fx = build_run(tmp_path / "d", ModelShape(n_layers=2), steps=(10, 20))
+    cache = tmp_path / "cache"
+    assert main(["analyze", str(fx.run_dir), "--base", str(fx.base_dir), "--cache", str(cache), "--run",
+                 "grpo-demo", "--quiet"]) == 0
+    monkeypatch.setenv("RLVR_CACHE", str(cache))
+    return cache
+
+
+def test_runs_page_lists_the_cached_run(cache_with_run) -> None:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert at.title[0].value == "Runs"
+    frame = at.dataframe[0].value
+    assert sorted(frame["step"].tolist()) == [0, 10, 20] and set(frame["run"]) == {"grpo-demo"}
+
+
+def test_layers_page_draws_the_heatmap(cache_with_run) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/layers.py").run()
+    assert not at.exception
+    assert at.selectbox[0].value == "grpo-demo" and at.selectbox[1].value == 20
+    table = at.dataframe[0].value
+    assert len(table) == 14 and table["rank1_energy"].min() > 0.99
+
+
+def test_empty_cache_says_what_to_do(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "empty"))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception and "rlvr analyze RUN_DIR --base BASE_DIR" in at.info[0].value
+
+
+def test_dashboard_never_imports_torch() -> None:
+    code = ("import sys, runpy; sys.argv=['x']; import rlvr_core.store, rlvr_core.layout, rlvr_core.checkpoint; "
+            "import streamlit, plotly; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,121 @@
+"""Bad input: one clear line (subject, expected, found, fix), exit 2, and no Parquet left behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from rlvr_core.checkpoint import Checkpoint
+from rlvr_core.errors import CheckpointFormatError, RlvrError
+
+from .conftest import parquet_files
+
+
+def analyze(cli, fx, cache: Path, *extra: str) -> tuple[int, str]:
+    rc, _, err = cli("analyze", fx.run_dir, "--base", fx.base_dir, "--cache", cache, *extra)
+    return rc, err
+
+
+def assert_clean_failure(rc: int, err: str, cache: Path, *fragments: str) -> None:
+    assert rc == 2
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1
+    assert " expected " in err and ", found " in err and ". Fix: " in err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    assert parquet_files(cache) == []
+
+
+def shard_holding(folder: Path, name: str) -> Path:
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    return folder / index["weight_map"][name]
+
+
+def rewrite_shard(file: Path, edit) -> None:
+    from safetensors import safe_open
+    with safe_open(str(file), "pt") as h:
+        tensors = {k: h.get_tensor(k) for k in h.keys()}
+    edit(tensors)
+    save_file(tensors, str(file))
+
+
+Q = "model.layers.1.self_attn.q_proj.weight"
+
+
+def test_shape_mismatch_names_tensor_and_both_shapes(run_fixture, tmp_path, cli) -> None:
+    rewrite_shard(shard_holding(run_fixture.step_dirs[20], Q), lambda t: t.update({Q: torch.zeros(32, 16)}))
+    rc, err = analyze(cli, run_fixture, tmp_path / "cache")
+    assert_clean_failure(rc, err, tmp_path / "cache", f"tensor '{Q}'", "(32, 32)", "(32, 16)")
+
+
+def test_tensor_missing_from_step(run_fixture, tmp_path, cli) -> None:
+    folder = run_fixture.step_dirs[10]
+    rewrite_shard(shard_holding(folder, Q), lambda t: t.pop(Q))
+    index = json.loads((folder / "model.safetensors.index.json").read_text())
+    del index["weight_map"][Q]
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    rc, err = analyze(cli, run_fixture, tmp_path / "cache")
+    assert_clean_failure(rc, err, tmp_path / "cache", f"tensor '{Q}'", "missing")
+
+
+def test_tensor_missing_from_base(run_fixture, tmp_path, cli) -> None:
+    rewrite_shard(shard_holding(run_fixture.step_dirs[10], Q),
+                  lambda t: t.update({"model.layers.1.self_attn.extra_proj.weight": torch.zeros(4, 4)}))
+    rc, err = analyze(cli, run_fixture, tmp_path / "cache")
+    assert_clean_failure(rc, err, tmp_path / "cache", "'model.layers.1.self_attn.extra_proj.weight'",
+                         "present in the base", "(4, 4)")
+
+
+def test_truncated_shard(run_fixture, tmp_path, cli) -> None:
+    shard = shard_holding(run_fixture.step_dirs[20], Q)
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) - 100])
+    rc, err = analyze(cli, run_fixture, tmp_path / "cache")
+    assert_clean_failure(rc, err, tmp_path / "cache", str(shard), "truncated", "re-copy")
+
+
+def test_file_that_is_not_safetensors(run_fixture, tmp_path, cli) -> None:
+    shard = shard_holding(run_fixture.step_dirs[10], Q)
+    shard.write_bytes(b"PK\x03\x04 this is a zip / torch.save pickle, not safetensors" * 10)
+    rc, err = analyze(cli, run_fixture, tmp_path / "cache")
+    assert_clean_failure(rc, err, tmp_path / "cache", str(shard), "a safetensors file", "safe_serialization=True")
+
+
+def test_folder_with_pytorch_bin_only(tmp_path) -> None:
+    (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x02")
+    with pytest.raises(CheckpointFormatError) as err:
+        Checkpoint(tmp_path)
+    assert "model.safetensors" in str(err.value) and "save_pretrained(DIR, safe_serialization=True)" in str(err.value)
+
+
+def test_lora_adapter_folder(tmp_path) -> None:
+    save_file({"a": torch.zeros(2)}, str(tmp_path / "adapter_model.safetensors"))
+    with pytest.raises(CheckpointFormatError, match="LoRA adapter: merge it"):
+        Checkpoint(tmp_path)
+
+
+def test_index_naming_a_missing_shard(run_fixture, tmp_path, cli) -> None:
+    shard_holding(run_fixture.base_dir, Q).unlink()
+    rc, err = analyze(cli, run_fixture, tmp_path / "cache")
+    assert_clean_failure(rc, err, tmp_path / "cache", "model.safetensors.index.json", "missing model-")
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (("--device", "tpu"), "--device: expected auto, cpu, cuda or cuda:N"),
+    (("--modules", "("), "--modules: expected a Python regular expression"),
+    (("--modules", "no_such_module"), "none of its"),
+    (("--run", "../escape"), "run name '../escape'"),
+    (("--steps", "1,a"), "--steps"),
+])
+def test_bad_arguments(run_fixture, tmp_path, cli, argv, fragment) -> None:
+    rc, err = analyze(cli, run_fixture, tmp_path / "cache", *argv)
+    assert_clean_failure(rc, err, tmp_path / "cache", fragment)
+
+
+def test_errors_share_one_hierarchy() -> None:
+    from rlvr_core import errors
+    classes = [getattr(errors, n) for n in dir(errors) if n.endswith("Error") and n != "RlvrError"]
+    assert classes and all(issubclass(c, RlvrError) for c in classes)
