@@ -5,7 +5,8 @@
 
 Writes a synthetic base and one step checkpoint (bf16, one shard per block, with an index) whose update
 is rank-1 plus dense noise, then times, each in its own process:
-- `rlvr analyze --checkpoint 1=STEP --base BASE --no-base` (reading included), and
+- `rlvr analyze --checkpoint 1=STEP --base BASE --no-base --no-fits` (the spectral engine, reading
+  included), then the same with the heavy-tail fits (their share of the time is printed), and
 - the naive baseline: per tensor, `torch.linalg.svdvals` of W and of dW and `torch.linalg.svd` of dW
   (all in --baseline-dtype, on the same device, with the same reader).
 `--baseline-blocks N` runs the baseline on the first N blocks only and scales its time to the whole
@@ -79,7 +80,8 @@ def child_analyze(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     rc = main(["analyze", "--checkpoint", f"1={args.step}", "--base", str(args.base), "--no-base", "--quiet",
                "--force", "--cache", str(args.cache), "--device", args.device, "--triplets", args.triplets]
-              + (["--workers", str(args.workers)] if args.workers else []))
+              + (["--workers", str(args.workers)] if args.workers else [])
+              + (["--no-fits"] if args.child == "spectra" else []))
     if rc:
         raise SystemExit(rc)
     return {"seconds": time.perf_counter() - t0}
@@ -132,7 +134,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="rlvr analyze --workers (0: its default)")
     parser.add_argument("--skip-baseline", action="store_true", help="time rlvr analyze only")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rlvr-bench"))
-    parser.add_argument("--child", choices=["analyze", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["analyze", "spectra", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--base", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--step", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
@@ -141,24 +143,27 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-        result = child_analyze(args) if args.child == "analyze" else child_baseline(args)
+        result = child_baseline(args) if args.child == "baseline" else child_analyze(args)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
     t0 = time.perf_counter()
     base, step = write_pair(args.workdir, args.shape)
     print(f"checkpoints ready in {time.perf_counter() - t0:.1f} s: {base} {step}")
-    ours = run_child("analyze", args, base, step)
+    ours = run_child("spectra", args, base, step)
+    full = run_child("analyze", args, base, step)
     print(f"shape={args.shape} device={args.device} threads={args.threads} triplets={args.triplets} "
           f"workers={args.workers or 'default'}")
-    print(f"rlvr analyze : {ours['seconds']:8.1f} s per checkpoint, peak RSS {ours['peak_rss_mb']:.0f} MB")
+    print(f"rlvr analyze --no-fits: {ours['seconds']:8.1f} s per checkpoint, peak RSS {ours['peak_rss_mb']:.0f} MB")
+    print(f"rlvr analyze (fits)   : {full['seconds']:8.1f} s per checkpoint, peak RSS {full['peak_rss_mb']:.0f} MB;"
+          f" fits' share {1 - ours['seconds'] / full['seconds']:.0%}")
     if args.skip_baseline:
         return
     naive = run_child("baseline", args, base, step)
     scaled = "" if not args.baseline_blocks else (
         f" (measured on {naive['measured_tensors']} of {naive['tensors']} tensors, scaled)")
     print(f"baseline ({args.baseline_dtype}): {naive['seconds']:8.1f} s per checkpoint{scaled}, peak RSS {naive['peak_rss_mb']:.0f} MB")
-    print(f"speed-up          : {naive['seconds'] / ours['seconds']:8.2f}x")
+    print(f"speed-up (spectra vs baseline): {naive['seconds'] / ours['seconds']:8.2f}x")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -30,11 +30,12 @@ import pyarrow as pa
 import torch
 from threadpoolctl import threadpool_limits
 
-from . import __version__, memory, spectral, store
+from . import __version__, heavytail, memory, spectral, store
 from .checkpoint import FLOAT_DTYPES, Checkpoint
 from .errors import CheckpointFormatError, TensorMismatchError, UsageError
 from .layout import StepCheckpoint
 from .naming import EMBEDDING, LINEAR, LM_HEAD, TensorRole, classify_tensor
+from .tables import StepRows
 
 Progress = Callable[[int, int, str], None]
 """Called after each tensor as progress(done, total, message)."""
@@ -67,6 +68,8 @@ class AnalyzeConfig:
     triplet_method: str = "auto"
     """`eigh` (exact, from the Gram matrix), `lowrank` (randomized, checked, falls back to eigh), or
     `auto`: `lowrank` on CUDA, `eigh` on CPU."""
+    fits: bool = True
+    """Fit a power law to each ESD (W and dW) and store log-binned ESD histograms (`fits`, `esd_hist`)."""
     workers: int | None = None
     """Tensors computed at once. None: one per CPU thread on CPU (each single-threaded), three on CUDA
     (each on its own CUDA stream, so reading, copying and computing overlap)."""
@@ -113,7 +116,7 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
     device = resolve_device(config.device)
     memory.return_large_blocks_to_os()
     jobs = _plan(config)
-    settings = json.dumps({"topk": config.topk, "modules": config.modules,
+    settings = json.dumps({"topk": config.topk, "modules": config.modules, "fits": config.fits,
                            "include_embeddings": config.include_embeddings}, sort_keys=True)
     base_fp = jobs[0].ckpt.fingerprint if jobs and jobs[0].is_base else Checkpoint(config.base).fingerprint
     todo = [j for j in jobs if config.force or not _is_cached(config, j, base_fp, settings)]
@@ -217,11 +220,11 @@ def _analyze_step(config: AnalyzeConfig, job: _Job, base: Checkpoint, device: to
         method = "eigh"
     threads = torch.get_num_threads()
     workers = config.workers or (3 if device.type == "cuda" else max(threads, 1))
-    rows = _Rows(config.run, job.step.step)
+    rows = StepRows(config.run, job.step.step)
 
     streams = threading.local()
 
-    def work(role: TensorRole) -> tuple[TensorRole, tuple[int, int], list]:
+    def work(role: TensorRole) -> tuple[TensorRole, tuple[int, int], list, list]:
         if device.type == "cuda":  # one CUDA stream per worker thread, so their kernels can overlap
             if not hasattr(streams, "stream"):
                 streams.stream = torch.cuda.Stream(device)
@@ -229,14 +232,21 @@ def _analyze_step(config: AnalyzeConfig, job: _Job, base: Checkpoint, device: to
                 return _work(role)
         return _work(role)
 
-    def _work(role: TensorRole) -> tuple[TensorRole, tuple[int, int], list]:
+    def _work(role: TensorRole) -> tuple[TensorRole, tuple[int, int], list, list]:
         w, b = _load(job, base, role, device)
-        results = [("W", spectral.decompose(w))]
+        shape = tuple(w.shape)
+        w64 = w.to(torch.float64)
+        del w
+        # the base keeps W's top-k triplets too: its principal directions, for the alignment analysis
+        results = [("W", spectral.decompose(w64, config.topk if job.is_base else 0, method))]
         if b is not None:
-            dw = w.to(torch.float64).sub_(b)  # exact stored values, float64 throughout
+            dw = w64.sub_(b)  # in place (W is done with): the exact stored values, float64 throughout
             del b
             results.append(("dW", spectral.decompose(dw, config.topk, method)))
-        return role, tuple(w.shape), [(target, _to_host(r)) for target, r in results]
+        results = [(target, _to_host(r)) for target, r in results]
+        fits = [(target, heavytail.fit_esd(r.sv.numpy()), heavytail.log_histogram(r.sv.numpy()))
+                for target, r in results] if config.fits else []
+        return role, shape, results, fits
 
     if device.type == "cuda":  # initialise CUDA's linear-algebra libraries once, before the worker threads
         spectral.decompose(torch.eye(2, device=device), topk=1, method="eigh")
@@ -244,9 +254,11 @@ def _analyze_step(config: AnalyzeConfig, job: _Job, base: Checkpoint, device: to
     torch.set_num_threads(per_worker)
     try:
         with threadpool_limits(limits=per_worker), ThreadPoolExecutor(max_workers=workers) as pool:
-            for role, shape, results in pool.map(work, job.roles):
+            for role, shape, results, fits in pool.map(work, job.roles):
                 for target, result in results:
                     rows.add(role, target, shape, result, job.ckpt.tensors[role.name].dtype)
+                for target, fit, hist in fits:
+                    rows.add_fit(role.name, target, fit, hist)
                 done += 1
                 if progress is not None:
                     progress(done, total, f"step {job.step.step} {role.name}")
@@ -275,43 +287,6 @@ def _to_host(result: spectral.MatrixSpectrum) -> spectral.MatrixSpectrum:
     if t is not None:
         t = spectral.Triplets(t.sigma.cpu(), t.u.to(torch.float32).cpu(), t.v.to(torch.float32).cpu())
     return spectral.MatrixSpectrum(result.sv.cpu(), result.stats, t)
-
-
-class _Rows:
-    """Accumulates one step's rows, then builds its Arrow tables with typed columns."""
-
-    def __init__(self, run: str, step: int) -> None:
-        self.run, self.step = run, step
-        self.layers: list[dict] = []
-        self.spectra: list[tuple[str, str, np.ndarray]] = []
-        self.vectors: list[tuple[str, int, float, np.ndarray, np.ndarray]] = []
-
-    def add(self, role: TensorRole, target: str, shape: tuple[int, ...], result: spectral.MatrixSpectrum,
-            dtype: str) -> None:
-        self.layers.append({"tensor": role.name, "layer": role.layer, "module": role.module, "rows": shape[0],
-                            "cols": shape[1], "target": target, **asdict(result.stats), "kind": role.kind,
-                            "dtype": dtype})
-        self.spectra.append((role.name, target, result.sv.numpy()))
-        if result.triplets is not None:
-            t = result.triplets
-            u, v, sigma = t.u.T.numpy(), t.v.T.numpy(), t.sigma.numpy()
-            for k in range(sigma.size):
-                self.vectors.append((role.name, k + 1, float(sigma[k]), u[k], v[k]))
-
-    def tables(self) -> dict[str, pa.Table]:
-        layers = pa.Table.from_pylist(
-            [{"run": self.run, "step": self.step, **row} for row in self.layers], schema=store.SCHEMAS["layers"])
-        spectra = pa.table({
-            "run": [self.run] * len(self.spectra), "step": [self.step] * len(self.spectra),
-            "tensor": [s[0] for s in self.spectra], "target": [s[1] for s in self.spectra],
-            "sv": store.list_column([s[2] for s in self.spectra], pa.float64())}, schema=store.SCHEMAS["spectra"])
-        vectors = pa.table({
-            "run": [self.run] * len(self.vectors), "step": [self.step] * len(self.vectors),
-            "tensor": [v[0] for v in self.vectors], "k": pa.array([v[1] for v in self.vectors], pa.int32()),
-            "sigma": [v[2] for v in self.vectors],
-            "u": store.list_column([v[3] for v in self.vectors], pa.float32()),
-            "v": store.list_column([v[4] for v in self.vectors], pa.float32())}, schema=store.SCHEMAS["vectors"])
-        return {"layers": layers, "spectra": spectra, "vectors": vectors}
 
 
 def _checkpoint_table(config: AnalyzeConfig, job: _Job, base_fp: str, settings: str, device: torch.device,

@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--cache", help=f"cache folder (default: ${store.CACHE_ENV} or ./{store.DEFAULT_CACHE})")
     analyze.add_argument("--include-embeddings", action="store_true", help="also analyse embeddings and lm_head")
     analyze.add_argument("--no-base", action="store_true", help="do not analyse the base model as step 0")
+    analyze.add_argument("--no-fits", action="store_true", help="skip the power-law fits and ESD histograms")
     analyze.add_argument("--force", action="store_true", help="recompute steps that are already cached")
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(func=_cmd_analyze)
@@ -86,7 +87,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                            modules=args.modules, topk=args.topk, device=args.device,
                            include_embeddings=args.include_embeddings, include_base=not args.no_base,
                            force=args.force, triplet_method=args.triplets,
-                           workers=args.workers)
+                           workers=args.workers, fits=not args.no_fits)
     bar = None if args.quiet else _ProgressBar()
     try:
         summary = analyze_run(config, bar)

@@ -16,8 +16,9 @@ How (exact, fast):
   error of about 1e-16 * sigma_1^2, so each sigma_i has a relative error of about 1e-16 * (sigma_1 /
   sigma_i)^2: better than 1e-6 for every sigma_i >= 1e-4 * sigma_1. Smaller singular values lose relative
   precision (sigma_i below ~1e-7 * sigma_1 can read as 0); that is fine for spectra and ESD fits.
-- Top-k triplets: `method="eigh"` takes the eigenvectors of the same Gram matrix (exact to
-  ~1e-16 * sigma_1^2 / (sigma_i * gap_i)); `method="lowrank"` runs `torch.svd_lowrank` with q = 2k + 8
+- Top-k triplets: `method="eigh"` takes the top-k eigenvectors of the same Gram matrix (exact to
+  ~1e-16 * sigma_1^2 / (sigma_i * gap_i)); on CPU one LAPACK tridiagonal reduction yields both all
+  eigenvalues and those k vectors (`symmetric_eigen`); `method="lowrank"` runs `torch.svd_lowrank` with q = 2k + 8
   and 6 power iterations, checks each sigma_i against the exact spectrum, and falls back to `eigh` when
   any is off by more than 1e-9 relative. The other side's vector is recovered as u = X v / sigma (or
   v = X^T u / sigma) and renormalised.
@@ -70,22 +71,24 @@ class MatrixSpectrum:
     """Top-k triplets when asked for (k > 0), else None."""
 
 
-def gram(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+def gram(x: torch.Tensor, full: bool = True) -> tuple[torch.Tensor, bool]:
     """Float64 Gram matrix of the smaller side; the flag is True for X^T X (right vectors).
 
     On CPU it uses BLAS `dsyrk` (via SciPy), which computes one triangle: half the flops of a matrix
-    product, with the same rounding; elsewhere a plain product.
+    product, with the same rounding; elsewhere a plain product. With `full=False` only the lower
+    triangle is guaranteed (all the eigen-solvers here read), which saves mirroring it.
     """
     x = x.to(torch.float64)
     right = x.shape[0] >= x.shape[1]
     if x.device.type == "cpu":
         g = _syrk(x, right)
         if g is not None:
-            return g, right
+            return (g + torch.tril(g, -1).T if full else g), right
     return (x.T @ x if right else x @ x.T), right
 
 
 def _syrk(x: torch.Tensor, right: bool) -> torch.Tensor | None:
+    """The lower triangle of the Gram matrix (upper part zero), or None if BLAS cannot take `x`."""
     try:
         from scipy.linalg import blas
     except ImportError:  # pragma: no cover - scipy is a requirement; stay correct without it
@@ -93,20 +96,19 @@ def _syrk(x: torch.Tensor, right: bool) -> torch.Tensor | None:
     a = x.numpy()
     # BLAS sees a C-ordered array as its transpose in Fortran order, so pick `trans` to match.
     if a.flags.c_contiguous:
-        upper = blas.dsyrk(1.0, a.T, trans=0 if right else 1)
+        lower = blas.dsyrk(1.0, a.T, trans=0 if right else 1, lower=1)
     elif a.flags.f_contiguous:
-        upper = blas.dsyrk(1.0, a, trans=1 if right else 0)
+        lower = blas.dsyrk(1.0, a, trans=1 if right else 0, lower=1)
     else:
         return None
-    g = torch.from_numpy(upper)
-    return torch.triu(g) + torch.triu(g, 1).T
+    return torch.from_numpy(lower)
 
 
 def singular_values(x: torch.Tensor) -> torch.Tensor:
     """All singular values of a 2-D tensor, float64, descending."""
     _check_2d(x)
-    g, _ = gram(x)
-    return _sqrt_desc(torch.linalg.eigvalsh(g))
+    g, _ = gram(x, full=False)
+    return _sqrt_desc(symmetric_eigen(g, 0)[0])
 
 
 def spectrum_stats(sv: torch.Tensor, fro_sq: float | None = None) -> SpectrumStats:
@@ -125,19 +127,21 @@ def decompose(x: torch.Tensor, topk: int = 0, method: str = "eigh") -> MatrixSpe
     if method not in ("eigh", "lowrank"):
         raise ValueError(f"method must be 'eigh' or 'lowrank', got {method!r}")
     x64 = x.to(torch.float64)
-    g, right = gram(x64)
+    g, right = gram(x64, full=False)  # the eigen-solvers below read the lower triangle only
     fro_sq = float(torch.trace(g))
-    if topk <= 0:
-        sv = _sqrt_desc(torch.linalg.eigvalsh(g))
-        return MatrixSpectrum(sv, spectrum_stats(sv, fro_sq), None)
-    if method == "lowrank":
-        sv = _sqrt_desc(torch.linalg.eigvalsh(g))
-        triplets = _lowrank_triplets(x64, sv, topk)
-        if triplets is None:
-            triplets = _eigh_triplets(x64, g, right, topk)[1]
-    else:
-        sv, triplets = _eigh_triplets(x64, g, right, topk)
-    return MatrixSpectrum(sv, spectrum_stats(sv, fro_sq), triplets)
+    if topk <= 0 or method == "lowrank":
+        sv = _sqrt_desc(symmetric_eigen(g, 0)[0])
+        triplets = _lowrank_triplets(x64, sv, topk) if topk > 0 else None
+        if topk <= 0 or triplets is not None:
+            return MatrixSpectrum(sv, spectrum_stats(sv, fro_sq), triplets)
+    evals, evecs = symmetric_eigen(g, min(topk, g.shape[0]))
+    sv = _sqrt_desc(evals)
+    keep = _n_resolved(sv, topk)
+    side = evecs[:, :keep]
+    other = (x64 @ side) if right else (x64.T @ side)
+    other = other / other.norm(dim=0).clamp_min(torch.finfo(torch.float64).tiny)
+    u, v = (other, side) if right else (side, other)
+    return MatrixSpectrum(sv, spectrum_stats(sv, fro_sq), _fix_signs(Triplets(sv[:keep], u, v)))
 
 
 def top_triplets(x: torch.Tensor, k: int, method: str = "eigh") -> Triplets:
@@ -147,16 +151,56 @@ def top_triplets(x: torch.Tensor, k: int, method: str = "eigh") -> Triplets:
     return result.triplets
 
 
-def _eigh_triplets(x: torch.Tensor, g: torch.Tensor, right: bool, k: int) -> tuple[torch.Tensor, Triplets]:
+def symmetric_eigen(g: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """All eigenvalues of symmetric `g` (ascending) and its top-k eigenvectors (columns, largest first).
+    Reads the lower triangle of `g` only.
+
+    On CPU one LAPACK tridiagonal reduction serves both (`dsytrd`, then `dsterf` for all values,
+    `dstebz` + `dstein` for the k vectors and `dormqr` to transform them back): what `dsyevr` does for
+    a subset, without reducing twice; 1.4x faster than a full `eigh` for n = 896. Elsewhere (CUDA, or
+    if LAPACK reports trouble) `torch.linalg.eigvalsh` / `eigh`.
+    """
+    if g.device.type == "cpu" and g.shape[0] >= 2:
+        found = _lapack_eigen(g.numpy(), k)
+        if found is not None:
+            evals, evecs = found
+            return torch.from_numpy(evals), torch.from_numpy(evecs)
+    if k <= 0:
+        return torch.linalg.eigvalsh(g), g.new_zeros(g.shape[0], 0)
     evals, evecs = torch.linalg.eigh(g)
-    sv = _sqrt_desc(evals)
-    keep = _n_resolved(sv, k)
-    side = evecs[:, -keep:].flip(1) if keep else evecs[:, :0]
-    sigma = sv[:keep]
-    other = (x @ side) if right else (x.T @ side)
-    other = other / other.norm(dim=0).clamp_min(torch.finfo(torch.float64).tiny)
-    u, v = (other, side) if right else (side, other)
-    return sv, _fix_signs(Triplets(sigma, u, v))
+    return evals, evecs[:, -k:].flip(1)
+
+
+def _lapack_eigen(g, k: int):
+    try:
+        import numpy as np
+        from scipy.linalg import lapack
+    except ImportError:  # pragma: no cover - scipy is a requirement
+        return None
+    n = g.shape[0]
+    lwork, info = lapack.dsytrd_lwork(n, lower=1)
+    reflectors, d, e, tau, info = lapack.dsytrd(g, lower=1, lwork=int(lwork))
+    if info != 0:
+        return None
+    evals, info = lapack.dsterf(d.copy(), e.copy())
+    if info != 0:
+        return None
+    if k <= 0:
+        return evals, np.zeros((n, 0))
+    m, w, iblock, isplit, info = lapack.dstebz(d, e, 2, 0.0, 0.0, n - k + 1, n, 0.0, b"E")
+    if info != 0 or m != k:
+        return None
+    z, info = lapack.dstein(d, e, w[:m], iblock, isplit)
+    if info != 0:
+        return None
+    z = np.asfortranarray(z[:, :m])
+    a = reflectors[1:, : n - 1]
+    _, work, info = lapack.dormqr("L", "N", a, tau, z[1:], -1)
+    rotated, _, info = lapack.dormqr("L", "N", a, tau, z[1:], int(work[0]))
+    if info != 0:
+        return None
+    z[1:] = rotated
+    return evals, np.ascontiguousarray(z[:, ::-1])
 
 
 def _lowrank_triplets(x: torch.Tensor, sv: torch.Tensor, k: int) -> Triplets | None:
@@ -172,7 +216,7 @@ def _lowrank_triplets(x: torch.Tensor, sv: torch.Tensor, k: int) -> Triplets | N
         torch.random.set_rng_state(generator_state)
     exact = sv[:keep]
     if bool(((s[:keep] - exact).abs() > LOWRANK_TOLERANCE * exact).any()):
-        return None
+        return None  # not converged to the exact spectrum: the caller falls back to eigh
     return _fix_signs(Triplets(exact, u[:, :keep], v[:, :keep]))
 
 

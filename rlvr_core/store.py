@@ -60,6 +60,20 @@ SCHEMAS: dict[str, pa.Schema] = {
     "vectors": pa.schema([
         ("run", pa.string()), ("step", pa.int64()), ("tensor", pa.string()), ("k", pa.int32()),
         ("sigma", pa.float64()), ("u", pa.list_(pa.float32())), ("v", pa.list_(pa.float32())),
+        ("target", pa.string()),
+    ]),
+    "fits": pa.schema([
+        ("run", pa.string()), ("step", pa.int64()), ("tensor", pa.string()), ("target", pa.string()),
+        ("alpha", pa.float64()), ("xmin", pa.float64()), ("alpha_se", pa.float64()), ("ks_d", pa.float64()),
+        ("n_tail", pa.int64()), ("lr_exponential", pa.float64()), ("p_exponential", pa.float64()),
+        ("lr_lognormal", pa.float64()), ("p_lognormal", pa.float64()), ("lr_truncated_power_law", pa.float64()),
+        ("p_truncated_power_law", pa.float64()), ("heavy_tailed", pa.bool_()), ("alpha_weighted", pa.float64()),
+        ("fit_status", pa.string()), ("fit_error", pa.string()), ("log_spectral_norm", pa.float64()),
+        ("log_norm", pa.float64()), ("stable_rank", pa.float64()), ("n_evals", pa.int64()),
+    ]),
+    "esd_hist": pa.schema([
+        ("run", pa.string()), ("step", pa.int64()), ("tensor", pa.string()), ("target", pa.string()),
+        ("bin_lo", pa.float64()), ("bin_hi", pa.float64()), ("density", pa.float64()),
     ]),
     "tensors": pa.schema([
         ("run", pa.string()), ("step", pa.int64()), ("tensor", pa.string()), ("layer", pa.int32()),

@@ -92,7 +92,8 @@ def test_gpt2_conv1d_weights_are_analysed_out_by_in(tmp_path, cli) -> None:
     shapes = dict(((m, (r, c)) for m, r, c in con.execute(
         "SELECT module, rows, cols FROM layers WHERE step = 8 AND target = 'dW'").fetchall()))
     assert shapes == {"attn.c_attn": (48, 16), "attn.c_proj": (16, 16), "mlp.c_fc": (48, 16), "mlp.c_proj": (16, 48)}
-    u, = con.execute("SELECT u FROM vectors WHERE tensor = 'h.0.attn.c_attn.weight' AND k = 1").fetchone()
+    u, = con.execute("SELECT u FROM vectors WHERE tensor = 'h.0.attn.c_attn.weight' AND k = 1 "
+                     "AND target = 'dW'").fetchone()
     assert len(u) == 48 and abs(np.dot(u, fx.planted["h.0.attn.c_attn.weight"][0].numpy())) > 0.999
 
 
@@ -115,7 +116,7 @@ def test_untouched_tensor_has_zero_update_not_nan(tmp_path, cli) -> None:
     assert row == (0.0, 0.0, 0.0, 0.0)
     sv = con.execute("SELECT sv FROM spectra WHERE tensor = ? AND target = 'dW'", [name]).fetchone()[0]
     assert sv == [0.0] * 16
-    assert con.execute("SELECT count(*) FROM vectors WHERE tensor = ?", [name]).fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM vectors WHERE tensor = ? AND target = 'dW'", [name]).fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM layers WHERE isnan(fro_norm) OR isnan(rank1_energy)").fetchone()[0] == 0
 
 
@@ -191,7 +192,7 @@ def test_cuda_device_gives_the_cpu_numbers(run_fixture, tmp_path, cli) -> None:
         resolvable = a_sv >= 1e-4 * a_sv[0]  # the documented precision limit of the Gram route
         np.testing.assert_allclose(b_sv[resolvable], a_sv[resolvable], rtol=1e-6)
         np.testing.assert_allclose(b_sv, a_sv, rtol=0, atol=1e-9 * a_sv[0])
-    q = "SELECT u FROM vectors WHERE k = 1 ORDER BY step, tensor"
+    q = "SELECT u FROM vectors WHERE k = 1 ORDER BY step, tensor, target"
     for (a,), (b,) in zip(open_cache(tmp_path / "cpu").execute(q).fetchall(),
                           open_cache(tmp_path / "cuda").execute(q).fetchall()):
         np.testing.assert_allclose(b, a, atol=1e-4)

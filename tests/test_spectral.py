@@ -104,3 +104,12 @@ def test_cuda_matches_cpu(method) -> None:
     assert rel.max() < 1e-6
     torch.testing.assert_close(gpu.triplets.u.cpu(), cpu.triplets.u, atol=1e-5, rtol=0)
     torch.testing.assert_close(gpu.triplets.v.cpu(), cpu.triplets.v, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("shape", [(5, 1), (1, 7), (2, 2)])
+def test_tiny_shapes(shape) -> None:
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    result = decompose(x, 8)
+    np.testing.assert_allclose(result.sv.numpy(), np.linalg.svd(x.numpy(), compute_uv=False), rtol=1e-10)
+    t = result.triplets
+    torch.testing.assert_close((t.u * t.sigma) @ t.v.T, x)

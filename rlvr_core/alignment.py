@@ -1,0 +1,81 @@
+"""Rank-1 dynamics and singular-vector alignment across the steps of a run.
+
+Math only: arrays in, numbers out. The quantities (per tensor, over the steps t_1 < ... < t_T of a run):
+
+- |cos(a, b)| = |a . b| / (|a| |b|): sign-invariant, since a singular vector's sign is arbitrary.
+  For u1 and v1 of dW: with the final step, the previous step and the first step (the paper's
+  "u1 alignment grows over training" claim is cos_u_final rising towards 1).
+- Top-k subspace overlap ||U_a^T U_b||_F^2 / k in [0, 1] (1: the same k-dimensional subspace).
+- Overlap with the base's principal directions: ||U_base,k^T u1||^2, the share of dW's u1 that lies in
+  the span of W_base's top-k left singular vectors (does RL move along the base's principal directions?).
+- Linearity of the rank-1 trajectory (AlphaRL's "rank-1 linear dynamics"): the points p_t = sigma1_t u1_t
+  (signs made consistent with the final step) fitted by a straight line p_t ~ a + b t; the coefficient of
+  determination R^2 = 1 - sum_t |p_t - a - b t|^2 / sum_t |p_t - mean p|^2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def abs_cos(a: np.ndarray, b: np.ndarray) -> float:
+    """|cos| of the angle between two vectors; NaN when either is zero."""
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if na == 0.0 or nb == 0.0:
+        return math.nan
+    return min(abs(float(np.dot(a, b))) / (na * nb), 1.0)
+
+
+def subspace_overlap(ua: np.ndarray, ub: np.ndarray) -> float:
+    """||Ua^T Ub||_F^2 / k for column-orthonormal Ua, Ub (k = the smaller number of columns)."""
+    k = min(ua.shape[1], ub.shape[1])
+    if k == 0:
+        return math.nan
+    return float(np.sum((ua[:, :k].T @ ub[:, :k]) ** 2) / k)
+
+
+def base_overlap(u1: np.ndarray, base_u: np.ndarray) -> float:
+    """Share of |u1|^2 inside the span of the base's top singular vectors (columns of base_u)."""
+    norm = float(np.dot(u1, u1))
+    if norm == 0.0 or base_u.shape[1] == 0:
+        return math.nan
+    return float(np.sum((base_u.T @ u1) ** 2) / norm)
+
+
+def trajectory_r2(steps: np.ndarray, points: np.ndarray) -> float:
+    """R^2 of a straight-line fit of `points` (T x d) over `steps` (T,); NaN for fewer than 3 steps."""
+    steps = np.asarray(steps, dtype=np.float64)
+    points = np.asarray(points, dtype=np.float64)
+    if len(steps) < 3:
+        return math.nan
+    design = np.stack([np.ones_like(steps), steps], axis=1)
+    coef, *_ = np.linalg.lstsq(design, points, rcond=None)
+    residual = float(np.sum((points - design @ coef) ** 2))
+    total = float(np.sum((points - points.mean(axis=0)) ** 2))
+    return math.nan if total == 0.0 else 1.0 - residual / total
+
+
+def consistent_signs(vectors: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Flip each row of `vectors` so it points the same way as `reference` (dot product >= 0)."""
+    signs = np.where(vectors @ reference < 0, -1.0, 1.0)
+    return vectors * signs[:, None]
+
+
+def alignment_rows(steps: list[int], u1: list[np.ndarray], v1: list[np.ndarray],
+                   u_topk: list[np.ndarray], base_u: np.ndarray | None) -> list[dict]:
+    """One dict per step with the cosines and overlaps of the module docstring (steps ascending)."""
+    rows = []
+    for i, step in enumerate(steps):
+        prev = i - 1 if i > 0 else None
+        rows.append({
+            "step": step,
+            "cos_u_final": abs_cos(u1[i], u1[-1]), "cos_u_prev": abs_cos(u1[i], u1[prev]) if prev is not None
+            else math.nan, "cos_u_first": abs_cos(u1[i], u1[0]),
+            "cos_v_final": abs_cos(v1[i], v1[-1]), "cos_v_prev": abs_cos(v1[i], v1[prev]) if prev is not None
+            else math.nan, "cos_v_first": abs_cos(v1[i], v1[0]),
+            "overlap_topk_final": subspace_overlap(u_topk[i], u_topk[-1]),
+            "overlap_base_principal": base_overlap(u1[i], base_u) if base_u is not None else math.nan,
+        })
+    return rows

@@ -1,0 +1,232 @@
+"""Heavy-tail fits of empirical spectral densities (ESDs), WeightWatcher-comparable.
+
+Math only: arrays in, numbers out.
+
+ESD. For a weight matrix X (W or dW) with singular values sigma_i, the ESD is the set of eigenvalues
+lambda_i = sigma_i^2 of X^T X, with no 1/N normalisation, exactly as WeightWatcher computes it
+(`evals = sv**2` of the unnormalised weight). Eigenvalues <= 1e-5 (WeightWatcher's `EVALS_THRESH`) are
+dropped before fitting, as WeightWatcher does.
+
+Power-law fit (Clauset, Shalizi & Newman 2009, the method of WeightWatcher's `WW_powerlaw.WWFit`). For
+the ascending eigenvalues x_0 <= ... <= x_{N-1} and every candidate xmin = x_i (i < N - 1), with n = N - i:
+    alpha_i = 1 + n / sum_{j>=i} log(x_j / x_i)                        (continuous MLE)
+    D_i     = max_{j>=i} | 1 - (x_j / x_i)^(1 - alpha_i) - (j - i) / n |   (KS distance), 1 where alpha_i <= 1
+The fit keeps the first i with the smallest D_i; its standard error is (alpha - 1) / sqrt(n). This scan
+is evaluated for all candidates at once in blocks (vectorised, same formulas), which gives the same alpha
+and xmin as `powerlaw.Fit(data, parameter_ranges={'alpha': [1, None]})` (bench/spectra.py checks that)
+without powerlaw's default alpha cap at 3 (powerlaw issue #113).
+
+Distribution comparisons at the chosen xmin: the alternatives (exponential, lognormal, truncated power
+law, each normalised on [xmin, inf)) are fitted by maximum likelihood here, and the log-likelihood ratio R
+with its p-value comes from `powerlaw.loglikelihood_ratio` (Vuong; nested test for the truncated power
+law). `heavy_tailed` is R > 0 and p < 0.05 against the exponential.
+
+WeightWatcher metrics: alpha_weighted = alpha * log10(lambda_max), log_spectral_norm = log10(lambda_max),
+log_norm = log10(sum lambda) (= log10 ||X||_F^2), stable_rank = sum lambda / lambda_max.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+EVALS_THRESH = 1e-5
+MIN_EVALS = 10
+MIN_TAIL = 5
+_BLOCK = 256
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """One ESD's fit. When `fit_status` is 'failed', the numbers are NaN and `fit_error` says why."""
+
+    alpha: float
+    xmin: float
+    alpha_se: float
+    ks_d: float
+    n_tail: int
+    lr_exponential: float = math.nan
+    p_exponential: float = math.nan
+    lr_lognormal: float = math.nan
+    p_lognormal: float = math.nan
+    lr_truncated_power_law: float = math.nan
+    p_truncated_power_law: float = math.nan
+    heavy_tailed: bool = False
+    alpha_weighted: float = math.nan
+    log_spectral_norm: float = math.nan
+    log_norm: float = math.nan
+    stable_rank: float = math.nan
+    n_evals: int = 0
+    fit_status: str = "ok"
+    fit_error: str | None = None
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+def esd(sv: np.ndarray) -> np.ndarray:
+    """Eigenvalues lambda = sigma^2 (no normalisation), ascending."""
+    return np.sort(np.asarray(sv, dtype=np.float64) ** 2)
+
+
+def scan_xmin(evals: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Exact, vectorised xmin scan over ascending `evals`: (best index, alphas, KS distances)."""
+    x = np.asarray(evals, dtype=np.float64)
+    n_total = x.size
+    logs = np.log(x)
+    tail_sums = np.cumsum(logs[::-1])[::-1]  # sum_{j>=i} log x_j
+    idx = np.arange(n_total - 1)
+    n = (n_total - idx).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        alphas = 1.0 + n / (tail_sums[:-1] - n * logs[:-1])
+    ds = np.ones(n_total - 1)
+    for start in range(0, n_total - 1, _BLOCK):
+        rows = idx[start:start + _BLOCK]
+        cols = np.arange(start, n_total)  # j >= i only: the block's columns start at its first row
+        a = alphas[rows][:, None]
+        valid = cols[None, :] >= rows[:, None]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            theory = 1.0 - np.exp((1.0 - a) * (logs[start:][None, :] - logs[rows][:, None]))
+            empirical = (cols[None, :] - rows[:, None]) / n[rows][:, None]
+            gap = np.where(valid, np.abs(theory - empirical), -np.inf)
+        block = gap.max(axis=1)
+        ok = np.isfinite(alphas[rows]) & (alphas[rows] > 1)
+        ds[rows] = np.where(ok, block, 1.0)
+    best = int(np.argmin(ds))
+    return best, alphas, ds
+
+
+def fit_esd(sv: np.ndarray, compare: bool = True) -> PowerLawFit:
+    """Fit the ESD of singular values `sv` (any order). Never raises on degenerate spectra."""
+    evals = esd(sv)
+    kept = evals[evals > EVALS_THRESH]
+    if kept.size < MIN_EVALS:
+        return _failed(f"{kept.size} eigenvalues above {EVALS_THRESH:g} (need >= {MIN_EVALS}): "
+                       "the spectrum is too short or the update is (nearly) zero", evals)
+    if np.unique(kept).size < MIN_EVALS:
+        return _failed(f"only {np.unique(kept).size} distinct eigenvalues: the matrix is rank-deficient",
+                       evals)
+    best, alphas, ds = scan_xmin(kept)
+    n_tail = kept.size - best
+    alpha = float(alphas[best])
+    if not math.isfinite(alpha) or alpha <= 1.0 or n_tail < MIN_TAIL:
+        return _failed(f"no power-law tail found (best alpha {alpha:.3g} over {n_tail} points)", evals)
+    lam_max, total = float(kept[-1]), float(evals.sum())
+    fit = PowerLawFit(
+        alpha=alpha, xmin=float(kept[best]), alpha_se=(alpha - 1.0) / math.sqrt(n_tail), ks_d=float(ds[best]),
+        n_tail=int(n_tail), alpha_weighted=alpha * math.log10(lam_max), log_spectral_norm=math.log10(lam_max),
+        log_norm=math.log10(total), stable_rank=total / lam_max, n_evals=int(kept.size))
+    return _with_comparisons(fit, kept) if compare else fit
+
+
+def compare_tails(evals: np.ndarray, xmin: float, alpha: float) -> dict[str, float]:
+    """Likelihood-ratio tests (R, p) of the power law (alpha, xmin) against the alternatives.
+
+    Each alternative is fitted by maximum likelihood on the tail x >= xmin (`tail_loglikelihoods`),
+    and R = sum(l_power - l_alt) with its p-value comes from `powerlaw.loglikelihood_ratio` (Vuong's
+    test; the nested chi-square variant for the truncated power law), as
+    `powerlaw.Fit.distribution_compare` computes them. powerlaw's own distribution classes are not used
+    for the fits: they keep a module-global instance during optimisation (unsafe in the worker's
+    threads: a fit hung there), their truncated power law caps alpha at 3, and their mpmath normaliser
+    made single fits take seconds.
+    """
+    import powerlaw
+
+    tail = np.sort(evals[evals >= xmin])
+    power = np.log((alpha - 1.0) / xmin) - alpha * np.log(tail / xmin)
+    out = {}
+    for name, other in tail_loglikelihoods(tail, xmin, alpha).items():
+        with np.errstate(all="ignore"):
+            ratio, p = powerlaw.loglikelihood_ratio(power, other, nested=name == "truncated_power_law",
+                                                    normalized_ratio=False)
+        out[f"lr_{name}"], out[f"p_{name}"] = float(ratio), float(p)
+    return out
+
+
+def tail_loglikelihoods(tail: np.ndarray, xmin: float, alpha: float) -> dict[str, np.ndarray]:
+    """Pointwise log-likelihoods of the tail under the MLE exponential, lognormal and truncated power law,
+    each normalised on [xmin, inf)."""
+    return {"exponential": _exponential(tail, xmin), "lognormal": _lognormal(tail, xmin),
+            "truncated_power_law": _truncated_power_law(tail / xmin, xmin, alpha)}
+
+
+def _exponential(x: np.ndarray, xmin: float) -> np.ndarray:
+    rate = 1.0 / max(float(np.mean(x)) - xmin, np.finfo(float).tiny)
+    return np.log(rate) - rate * (x - xmin)
+
+
+def _lognormal(x: np.ndarray, xmin: float) -> np.ndarray:
+    from scipy.optimize import minimize
+    from scipy.special import log_ndtr
+
+    logs, log_xmin = np.log(x), math.log(xmin)
+
+    def pointwise(params: np.ndarray) -> np.ndarray:
+        mu, sigma = params[0], math.exp(params[1])
+        z = (logs - mu) / sigma
+        return (-logs - math.log(sigma) - 0.5 * math.log(2 * math.pi) - 0.5 * z * z
+                - log_ndtr(-(log_xmin - mu) / sigma))
+
+    spread = max(float(np.std(logs)), 1e-3)
+    start = np.array([float(np.mean(logs)), math.log(spread)])
+    bounds = [(log_xmin - 50 * spread - 10, float(logs[-1]) + 10), (math.log(1e-4), math.log(100.0))]
+    best = minimize(lambda p: -float(np.sum(pointwise(p))), start, method="L-BFGS-B", bounds=bounds,
+                    options={"maxiter": 500})
+    return pointwise(best.x)
+
+
+def _truncated_power_law(y: np.ndarray, xmin: float, alpha0: float) -> np.ndarray:
+    """p(x) ~ x^-a exp(-lam x) on [xmin, inf); in y = x / xmin with b = lam * xmin, normalised by
+    I(a, b) = int_1^inf y^-a exp(-b (y - 1)) dy (an integral over t = log y)."""
+    from scipy.integrate import quad
+    from scipy.optimize import minimize
+
+    log_y = np.log(y)
+
+    def integrand(t: float, a: float, b: float) -> float:
+        # b >= 1e-9 keeps the exponent below ~21; past t = 700, exp(t) itself would overflow (and b e^t wins)
+        return 0.0 if t > 700.0 else math.exp((1.0 - a) * t - b * math.expm1(t))
+
+    def log_norm(a: float, b: float) -> float:
+        value, _ = quad(integrand, 0.0, math.inf, args=(a, b), limit=200)
+        return math.log(value)
+
+    def pointwise(params: np.ndarray) -> np.ndarray:
+        a, b = params[0], math.exp(params[1])
+        return -a * log_y - b * (y - 1.0) - log_norm(a, b) - math.log(xmin)
+
+    start = np.array([max(alpha0 - 0.5, 0.5), math.log(max(0.1 / float(np.mean(y)), 1e-6))])
+    bounds = [(0.0, alpha0 + 20.0), (math.log(1e-9), math.log(1e3))]
+    best = minimize(lambda p: -float(np.sum(pointwise(p))), start, method="L-BFGS-B", bounds=bounds,
+                    options={"maxiter": 300})
+    return pointwise(best.x)
+
+
+def log_histogram(sv: np.ndarray, bins: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log-binned density of the ESD: (bin_lo, bin_hi, density), density integrating to 1 over lambda."""
+    evals = esd(sv)
+    evals = evals[evals > EVALS_THRESH]
+    if evals.size == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    lo, hi = math.log10(evals[0]), math.log10(evals[-1])
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.logspace(lo, hi, bins + 1)
+    counts, _ = np.histogram(evals, bins=edges)
+    density = counts / (evals.size * np.diff(edges))
+    return edges[:-1], edges[1:], density
+
+
+def _with_comparisons(fit: PowerLawFit, evals: np.ndarray) -> PowerLawFit:
+    try:
+        tests = compare_tails(evals, fit.xmin, fit.alpha)
+    except Exception as exc:  # a comparison that cannot be computed leaves NaNs, never a crash
+        return PowerLawFit(**{**fit.__dict__, "fit_error": f"comparisons failed: {type(exc).__name__}: {exc}"})
+    heavy = tests["lr_exponential"] > 0 and tests["p_exponential"] < 0.05
+    return PowerLawFit(**{**fit.__dict__, **tests, "heavy_tailed": bool(heavy)})
+
+
+def _failed(reason: str, evals: np.ndarray) -> PowerLawFit:
+    nan = math.nan
+    return PowerLawFit(alpha=nan, xmin=nan, alpha_se=nan, ks_d=nan, n_tail=0, n_evals=int(evals.size),
+                       fit_status="failed", fit_error=reason)
