@@ -30,7 +30,7 @@ import pyarrow as pa
 import torch
 from threadpoolctl import threadpool_limits
 
-from . import __version__, heavytail, memory, spectral, store
+from . import __version__, heavytail, memory, spectral, store, trajectory
 from .checkpoint import FLOAT_DTYPES, Checkpoint
 from .errors import CheckpointFormatError, TensorMismatchError, UsageError
 from .layout import StepCheckpoint
@@ -68,6 +68,8 @@ class AnalyzeConfig:
     triplet_method: str = "auto"
     """`eigh` (exact, from the Gram matrix), `lowrank` (randomized, checked, falls back to eigh), or
     `auto`: `lowrank` on CUDA, `eigh` on CPU."""
+    alignment: bool = True
+    """Recompute the run-level alignment and rank-1 dynamics files from all cached steps of the run."""
     fits: bool = True
     """Fit a power law to each ESD (W and dW) and store log-binned ESD histograms (`fits`, `esd_hist`)."""
     workers: int | None = None
@@ -86,6 +88,8 @@ class AnalyzeSummary:
     seconds: float = 0.0
     seconds_per_step: dict[int, float] = field(default_factory=dict)
     device: str = "cpu"
+    alignment_tensors: int = 0
+    alignment_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,8 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
         summary.analyzed.append(job.step.step)
         summary.seconds_per_step[job.step.step] = seconds
         summary.tensors += len(job.roles)
+    if config.alignment and (summary.analyzed or not (config.cache / "runs" / config.run / "alignment.parquet").exists()):
+        summary.alignment_tensors, summary.alignment_steps = trajectory.update_run(config.cache, config.run)
     summary.seconds = time.perf_counter() - start
     return summary
 

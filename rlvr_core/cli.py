@@ -3,6 +3,7 @@
     rlvr analyze RUN_DIR --base BASE_DIR [--run NAME] [--steps 100,200] [--modules REGEX] [--topk 8]
                  [--device auto|cpu|cuda] [--cache DIR] [--checkpoint STEP=PATH ...] [--include-embeddings]
                  [--no-base] [--force] [--triplets auto|eigh|lowrank]
+    rlvr logs PATH --run NAME [--reward KEY] [--test KEY] [--cache DIR]
     rlvr runs [--cache DIR] [--json]
 
 Every user error is an `RlvrError`: printed as one line `error: ...` on stderr, exit status 2.
@@ -57,9 +58,19 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("--include-embeddings", action="store_true", help="also analyse embeddings and lm_head")
     analyze.add_argument("--no-base", action="store_true", help="do not analyse the base model as step 0")
     analyze.add_argument("--no-fits", action="store_true", help="skip the power-law fits and ESD histograms")
+    analyze.add_argument("--no-alignment", action="store_true",
+                         help="skip the run-level alignment and rank-1 dynamics across steps")
     analyze.add_argument("--force", action="store_true", help="recompute steps that are already cached")
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(func=_cmd_analyze)
+    logs = sub.add_parser("logs", help="ingest a training log (verl JSONL, TRL trainer_state.json, "
+                          "TensorBoard, CSV/JSONL) into the cache")
+    logs.add_argument("path", help="the log file, or a folder holding one")
+    logs.add_argument("--run", required=True, help="the run's name in the cache")
+    logs.add_argument("--reward", help="the train-reward metric (default: per framework, see the README)")
+    logs.add_argument("--test", help="the test-accuracy metric (default: per framework, see the README)")
+    logs.add_argument("--cache", help=f"cache folder (default: ${store.CACHE_ENV} or ./{store.DEFAULT_CACHE})")
+    logs.set_defaults(func=_cmd_logs)
     runs = sub.add_parser("runs", help="list cached runs and their steps")
     runs.add_argument("--cache", help=f"cache folder (default: ${store.CACHE_ENV} or ./{store.DEFAULT_CACHE})")
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -87,7 +98,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                            modules=args.modules, topk=args.topk, device=args.device,
                            include_embeddings=args.include_embeddings, include_base=not args.no_base,
                            force=args.force, triplet_method=args.triplets,
-                           workers=args.workers, fits=not args.no_fits)
+                           workers=args.workers, fits=not args.no_fits, alignment=not args.no_alignment)
     bar = None if args.quiet else _ProgressBar()
     try:
         summary = analyze_run(config, bar)
@@ -98,6 +109,29 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     print(f"run '{summary.run}': analysed steps {summary.analyzed or 'none'}, skipped (cached, unchanged) "
           f"{summary.skipped or 'none'}; {summary.tensors} tensors in {summary.seconds:.1f} s "
           f"({per_step:.1f} s per checkpoint) on {summary.device}; cache {cache}")
+    return 0
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    import pyarrow as pa
+
+    from .trainlog import pick_metrics, read_log, summarize
+
+    store.check_run_name(args.run)
+    log = read_log(args.path)
+    reward, test = pick_metrics(log, args.reward, args.test)
+    summary = {"run": args.run, **summarize(log, reward, test)}
+    metrics = pa.table({"run": [args.run] * len(log.records), "step": [r[0] for r in log.records],
+                        "name": [r[1] for r in log.records], "value": [r[2] for r in log.records],
+                        "source": [log.format] * len(log.records)})
+    cache = store.resolve_cache(args.cache)
+    store.write_run_tables(cache, args.run, {"metrics": metrics,
+                                             "run_summary": pa.Table.from_pylist([summary])})
+    rho = summary["spearman"]
+    print(f"run '{args.run}': {len(log.records)} values of {len(log.names())} metrics from {log.path} "
+          f"({log.format}); reward '{reward}' peaks at step {summary['reward_peak_step']}, test "
+          f"'{test}' at step {summary['test_peak_step']}; Spearman rho {rho:.3f} over "
+          f"{summary['n_shared_steps']} shared steps; cache {cache}")
     return 0
 
 

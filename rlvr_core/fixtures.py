@@ -119,12 +119,19 @@ class RunFixture:
     """tensor name -> (u, v): the planted unit vectors, u over outputs and v over inputs (out x in)."""
     sigma: dict[int, float] = field(default_factory=dict)
     """step -> planted sigma_s."""
+    perpendicular: dict[str, torch.Tensor] = field(default_factory=dict)
+    """tensor name -> a unit vector orthogonal to the planted u (the plane u rotates in)."""
 
 
 def build_run(root: Path, shape: ModelShape = ModelShape(), steps: tuple[int, ...] = (10, 20),
               layout: str = "trl", dtype: str = "bf16", shards: int = 2, sigma: float = 1.0,
-              noise: float = 1e-4, seed: int = 0, untouched: tuple[str, ...] = ()) -> RunFixture:
-    """Write `root/base` and `root/run/<layout dirs>`; tensors named in `untouched` keep dW = 0."""
+              noise: float = 1e-4, seed: int = 0, untouched: tuple[str, ...] = (),
+              rotate_u: float = 0.0) -> RunFixture:
+    """Write `root/base` and `root/run/<layout dirs>`; tensors named in `untouched` keep dW = 0.
+
+    With `rotate_u` (radians per step), the planted left vector of step s is
+    u_s = cos(rotate_u * s) u + sin(rotate_u * s) u_perp, so |cos(u_s, u_t)| = |cos(rotate_u (s - t))|.
+    """
     base = random_model(shape, seed)
     write_checkpoint(root / "base", base, dtype, shards, shape.arch)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -133,8 +140,11 @@ def build_run(root: Path, shape: ModelShape = ModelShape(), steps: tuple[int, ..
         if tensor.ndim == 2 and name not in untouched and "embed" not in name and "wte" not in name \
                 and name != "lm_head.weight":
             rows, cols = tensor.shape[::-1] if is_conv1d(name, shape.arch) else tensor.shape
-            u, v = torch.randn(rows, generator=gen), torch.randn(cols, generator=gen)
-            fixture.planted[name] = (u / u.norm(), v / v.norm())
+            u, v, w = torch.randn(rows, generator=gen), torch.randn(cols, generator=gen), torch.randn(rows, generator=gen)
+            u = u / u.norm()
+            w = w - (w @ u) * u
+            fixture.planted[name] = (u, v / v.norm())
+            fixture.perpendicular[name] = w / w.norm()
     for step in steps:
         s = sigma * step / max(steps)
         fixture.sigma[step] = s
@@ -142,6 +152,9 @@ def build_run(root: Path, shape: ModelShape = ModelShape(), steps: tuple[int, ..
         for name, tensor in base.items():
             if name in fixture.planted:
                 u, v = fixture.planted[name]
+                if rotate_u:
+                    angle = torch.tensor(rotate_u * step, dtype=u.dtype)
+                    u = torch.cos(angle) * u + torch.sin(angle) * fixture.perpendicular[name]
                 delta = s * torch.outer(u, v) + noise * torch.randn(len(u), len(v), generator=gen)
                 tensor = tensor + (delta.T if is_conv1d(name, shape.arch) else delta)
             weights[name] = tensor

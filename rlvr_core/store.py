@@ -81,8 +81,33 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("shape", pa.list_(pa.int64())), ("analyzed", pa.bool_()),
     ]),
 }
-"""The columns of each view. `checkpoints`, `layers`, `spectra` and `vectors` start with the columns
-users' scripts rely on; later columns are additions."""
+"""The columns of each per-step view (one file per step folder). The columns issues name come first, in
+their order; later columns are additions."""
+
+RUN_SCHEMAS: dict[str, pa.Schema] = {
+    "alignment": pa.schema([
+        ("run", pa.string()), ("tensor", pa.string()), ("step", pa.int64()), ("cos_u_final", pa.float64()),
+        ("cos_u_prev", pa.float64()), ("cos_u_first", pa.float64()), ("cos_v_final", pa.float64()),
+        ("cos_v_prev", pa.float64()), ("cos_v_first", pa.float64()), ("overlap_topk_final", pa.float64()),
+        ("overlap_base_principal", pa.float64()), ("layer", pa.int32()), ("module", pa.string()),
+        ("sigma1", pa.float64()),
+    ]),
+    "rank1_dynamics": pa.schema([
+        ("run", pa.string()), ("tensor", pa.string()), ("layer", pa.int32()), ("module", pa.string()),
+        ("n_steps", pa.int64()), ("r2_linear", pa.float64()), ("sigma1_first", pa.float64()),
+        ("sigma1_final", pa.float64()),
+    ]),
+    "metrics": pa.schema([
+        ("run", pa.string()), ("step", pa.int64()), ("name", pa.string()), ("value", pa.float64()),
+        ("source", pa.string()),
+    ]),
+    "run_summary": pa.schema([
+        ("run", pa.string()), ("reward_metric", pa.string()), ("test_metric", pa.string()),
+        ("spearman", pa.float64()), ("reward_peak_step", pa.int64()), ("test_peak_step", pa.int64()),
+        ("n_shared_steps", pa.int64()), ("log_format", pa.string()), ("log_path", pa.string()),
+    ]),
+}
+"""The columns of each per-run view (one file per run folder, rewritten whole, atomically)."""
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -142,6 +167,19 @@ def write_table(path: Path, table: pa.Table) -> None:
             tmp.unlink()
 
 
+def write_run_tables(cache: Path, run: str, tables: dict[str, pa.Table]) -> Path:
+    """Write run-level files (`RUN_SCHEMAS`), each atomically; the run folder is created if needed."""
+    folder = cache / "runs" / check_run_name(run)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CacheError(str(folder), "a writable cache folder", f"{type(exc).__name__}: {exc}",
+                         "choose another --cache DIR or fix its permissions") from exc
+    for name, table in tables.items():
+        write_table(folder / f"{name}.parquet", table.cast(RUN_SCHEMAS[name]))
+    return folder
+
+
 def read_checkpoint_row(cache: Path, run: str, step: int) -> dict | None:
     """The stored `checkpoints` row of one step, or None when the step is not cached."""
     file = step_dir(cache, run, step) / "checkpoints.parquet"
@@ -152,14 +190,17 @@ def read_checkpoint_row(cache: Path, run: str, step: int) -> dict | None:
 
 
 def open_cache(path: str | Path | None = None) -> "duckdb.DuckDBPyConnection":
-    """An in-memory DuckDB connection with the views `checkpoints`, `layers`, `spectra`, `vectors`,
-    `tensors` over the Parquet files of the cache at `path` (see `resolve_cache`)."""
+    """An in-memory DuckDB connection with one view per schema in `SCHEMAS` and `RUN_SCHEMAS`
+    (`checkpoints`, `layers`, `spectra`, `vectors`, `tensors`, `fits`, `esd_hist`, `alignment`,
+    `rank1_dynamics`, ...) over the Parquet files of the cache at `path` (see `resolve_cache`)."""
     import duckdb  # only readers need it: the worker writes Parquet with pyarrow alone
 
     cache = resolve_cache(path)
     con = duckdb.connect(":memory:")
-    for name, schema in SCHEMAS.items():
-        files = sorted(cache.glob(f"runs/*/step-*/{name}.parquet"))
+    views = [(name, schema, f"runs/*/step-*/{name}.parquet") for name, schema in SCHEMAS.items()]
+    views += [(name, schema, f"runs/*/{name}.parquet") for name, schema in RUN_SCHEMAS.items()]
+    for name, schema, pattern in views:
+        files = sorted(cache.glob(pattern))
         columns = ", ".join(f'"{field.name}"' for field in schema)
         if files:
             listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
