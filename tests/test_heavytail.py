@@ -89,3 +89,17 @@ def test_alternative_fits_reach_powerlaws_maximum_likelihood() -> None:
             ref = cls(data=tail, xmin=xmin, xmax=None, discrete=False, fit_method="Likelihood",
                       parameter_range=None, parent_Fit=None).loglikelihoods(tail).sum()
             assert ours[name].sum() >= ref - 1e-6 * abs(ref), name
+
+
+@pytest.mark.parametrize("a", [0.5, 1.01, 2.5, 10.0, 45.0])
+@pytest.mark.parametrize("b", [1e-9, 1e-3, 1.0, 100.0])
+def test_tpl_normaliser_matches_quadrature(a: float, b: float) -> None:
+    from scipy.integrate import quad
+
+    from rlvr_core.heavytail import tpl_normaliser
+
+    if a <= 1 and b < 1e-6:
+        pytest.skip("barely normalisable: the integral runs to t ~ 1/b")
+    ref = quad(lambda t: 0.0 if t > 700 else math.exp((1 - a) * t - b * math.expm1(t)), 0, math.inf,
+               limit=400, epsabs=0, epsrel=1e-12)[0]
+    assert tpl_normaliser(a, b) == pytest.approx(ref, rel=1e-8)
