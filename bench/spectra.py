@@ -11,7 +11,9 @@ is rank-1 plus dense noise, then times, each in its own process:
   (all in --baseline-dtype, on the same device, with the same reader).
 `--baseline-blocks N` runs the baseline on the first N blocks only and scales its time to the whole
 checkpoint (said in the output), for shapes where the full baseline takes too long.
-Prints seconds per checkpoint for both, their ratio, and each process's peak RSS.
+Prints seconds per checkpoint for both, their ratio, each process's peak RSS, the fits' share of the
+analysis, and the largest alpha / xmin difference of our xmin scan to powerlaw's exhaustive search on
+`--exhaustive` of the cached spectra (`--weightwatcher` adds bench/fits.py's WeightWatcher comparison).
 Targets (issue 2): qwen0.5b on the 2-core CPU box <= 60 s, >= 4x faster than the baseline, peak RSS
 <= 1 GB; qwen7b on one H100 <= 30 s per checkpoint.
 """
@@ -123,6 +125,20 @@ def run_child(kind: str, args: argparse.Namespace, base: Path, step: Path) -> di
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def compare_fits(args: argparse.Namespace, step: Path) -> None:
+    """Our xmin scan against powerlaw's exhaustive search on spectra the analysis just cached."""
+    import numpy as np
+
+    import fits
+    from rlvr_core.store import open_cache
+
+    rows = open_cache(args.workdir / "cache").execute(
+        "SELECT sv FROM spectra WHERE step = 1 ORDER BY tensor, target").fetchall()
+    worst_alpha, worst_xmin, n = fits.exhaustive([np.array(r[0]) for r in rows], args.exhaustive)
+    print(f"alpha vs powerlaw.Fit(alpha in [1, inf)) exhaustive search, {n} spectra: max |d alpha| "
+          f"{worst_alpha:.1e}, max relative d xmin {worst_xmin:.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", default="qwen0.5b", choices=sorted(SHAPES))
@@ -133,6 +149,10 @@ def main() -> None:
     parser.add_argument("--triplets", default="auto", choices=["auto", "eigh", "lowrank"])
     parser.add_argument("--workers", type=int, default=0, help="rlvr analyze --workers (0: its default)")
     parser.add_argument("--skip-baseline", action="store_true", help="time rlvr analyze only")
+    parser.add_argument("--exhaustive", type=int, default=24,
+                        help="cached spectra to check against powerlaw's exhaustive xmin search (0: none)")
+    parser.add_argument("--weightwatcher", action="store_true",
+                        help="also run bench/fits.py's WeightWatcher side-by-side (needs weightwatcher)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rlvr-bench"))
     parser.add_argument("--child", choices=["analyze", "spectra", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--base", type=Path, help=argparse.SUPPRESS)
@@ -157,6 +177,17 @@ def main() -> None:
     print(f"rlvr analyze --no-fits: {ours['seconds']:8.1f} s per checkpoint, peak RSS {ours['peak_rss_mb']:.0f} MB")
     print(f"rlvr analyze (fits)   : {full['seconds']:8.1f} s per checkpoint, peak RSS {full['peak_rss_mb']:.0f} MB;"
           f" fits' share {1 - ours['seconds'] / full['seconds']:.0%}")
+    if args.exhaustive:
+        compare_fits(args, step)
+    if args.weightwatcher:
+        import fits
+
+        from rlvr_core.checkpoint import Checkpoint
+        our_fits, t_ours, _, _ = fits.ours(Checkpoint(step), Checkpoint(base))
+        alphas, t_ww = fits.weightwatcher(Checkpoint(step))
+        diffs = [abs(our_fits[n].alpha - a) for n, a in alphas.items() if our_fits[n].fit_status == "ok"]
+        print(f"WeightWatcher analyze(): {t_ww:.1f} s for W only vs ours {t_ours:.1f} s ({t_ww / t_ours:.2f}x); "
+              f"alpha max |diff| {max(diffs):.2e} over {len(diffs)} layers")
     if args.skip_baseline:
         return
     naive = run_child("baseline", args, base, step)

@@ -192,7 +192,8 @@ def read_checkpoint_row(cache: Path, run: str, step: int) -> dict | None:
 def open_cache(path: str | Path | None = None) -> "duckdb.DuckDBPyConnection":
     """An in-memory DuckDB connection with one view per schema in `SCHEMAS` and `RUN_SCHEMAS`
     (`checkpoints`, `layers`, `spectra`, `vectors`, `tensors`, `fits`, `esd_hist`, `alignment`,
-    `rank1_dynamics`, ...) over the Parquet files of the cache at `path` (see `resolve_cache`)."""
+    `rank1_dynamics`, ...) over the Parquet files of the cache at `path` (see `resolve_cache`), and
+    `alignment_by_module` (alignment aggregated over layers per module kind: mean and quartiles)."""
     import duckdb  # only readers need it: the worker writes Parquet with pyarrow alone
 
     cache = resolve_cache(path)
@@ -210,7 +211,18 @@ def open_cache(path: str | Path | None = None) -> "duckdb.DuckDBPyConnection":
             con.register(f"_empty_{name}", empty)
             source = f"_empty_{name}"
         con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM {source}")
+    con.execute(_ALIGNMENT_BY_MODULE)
     return con
+
+
+_ALIGNED = ("cos_u_final", "cos_u_prev", "cos_u_first", "cos_v_final", "cos_v_prev", "cos_v_first",
+            "overlap_topk_final", "overlap_base_principal")
+_ALIGNMENT_BY_MODULE = (
+    "CREATE VIEW alignment_by_module AS SELECT run, module, step, count(*) AS n_tensors, "
+    + ", ".join(f"avg({c}) AS {c}_mean, quantile_cont({c}, 0.25) AS {c}_q1, median({c}) AS {c}_median, "
+                f"quantile_cont({c}, 0.75) AS {c}_q3" for c in _ALIGNED)
+    + " FROM alignment GROUP BY run, module, step")
+"""Alignment aggregated over the layers of each module kind (mean and quartiles), for the dashboard."""
 
 
 def list_column(arrays: list[np.ndarray], value_type: pa.DataType) -> pa.ListArray:

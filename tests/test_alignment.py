@@ -67,3 +67,33 @@ def test_alignment_math() -> None:
     steps = np.array([1.0, 2.0, 3.0, 4.0])
     assert trajectory_r2(steps, np.outer(steps, [1.0, 2.0]) + 3.0) == pytest.approx(1.0)
     assert math.isnan(trajectory_r2(steps[:2], np.ones((2, 2))))
+
+
+def test_alignment_by_module_aggregates_layers(tmp_path, cli) -> None:
+    fx = build_run(tmp_path / "d", ModelShape(n_layers=3, hidden=16, intermediate=24, kv_dim=8), steps=STEPS,
+                   dtype="fp32", noise=0.0, rotate_u=ROTATION)
+    assert cli("analyze", fx.run_dir, "--base", fx.base_dir, "--cache", tmp_path / "c", "--no-fits")[0] == 0
+    con = open_cache(tmp_path / "c")
+    rows = con.execute("SELECT module, step, n_tensors, cos_u_final_mean, cos_u_final_q1, cos_u_final_median, "
+                       "cos_u_final_q3 FROM alignment_by_module ORDER BY module, step").fetchall()
+    assert len(rows) == 7 * len(STEPS)
+    for module, step, n, mean, q1, median, q3 in rows:
+        expected = abs(math.cos(ROTATION * (step - STEPS[-1])))
+        assert n == 3 and q1 <= median <= q3
+        assert mean == pytest.approx(expected, abs=1e-6) and median == pytest.approx(expected, abs=1e-6)
+
+
+def test_issue_view_columns(rotating_run) -> None:
+    _, con = rotating_run
+    expected = {
+        "alignment": ["run", "tensor", "step", "cos_u_final", "cos_u_prev", "cos_u_first", "cos_v_final",
+                      "cos_v_prev", "cos_v_first", "overlap_topk_final", "overlap_base_principal"],
+        "fits": ["run", "step", "tensor", "target", "alpha", "xmin", "alpha_se", "ks_d", "n_tail",
+                 "lr_exponential", "p_exponential", "lr_lognormal", "p_lognormal", "lr_truncated_power_law",
+                 "p_truncated_power_law", "heavy_tailed", "alpha_weighted", "fit_status", "fit_error"],
+        "esd_hist": ["run", "step", "tensor", "target", "bin_lo", "bin_hi", "density"],
+        "metrics": ["run", "step", "name", "value", "source"],
+        "run_summary": ["run", "reward_metric", "test_metric", "spearman", "reward_peak_step", "test_peak_step"],
+    }
+    for view, columns in expected.items():
+        assert [d[0] for d in con.execute(f"DESCRIBE {view}").fetchall()][: len(columns)] == columns

@@ -1,6 +1,6 @@
 """Bench: heavy-tail fits against WeightWatcher's `analyze()` and powerlaw's exhaustive search.
 
-    python bench/heavytail.py [--shape qwen0.5b] [--exhaustive 24] [--threads N] [--workdir DIR]
+    python bench/fits.py [--shape qwen0.5b] [--exhaustive 24] [--threads N] [--workdir DIR]
 
 Needs `pip install weightwatcher==0.7.7` (for this bench only; not a requirement of the tool).
 On the synthetic step checkpoint of bench/spectra.py (same shapes, bf16), for every linear layer's W:
