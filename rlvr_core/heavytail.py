@@ -22,7 +22,9 @@ with its p-value comes from `powerlaw.loglikelihood_ratio` (Vuong; nested test f
 law). `heavy_tailed` is R > 0 and p < 0.05 against the exponential.
 
 WeightWatcher metrics: alpha_weighted = alpha * log10(lambda_max), log_spectral_norm = log10(lambda_max),
-log_norm = log10(sum lambda) (= log10 ||X||_F^2), stable_rank = sum lambda / lambda_max.
+log_norm = log10(sum lambda) (= log10 ||X||_F^2, WeightWatcher's `log_norm`), log_fro_norm =
+log10 ||X||_F, stable_rank = sum lambda / lambda_max (all over the eigenvalues above EVALS_THRESH for
+lambda_max; the sums use every eigenvalue).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class PowerLawFit:
     alpha_weighted: float = math.nan
     log_spectral_norm: float = math.nan
     log_norm: float = math.nan
+    log_fro_norm: float = math.nan
     stable_rank: float = math.nan
     n_evals: int = 0
     fit_status: str = "ok"
@@ -116,7 +119,8 @@ def fit_esd(sv: np.ndarray, compare: bool = True) -> PowerLawFit:
     fit = PowerLawFit(
         alpha=alpha, xmin=float(kept[best]), alpha_se=(alpha - 1.0) / math.sqrt(n_tail), ks_d=float(ds[best]),
         n_tail=int(n_tail), alpha_weighted=alpha * math.log10(lam_max), log_spectral_norm=math.log10(lam_max),
-        log_norm=math.log10(total), stable_rank=total / lam_max, n_evals=int(kept.size))
+        log_norm=math.log10(total), log_fro_norm=0.5 * math.log10(total), stable_rank=total / lam_max,
+        n_evals=int(kept.size))
     return _with_comparisons(fit, kept) if compare else fit
 
 

@@ -70,6 +70,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("p_truncated_power_law", pa.float64()), ("heavy_tailed", pa.bool_()), ("alpha_weighted", pa.float64()),
         ("fit_status", pa.string()), ("fit_error", pa.string()), ("log_spectral_norm", pa.float64()),
         ("log_norm", pa.float64()), ("stable_rank", pa.float64()), ("n_evals", pa.int64()),
+        ("log_fro_norm", pa.float64()),
     ]),
     "esd_hist": pa.schema([
         ("run", pa.string()), ("step", pa.int64()), ("tensor", pa.string()), ("target", pa.string()),

@@ -26,6 +26,11 @@ def test_planted_pareto_alpha_is_recovered(alpha: float, tolerance: float) -> No
     assert fit.heavy_tailed and fit.lr_exponential > 0 and fit.p_exponential < 0.05
     assert fit.alpha_se == pytest.approx((fit.alpha - 1) / math.sqrt(fit.n_tail))
     assert fit.alpha_weighted == pytest.approx(fit.alpha * fit.log_spectral_norm)
+    sv = pareto_sv(alpha, 2000, seed=1)
+    assert fit.log_spectral_norm == pytest.approx(math.log10(sv.max() ** 2))
+    assert fit.log_norm == pytest.approx(math.log10(np.sum(sv**2)))
+    assert fit.log_fro_norm == pytest.approx(math.log10(np.linalg.norm(sv)))
+    assert fit.stable_rank == pytest.approx(np.sum(sv**2) / sv.max() ** 2)
 
 
 def test_exponential_spectrum_is_not_heavy_tailed() -> None:
