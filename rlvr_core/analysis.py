@@ -298,13 +298,18 @@ def _analyze_step(config: AnalyzeConfig, job: _Job, base: Checkpoint, device: to
         torch.set_num_threads(threads)
     for tensor, target, future in fits:
         rows.add_fit(tensor, target, *future.result())
+    tables = rows.tables()
+    tables["tensors"] = _tensor_table(config.run, job)
+    return tables, done
+
+
+def _tensor_table(run: str, job: _Job) -> pa.Table:
+    """Every stored tensor of the step, labelled, and whether it was analysed."""
     analysed = {r.name for r in job.roles}
-    tensors = [{"run": config.run, "step": job.step.step, "tensor": n, "layer": r.layer, "module": r.module,
+    tensors = [{"run": run, "step": job.step.step, "tensor": n, "layer": r.layer, "module": r.module,
                 "kind": r.kind, "dtype": i.dtype, "shape": list(i.shape), "analyzed": n in analysed}
                for n, i in job.ckpt.tensors.items() for r in [classify_tensor(n, i.shape)]]
-    tables = rows.tables()
-    tables["tensors"] = pa.Table.from_pylist(tensors, schema=store.SCHEMAS["tensors"])
-    return tables, done
+    return pa.Table.from_pylist(tensors, schema=store.SCHEMAS["tensors"])
 
 
 def _load(job: _Job, base: Checkpoint, role: TensorRole, device: torch.device):
