@@ -4,8 +4,11 @@ For every selected 2-D tensor of every step checkpoint, with B the base model's 
 - target `W`: the spectrum and stats of W,
 - target `dW`: the spectrum and stats of dW = W - B (formed in float64 from the stored values, never
   through fp16) and its top-k singular triplets.
-The base model itself is analysed as step 0 (target `W` only) unless the run has its own step 0 or
-`include_base` is off, so base and step spectra can be compared.
+The base model itself is analysed as step 0 (target `W` only, with W's top-k triplets: its principal
+directions) unless the run has its own step 0 or `include_base` is off, so base and step spectra can be
+compared. Each spectrum's heavy-tail fit (`heavytail`) runs in a separate CPU process while the workers
+decompose the next tensors; after the steps, the run-level alignment and rank-1 dynamics (`trajectory`)
+are recomputed from every cached step of the run.
 
 This is the only module that places tensors on a GPU. Work is validated before it starts (all headers,
 names and shapes of every chosen step against the base), so bad input fails before anything is written.
@@ -124,15 +127,14 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
         raise UsageError("--topk", "a number >= 0", str(config.topk), "pass for example --topk 8")
     device = resolve_device(config.device)
     memory.return_large_blocks_to_os()
-    jobs = _plan(config)
+    base, jobs = _plan(config)
     settings = json.dumps({"topk": config.topk, "modules": config.modules, "fits": config.fits,
                            "include_embeddings": config.include_embeddings}, sort_keys=True)
-    base_fp = jobs[0].ckpt.fingerprint if jobs and jobs[0].is_base else Checkpoint(config.base).fingerprint
+    base_fp = base.fingerprint
     todo = [j for j in jobs if config.force or not _is_cached(config, j, base_fp, settings)]
     summary = AnalyzeSummary(config.run, skipped=[j.step.step for j in jobs if j not in todo], device=str(device))
     total = sum(len(j.roles) for j in todo)
     done = 0
-    base = Checkpoint(config.base)
     start = time.perf_counter()
     with _fit_process(config.fits and bool(todo)) as fitter:
         for job in todo:
@@ -144,7 +146,8 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
             summary.analyzed.append(job.step.step)
             summary.seconds_per_step[job.step.step] = seconds
             summary.tensors += len(job.roles)
-    if config.alignment and (summary.analyzed or not (config.cache / "runs" / config.run / "alignment.parquet").exists()):
+    aligned = (config.cache / "runs" / config.run / "alignment.parquet").exists()
+    if config.alignment and (summary.analyzed or not aligned):
         summary.alignment_tensors, summary.alignment_steps = trajectory.update_run(config.cache, config.run)
     summary.seconds = time.perf_counter() - start
     return summary
@@ -172,8 +175,8 @@ def _fit_process(enabled: bool) -> Iterator[Executor | None]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _plan(config: AnalyzeConfig) -> list[_Job]:
-    """Open and validate every checkpoint and pair it with the base before any work starts."""
+def _plan(config: AnalyzeConfig) -> tuple[Checkpoint, list[_Job]]:
+    """Open and validate the base and every checkpoint, paired with the base, before any work starts."""
     if not config.checkpoints:
         raise UsageError("analyze", "at least one step checkpoint", "none", "pass RUN_DIR or --checkpoint STEP=PATH")
     base = Checkpoint(config.base)
@@ -188,7 +191,7 @@ def _plan(config: AnalyzeConfig) -> list[_Job]:
         roles = _select(ckpt, pattern, config.include_embeddings)
         _match(base, ckpt, roles, _select(base, pattern, config.include_embeddings))
         jobs.append(_Job(step, ckpt, roles, False))
-    return jobs
+    return base, jobs
 
 
 def _compile(modules: str | None) -> re.Pattern[str] | None:
