@@ -108,7 +108,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     per_step = sum(summary.seconds_per_step.values()) / max(len(summary.seconds_per_step), 1)
     print(f"run '{summary.run}': analysed steps {summary.analyzed or 'none'}, skipped (cached, unchanged) "
           f"{summary.skipped or 'none'}; {summary.tensors} tensors in {summary.seconds:.1f} s "
-          f"({per_step:.1f} s per checkpoint) on {summary.device}; cache {cache}")
+          f"({per_step:.1f} s per checkpoint) on {summary.device}; alignment over {summary.alignment_tensors} "
+          f"tensors x {summary.alignment_steps} steps; cache {cache}")
     return 0
 
 

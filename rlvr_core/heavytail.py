@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -65,7 +65,6 @@ class PowerLawFit:
     n_evals: int = 0
     fit_status: str = "ok"
     fit_error: str | None = None
-    extra: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def esd(sv: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ vectors at a time (a 7B step's vectors are ~140 MB), never the whole run.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,6 @@ class _Line:
     stp: np.ndarray | None = None
     first_sigma: float = math.nan
     last_sigma: float = math.nan
-    extra: dict = field(default_factory=dict)
 
     def add(self, t: float, p: np.ndarray, sigma: float) -> None:
         if self.sp is None:
