@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -139,6 +140,7 @@ def write_step(cache: Path, run: str, step: int, tables: dict[str, pa.Table]) ->
     except OSError as exc:
         raise CacheError(str(parent), "a writable cache folder", f"{type(exc).__name__}: {exc}",
                          "choose another --cache DIR or fix its permissions") from exc
+    _remove_stale(parent)
     tmp = parent / f".tmp-step-{step}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
@@ -155,6 +157,21 @@ def write_step(cache: Path, run: str, step: int, tables: dict[str, pa.Table]) ->
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+STALE_SECONDS = 6 * 3600
+
+
+def _remove_stale(run_dir: Path) -> None:
+    """Delete temporary step folders left by a killed writer (older than STALE_SECONDS, so never one
+    that a live writer is still filling)."""
+    now = time.time()
+    for leftover in list(run_dir.glob(".tmp-step-*")) + list(run_dir.glob(".old-step-*")):
+        try:
+            if now - leftover.stat().st_mtime > STALE_SECONDS:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def write_table(path: Path, table: pa.Table) -> None:

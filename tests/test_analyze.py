@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +197,19 @@ def test_cuda_device_gives_the_cpu_numbers(run_fixture, tmp_path, cli) -> None:
     for (a,), (b,) in zip(open_cache(tmp_path / "cpu").execute(q).fetchall(),
                           open_cache(tmp_path / "cuda").execute(q).fetchall()):
         np.testing.assert_allclose(b, a, atol=1e-4)
+
+
+def test_stale_temporary_folders_are_cleaned(run_fixture, tmp_path, cli) -> None:
+    from rlvr_core import store
+
+    run_dir = tmp_path / "cache" / "runs" / "run"
+    old, fresh = run_dir / ".tmp-step-20-dead0000", run_dir / ".tmp-step-10-live0000"
+    for folder in (old, fresh):
+        folder.mkdir(parents=True)
+        (folder / "layers.parquet").write_bytes(b"partial")
+    past = time.time() - store.STALE_SECONDS - 60
+    os.utime(old, (past, past))
+    assert cli("analyze", run_fixture.run_dir, "--base", run_fixture.base_dir, "--cache", tmp_path / "cache",
+               "--steps", "20", "--no-fits")[0] == 0
+    assert not old.exists() and fresh.exists()  # a recent one may belong to a live writer
+    assert open_cache(tmp_path / "cache").execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 2
