@@ -200,7 +200,7 @@ def _lapack_eigen(g, k: int):
     if info != 0:
         return None
     z[1:] = rotated
-    return evals, np.ascontiguousarray(z[:, ::-1])
+    return evals, z[:, ::-1].copy()  # a real copy: for k = 1 a reversed view still counts as contiguous
 
 
 def _lowrank_triplets(x: torch.Tensor, sv: torch.Tensor, k: int) -> Triplets | None:

@@ -213,3 +213,14 @@ def test_stale_temporary_folders_are_cleaned(run_fixture, tmp_path, cli) -> None
                "--steps", "20", "--no-fits")[0] == 0
     assert not old.exists() and fresh.exists()  # a recent one may belong to a live writer
     assert open_cache(tmp_path / "cache").execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 2
+
+
+@pytest.mark.parametrize("topk", ["1", "0"])
+def test_topk_one_and_none(run_fixture, tmp_path, cli, topk) -> None:
+    cache = tmp_path / "cache"
+    rc, _, err = cli("analyze", run_fixture.run_dir, "--base", run_fixture.base_dir, "--cache", cache,
+                     "--topk", topk, "--steps", "20", "--no-fits")
+    assert rc == 0, err
+    con = open_cache(cache)
+    n = con.execute("SELECT count(*), max(k) FROM vectors WHERE target = 'dW'").fetchone()
+    assert n == ((14, 1) if topk == "1" else (0, None))

@@ -113,3 +113,13 @@ def test_tiny_shapes(shape) -> None:
     np.testing.assert_allclose(result.sv.numpy(), np.linalg.svd(x.numpy(), compute_uv=False), rtol=1e-10)
     t = result.triplets
     torch.testing.assert_close((t.u * t.sigma) @ t.v.T, x)
+
+
+@pytest.mark.parametrize("k", [1, 2, 8])
+def test_any_topk(k: int) -> None:
+    x = wide_spectrum(50, 30)
+    t = top_triplets(x, k)
+    U, S, Vt = np.linalg.svd(x.numpy(), full_matrices=False)
+    assert t.sigma.numel() == k
+    np.testing.assert_allclose(t.sigma.numpy(), S[:k], rtol=1e-10)
+    np.testing.assert_allclose(np.abs(np.sum(t.u.numpy() * U[:, :k], axis=0)), 1.0, atol=1e-8)
