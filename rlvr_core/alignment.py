@@ -61,21 +61,3 @@ def consistent_signs(vectors: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Flip each row of `vectors` so it points the same way as `reference` (dot product >= 0)."""
     signs = np.where(vectors @ reference < 0, -1.0, 1.0)
     return vectors * signs[:, None]
-
-
-def alignment_rows(steps: list[int], u1: list[np.ndarray], v1: list[np.ndarray],
-                   u_topk: list[np.ndarray], base_u: np.ndarray | None) -> list[dict]:
-    """One dict per step with the cosines and overlaps of the module docstring (steps ascending)."""
-    rows = []
-    for i, step in enumerate(steps):
-        prev = i - 1 if i > 0 else None
-        rows.append({
-            "step": step,
-            "cos_u_final": abs_cos(u1[i], u1[-1]), "cos_u_prev": abs_cos(u1[i], u1[prev]) if prev is not None
-            else math.nan, "cos_u_first": abs_cos(u1[i], u1[0]),
-            "cos_v_final": abs_cos(v1[i], v1[-1]), "cos_v_prev": abs_cos(v1[i], v1[prev]) if prev is not None
-            else math.nan, "cos_v_first": abs_cos(v1[i], v1[0]),
-            "overlap_topk_final": subspace_overlap(u_topk[i], u_topk[-1]),
-            "overlap_base_principal": base_overlap(u1[i], base_u) if base_u is not None else math.nan,
-        })
-    return rows

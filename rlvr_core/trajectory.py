@@ -21,10 +21,6 @@ import pyarrow.parquet as pq
 
 from . import alignment, store
 
-ALIGNMENT_SCHEMA = store.RUN_SCHEMAS["alignment"]
-DYNAMICS_SCHEMA = store.RUN_SCHEMAS["rank1_dynamics"]
-
-
 @dataclass
 class _Top:
     """One tensor's top-k triplets at one step."""
@@ -93,8 +89,9 @@ def update_run(cache: Path, run: str) -> tuple[int, int]:
     dynamics = [{"run": run, "tensor": t, "layer": roles.get(t, (None, None))[0],
                  "module": roles.get(t, (None, None))[1], "n_steps": line.n, "r2_linear": line.r2(),
                  "sigma1_first": line.first_sigma, "sigma1_final": line.last_sigma} for t, line in lines.items()]
-    store.write_table(run_dir / "alignment.parquet", pa.Table.from_pylist(rows, schema=ALIGNMENT_SCHEMA))
-    store.write_table(run_dir / "rank1_dynamics.parquet", pa.Table.from_pylist(dynamics, schema=DYNAMICS_SCHEMA))
+    store.write_run_tables(cache, run, {
+        "alignment": pa.Table.from_pylist(rows, schema=store.RUN_SCHEMAS["alignment"]),
+        "rank1_dynamics": pa.Table.from_pylist(dynamics, schema=store.RUN_SCHEMAS["rank1_dynamics"])})
     return len(lines), len(steps)
 
 
