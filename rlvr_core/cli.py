@@ -4,6 +4,8 @@
                  [--device auto|cpu|cuda] [--cache DIR] [--checkpoint STEP=PATH ...] [--include-embeddings]
                  [--no-base] [--force] [--triplets auto|eigh|lowrank]
     rlvr logs PATH --run NAME [--reward KEY] [--test KEY] [--cache DIR]
+    rlvr demo [--out DIR] [--cache DIR] [--quick] [--seed N] [--threads N] [--substitute-every K] [--no-analyze]
+              [--if-missing]
     rlvr runs [--cache DIR] [--json]
 
 Every user error is an `RlvrError`: printed as one line `error: ...` on stderr, exit status 2.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from . import store
@@ -71,6 +74,18 @@ def _parser() -> argparse.ArgumentParser:
     logs.add_argument("--test", help="the test-accuracy metric (default: per framework, see the README)")
     logs.add_argument("--cache", help=f"cache folder (default: ${store.CACHE_ENV} or ./{store.DEFAULT_CACHE})")
     logs.set_defaults(func=_cmd_logs)
+    demo = sub.add_parser("demo", help="train the built-in demo (a tiny real GRPO run on CPU) and analyse it")
+    demo.add_argument("--out", default="demo", help="where the base, the runs and the report go (default ./demo)")
+    demo.add_argument("--cache", help=f"cache folder (default: ${store.CACHE_ENV} or ./{store.DEFAULT_CACHE})")
+    demo.add_argument("--quick", action="store_true", help="the small version for tests and CI (under a minute)")
+    demo.add_argument("--seed", type=int, help="seed of everything (default 0)")
+    demo.add_argument("--threads", type=int, default=2, help="torch threads (default 2; fixed for reproducibility)")
+    demo.add_argument("--substitute-every", type=int, help="k of the periodic rank-1 run (default 25; quick 10)")
+    demo.add_argument("--no-analyze", action="store_true", help="train only; do not analyse into the cache")
+    demo.add_argument("--if-missing", action="store_true",
+                      help="do nothing when OUT holds a finished demo and the cache lists its runs")
+    demo.set_defaults(func=_cmd_demo)
+
     runs = sub.add_parser("runs", help="list cached runs and their steps")
     runs.add_argument("--cache", help=f"cache folder (default: ${store.CACHE_ENV} or ./{store.DEFAULT_CACHE})")
     runs.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -114,26 +129,55 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_logs(args: argparse.Namespace) -> int:
-    import pyarrow as pa
+    from .ingest import ingest_log
 
-    from .trainlog import pick_metrics, read_log, summarize
-
-    store.check_run_name(args.run)
-    log = read_log(args.path)
-    reward, test = pick_metrics(log, args.reward, args.test)
-    summary = {"run": args.run, **summarize(log, reward, test)}
-    metrics = pa.table({"run": [args.run] * len(log.records), "step": [r[0] for r in log.records],
-                        "name": [r[1] for r in log.records], "value": [r[2] for r in log.records],
-                        "source": [log.format] * len(log.records)})
     cache = store.resolve_cache(args.cache)
-    store.write_run_tables(cache, args.run, {"metrics": metrics,
-                                             "run_summary": pa.Table.from_pylist([summary])})
+    log, summary = ingest_log(cache, args.run, args.path, args.reward, args.test)
     rho = summary["spearman"]
     print(f"run '{args.run}': {len(log.records)} values of {len(log.names())} metrics from {log.path} "
-          f"({log.format}); reward '{reward}' peaks at step {summary['reward_peak_step']}, test "
-          f"'{test}' at step {summary['test_peak_step']}; Spearman rho {rho:.3f} over "
+          f"({log.format}); reward '{summary['reward_metric']}' peaks at step {summary['reward_peak_step']}, "
+          f"test '{summary['test_metric']}' at step {summary['test_peak_step']}; Spearman rho {rho:.3f} over "
           f"{summary['n_shared_steps']} shared steps; cache {cache}")
     return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoConfig, quick_config, run_demo, substituted_run
+
+    if args.threads < 1 or (args.substitute_every is not None and args.substitute_every < 1):
+        raise UsageError("rlvr demo", "--threads and --substitute-every of at least 1",
+                         f"{args.threads} and {args.substitute_every}", "pass positive numbers")
+    settings = {"out": Path(args.out), "cache": store.resolve_cache(args.cache), "threads": args.threads,
+                "analyze": not args.no_analyze}
+    if args.seed is not None:
+        settings["seed"] = args.seed
+    if args.substitute_every:
+        settings["substitute_every"] = args.substitute_every
+    config = quick_config(**settings) if args.quick else DemoConfig(**settings)
+    if args.if_missing and _demo_present(config):
+        print(f"demo already built: {config.out} (cache {config.cache}); run without --if-missing to rebuild")
+        return 0
+    start = time.perf_counter()
+    report = run_demo(config, lambda m: print(f"[{time.perf_counter() - start:6.1f} s] {m}", file=sys.stderr,
+                                              flush=True))
+    print(f"base test accuracy {report['base_accuracy']:.3f}")
+    for run, rows in report["runs"].items():
+        curve = ", ".join(f"{r['step']}: {r['eval_accuracy']:.3f}/{r['reward']:.2f}" for r in rows if r["step"])
+        print(f"{run} (step: test accuracy/reward) {curve}")
+    gains = ", ".join(f"{r['step']}: {r['rank1_accuracy']:.3f} of {r['full_accuracy']:.3f}" for r in report["rank1"])
+    print(f"rank-1 substitution of {config.out / 'runs'}/demo-grpo (step: rank-1 of full) {gains}")
+    where = f"cache {config.cache} (runs demo-grpo, {substituted_run(config)})" if config.analyze else "not analysed"
+    print(f"demo built in {report['timings']['total_s']:.0f} s: {config.out}, {where}")
+    return 0
+
+
+def _demo_present(config) -> bool:
+    from .demo import RUN, substituted_run
+
+    if not (config.out / "demo_report.json").is_file():
+        return False
+    cached = {row[0] for row in store.open_cache(config.cache).execute("SELECT DISTINCT run FROM checkpoints").fetchall()}
+    return not config.analyze or {RUN, substituted_run(config)} <= cached
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:

@@ -198,6 +198,17 @@ def write_run_tables(cache: Path, run: str, tables: dict[str, pa.Table]) -> Path
     return folder
 
 
+def remove_run(cache: Path, run: str) -> bool:
+    """Delete a run's cached files (moved aside first, so readers never see half a run). True if it existed."""
+    folder = cache / "runs" / check_run_name(run)
+    if not folder.exists():
+        return False
+    doomed = folder.with_name(f".removed-{run}-{uuid.uuid4().hex[:8]}")
+    os.replace(folder, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+    return True
+
+
 def read_checkpoint_row(cache: Path, run: str, step: int) -> dict | None:
     """The stored `checkpoints` row of one step, or None when the step is not cached."""
     file = step_dir(cache, run, step) / "checkpoints.parquet"

@@ -70,3 +70,34 @@ def substitute_rank_k_(model: torch.nn.Module, base: Mapping[str, torch.Tensor],
         param.copy_((b + update).to(param.dtype))
         changed.append(name)
     return changed
+
+
+class PeriodicSubstitution:
+    """Periodic rank-k substitution during training: every `every` optimizer steps, set each linear block
+    weight to W_base + rank-k(W - W_base) (`substitute_rank_k_`), then let training continue.
+
+    The optimizer state is left as it is (the update direction it remembers keeps pushing; only the
+    weights are projected). Call `maybe_apply(model, step)` after each optimizer step; it returns the
+    names it changed (empty on other steps). `base` holds the base weights of (at least) the linear block
+    weights, on any device and dtype; keep it in the training dtype to halve its memory.
+    """
+
+    def __init__(self, base: Mapping[str, torch.Tensor], every: int, rank: int = 1, mode: str = "truncated",
+                 alpha: float = 1.0, modules: str | None = None) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.base, self.every, self.rank, self.mode, self.alpha, self.modules = base, every, rank, mode, alpha, modules
+        self.applied_at: list[int] = []
+
+    def maybe_apply(self, model: torch.nn.Module, step: int) -> list[str]:
+        if step <= 0 or step % self.every:
+            return []
+        changed = substitute_rank_k_(model, self.base, self.rank, self.mode, self.alpha, self.modules)
+        self.applied_at.append(step)
+        return changed
+
+
+def linear_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of the model's linear block weights: the `base` for `PeriodicSubstitution`."""
+    return {name: p.detach().clone() for name, p in model.named_parameters()
+            if classify_tensor(name, tuple(p.shape)).kind == LINEAR}
