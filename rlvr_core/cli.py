@@ -7,6 +7,7 @@
     rlvr demo [--out DIR] [--cache DIR] [--quick] [--seed N] [--threads N] [--substitute-every K] [--no-analyze]
               [--if-missing]
     rlvr runs [--cache DIR] [--json]
+    rlvr substitute | evaluate | compare ...   (see cli_eval)
 
 Every user error is an `RlvrError`: printed as one line `error: ...` on stderr, exit status 2.
 Heavy imports (torch) happen inside the commands that need them.
@@ -85,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--if-missing", action="store_true",
                       help="do nothing when OUT holds a finished demo and the cache lists its runs")
     demo.set_defaults(func=_cmd_demo)
+
+    from .cli_eval import add_parsers
+
+    add_parsers(sub)
 
     runs = sub.add_parser("runs", help="list cached runs and their steps")
     runs.add_argument("--cache", help=f"cache folder (default: ${store.CACHE_ENV} or ./{store.DEFAULT_CACHE})")

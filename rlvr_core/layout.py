@@ -72,6 +72,18 @@ def discover_steps(run_dir: str | Path, steps: list[int] | None = None) -> list[
     return chosen
 
 
+def locate_step(model_dir: str | Path) -> tuple[int, Path] | None:
+    """(step, run folder) of a checkpoint folder in a known layout (verl's `global_step_N/actor/huggingface`
+    included), or None."""
+    folder = Path(model_dir).resolve()
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        for _, pattern in _PATTERNS:
+            match = pattern.match(candidate.name)
+            if match:
+                return int(match.group(1)), candidate.parent
+    return None
+
+
 def parse_explicit(pairs: list[str]) -> list[StepCheckpoint]:
     """Parse `STEP=PATH` strings into checkpoints, sorted by step."""
     result: dict[int, StepCheckpoint] = {}

@@ -108,8 +108,32 @@ RUN_SCHEMAS: dict[str, pa.Schema] = {
         ("spearman", pa.float64()), ("reward_peak_step", pa.int64()), ("test_peak_step", pa.int64()),
         ("n_shared_steps", pa.int64()), ("log_format", pa.string()), ("log_path", pa.string()),
     ]),
+    "recovery": pa.schema([
+        ("run", pa.string()), ("step", pa.int64()), ("rank", pa.int64()), ("mode", pa.string()),
+        ("dataset", pa.string()), ("acc_base", pa.float64()), ("acc_full", pa.float64()), ("acc_rank", pa.float64()),
+        ("recovery", pa.float64()), ("n_problems", pa.int64()), ("eval_id_base", pa.string()),
+        ("eval_id_full", pa.string()), ("eval_id_rank", pa.string()),
+    ]),
 }
 """The columns of each per-run view (one file per run folder, rewritten whole, atomically)."""
+
+EVAL_SCHEMAS: dict[str, pa.Schema] = {
+    "evaluations": pa.schema([
+        ("eval_id", pa.string()), ("run", pa.string()), ("step", pa.int64()), ("variant", pa.string()),
+        ("rank", pa.int64()), ("mode", pa.string()), ("dataset", pa.string()), ("n", pa.int64()),
+        ("temperature", pa.float64()), ("accuracy", pa.float64()), ("pass_at_k", pa.float64()),
+        ("n_problems", pa.int64()), ("started_at", pa.timestamp("us", tz="UTC")),
+        ("finished_at", pa.timestamp("us", tz="UTC")), ("top_p", pa.float64()), ("max_new_tokens", pa.int64()),
+        ("k", pa.int64()), ("model_path", pa.string()), ("model_fingerprint", pa.string()), ("backend", pa.string()),
+        ("device", pa.string()), ("tokens", pa.int64()), ("tokens_per_s", pa.float64()), ("seconds", pa.float64()),
+        ("dataset_kind", pa.string()), ("seed", pa.int64()),
+    ]),
+    "eval_samples": pa.schema([
+        ("eval_id", pa.string()), ("problem_id", pa.string()), ("sample", pa.int64()), ("completion", pa.string()),
+        ("extracted", pa.string()), ("correct", pa.bool_()), ("gold", pa.string()),
+    ]),
+}
+"""The columns of the evaluation views (one folder per evaluation: `<cache>/evals/<eval_id>/`)."""
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -198,6 +222,28 @@ def write_run_tables(cache: Path, run: str, tables: dict[str, pa.Table]) -> Path
     return folder
 
 
+def write_eval(cache: Path, eval_id: str, tables: dict[str, pa.Table]) -> Path:
+    """Atomically publish one evaluation folder (`EVAL_SCHEMAS` tables), replacing an older one."""
+    parent = cache / "evals"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CacheError(str(parent), "a writable cache folder", f"{type(exc).__name__}: {exc}",
+                         "choose another --cache DIR or fix its permissions") from exc
+    tmp, final = parent / f".tmp-{eval_id}-{uuid.uuid4().hex[:8]}", parent / check_run_name(eval_id)
+    tmp.mkdir()
+    try:
+        for name, table in tables.items():
+            pq.write_table(table.cast(EVAL_SCHEMAS[name]), tmp / f"{name}.parquet")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
 def remove_run(cache: Path, run: str) -> bool:
     """Delete a run's cached files (moved aside first, so readers never see half a run). True if it existed."""
     folder = cache / "runs" / check_run_name(run)
@@ -229,6 +275,7 @@ def open_cache(path: str | Path | None = None) -> "duckdb.DuckDBPyConnection":
     con = duckdb.connect(":memory:")
     views = [(name, schema, f"runs/*/step-*/{name}.parquet") for name, schema in SCHEMAS.items()]
     views += [(name, schema, f"runs/*/{name}.parquet") for name, schema in RUN_SCHEMAS.items()]
+    views += [(name, schema, f"evals/*/{name}.parquet") for name, schema in EVAL_SCHEMAS.items()]
     for name, schema, pattern in views:
         files = sorted(cache.glob(pattern))
         columns = ", ".join(f'"{field.name}"' for field in schema)

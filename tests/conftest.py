@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,3 +31,23 @@ def cli(capsys):
 
 def parquet_files(cache: Path) -> list[Path]:
     return sorted(cache.rglob("*.parquet")) if cache.exists() else []
+
+
+@pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory) -> tuple[Path, Path, str]:
+    """`rlvr demo --quick` run once per session through the real entry point: (out, cache, stdout)."""
+    root = tmp_path_factory.mktemp("demo")
+    out, cache = root / "demo", root / "cache"
+    proc = subprocess.run([sys.executable, "-m", "rlvr_core", "demo", "--quick", "--out", str(out), "--cache", str(cache)],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONHASHSEED": "0"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, cache, proc.stdout
+
+
+def benchmarks_dir() -> Path | None:
+    """The shared benchmark sets: $RLVR_DATA, else ../shared/data/benchmarks next to the project."""
+    for candidate in (os.environ.get("RLVR_DATA"), Path(__file__).resolve().parents[2] / "shared/data/benchmarks",
+                      Path("/work/shared/data/benchmarks")):
+        if candidate and (Path(candidate) / "math500.jsonl").is_file():
+            return Path(candidate)
+    return None

@@ -5,9 +5,6 @@ a final test accuracy above the base's, rank-1 weights in the periodic-substitut
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,17 +15,6 @@ from rlvr_core.trainlog import pick_metrics, read_log
 
 pytestmark = pytest.mark.slow
 RUNS = ("demo-grpo", "demo-grpo-rank1-k10")
-
-
-@pytest.fixture(scope="module")
-def quick_demo(tmp_path_factory) -> tuple[Path, Path, str]:
-    root = tmp_path_factory.mktemp("demo")
-    out, cache = root / "demo", root / "cache"
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    proc = subprocess.run([sys.executable, "-m", "rlvr_core", "demo", "--quick", "--out", str(out), "--cache", str(cache)],
-                          capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, cache, proc.stdout
 
 
 def test_demo_prints_its_numbers_and_fills_the_cache(quick_demo, cli):
@@ -61,12 +47,13 @@ def test_checkpoints_load_with_transformers_and_reproduce_the_logged_accuracy(qu
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder)
         assert type(model).__name__ == "LlamaForCausalLM"
-        assert tokenizer.decode(tokenizer("123+456=")["input_ids"]) == "123+456="
+        ids = tokenizer("123+456=")["input_ids"]
+        assert ids[0] == tokenizer.bos_token_id and tokenizer.decode(ids, skip_special_tokens=True) == "123+456="
     # Re-grade the final checkpoint with transformers' own generate() on the shipped test set.
     final = out / "runs" / RUNS[0] / "checkpoint-20"
     tokenizer, model = AutoTokenizer.from_pretrained(final), AutoModelForCausalLM.from_pretrained(final)
     rows = [json.loads(line) for line in (out / "data" / "arithmetic_test.jsonl").read_text().splitlines()]
-    ids = torch.tensor([[tokenizer.bos_token_id, *tokenizer(r["problem"])["input_ids"]] for r in rows])
+    ids = torch.tensor([tokenizer(r["problem"])["input_ids"] for r in rows])
     with torch.no_grad():
         gen = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=5, do_sample=False)
     texts = tokenizer.batch_decode(gen[:, ids.shape[1]:], skip_special_tokens=True)

@@ -1,0 +1,99 @@
+"""Substitution and evaluation on the demo run: both modes, AlphaRL's formula, untouched tensors,
+cached triplets, base/full/rank-1 evaluated on CPU and the recovery stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rlvr_core import store
+from rlvr_core.checkpoint import Checkpoint
+from rlvr_core.naming import LINEAR, classify_tensor
+
+pytestmark = pytest.mark.slow
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_substitute_both_modes(quick_demo, cli, tmp_path):
+    out, cache, _ = quick_demo
+    step, base = out / "runs" / "demo-grpo" / "checkpoint-20", out / "base"
+    rc, msg, err = cli("substitute", step, "--base", base, "--mode", "norm-matched", "--out", tmp_path / "nm")
+    assert rc == 0, err
+    rc, msg, err = cli("substitute", step, "--base", base, "--out", tmp_path / "tr-cached", "--cache", cache)
+    assert rc == 0 and "21 from cached triplets" in msg
+    rc, _, _ = cli("substitute", step, "--base", base, "--out", tmp_path / "tr", "--keep", "step")
+    assert rc == 0
+    w_step, w_base = _weights(step), _weights(base)
+    nm, tr, tr_cached = _weights(tmp_path / "nm"), _weights(tmp_path / "tr"), _weights(tmp_path / "tr-cached")
+    linear = [n for n, t in w_step.items() if classify_tensor(n, tuple(t.shape)).kind == LINEAR]
+    assert len(linear) == 21
+    for name in linear:
+        d = w_step[name].double() - w_base[name].double()
+        u, s, vh = torch.linalg.svd(d)
+        alpharl = w_base[name].double() + torch.linalg.norm(d) * torch.outer(u[:, 0], vh[0])  # ||dW||_F u1 v1^T
+        assert torch.allclose(nm[name].double(), alpharl, atol=1e-6, rtol=0), name
+        truncated = w_base[name].double() + s[0] * torch.outer(u[:, 0], vh[0])
+        assert torch.allclose(tr[name].double(), truncated, atol=1e-6, rtol=0), name
+        assert torch.allclose(tr_cached[name].double(), truncated, atol=1e-6, rtol=0), name
+    for name in set(w_step) - set(linear):  # embeddings, norms, lm_head
+        assert torch.equal(nm[name], w_base[name]), name
+        assert torch.equal(tr[name], w_step[name]), name
+    recipe = json.loads((tmp_path / "nm" / "rlvr_substitution.json").read_text())
+    assert (recipe["run"], recipe["step"], recipe["rank"], recipe["mode"], recipe["keep"]) == \
+        ("demo-grpo", 20, 1, "norm-matched", "base")
+    assert {"config.json", "tokenizer.json", "generation_config.json"} <= {p.name for p in (tmp_path / "nm").iterdir()}
+    assert "trainer_state.json" not in {p.name for p in (tmp_path / "nm").iterdir()}
+
+
+def test_substitute_modules_regex_and_errors(quick_demo, cli, tmp_path):
+    out, _, _ = quick_demo
+    step, base = out / "runs" / "demo-grpo" / "checkpoint-20", out / "base"
+    rc, msg, _ = cli("substitute", step, "--base", base, "--modules", r"mlp\.", "--out", tmp_path / "mlp")
+    assert rc == 0 and "9 weights" in msg
+    w, w_base = _weights(tmp_path / "mlp"), _weights(base)
+    assert torch.equal(w["model.layers.0.self_attn.q_proj.weight"], w_base["model.layers.0.self_attn.q_proj.weight"])
+    assert not torch.equal(w["model.layers.0.mlp.up_proj.weight"], w_base["model.layers.0.mlp.up_proj.weight"])
+    rc, _, err = cli("substitute", step, "--base", base, "--mode", "lowrank", "--out", tmp_path / "bad")
+    assert rc == 2 and "--mode: expected one of truncated, norm-matched, found 'lowrank'" in err
+    from rlvr_core.fixtures import ModelShape, build_run
+
+    other = build_run(tmp_path / "other", ModelShape(arch="llama"), steps=(10,), layout="trl")
+    rc, _, err = cli("substitute", step, "--base", other.base_dir, "--out", tmp_path / "bad")
+    assert rc == 2 and "Fix: pass the base model this run started from" in err
+    assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".bad*"))
+
+
+def test_compare_base_full_rank1_on_cpu_stores_recovery(quick_demo, cli, tmp_path):
+    out, _, _ = quick_demo
+    cache = tmp_path / "cache"
+    args = ("compare", out / "runs" / "demo-grpo", "--base", out / "base", "--dataset", "arithmetic", "--limit", "300",
+            "--max-new-tokens", "5", "--batch-size", "300", "--cache", cache, "--device", "cpu")
+    rc, text, err = cli(*args)
+    assert rc == 0, err
+    con = store.open_cache(cache)
+    rows = con.execute("SELECT step, rank, acc_base, acc_full, acc_rank, recovery FROM recovery ORDER BY step").fetchall()
+    assert [(r[0], r[1]) for r in rows] == [(10, 1), (20, 1)]
+    for _, _, acc_base, acc_full, acc_rank, recovery in rows:
+        assert recovery == pytest.approx((acc_rank - acc_base) / (acc_full - acc_base))
+    evals = con.execute("SELECT variant, step, n_problems, accuracy FROM evaluations ORDER BY variant, step").fetchall()
+    assert [(v, s, n) for v, s, n, _ in evals] == [("base", 0, 300), ("full", 10, 300), ("full", 20, 300),
+                                                   ("rank-1", 10, 300), ("rank-1", 20, 300)]
+    n_samples = con.execute("SELECT count(*), sum(correct::int) FROM eval_samples").fetchone()
+    assert n_samples[0] == 1500
+    # The logged greedy accuracy of the final checkpoint on these 300 problems matches the evaluation's.
+    samples = con.execute("SELECT s.completion, s.gold, s.correct FROM eval_samples s JOIN evaluations e USING (eval_id) "
+                          "WHERE e.variant = 'full' AND e.step = 20").fetchall()
+    assert all(c == (comp.strip() == gold) for comp, gold, c in samples)
+    # A rerun is answered from the cache: same ids, no new evaluation folders.
+    before = sorted(p.name for p in (cache / "evals").iterdir())
+    assert cli(*args)[0] == 0
+    assert sorted(p.name for p in (cache / "evals").iterdir()) == before
+    variant = cache / "variants" / "demo-grpo" / "step-20-rank1-truncated-keepbase"
+    assert Checkpoint(variant).tensors and (variant / "rlvr_substitution.json").is_file()
