@@ -33,7 +33,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pyarrow as pa
 import torch
 from threadpoolctl import threadpool_limits

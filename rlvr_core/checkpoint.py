@@ -67,7 +67,7 @@ class Checkpoint:
                     continue
                 if name in self.tensors:
                     raise CheckpointFormatError(
-                        f"{file}", f"each tensor in one shard", f"'{name}' also in {self.tensors[name].file.name}",
+                        f"{file}", "each tensor in one shard", f"'{name}' also in {self.tensors[name].file.name}",
                         "rewrite the checkpoint with save_pretrained(safe_serialization=True)")
                 self.tensors[name] = TensorInfo(name, entry["dtype"], tuple(entry["shape"]), file)
         self.fingerprint = digest.hexdigest()[:24]

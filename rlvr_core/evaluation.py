@@ -60,7 +60,8 @@ def describe(request: EvalRequest) -> dict:
 
 
 def eval_id(request: EvalRequest, fingerprint: str) -> str:
-    key = json.dumps([fingerprint, request.dataset.name, request.dataset.digest(), asdict(request.sampling)])
+    sampling = {k: v for k, v in asdict(request.sampling).items() if k != "batch_size"}  # batching changes no result
+    key = json.dumps([fingerprint, request.dataset.name, request.dataset.digest(), sampling])
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

@@ -49,7 +49,7 @@ def choose_backend(device: str) -> str:
     """`vllm` when importable and the device is a GPU, else `transformers`."""
     if device.startswith("cuda"):
         try:
-            import vllm  # noqa: F401
+            import vllm  # noqa: F401  (only whether it is importable)
             return "vllm"
         except ImportError:
             pass

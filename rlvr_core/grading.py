@@ -14,12 +14,24 @@ Plain Python on strings: no torch, no files.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+import threading
 
 from .arithmetic import verify as grade_exact
 
 __all__ = ["extract_boxed", "grade", "grade_choice", "grade_exact", "extract_choice", "pass_at_k"]
+
+class _NoTimeoutNotice(logging.Filter):
+    """Drops math-verify's notice that timeouts are off (we turn them off on purpose outside the main thread)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Timeout is disabled")
+
+
+for _name in ("math_verify.parser", "math_verify.grader"):
+    logging.getLogger(_name).addFilter(_NoTimeoutNotice())
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 LETTERS = "ABCDEFGHIJ"
@@ -44,15 +56,19 @@ def grade(completion: str, gold: str) -> bool:
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
     configs = [LatexExtractionConfig(), ExprExtractionConfig()]
+    # math-verify's timeouts use signal.alarm, which only the main thread may set: elsewhere (a worker's
+    # thread, the dashboard) run without them.
+    limit = 5 if threading.current_thread() is threading.main_thread() else None
     gold_text = str(gold).strip()
-    gold_parsed = parse(f"${gold_text}$", configs) or parse(gold_text, configs)
+    gold_parsed = parse(f"${gold_text}$", configs, parsing_timeout=limit) or parse(gold_text, configs, parsing_timeout=limit)
     if not gold_parsed:
         return _same_text(extract_boxed(completion) or completion, gold_text)
     boxed = extract_boxed(completion)
-    predicted = parse(f"$\\boxed{{{boxed}}}$", configs) if boxed is not None else parse(completion, configs)
+    text = f"$\\boxed{{{boxed}}}$" if boxed is not None else completion
+    predicted = parse(text, configs, parsing_timeout=limit)
     if not predicted:
         return False
-    return bool(verify(gold_parsed, predicted)) or (boxed is not None and _same_text(boxed, gold_text))
+    return bool(verify(gold_parsed, predicted, timeout_seconds=limit)) or (boxed is not None and _same_text(boxed, gold_text))
 
 
 def _same_text(a: str, b: str) -> bool:

@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .atomic import publishing
 from .errors import CacheError, UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -165,21 +166,9 @@ def write_step(cache: Path, run: str, step: int, tables: dict[str, pa.Table]) ->
         raise CacheError(str(parent), "a writable cache folder", f"{type(exc).__name__}: {exc}",
                          "choose another --cache DIR or fix its permissions") from exc
     _remove_stale(parent)
-    tmp = parent / f".tmp-step-{step}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with publishing(final, f"step-{step}") as tmp:
         for name, table in tables.items():
             pq.write_table(table.cast(SCHEMAS[name]), tmp / f"{name}.parquet")
-        old = None
-        if final.exists():
-            old = parent / f".old-step-{step}-{uuid.uuid4().hex[:8]}"
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
@@ -230,17 +219,10 @@ def write_eval(cache: Path, eval_id: str, tables: dict[str, pa.Table]) -> Path:
     except OSError as exc:
         raise CacheError(str(parent), "a writable cache folder", f"{type(exc).__name__}: {exc}",
                          "choose another --cache DIR or fix its permissions") from exc
-    tmp, final = parent / f".tmp-{eval_id}-{uuid.uuid4().hex[:8]}", parent / check_run_name(eval_id)
-    tmp.mkdir()
-    try:
+    with publishing(parent / check_run_name(eval_id)) as tmp:
         for name, table in tables.items():
             pq.write_table(table.cast(EVAL_SCHEMAS[name]), tmp / f"{name}.parquet")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    final = parent / eval_id
     return final
 
 

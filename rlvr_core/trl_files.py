@@ -1,16 +1,16 @@
 """Checkpoint folders in the layout TRL (transformers' Trainer) writes: `checkpoint-<N>/` holding
 `model.safetensors`, `config.json`, `generation_config.json`, the tokenizer files and `trainer_state.json`
 whose `log_history` lists every logged record so far (`{"step": N, "reward": ...}`, eval records with
-`eval_*` keys). Each folder is written under a temporary name and published with `os.replace`, so a
+`eval_*` keys). Each folder is written under a temporary name and published with `os.replace` (`atomic`), so a
 killed run leaves no half-written checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
+
+from .atomic import publishing
 
 
 def trainer_state(history: list[dict], step: int, max_steps: int) -> dict:
@@ -26,26 +26,16 @@ def trainer_state(history: list[dict], step: int, max_steps: int) -> dict:
 
 def save_checkpoint(model, tokenizer, folder: Path, history: list[dict], step: int, max_steps: int) -> Path:
     """Write `folder` (model, tokenizer, trainer_state.json) atomically; replaces an older one."""
-    folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "trainer_state.json").write_text(json.dumps(trainer_state(history, step, max_steps), indent=2) + "\n")
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-    return folder
+    with publishing(Path(folder)) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "trainer_state.json").write_text(json.dumps(trainer_state(history, step, max_steps), indent=2) + "\n")
+    return Path(folder)
 
 
 def save_model(model, tokenizer, folder: Path) -> Path:
     """Write a plain model folder (the base) atomically."""
-    folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
-    return folder
+    with publishing(Path(folder)) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    return Path(folder)

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import torch
 from safetensors.torch import save_file
 
 from . import __version__
+from .atomic import publishing
 from .checkpoint import Checkpoint
 from .errors import TensorMismatchError, UsageError
 from .evaluation import RECIPE_FILE
@@ -69,25 +68,13 @@ def write_substituted(config: SubstituteConfig) -> dict:
                 if classify_tensor(n, info.shape).kind == LINEAR and (pattern is None or pattern.search(n))}
     _check_pair(step_ck, base_ck, selected if config.keep == "step" else set(step_ck.tensors))
     stored = cached_triplets(config.cache, step_ck.fingerprint, base_ck.fingerprint, config.rank) if config.cache else None
-    out = Path(config.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
+    with publishing(Path(config.out)) as tmp:
         used_cache = _write_shards(step_ck, base_ck, selected, config, stored, tmp)
         for item in Path(config.step_dir).iterdir():
-            if item.is_file() and not SKIP_FILES.search(item.name):
-                shutil.copy2(item, tmp / item.name)
-            elif item.name.endswith(".index.json"):
+            if item.is_file() and (not SKIP_FILES.search(item.name) or item.name.endswith(".index.json")):
                 shutil.copy2(item, tmp / item.name)
         recipe = _recipe(config, step_ck, base_ck, sorted(selected), used_cache, stored)
         (tmp / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return recipe
 
 

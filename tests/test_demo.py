@@ -5,7 +5,6 @@ a final test accuracy above the base's, rank-1 weights in the periodic-substitut
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

@@ -41,6 +41,13 @@ def test_grade_handles_equivalent_forms_and_missing_boxes():
     assert extract_boxed("no box here") is None
 
 
+def test_grade_works_outside_the_main_thread():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:  # math-verify's signal-based timeouts would raise here
+        assert list(pool.map(grade, ["\\boxed{\\frac{1}{2}}", "\\boxed{3}"], ["0.5", "4"])) == [True, False]
+
+
 def test_multiple_choice_letters():
     assert grade_choice("Reasoning... The answer is (B).", "B")
     assert grade_choice("so the final answer is \\boxed{C}", "C")
