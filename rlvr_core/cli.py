@@ -8,6 +8,7 @@
               [--if-missing]
     rlvr runs [--cache DIR] [--json]
     rlvr substitute | evaluate | compare ...   (see cli_eval)
+    rlvr submit | jobs | cancel | worker ...   (see cli_jobs)
 
 Every user error is an `RlvrError`: printed as one line `error: ...` on stderr, exit status 2.
 Heavy imports (torch) happen inside the commands that need them.
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -28,6 +31,8 @@ from .errors import RlvrError, UsageError
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if os.environ.get("RLVR_JOB_ID"):  # running as a queued job: SIGTERM (cancel) unwinds like Ctrl-C
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
     except RlvrError as exc:
@@ -37,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted; finished steps are cached, the step in progress was not written",
               file=sys.stderr)
         return 130
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,9 +96,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="do nothing when OUT holds a finished demo and the cache lists its runs")
     demo.set_defaults(func=_cmd_demo)
 
-    from .cli_eval import add_parsers
+    from . import cli_eval, cli_jobs
 
-    add_parsers(sub)
+    parsers = {"analyze": analyze, "demo": demo, **cli_eval.add_parsers(sub)}
+    cli_jobs.add_parsers(sub, parsers)
 
     runs = sub.add_parser("runs", help="list cached runs and their steps")
     runs.add_argument("--cache", help=f"cache folder (default: ${store.CACHE_ENV} or ./{store.DEFAULT_CACHE})")
@@ -119,10 +129,18 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
                            include_embeddings=args.include_embeddings, include_base=not args.no_base,
                            force=args.force, triplet_method=args.triplets,
                            workers=args.workers, fits=not args.no_fits, alignment=not args.no_alignment)
-    bar = None if args.quiet else _ProgressBar()
+    from .jobs import Reporter
+
+    bar, reporter = (None if args.quiet else _ProgressBar()), Reporter()
+
+    def progress(done: int, total: int, message: str) -> None:
+        if bar is not None:
+            bar(done, total, message)
+        reporter(done / max(total, 1), message)
     try:
-        summary = analyze_run(config, bar)
+        summary = analyze_run(config, progress)
     finally:
+        reporter.flush()
         if bar is not None:
             bar.close()
     per_step = sum(summary.seconds_per_step.values()) / max(len(summary.seconds_per_step), 1)
@@ -163,8 +181,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"demo already built: {config.out} (cache {config.cache}); run without --if-missing to rebuild")
         return 0
     start = time.perf_counter()
-    report = run_demo(config, lambda m: print(f"[{time.perf_counter() - start:6.1f} s] {m}", file=sys.stderr,
-                                              flush=True))
+    from .jobs import Reporter
+
+    reporter = Reporter()
+
+    def progress(message: str) -> None:
+        print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
+        reporter(None, message)
+    report = run_demo(config, progress)
+    reporter.flush()
     print(f"base test accuracy {report['base_accuracy']:.3f}")
     for run, rows in report["runs"].items():
         curve = ", ".join(f"{r['step']}: {r['eval_accuracy']:.3f}/{r['reward']:.2f}" for r in rows if r["step"])

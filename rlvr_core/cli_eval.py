@@ -19,7 +19,7 @@ from . import store
 from .errors import UsageError
 
 
-def add_parsers(sub) -> None:
+def add_parsers(sub) -> dict:
     s = sub.add_parser("substitute", help="write a checkpoint with every linear weight = W_base + rank-k(dW)")
     s.add_argument("checkpoint", help="the step checkpoint folder")
     s.add_argument("--base", required=True, help="the base model folder")
@@ -47,6 +47,7 @@ def add_parsers(sub) -> None:
     c.add_argument("--run", help="the run's name in the cache (default: the run folder's name)")
     _sampling_flags(c)
     c.set_defaults(func=_cmd_compare)
+    return {"substitute": s, "evaluate": e, "compare": c}
 
 
 def _variant_flags(p, rank: bool = True) -> None:
@@ -134,7 +135,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     config = CompareConfig(Path(args.run_dir), Path(args.base), datasets, parse_steps(args.steps) if args.steps else None,
                            ranks, args.mode, args.alpha, args.keep, args.modules, _sampling(args),
                            store.resolve_cache(args.cache), _device(args.device), args.run)
-    rows = compare(config, lambda m: print(m, file=sys.stderr, flush=True))
+    from .jobs import Reporter
+
+    reporter = Reporter()
+    total = len(datasets) * (1 + len(config.steps or [0]) * (1 + len(ranks))) if config.steps else None
+    seen = []
+
+    def progress(message: str) -> None:
+        seen.append(message)
+        print(message, file=sys.stderr, flush=True)
+        reporter(len(seen) / total if total else None, message)
+
+    rows = compare(config, progress)
+    reporter.flush()
     for r in rows:
         rec = "n/a (no gain)" if r["recovery"] is None else f"{r['recovery']:.2f}"
         print(f"{r['run']} step {r['step']} rank-{r['rank']} {r['mode']} on {r['dataset']}: base {r['acc_base']:.3f}, "
