@@ -10,5 +10,6 @@ st.set_page_config(page_title="RLVR Lens", layout="wide")
 navigation = st.navigation([
     st.Page("pages/runs.py", title="Runs", default=True),
     st.Page("pages/layers.py", title="Layers"),
+    st.Page("pages/jobs.py", title="Jobs"),
 ])
 navigation.run()

@@ -53,3 +53,20 @@ def test_dashboard_never_imports_torch() -> None:
             "import streamlit, plotly; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_jobs_page_queues_the_demo_and_cancels_it(tmp_path, monkeypatch) -> None:
+    from rlvr_core import jobs
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RLVR_CACHE", str(cache))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/jobs.py").run()
+    assert not at.exception and at.title[0].value == "Jobs"
+    assert "No jobs yet" in at.info[0].value
+    at.button[0].click().run()
+    queued = jobs.list_jobs(cache)
+    assert [(j.kind, j.state, j.argv) for j in queued] == [("demo", "queued", ["--if-missing"])]
+    assert at.dataframe[0].value["state"].tolist() == ["queued"]
+    next(b for b in at.button if b.label == "Cancel this job").click().run()
+    assert jobs.get(cache, queued[0].id).state == "cancelled"
