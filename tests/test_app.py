@@ -49,7 +49,7 @@ def test_empty_cache_says_what_to_do(tmp_path, monkeypatch) -> None:
 
 
 def test_dashboard_never_imports_torch() -> None:
-    code = ("import sys, runpy; sys.argv=['x']; import rlvr_core.store, rlvr_core.layout, rlvr_core.checkpoint; "
+    code = ("import sys, runpy; sys.argv=['x']; import rlvr_core.store, rlvr_core.layout, rlvr_core.checkpoint, rlvr_core.jobs; "
             "import streamlit, plotly; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -70,3 +70,40 @@ def test_jobs_page_queues_the_demo_and_cancels_it(tmp_path, monkeypatch) -> None
     assert at.dataframe[0].value["state"].tolist() == ["queued"]
     next(b for b in at.button if b.label == "Cancel this job").click().run()
     assert jobs.get(cache, queued[0].id).state == "cancelled"
+
+
+@pytest.fixture
+def demo_cache(quick_demo, monkeypatch):
+    monkeypatch.setenv("RLVR_CACHE", str(quick_demo[1]))
+    return quick_demo[1]
+
+
+@pytest.mark.slow
+def test_reward_page_on_the_demo(demo_cache) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/reward.py").run()
+    assert not at.exception
+    assert set(at.multiselect[0].value) == {"demo-grpo", "demo-grpo-rank1-k10"}
+    assert len(at.get("plotly_chart")) == 1
+    assert set(at.dataframe[0].value["run"]) == {"demo-grpo", "demo-grpo-rank1-k10"}
+    at.multiselect[0].set_value(["demo-grpo"]).run()
+    assert set(at.dataframe[0].value["run"]) == {"demo-grpo"}
+
+
+@pytest.mark.slow
+def test_alignment_page_on_the_demo(demo_cache) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/alignment.py").run()
+    assert not at.exception
+    assert at.selectbox[0].options == ["demo-grpo", "demo-grpo-rank1-k10"]
+    assert len(at.get("plotly_chart")) == 2
+    at.selectbox[1].set_value("cos_u_prev").run()
+    assert not at.exception
+
+
+def test_new_pages_say_what_to_do_on_an_empty_cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "empty"))
+    for page, hint in (("pages/reward.py", "rlvr logs"), ("pages/alignment.py", "rlvr analyze")):
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.switch_page(page).run()
+        assert not at.exception and hint in at.info[0].value
