@@ -1,0 +1,94 @@
+"""A real browser (Debian's chromium, driven by Playwright) against `streamlit run app.py` on the quick
+demo's cache: every page renders (a plotly chart where the page has one), and an analysis submitted from
+the Jobs page finishes with a worker running. Screenshots go to $RLVR_SCREENSHOTS (default: the test's
+temporary folder). Opt-in locally with RLVR_BROWSER_TESTS=1; `.ci/run` sets it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from rlvr_core import jobs
+from rlvr_core.fixtures import ModelShape, build_run
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(os.environ.get("RLVR_BROWSER_TESTS") != "1", reason="set RLVR_BROWSER_TESTS=1"),
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install chromium")]
+APP_DIR = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(quick_demo, tmp_path):
+    cache = tmp_path / "cache"  # a copy: the UI test adds a run, other tests read the demo's cache as it is
+    shutil.copytree(quick_demo[1], cache)
+    port = _free_port()
+    env = {**os.environ, "RLVR_CACHE": str(cache)}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                            cwd=APP_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise AssertionError("streamlit did not become healthy")
+    yield url, cache
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_every_page_renders_and_an_analysis_runs_from_the_ui(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, cache = server
+    shots = Path(os.environ.get("RLVR_SCREENSHOTS", tmp_path / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    fx = build_run(tmp_path / "data", ModelShape(arch="llama"), steps=(10, 20), layout="trl")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
+                                                                     "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for path, charted in (("", False), ("layers", True), ("alignment", True), ("reward", True), ("jobs", False)):
+            page.goto(f"{url}/{path}")
+            page.wait_for_selector("h1", timeout=60000)
+            if charted:
+                page.wait_for_selector(".js-plotly-plot", timeout=60000)
+            assert page.locator("[data-testid='stException']").count() == 0, path
+            page.screenshot(path=str(shots / f"{path or 'runs'}.png"), full_page=True)
+        page.goto(f"{url}/jobs")
+        page.wait_for_selector("h1", timeout=60000)
+        page.get_by_label("Run folder (checkpoint-N/, global_step_N/, ...)").fill(str(fx.run_dir))
+        page.get_by_label("Base model folder").fill(str(fx.base_dir))
+        page.get_by_label("Name in the cache (optional)").fill("from-the-ui")
+        page.get_by_role("button", name="Queue an analysis").click()
+        page.wait_for_selector("text=Analysis job", timeout=30000)
+        worker = subprocess.run([sys.executable, "-m", "rlvr_core", "worker", "--drain", "--cache", str(cache)],
+                                capture_output=True, text=True, timeout=300)
+        assert worker.returncode == 0, worker.stderr
+        job = next(j for j in jobs.list_jobs(cache) if "from-the-ui" in j.argv)
+        assert job.state == "done", jobs.log_tail(cache, job.id)
+        # the live queue shows it finished (dataframe cells live in the grid's accessible table)
+        page.wait_for_selector("[data-testid^=glide-cell] >> text=done", state="attached", timeout=30000)
+        page.screenshot(path=str(shots / "jobs-done.png"), full_page=True)
+        page.goto(url)
+        page.wait_for_selector("[data-testid^=glide-cell] >> text=from-the-ui", state="attached", timeout=60000)
+        browser.close()
