@@ -10,6 +10,7 @@ st.set_page_config(page_title="RLVR Lens", layout="wide")
 navigation = st.navigation([
     st.Page("pages/runs.py", title="Runs", default=True),
     st.Page("pages/layers.py", title="Layers"),
+    st.Page("pages/spectra.py", title="Spectra"),
     st.Page("pages/alignment.py", title="Alignment"),
     st.Page("pages/reward.py", title="Reward vs test"),
     st.Page("pages/jobs.py", title="Jobs"),

@@ -244,6 +244,14 @@ def tpl_normaliser(a: float, b: float) -> float:
     return value
 
 
+def powerlaw_density(x: np.ndarray, alpha: float, xmin: float, tail_fraction: float) -> np.ndarray:
+    """The fitted power law as a density over the whole ESD (for drawing it over `log_histogram`):
+    tail_fraction * (alpha - 1) / xmin * (x / xmin)^-alpha for x >= xmin, NaN below xmin."""
+    x = np.asarray(x, dtype=np.float64)
+    density = tail_fraction * (alpha - 1.0) / xmin * (x / xmin) ** (-alpha)
+    return np.where(x >= xmin, density, np.nan)
+
+
 def log_histogram(sv: np.ndarray, bins: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Log-binned density of the ESD: (bin_lo, bin_hi, density), density integrating to 1 over lambda."""
     evals = esd(sv)

@@ -107,3 +107,18 @@ def test_new_pages_say_what_to_do_on_an_empty_cache(tmp_path, monkeypatch) -> No
         at = AppTest.from_file(APP, default_timeout=60)
         at.switch_page(page).run()
         assert not at.exception and hint in at.info[0].value
+
+
+@pytest.mark.slow
+def test_spectra_page_on_the_demo(demo_cache) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/spectra.py").run()
+    assert not at.exception
+    assert at.selectbox[0].value == "demo-grpo" and at.selectbox[1].value == 20
+    assert len(at.get("plotly_chart")) == 3
+    first = at.dataframe[0].value
+    assert len(first) == 21 and set(first["fit_status"]) <= {"ok", "failed"}
+    at.radio[0].set_value("dW").run()
+    assert not at.exception and len(at.dataframe[0].value) == 21
+    at.selectbox[2].set_value(first["tensor"].iloc[5]).run()
+    assert not at.exception

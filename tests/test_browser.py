@@ -67,7 +67,8 @@ def test_every_page_renders_and_an_analysis_runs_from_the_ui(server, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
                                                                      "--disable-background-networking"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        for path, charted in (("", False), ("layers", True), ("alignment", True), ("reward", True), ("jobs", False)):
+        for path, charted in (("", False), ("layers", True), ("spectra", True), ("alignment", True), ("reward", True),
+                              ("jobs", False)):
             page.goto(f"{url}/{path}")
             page.wait_for_selector("h1", timeout=60000)
             if charted:

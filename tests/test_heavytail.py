@@ -108,3 +108,13 @@ def test_tpl_normaliser_matches_quadrature(a: float, b: float) -> None:
     ref = quad(lambda t: 0.0 if t > 700 else math.exp((1 - a) * t - b * math.expm1(t)), 0, math.inf,
                limit=400, epsabs=0, epsrel=1e-12)[0]
     assert tpl_normaliser(a, b) == pytest.approx(ref, rel=1e-8)
+
+
+def test_powerlaw_density_integrates_to_the_tail_fraction():
+    from rlvr_core.heavytail import powerlaw_density
+
+    x = np.logspace(0, 8, 200001)
+    y = powerlaw_density(x, alpha=2.5, xmin=10.0, tail_fraction=0.3)
+    assert np.isnan(y[x < 10]).all()
+    keep = ~np.isnan(y)
+    assert np.trapezoid(y[keep], x[keep]) == pytest.approx(0.3, rel=1e-3)

@@ -1,0 +1,56 @@
+"""Spectra and heavy tails page: one tensor's ESD on log-log axes with its power-law fit and xmin, the
+step's alpha as a layer x module heatmap, alpha over steps per module kind, and the fit table with the
+likelihood-ratio tests."""
+
+import numpy as np
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from rlvr_core.heavytail import powerlaw_density
+from rlvr_core.store import open_cache, resolve_cache
+
+st.title("Spectra and heavy tails")
+con = open_cache(resolve_cache(None))
+runs = [r for (r,) in con.execute("SELECT DISTINCT run FROM fits ORDER BY run").fetchall()]
+if not runs:
+    st.info("No power-law fits cached yet: `rlvr analyze` computes them (unless --no-fits).")
+    st.stop()
+left, middle, right = st.columns(3)
+run = left.selectbox("Run", runs)
+steps = [s for (s,) in con.execute("SELECT DISTINCT step FROM fits WHERE run = ? ORDER BY step", [run]).fetchall()]
+step = middle.selectbox("Step", steps, index=len(steps) - 1)
+target = right.radio("Target", ["W", "dW"], horizontal=True)
+fits = con.execute("SELECT f.tensor, t.layer, t.module, f.alpha, f.xmin, f.n_tail, f.n_evals, f.ks_d, f.heavy_tailed, "
+                   "f.lr_exponential, f.p_exponential, f.lr_lognormal, f.p_lognormal, f.lr_truncated_power_law, "
+                   "f.p_truncated_power_law, f.fit_status FROM fits f JOIN tensors t USING (run, step, tensor) "
+                   "WHERE f.run = ? AND f.step = ? AND f.target = ? ORDER BY t.layer, t.module",
+                   [run, step, target]).df()
+if fits.empty:
+    st.info(f"Step {step} has no {target} fits (the base, step 0, has W only).")
+    st.stop()
+tensor = st.selectbox("Tensor", fits["tensor"].tolist())
+row = fits[fits["tensor"] == tensor].iloc[0]
+hist = con.execute("SELECT bin_lo, bin_hi, density FROM esd_hist WHERE run = ? AND step = ? AND tensor = ? AND "
+                   "target = ? ORDER BY bin_lo", [run, step, tensor, target]).df()
+figure = go.Figure()
+centres = np.sqrt(hist["bin_lo"] * hist["bin_hi"])
+figure.add_scatter(x=centres, y=hist["density"], mode="markers", name="ESD (log-binned)")
+if row["fit_status"] == "ok":
+    line = powerlaw_density(centres, row["alpha"], row["xmin"], row["n_tail"] / row["n_evals"])
+    figure.add_scatter(x=centres, y=line, mode="lines", name=f"power law, α = {row['alpha']:.2f}")
+    figure.add_vline(x=row["xmin"], line_dash="dash", annotation_text="xmin")
+figure.update_xaxes(type="log", title="eigenvalue λ of XᵀX")
+figure.update_yaxes(type="log", title="density")
+figure.update_layout(title=f"ESD of {target}: {tensor}, step {step}")
+st.plotly_chart(figure, width="stretch")
+grid = fits.pivot_table(index="layer", columns="module", values="alpha")
+st.plotly_chart(px.imshow(grid, aspect="auto", labels={"color": "α"}, title=f"α of {target}, step {step}"),
+                width="stretch")
+over_steps = con.execute("SELECT t.module, f.step, median(f.alpha) AS alpha FROM fits f JOIN tensors t "
+                         "USING (run, step, tensor) WHERE f.run = ? AND f.target = ? AND f.fit_status = 'ok' "
+                         "GROUP BY t.module, f.step ORDER BY f.step", [run, target]).df()
+st.plotly_chart(px.line(over_steps, x="step", y="alpha", color="module", markers=True,
+                        title=f"median α of {target} over steps"), width="stretch")
+st.dataframe(fits, hide_index=True, width="stretch")
+st.download_button("Download the fits (CSV)", fits.to_csv(index=False), f"fits_{run}_{step}_{target}.csv", "text/csv")
