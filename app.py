@@ -13,6 +13,7 @@ navigation = st.navigation([
     st.Page("pages/spectra.py", title="Spectra"),
     st.Page("pages/alignment.py", title="Alignment"),
     st.Page("pages/reward.py", title="Reward vs test"),
+    st.Page("pages/substitution.py", title="Substitution"),
     st.Page("pages/jobs.py", title="Jobs"),
 ])
 navigation.run()

@@ -122,3 +122,34 @@ def test_spectra_page_on_the_demo(demo_cache) -> None:
     assert not at.exception and len(at.dataframe[0].value) == 21
     at.selectbox[2].set_value(first["tensor"].iloc[5]).run()
     assert not at.exception
+
+
+@pytest.mark.slow
+def test_substitution_page_queues_a_comparison_and_shows_recovery(quick_demo, tmp_path, monkeypatch) -> None:
+    import shutil
+
+    from rlvr_core import jobs
+
+    cache = tmp_path / "cache"
+    shutil.copytree(quick_demo[1], cache)
+    monkeypatch.setenv("RLVR_CACHE", str(cache))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/substitution.py").run()
+    assert not at.exception and "No comparisons yet" in at.info[0].value
+    at.text_input(key="dataset").set_value("arithmetic")
+    at.number_input(key="limit").set_value(50)
+    at.number_input(key="max_new_tokens").set_value(5)
+    at.button[0].click().run()
+    (job,) = jobs.list_jobs(cache)
+    assert job.kind == "compare" and "--limit" in job.argv and job.argv[job.argv.index("--run") + 1] == "demo-grpo"
+    worker = subprocess.run([sys.executable, "-m", "rlvr_core", "worker", "--once", "--cache", str(cache)],
+                            capture_output=True, text=True, timeout=300)
+    assert worker.returncode == 0 and jobs.get(cache, job.id).state == "done", jobs.log_tail(cache, job.id)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/substitution.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert sorted(table["step"]) == [10, 20] and set(table["n_problems"]) == {50}
+    assert len(at.dataframe[1].value) == 50  # the drill-down: one row per problem
+    at.checkbox[0].check().run()
+    assert (~at.dataframe[1].value["correct"]).all()

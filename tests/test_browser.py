@@ -68,7 +68,7 @@ def test_every_page_renders_and_an_analysis_runs_from_the_ui(server, tmp_path):
                                                                      "--disable-background-networking"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         for path, charted in (("", False), ("layers", True), ("spectra", True), ("alignment", True), ("reward", True),
-                              ("jobs", False)):
+                              ("substitution", False), ("jobs", False)):
             page.goto(f"{url}/{path}")
             page.wait_for_selector("h1", timeout=60000)
             if charted:
