@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from rlvr_core.store import open_cache, resolve_cache
+from ui import pick
 
 st.title("Alignment")
 con = open_cache(resolve_cache(None))
@@ -14,9 +15,9 @@ runs = [r for (r,) in con.execute("SELECT DISTINCT run FROM alignment ORDER BY r
 if not runs:
     st.info("No alignment yet: it is computed by `rlvr analyze` once a run has two or more steps.")
     st.stop()
-run = st.selectbox("Run", runs)
-column = st.selectbox("Measure", ["cos_u_final", "cos_u_prev", "cos_v_final", "cos_v_prev", "overlap_topk_final"],
-                      help="cos_u_final: |cos(u1 at step, u1 at the final step)|; _prev: with the previous step")
+run = pick("Run", runs, "run")
+column = pick("Measure", ["cos_u_final", "cos_u_prev", "cos_v_final", "cos_v_prev", "overlap_topk_final"], "measure")
+st.caption("cos_u_final: |cos(u1 at step, u1 at the final step)|; _prev: with the previous step")
 by_module = con.execute(f"SELECT module, step, {column}_median AS median, {column}_q1 AS q1, {column}_q3 AS q3 "
                         "FROM alignment_by_module WHERE run = ? ORDER BY module, step", [run]).df()
 figure = go.Figure()

@@ -4,6 +4,7 @@ import plotly.express as px
 import streamlit as st
 
 from rlvr_core.store import open_cache, resolve_cache
+from ui import pick
 
 st.title("Layers")
 con = open_cache(resolve_cache(None))
@@ -11,11 +12,11 @@ runs = [r for (r,) in con.execute("SELECT DISTINCT run FROM checkpoints ORDER BY
 if not runs:
     st.info("No runs cached yet: see the Runs page.")
     st.stop()
-run = st.selectbox("Run", runs)
+run = pick("Run", runs, "run")
 steps = [s for (s,) in con.execute("SELECT step FROM checkpoints WHERE run = ? ORDER BY step", [run]).fetchall()]
-step = st.selectbox("Step", steps, index=len(steps) - 1)
+step = pick("Step", steps, "step", default_index=len(steps) - 1)
 target = st.radio("Target", ["dW", "W"], horizontal=True)
-metric = st.selectbox("Metric", ["rank1_energy", "stable_rank", "spectral_norm", "fro_norm"])
+metric = pick("Metric", ["rank1_energy", "stable_rank", "spectral_norm", "fro_norm"], "metric")
 layers = con.execute(
     "SELECT layer, module, tensor, rows, cols, fro_norm, spectral_norm, stable_rank, rank1_energy "
     "FROM layers WHERE run = ? AND step = ? AND target = ? ORDER BY layer, module", [run, step, target]).df()

@@ -9,6 +9,7 @@ import streamlit as st
 
 from rlvr_core.heavytail import powerlaw_density
 from rlvr_core.store import open_cache, resolve_cache
+from ui import pick
 
 st.title("Spectra and heavy tails")
 con = open_cache(resolve_cache(None))
@@ -17,9 +18,9 @@ if not runs:
     st.info("No power-law fits cached yet: `rlvr analyze` computes them (unless --no-fits).")
     st.stop()
 left, middle, right = st.columns(3)
-run = left.selectbox("Run", runs)
+run = pick("Run", runs, "run", container=left)
 steps = [s for (s,) in con.execute("SELECT DISTINCT step FROM fits WHERE run = ? ORDER BY step", [run]).fetchall()]
-step = middle.selectbox("Step", steps, index=len(steps) - 1)
+step = pick("Step", steps, "step", default_index=len(steps) - 1, container=middle)
 target = right.radio("Target", ["W", "dW"], horizontal=True)
 fits = con.execute("SELECT f.tensor, t.layer, t.module, f.alpha, f.xmin, f.n_tail, f.n_evals, f.ks_d, f.heavy_tailed, "
                    "f.lr_exponential, f.p_exponential, f.lr_lognormal, f.p_lognormal, f.lr_truncated_power_law, "
@@ -29,7 +30,7 @@ fits = con.execute("SELECT f.tensor, t.layer, t.module, f.alpha, f.xmin, f.n_tai
 if fits.empty:
     st.info(f"Step {step} has no {target} fits (the base, step 0, has W only).")
     st.stop()
-tensor = st.selectbox("Tensor", fits["tensor"].tolist())
+tensor = pick("Tensor", fits["tensor"].tolist(), "tensor")
 row = fits[fits["tensor"] == tensor].iloc[0]
 hist = con.execute("SELECT bin_lo, bin_hi, density FROM esd_hist WHERE run = ? AND step = ? AND tensor = ? AND "
                    "target = ? ORDER BY bin_lo", [run, step, tensor, target]).df()

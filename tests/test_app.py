@@ -153,3 +153,21 @@ def test_substitution_page_queues_a_comparison_and_shows_recovery(quick_demo, tm
     assert len(at.dataframe[1].value) == 50  # the drill-down: one row per problem
     at.checkbox[0].check().run()
     assert (~at.dataframe[1].value["correct"]).all()
+
+
+@pytest.mark.slow
+def test_selections_live_in_the_url(demo_cache) -> None:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/layers.py")
+    at.query_params["run"] = "demo-grpo-rank1-k10"
+    at.query_params["step"] = "10"
+    at.run()
+    assert not at.exception
+    assert at.selectbox[0].value == "demo-grpo-rank1-k10" and at.selectbox[1].value == 10
+    at.selectbox[1].set_value(20).run()
+    assert at.query_params["step"] in ("20", ["20"])
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("pages/layers.py")
+    at.query_params["run"] = "no-such-run"
+    at.run()
+    assert not at.exception and at.selectbox[0].value == "demo-grpo"  # an unknown value falls back
