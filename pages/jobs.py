@@ -2,8 +2,6 @@
 
 Work is only started through the job queue (`rlvr_core.jobs`); a worker (`rlvr worker`) runs it."""
 
-import getpass
-
 import streamlit as st
 
 from rlvr_core import jobs
@@ -13,17 +11,10 @@ st.title("Jobs")
 cache = resolve_cache(None)
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return "unknown"
-
-
 left, right = st.columns(2)
 with left:
     if st.button("Queue the demo", help="train the built-in demo (a few minutes on CPU) and analyse it"):
-        ident, new = jobs.submit(cache, "demo", ["--if-missing"], _user())
+        ident, new = jobs.submit(cache, "demo", ["--if-missing"])
         st.success(f"Demo job {ident} queued." if new else f"The demo job {ident} is already queued or running.")
 with right, st.form("analyze"):
     run_dir = st.text_input("Run folder (checkpoint-N/, global_step_N/, ...)")
@@ -31,7 +22,7 @@ with right, st.form("analyze"):
     name = st.text_input("Name in the cache (optional)")
     if st.form_submit_button("Queue an analysis") and run_dir and base_dir:
         argv = [run_dir, "--base", base_dir, "--quiet"] + (["--run", name] if name else [])
-        ident, new = jobs.submit(cache, "analyze", argv, _user())
+        ident, new = jobs.submit(cache, "analyze", argv)
         st.success(f"Analysis job {ident} queued." if new else f"That analysis is already queued: {ident}.")
 
 
@@ -47,10 +38,10 @@ def queue() -> None:
 
 
 queue()
-rows = jobs.list_jobs(cache)
-if rows:
-    chosen = st.selectbox("Job", [j.id for j in rows], format_func=lambda i: f"{i} ({jobs.get(cache, i).kind})")
-    job = jobs.get(cache, chosen)
+by_id = {j.id: j for j in jobs.list_jobs(cache)}
+if by_id:
+    chosen = st.selectbox("Job", list(by_id), format_func=lambda i: f"{i} ({by_id[i].kind})")
+    job = by_id[chosen]
     if job.state in ("queued", "running") and st.button("Cancel this job"):
         st.warning(f"{chosen}: {jobs.cancel(cache, chosen)}")
     st.code(jobs.log_tail(cache, chosen) or "(no output yet)", language=None)

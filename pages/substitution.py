@@ -1,7 +1,7 @@
 """Substitution page: start a rank-k comparison (through the job queue), see the recovery per step, and
 drill down into one evaluation's problems and completions."""
 
-import getpass
+from pathlib import Path
 
 import plotly.express as px
 import streamlit as st
@@ -31,15 +31,11 @@ with st.form("compare"):
     max_new = middle.number_input("Max new tokens", 1, 32768, 1024, key="max_new_tokens")
     if st.form_submit_button("Start the comparison") and run in runs:
         base, step_paths = runs[run]
-        run_dir = str(__import__("pathlib").Path(step_paths[0]).parent)
+        run_dir = str(Path(step_paths[0]).parent)
         argv = [run_dir, "--base", base, "--run", run, "--ranks", ranks, "--mode", mode, "--dataset", dataset,
                 "--n", str(n), "--temperature", str(temperature), "--max-new-tokens", str(max_new)]
         argv += (["--steps", steps] if steps else []) + (["--limit", str(limit)] if limit else [])
-        try:
-            user = getpass.getuser()
-        except Exception:  # no passwd entry in some containers
-            user = "unknown"
-        ident, new = jobs.submit(cache, "compare", argv, user)
+        ident, new = jobs.submit(cache, "compare", argv)
         st.success(f"Comparison job {ident} queued (see Jobs)." if new else f"Already queued: {ident}.")
 
 recovery = con.execute("SELECT run, step, rank, mode, dataset, acc_base, acc_full, acc_rank, recovery, n_problems, "

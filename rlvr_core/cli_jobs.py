@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 
 from . import jobs, store
@@ -52,7 +53,7 @@ def _cmd_submit(args: argparse.Namespace, parsers: dict[str, argparse.ArgumentPa
     ident, new = jobs.submit(cache, args.kind, list(args.args), args.submitted_by)
     print(ident)
     if not new:
-        print(f"(an identical {args.kind} job is already queued or running: {ident})", file=__import__("sys").stderr)
+        print(f"(an identical {args.kind} job is already queued or running: {ident})", file=sys.stderr)
     return 0
 
 

@@ -34,7 +34,6 @@ for _name in ("math_verify.parser", "math_verify.grader"):
     logging.getLogger(_name).addFilter(_NoTimeoutNotice())
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
-LETTERS = "ABCDEFGHIJ"
 
 
 def extract_boxed(text: str) -> str | None:
@@ -93,7 +92,8 @@ def extract_choice(completion: str) -> str | None:
     if span is None:
         anchors = list(_ANSWER_AT.finditer(text))
         if anchors:
-            span = text[anchors[-1].end():].strip().splitlines()[0] if text[anchors[-1].end():].strip() else ""
+            after = text[anchors[-1].end():].strip()
+            span = after.splitlines()[0] if after else ""
         else:
             last = text.splitlines()[-1].strip() if text else ""
             span = last if len(last) <= 12 else ""

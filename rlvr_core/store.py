@@ -160,11 +160,7 @@ def write_step(cache: Path, run: str, step: int, tables: dict[str, pa.Table]) ->
     """Atomically publish one analysed step: all `tables` appear together or not at all."""
     final = step_dir(cache, run, step)
     parent = final.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CacheError(str(parent), "a writable cache folder", f"{type(exc).__name__}: {exc}",
-                         "choose another --cache DIR or fix its permissions") from exc
+    _writable(parent)
     _remove_stale(parent)
     with publishing(final, f"step-{step}") as tmp:
         for name, table in tables.items():
@@ -173,6 +169,15 @@ def write_step(cache: Path, run: str, step: int, tables: dict[str, pa.Table]) ->
 
 
 STALE_SECONDS = 6 * 3600
+
+
+def _writable(folder: Path) -> None:
+    """Create `folder` (and parents), or raise CacheError naming it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CacheError(str(folder), "a writable cache folder", f"{type(exc).__name__}: {exc}",
+                         "choose another --cache DIR or fix its permissions") from exc
 
 
 def _remove_stale(run_dir: Path) -> None:
@@ -201,11 +206,7 @@ def write_table(path: Path, table: pa.Table) -> None:
 def write_run_tables(cache: Path, run: str, tables: dict[str, pa.Table]) -> Path:
     """Write run-level files (`RUN_SCHEMAS`), each atomically; the run folder is created if needed."""
     folder = cache / "runs" / check_run_name(run)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CacheError(str(folder), "a writable cache folder", f"{type(exc).__name__}: {exc}",
-                         "choose another --cache DIR or fix its permissions") from exc
+    _writable(folder)
     for name, table in tables.items():
         write_table(folder / f"{name}.parquet", table.cast(RUN_SCHEMAS[name]))
     return folder
@@ -214,11 +215,7 @@ def write_run_tables(cache: Path, run: str, tables: dict[str, pa.Table]) -> Path
 def write_eval(cache: Path, eval_id: str, tables: dict[str, pa.Table]) -> Path:
     """Atomically publish one evaluation folder (`EVAL_SCHEMAS` tables), replacing an older one."""
     parent = cache / "evals"
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CacheError(str(parent), "a writable cache folder", f"{type(exc).__name__}: {exc}",
-                         "choose another --cache DIR or fix its permissions") from exc
+    _writable(parent)
     with publishing(parent / check_run_name(eval_id)) as tmp:
         for name, table in tables.items():
             pq.write_table(table.cast(EVAL_SCHEMAS[name]), tmp / f"{name}.parquet")

@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import jobs
@@ -179,5 +179,4 @@ def run_ray(config: WorkerConfig, address: str, max_jobs: int | None = None, in_
 
 def _ray_task(job: jobs.Job, config: WorkerConfig) -> str:
     device = "cuda" if config.device != "cpu" else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES to the granted GPU
-    return run_job(job, WorkerConfig(config.cache, device, config.once, config.drain, config.lease, config.poll,
-                                      config.name))
+    return run_job(job, replace(config, device=device))
