@@ -7,6 +7,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from rlvr_core.store import open_cache, resolve_cache
+from ui import pick_many
 
 st.title("Reward vs test")
 con = open_cache(resolve_cache(None))
@@ -15,7 +16,7 @@ summary = con.execute("SELECT run, reward_metric, test_metric, spearman, reward_
 if summary.empty:
     st.info("No training logs ingested yet: `rlvr logs PATH --run NAME` (the demo ingests its own).")
     st.stop()
-chosen = st.multiselect("Runs", summary["run"].tolist(), default=summary["run"].tolist())
+chosen = pick_many("Runs", summary["run"].tolist(), "runs", summary["run"].tolist())
 window = st.slider("Reward: rolling mean over steps", 1, 50, 10)
 series = con.execute(
     "SELECT m.run, m.step, m.name, m.value, s.reward_metric, s.test_metric FROM metrics m JOIN run_summary s "

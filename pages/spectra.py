@@ -1,6 +1,7 @@
-"""Spectra and heavy tails page: one tensor's ESD on log-log axes with its power-law fit and xmin, the
-step's alpha as a layer x module heatmap, alpha over steps per module kind, and the fit table with the
-likelihood-ratio tests."""
+"""Spectra and heavy tails page: one tensor's ESD on log-log axes with its power-law fit and xmin, overlaid
+on the same tensor's ESD at other steps (the base, step 0, against the step by default), the step's alpha
+as a layer x module heatmap, alpha over steps per module kind or per layer of one module kind, and the fit
+table with the likelihood-ratio tests."""
 
 import numpy as np
 import plotly.express as px
@@ -9,7 +10,7 @@ import streamlit as st
 
 from rlvr_core.heavytail import powerlaw_density
 from rlvr_core.store import open_cache, resolve_cache
-from ui import pick
+from ui import pick, pick_many
 
 st.title("Spectra and heavy tails")
 con = open_cache(resolve_cache(None))
@@ -21,7 +22,7 @@ left, middle, right = st.columns(3)
 run = pick("Run", runs, "run", container=left)
 steps = [s for (s,) in con.execute("SELECT DISTINCT step FROM fits WHERE run = ? ORDER BY step", [run]).fetchall()]
 step = pick("Step", steps, "step", default_index=len(steps) - 1, container=middle)
-target = right.radio("Target", ["W", "dW"], horizontal=True)
+target = pick("Target", ["W", "dW"], "target", container=right, radio=True)
 fits = con.execute("SELECT f.tensor, t.layer, t.module, f.alpha, f.xmin, f.n_tail, f.n_evals, f.ks_d, f.heavy_tailed, "
                    "f.lr_exponential, f.p_exponential, f.lr_lognormal, f.p_lognormal, f.lr_truncated_power_law, "
                    "f.p_truncated_power_law, f.fit_status FROM fits f JOIN tensors t USING (run, step, tensor) "
@@ -32,15 +33,20 @@ if fits.empty:
     st.stop()
 tensor = pick("Tensor", fits["tensor"].tolist(), "tensor")
 row = fits[fits["tensor"] == tensor].iloc[0]
-hist = con.execute("SELECT bin_lo, bin_hi, density FROM esd_hist WHERE run = ? AND step = ? AND tensor = ? AND "
-                   "target = ? ORDER BY bin_lo", [run, step, tensor, target]).df()
+others = [s for s in steps if s != step and (target == "W" or s != 0)]
+overlay = pick_many("Overlay the ESD at steps", others, "vs", [0] if target == "W" and 0 in others else [])
+hists = con.execute("SELECT step, bin_lo, bin_hi, density FROM esd_hist WHERE run = ? AND tensor = ? AND target = ? "
+                    "AND list_contains(?, step) ORDER BY step, bin_lo", [run, tensor, target, [step] + overlay]).df()
 figure = go.Figure()
-centres = np.sqrt(hist["bin_lo"] * hist["bin_hi"])
-figure.add_scatter(x=centres, y=hist["density"], mode="markers", name="ESD (log-binned)")
-if row["fit_status"] == "ok":
-    line = powerlaw_density(centres, row["alpha"], row["xmin"], row["n_tail"] / row["n_evals"])
-    figure.add_scatter(x=centres, y=line, mode="lines", name=f"power law, α = {row['alpha']:.2f}")
-    figure.add_vline(x=row["xmin"], line_dash="dash", annotation_text="xmin")
+for other, hist in hists.groupby("step"):
+    centres = np.sqrt(hist["bin_lo"] * hist["bin_hi"])
+    figure.add_scatter(x=centres, y=hist["density"], mode="markers" if other == step else "lines",
+                       name=f"ESD at step {other}" + (" (base)" if other == 0 else ""),
+                       line={"dash": "dot"}, opacity=1.0 if other == step else 0.6)
+    if other == step and row["fit_status"] == "ok":
+        line = powerlaw_density(centres, row["alpha"], row["xmin"], row["n_tail"] / row["n_evals"])
+        figure.add_scatter(x=centres, y=line, mode="lines", name=f"power law, α = {row['alpha']:.2f}")
+        figure.add_vline(x=row["xmin"], line_dash="dash", annotation_text="xmin")
 figure.update_xaxes(type="log", title="eigenvalue λ of XᵀX")
 figure.update_yaxes(type="log", title="density")
 figure.update_layout(title=f"ESD of {target}: {tensor}, step {step}")
@@ -48,10 +54,18 @@ st.plotly_chart(figure, width="stretch")
 grid = fits.pivot_table(index="layer", columns="module", values="alpha")
 st.plotly_chart(px.imshow(grid, aspect="auto", labels={"color": "α"}, title=f"α of {target}, step {step}"),
                 width="stretch")
-over_steps = con.execute("SELECT t.module, f.step, median(f.alpha) AS alpha FROM fits f JOIN tensors t "
-                         "USING (run, step, tensor) WHERE f.run = ? AND f.target = ? AND f.fit_status = 'ok' "
-                         "GROUP BY t.module, f.step ORDER BY f.step", [run, target]).df()
-st.plotly_chart(px.line(over_steps, x="step", y="alpha", color="module", markers=True,
-                        title=f"median α of {target} over steps"), width="stretch")
+modules = sorted(fits["module"].unique())
+group = pick("α over steps", ["median per module kind"] + modules, "group")
+if group in modules:
+    over_steps = con.execute("SELECT t.layer, f.step, f.alpha FROM fits f JOIN tensors t USING (run, step, tensor) "
+                             "WHERE f.run = ? AND f.target = ? AND t.module = ? AND f.fit_status = 'ok' "
+                             "ORDER BY t.layer, f.step", [run, target, group]).df()
+    curves = px.line(over_steps, x="step", y="alpha", color="layer", markers=True, title=f"α of {target}: {group} per layer")
+else:
+    over_steps = con.execute("SELECT t.module, f.step, median(f.alpha) AS alpha FROM fits f JOIN tensors t "
+                             "USING (run, step, tensor) WHERE f.run = ? AND f.target = ? AND f.fit_status = 'ok' "
+                             "GROUP BY t.module, f.step ORDER BY f.step", [run, target]).df()
+    curves = px.line(over_steps, x="step", y="alpha", color="module", markers=True, title=f"median α of {target} over steps")
+st.plotly_chart(curves, width="stretch")
 st.dataframe(fits, hide_index=True, width="stretch")
 st.download_button("Download the fits (CSV)", fits.to_csv(index=False), f"fits_{run}_{step}_{target}.csv", "text/csv")

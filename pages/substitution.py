@@ -6,8 +6,8 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from rlvr_core import jobs
 from rlvr_core.store import open_cache, resolve_cache
+from ui import pick, submit_job
 
 st.title("Rank-k substitution")
 cache = resolve_cache(None)
@@ -18,7 +18,7 @@ paths = con.execute("SELECT run, any_value(base_path) AS base, list(path ORDER B
 with st.form("compare"):
     st.caption("Evaluates the base, each chosen step and its rank-k variants on the same problems, as a job.")
     runs = {run: (base, steps) for run, base, steps in paths}
-    run = st.selectbox("Run", list(runs) or ["(no analysed runs)"])
+    run = pick("Run", list(runs) or ["(no analysed runs)"], "run")
     left, middle, right = st.columns(3)
     steps = left.text_input("Steps (comma-separated; empty: all)")
     ranks = middle.text_input("Ranks", "1")
@@ -35,8 +35,7 @@ with st.form("compare"):
         argv = [run_dir, "--base", base, "--run", run, "--ranks", ranks, "--mode", mode, "--dataset", dataset,
                 "--n", str(n), "--temperature", str(temperature), "--max-new-tokens", str(max_new)]
         argv += (["--steps", steps] if steps else []) + (["--limit", str(limit)] if limit else [])
-        ident, new = jobs.submit(cache, "compare", argv)
-        st.success(f"Comparison job {ident} queued (see Jobs)." if new else f"Already queued: {ident}.")
+        submit_job(cache, "compare", argv)
 
 recovery = con.execute("SELECT run, step, rank, mode, dataset, acc_base, acc_full, acc_rank, recovery, n_problems, "
                        "eval_id_rank FROM recovery ORDER BY run, dataset, mode, rank, step").df()
@@ -54,7 +53,7 @@ evals = con.execute("SELECT eval_id, run, step, variant, dataset, accuracy FROM 
                     "ORDER BY run, dataset, step, variant").df()
 label = {row.eval_id: f"{row.run} step {row.step} {row.variant} on {row.dataset} ({row.accuracy:.3f})"
          for row in evals.itertuples()}
-chosen = st.selectbox("Evaluation", list(label), format_func=label.get)
+chosen = pick("Evaluation", list(label), "eval", format_func=label.get)
 only_wrong = st.checkbox("Only wrong answers")
 samples = con.execute("SELECT problem_id, sample, gold, extracted, correct, completion FROM eval_samples "
                       "WHERE eval_id = ? AND (NOT ? OR NOT correct) ORDER BY problem_id, sample",

@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
 
     from . import cli_eval, cli_jobs
 
-    parsers = {"analyze": analyze, "demo": demo, **cli_eval.add_parsers(sub)}
+    parsers = {"analyze": analyze, "demo": demo, "logs": logs, **cli_eval.add_parsers(sub)}
     cli_jobs.add_parsers(sub, parsers)
 
     runs = sub.add_parser("runs", help="list cached runs and their steps")

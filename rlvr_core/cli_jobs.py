@@ -1,6 +1,6 @@
 """The `rlvr submit`, `rlvr jobs`, `rlvr cancel` and `rlvr worker` commands (registered by `cli`).
 
-    rlvr submit analyze|compare|demo ARGS...     (ARGS exactly as for the direct command; prints the job id)
+    rlvr submit analyze|compare|demo|logs ARGS...     (ARGS exactly as for the direct command; prints the job id)
     rlvr jobs [--cache DIR] [--json]
     rlvr cancel JOB_ID [--cache DIR]
     rlvr worker [--device cpu|cuda|cuda:N] [--once] [--drain] [--cache DIR] [--lease S] [--backend local|ray] [--address ADDR]
@@ -19,7 +19,7 @@ from .errors import UsageError
 
 
 def add_parsers(sub, parsers: dict[str, argparse.ArgumentParser]) -> None:
-    s = sub.add_parser("submit", help="queue an analyze, compare or demo job (same arguments as the command)")
+    s = sub.add_parser("submit", help="queue an analyze, compare, demo or logs job (same arguments as the command)")
     s.add_argument("kind", choices=jobs.KINDS)
     s.add_argument("args", nargs=argparse.REMAINDER, help="the command's own arguments")
     s.add_argument("--submitted-by", help=argparse.SUPPRESS)
@@ -69,7 +69,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         print(json.dumps(out))
         return 0
     if not rows:
-        print("no jobs: queue one with `rlvr submit analyze|compare|demo ...`")
+        print("no jobs: queue one with `rlvr submit analyze|compare|demo|logs ...`")
     for job in rows:
         detail = job.error or job.message
         print(f"{job.id}\t{job.kind}\t{job.state}\t{job.progress:.0%}\t{job.submitted_by}\t{_iso(job.created_at)}\t{detail}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,10 @@ def test_runs_page_lists_the_cached_run(cache_with_run) -> None:
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert at.title[0].value == "Runs"
-    frame = at.dataframe[0].value
+    runs = at.dataframe[0].value
+    assert runs["run"].tolist() == ["grpo-demo"] and list(runs["step_list"][0]) == [0, 10, 20]
+    assert runs["steps"].tolist() == [2] and runs["tensors_analysed"].tolist() == [42]
+    frame = at.dataframe[1].value  # every checkpoint
     assert sorted(frame["step"].tolist()) == [0, 10, 20] and set(frame["run"]) == {"grpo-demo"}
 
 
@@ -55,21 +59,50 @@ def test_dashboard_never_imports_torch() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_jobs_page_queues_the_demo_and_cancels_it(tmp_path, monkeypatch) -> None:
+def test_runs_page_queues_the_demo_and_jobs_page_cancels_it(tmp_path, monkeypatch) -> None:
     from rlvr_core import jobs
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("RLVR_CACHE", str(cache))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("pages/jobs.py").run()
-    assert not at.exception and at.title[0].value == "Jobs"
-    assert "No jobs yet" in at.info[0].value
-    at.button[0].click().run()
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception and "No runs in the cache" in at.info[0].value
+    next(b for b in at.button if b.label == "Queue the demo").click().run()
     queued = jobs.list_jobs(cache)
     assert [(j.kind, j.state, j.argv) for j in queued] == [("demo", "queued", ["--if-missing"])]
+    assert any("demo job" in s.value for s in at.success)
+    at = AppTest.from_file(APP, default_timeout=60).run()  # the progress display: queued, waiting for a worker
+    assert any("waits for a worker" in i.value for i in at.info)
+    at.switch_page("pages/jobs.py").run()
+    assert not at.exception and at.title[0].value == "Jobs"
     assert at.dataframe[0].value["state"].tolist() == ["queued"]
     next(b for b in at.button if b.label == "Cancel this job").click().run()
     assert jobs.get(cache, queued[0].id).state == "cancelled"
+
+
+def test_runs_page_checks_a_run_folder_and_queues_its_analysis(tmp_path, monkeypatch) -> None:
+    from rlvr_core import jobs
+
+    fx = build_run(tmp_path / "d", ModelShape(n_layers=2), steps=(10, 20), layout="verl")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RLVR_CACHE", str(cache))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.text_input(key="run_dir").set_value(str(tmp_path / "nowhere"))
+    next(b for b in at.button if b.label == "Check").click().run()
+    assert "no such folder" in at.error[0].value and not jobs.list_jobs(cache)
+    at.text_input(key="run_dir").set_value(str(fx.run_dir))
+    next(b for b in at.button if b.label == "Check").click().run()
+    assert at.success[0].value == "verl layout: 2 checkpoints, steps 10, 20"
+    next(b for b in at.button if b.label == "Queue the analysis").click().run()
+    assert "base model folder" in at.error[0].value and not jobs.list_jobs(cache)
+    at.text_input(key="base_dir").set_value(str(fx.base_dir))
+    at.text_input(key="run_name").set_value("mine")
+    next(b for b in at.button if b.label == "Queue the analysis").click().run()
+    (job,) = jobs.list_jobs(cache)
+    assert job.kind == "analyze" and job.argv == [str(fx.run_dir), "--base", str(fx.base_dir), "--quiet", "--run", "mine"]
+    at.text_input(key="log_path").set_value(str(tmp_path / "log.jsonl"))
+    at.text_input(key="log_run").set_value("mine")
+    next(b for b in at.button if b.label == "Queue the ingestion").click().run()
+    assert [j.kind for j in jobs.list_jobs(cache)].count("logs") == 1
 
 
 @pytest.fixture
@@ -96,9 +129,17 @@ def test_alignment_page_on_the_demo(demo_cache) -> None:
     at.switch_page("pages/alignment.py").run()
     assert not at.exception
     assert at.selectbox[0].options == ["demo-grpo", "demo-grpo-rank1-k10"]
-    assert len(at.get("plotly_chart")) == 2
-    at.selectbox[1].set_value("cos_u_prev").run()
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3
+    names = {t["name"] for t in json.loads(charts[0].proto.spec)["data"] if t.get("showlegend", True) is not False}
+    assert {"self_attn.q_proj", "mlp.down_proj"} <= names  # per module kind, with bands
+    at.selectbox(key="url_measure").set_value("cos_u_prev").run()
     assert not at.exception
+    at.selectbox(key="url_group").set_value("self_attn.q_proj").run()  # per layer of one module kind
+    assert not at.exception
+    traces = json.loads(at.get("plotly_chart")[1].proto.spec)["data"]
+    assert sorted(t["name"] for t in traces) == ["0", "1", "2"]  # three layers
+    assert at.query_params["group"] in ("self_attn.q_proj", ["self_attn.q_proj"])
 
 
 def test_new_pages_say_what_to_do_on_an_empty_cache(tmp_path, monkeypatch) -> None:
@@ -116,12 +157,22 @@ def test_spectra_page_on_the_demo(demo_cache) -> None:
     assert not at.exception
     assert at.selectbox[0].value == "demo-grpo" and at.selectbox[1].value == 20
     assert len(at.get("plotly_chart")) == 3
+    esd = [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "ESD at step 0 (base)" in esd and "ESD at step 20" in esd  # base against step
     first = at.dataframe[0].value
     assert len(first) == 21 and set(first["fit_status"]) <= {"ok", "failed"}
     at.radio[0].set_value("dW").run()
     assert not at.exception and len(at.dataframe[0].value) == 21
+    esd = [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "ESD at step 0 (base)" not in esd  # the base has no dW
+    at.multiselect(key="url_vs").set_value([10]).run()
+    esd = [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "ESD at step 10" in esd and "ESD at step 20" in esd
     at.selectbox[2].set_value(first["tensor"].iloc[5]).run()
     assert not at.exception
+    at.selectbox(key="url_group").set_value("mlp.down_proj").run()
+    assert not at.exception
+    assert len(json.loads(at.get("plotly_chart")[2].proto.spec)["data"]) == 3  # one curve per layer
 
 
 @pytest.mark.slow

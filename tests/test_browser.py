@@ -75,13 +75,17 @@ def test_every_page_renders_and_an_analysis_runs_from_the_ui(server, tmp_path):
                 page.wait_for_selector(".js-plotly-plot", timeout=60000)
             assert page.locator("[data-testid='stException']").count() == 0, path
             page.screenshot(path=str(shots / f"{path or 'runs'}.png"), full_page=True)
+        page.goto(url)  # the Runs page: add a run, check its layout, queue its analysis
+        page.wait_for_selector("h1", timeout=60000)
+        page.get_by_label("Run folder", exact=True).fill(str(fx.run_dir))
+        page.get_by_label("Base model folder", exact=True).fill(str(fx.base_dir))
+        page.get_by_label("Name in the cache (optional)").fill("from-the-ui")
+        page.get_by_role("button", name="Check", exact=True).click()
+        page.wait_for_selector("text=trl layout: 2 checkpoints, steps 10, 20", timeout=30000)
+        page.get_by_role("button", name="Queue the analysis").click()
+        page.wait_for_selector("text=analyze job", timeout=30000)
         page.goto(f"{url}/jobs")
         page.wait_for_selector("h1", timeout=60000)
-        page.get_by_label("Run folder (checkpoint-N/, global_step_N/, ...)").fill(str(fx.run_dir))
-        page.get_by_label("Base model folder").fill(str(fx.base_dir))
-        page.get_by_label("Name in the cache (optional)").fill("from-the-ui")
-        page.get_by_role("button", name="Queue an analysis").click()
-        page.wait_for_selector("text=Analysis job", timeout=30000)
         worker = subprocess.run([sys.executable, "-m", "rlvr_core", "worker", "--drain", "--cache", str(cache)],
                                 capture_output=True, text=True, timeout=300)
         assert worker.returncode == 0, worker.stderr
