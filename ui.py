@@ -8,6 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
+import access
 from rlvr_core import jobs
 
 
@@ -37,9 +38,13 @@ def pick_many(label: str, options: list, key: str, default: list, container=st) 
     return value
 
 
-def submit_job(cache: Path, kind: str, argv: list[str]) -> str:
-    """Queue a job and say so on the page; an identical queued or running job is reused."""
-    ident, new = jobs.submit(cache, kind, argv)
+def submit_job(cache: Path, kind: str, argv: list[str]) -> str | None:
+    """Queue a job for the signed-in user and say so on the page; an identical queued or running job is
+    reused. Refused (None) in read-only mode."""
+    if not access.can_submit():
+        st.error("This dashboard is read-only: it shows results but starts no jobs.")
+        return None
+    ident, new = jobs.submit(cache, kind, argv, submitted_by=access.user())
     if new:
         st.success(f"{kind} job {ident} queued: a worker (`rlvr worker`, or the one `rlvr serve` starts) runs it; "
                    "follow it on the Jobs page.")
@@ -63,5 +68,5 @@ def demo_progress(cache: Path) -> None:
         st.info(f"The demo (job {job.id}) is queued and waits for a worker: `rlvr worker` in a shell "
                 "(`rlvr serve` starts one for you).")
         return
-    with st.status(f"Building the demo (job {job.id}): {job.message or 'starting'}", expanded=True):
-        st.code(jobs.log_tail(cache, job.id, 1500) or "(no output yet)", language=None)
+    status = st.status(f"Building the demo (job {job.id}): {job.message or 'starting'}", expanded=True, state="running")
+    status.code(jobs.log_tail(cache, job.id, 1500) or "(no output yet)", language=None)

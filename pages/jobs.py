@@ -5,6 +5,7 @@ comparisons on the Substitution page); a worker (`rlvr worker`, or `rlvr serve`)
 
 import streamlit as st
 
+import access
 from rlvr_core import jobs
 from rlvr_core.store import resolve_cache
 
@@ -33,6 +34,6 @@ if by_id:
     st.caption(" ".join([job.kind] + job.argv))
     if job.error:
         st.error(job.error)
-    if job.state in ("queued", "running") and st.button("Cancel this job"):
+    if job.state in ("queued", "running") and access.can_submit() and st.button("Cancel this job"):
         st.warning(f"{chosen}: {jobs.cancel(cache, chosen)}")
     st.code(jobs.log_tail(cache, chosen) or "(no output yet)", language=None)

@@ -3,6 +3,9 @@ detected, analysis queued), ingest a training log, queue the demo and watch it b
 
 import streamlit as st
 
+import access
+from rlvr_core import jobs
+from rlvr_core.dataroots import find_runs
 from rlvr_core.errors import RlvrError
 from rlvr_core.layout import discover_steps
 from rlvr_core.store import open_cache, resolve_cache
@@ -21,7 +24,8 @@ runs = con.execute(
 if runs.empty:
     st.info(f"No runs in the cache `{cache}` yet: queue the built-in demo (a small GRPO run trained on CPU in a "
             "few minutes), or add your own run below (`rlvr analyze RUN_DIR --base BASE_DIR` from a shell).")
-    if st.button("Queue the demo", type="primary"):
+    building = any(j.kind == "demo" and j.state in ("queued", "running") for j in jobs.list_jobs(cache))
+    if access.can_submit() and not building and st.button("Queue the demo", type="primary"):
         submit_job(cache, "demo", ["--if-missing"])
 else:
     st.dataframe(runs, hide_index=True, width="stretch",
@@ -31,6 +35,15 @@ else:
                                  "round(seconds, 1) AS seconds, analyzed_at, path FROM checkpoints "
                                  "ORDER BY run, step").df(), hide_index=True, width="stretch")
 
+if not access.can_submit():
+    st.caption("Read-only dashboard: runs are added by the server's admins.")
+    st.stop()
+roots = access.settings().roots
+if roots:
+    found = [str(p) for p in find_runs(roots)]
+    st.caption("Runs and models are read only under the data roots: " + ", ".join(str(r) for r in roots))
+    st.selectbox("Runs found under the data roots", found, index=None, key="found_run", placeholder="pick one",
+                 on_change=lambda: st.session_state.update(run_dir=st.session_state["found_run"] or ""))
 left, right = st.columns(2)
 with left, st.form("add_run"):
     st.subheader("Add a run")
@@ -41,18 +54,21 @@ with left, st.form("add_run"):
     check, queue = st.columns(2)
     checking = check.form_submit_button("Check")
     queuing = queue.form_submit_button("Queue the analysis", type="primary")
-    if (checking or queuing) and run_dir:
+    run_path = access.allowed(run_dir, "Run folder") if (checking or queuing) and run_dir else None
+    if run_path:
         try:
-            found = discover_steps(run_dir)
+            steps = discover_steps(run_path)
         except RlvrError as error:
             st.error(str(error))
         else:
-            st.success(f"{found[0].layout} layout: {len(found)} checkpoints, steps "
-                       + ", ".join(str(c.step) for c in found))
+            st.success(f"{steps[0].layout} layout: {len(steps)} checkpoints, steps "
+                       + ", ".join(str(c.step) for c in steps))
+            base_path = access.allowed(base_dir, "Base model folder") if base_dir else None
             if queuing and not base_dir:
                 st.error("Give the base model folder too: every update dW is measured against it.")
-            elif queuing:
-                submit_job(cache, "analyze", [run_dir, "--base", base_dir, "--quiet"] + (["--run", name] if name else []))
+            elif queuing and base_path:
+                submit_job(cache, "analyze", [str(run_path), "--base", str(base_path), "--quiet"]
+                           + (["--run", name] if name else []))
 with right, st.form("ingest"):
     st.subheader("Ingest a training log")
     log_path = st.text_input("Log file or folder", key="log_path",
@@ -61,5 +77,7 @@ with right, st.form("ingest"):
     reward = st.text_input("Reward metric (optional)", key="log_reward")
     test = st.text_input("Test metric (optional)", key="log_test")
     if st.form_submit_button("Queue the ingestion") and log_path and log_run:
-        submit_job(cache, "logs", [log_path, "--run", log_run] + (["--reward", reward] if reward else [])
-                   + (["--test", test] if test else []))
+        log_file = access.allowed(log_path, "Log")
+        if log_file:
+            submit_job(cache, "logs", [str(log_file), "--run", log_run] + (["--reward", reward] if reward else [])
+                       + (["--test", test] if test else []))

@@ -9,6 +9,7 @@
     rlvr runs [--cache DIR] [--json]
     rlvr substitute | evaluate | compare ...   (see cli_eval)
     rlvr submit | jobs | cancel | worker ...   (see cli_jobs)
+    rlvr serve [--port 8501] [--address A] [--workers N|auto] [--cache DIR] [--config FILE]   (see serve)
 
 Every user error is an `RlvrError`: printed as one line `error: ...` on stderr, exit status 2.
 Heavy imports (torch) happen inside the commands that need them.
@@ -32,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if os.environ.get("RLVR_JOB_ID"):  # running as a queued job: SIGTERM (cancel) unwinds like Ctrl-C
-        signal.signal(signal.SIGTERM, _interrupt)
+        from .cli_jobs import interrupt
+
+        signal.signal(signal.SIGTERM, interrupt)
     try:
         return args.func(args)
     except RlvrError as exc:
@@ -42,10 +45,6 @@ def main(argv: list[str] | None = None) -> int:
         print("error: interrupted; finished steps are cached, the step in progress was not written",
               file=sys.stderr)
         return 130
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,10 +95,11 @@ def _parser() -> argparse.ArgumentParser:
                       help="do nothing when OUT holds a finished demo and the cache lists its runs")
     demo.set_defaults(func=_cmd_demo)
 
-    from . import cli_eval, cli_jobs
+    from . import cli_eval, cli_jobs, serve
 
     parsers = {"analyze": analyze, "demo": demo, "logs": logs, **cli_eval.add_parsers(sub)}
     cli_jobs.add_parsers(sub, parsers)
+    serve.add_parser(sub)
 
     runs = sub.add_parser("runs", help="list cached runs and their steps")
     runs.add_argument("--cache", help=f"cache folder (default: ${store.CACHE_ENV} or ./{store.DEFAULT_CACHE})")

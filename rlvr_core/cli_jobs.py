@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from . import jobs, store
@@ -48,7 +50,12 @@ def add_parsers(sub, parsers: dict[str, argparse.ArgumentParser]) -> None:
 
 
 def _cmd_submit(args: argparse.Namespace, parsers: dict[str, argparse.ArgumentParser]) -> int:
+    from .settings import load_settings
+
     parsed = parsers[args.kind].parse_args(args.args)  # the command's own validation (exit 2 on a bad flag)
+    if load_settings().read_only:
+        raise UsageError("rlvr submit", "a deployment that runs jobs", "read-only mode (read_only in the config "
+                         "file or $RLVR_READ_ONLY)", "ask the server's admin, or unset read-only mode")
     cache = store.resolve_cache(getattr(parsed, "cache", None))
     ident, new = jobs.submit(cache, args.kind, list(args.args), args.submitted_by)
     print(ident)
@@ -89,9 +96,20 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         raise UsageError("--lease", "more than 1 second", str(args.lease), "pass --lease 30")
     config = WorkerConfig(Path(store.resolve_cache(args.cache)).resolve(), args.device, args.once, args.drain,
                           args.lease)
-    ran = run_ray(config, args.address) if args.backend == "ray" else run_worker(config)
+    if threading.current_thread() is threading.main_thread():  # stop like Ctrl-C: the job goes back to the queue
+        signal.signal(signal.SIGTERM, interrupt)
+    try:
+        ran = run_ray(config, args.address) if args.backend == "ray" else run_worker(config)
+    except KeyboardInterrupt:
+        print("worker: stopped", file=sys.stderr)
+        return 0
     print(f"worker: {ran} job(s) run")
     return 0
+
+
+def interrupt(signum, frame) -> None:
+    """A SIGTERM handler: unwind like Ctrl-C, so jobs and workers stop cleanly."""
+    raise KeyboardInterrupt
 
 
 def _iso(value: float | None) -> str | None:

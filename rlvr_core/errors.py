@@ -42,3 +42,11 @@ class CacheError(RlvrError):
 
 class UsageError(RlvrError):
     """A bad argument: an unknown device, a malformed --steps list, a run name that is not a safe name."""
+
+
+class ConfigError(RlvrError):
+    """A settings file or environment override that cannot be used (unknown key, wrong type, bad value)."""
+
+
+class PathNotAllowedError(RlvrError):
+    """A path outside the configured data roots (directly, through `..`, or through a symlink)."""

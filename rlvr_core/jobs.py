@@ -144,6 +144,15 @@ def finish(cache: Path, job: Job, state: str, error: str | None = None, message:
         return cur.rowcount == 1
 
 
+def release(cache: Path, job: Job, message: str = "requeued: its worker was stopped") -> bool:
+    """Put a running job back in the queue (its worker is stopping); False when it is no longer ours."""
+    with closing(connect(cache)) as con:
+        cur = con.execute("UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, message = ? "
+                          "WHERE id = ? AND worker = ? AND attempt = ? AND state = 'running'",
+                          [message, job.id, job.worker, job.attempt])
+        return cur.rowcount == 1
+
+
 def cancel(cache: Path, ident: str) -> str:
     """Cancel a job: returns its state afterwards (`cancelled` when it was queued; `running` with the
     request recorded when it runs; unchanged when it had already ended)."""

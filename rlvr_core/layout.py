@@ -72,6 +72,15 @@ def discover_steps(run_dir: str | Path, steps: list[int] | None = None) -> list[
     return chosen
 
 
+def step_of(name: str) -> int | None:
+    """The step number in a checkpoint folder's name (`checkpoint-100`, `global_step_100`, ...), or None."""
+    for _, pattern in _PATTERNS:
+        match = pattern.match(name)
+        if match:
+            return int(match.group(1))
+    return None
+
+
 def locate_step(model_dir: str | Path) -> tuple[int, Path] | None:
     """(step, run folder) of a checkpoint folder in a known layout (verl's `global_step_N/actor/huggingface`
     included), or None."""

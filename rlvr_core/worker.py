@@ -4,6 +4,7 @@ Each job runs as `python -m rlvr_core <kind> <argv> --cache <cache>` with its ou
 $RLVR_JOB_ID set (so the command reports its progress) and only the worker's device visible
 (CUDA_VISIBLE_DEVICES). While it runs, the worker renews the job's lease every few seconds; a requested
 cancellation terminates the process (SIGTERM: it stops at its next tensor or batch; SIGKILL 20 s later).
+A worker stopped with SIGTERM (or Ctrl-C) stops its job the same way and puts it back in the queue.
 The job's process dies with its worker (PR_SET_PDEATHSIG), so a killed worker leaves no orphan that
 could finish the job a second time once another worker has taken it over. Results are safe to redo:
 every cache write is an atomic folder swap and analyses skip steps already cached unchanged.
@@ -77,9 +78,15 @@ def run_job(job: jobs.Job, config: WorkerConfig) -> str:
         out.write(f"--- attempt {job.attempt} on {job.worker}: rlvr {job.kind} {' '.join(argv)}\n")
         out.flush()
         proc = subprocess.Popen([sys.executable, "-m", "rlvr_core", job.kind, *argv], stdout=out,
-                                stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent,
+                                stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent,
                                 cwd=job.cwd if job.cwd and Path(job.cwd).is_dir() else None)
-        outcome = _watch(proc, job, config)
+        try:
+            outcome = _watch(proc, job, config)
+        except KeyboardInterrupt:  # the worker is stopping (SIGTERM, Ctrl-C): stop the job, give it back
+            _stop(proc, grace=10.0)
+            jobs.release(cache, job)
+            out.write(f"--- attempt {job.attempt} stopped with its worker; the job is queued again\n")
+            raise
     if outcome == "lost":
         return "lost"
     if outcome == "cancel":
@@ -139,7 +146,7 @@ def _visible(device: str) -> str:
     raise UsageError("--device", "cpu, cuda or cuda:N", repr(device), "pass --device cuda:0")
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: receive SIGKILL when the worker dies (Linux PR_SET_PDEATHSIG)."""
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)

@@ -53,7 +53,7 @@ def test_empty_cache_says_what_to_do(tmp_path, monkeypatch) -> None:
 
 
 def test_dashboard_never_imports_torch() -> None:
-    code = ("import sys, runpy; sys.argv=['x']; import rlvr_core.store, rlvr_core.layout, rlvr_core.checkpoint, rlvr_core.jobs; "
+    code = ("import sys, runpy; sys.argv=['x']; import rlvr_core.store, rlvr_core.layout, rlvr_core.checkpoint, rlvr_core.jobs, rlvr_core.settings, rlvr_core.dataroots; "
             "import streamlit, plotly; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -222,3 +222,83 @@ def test_selections_live_in_the_url(demo_cache) -> None:
     at.query_params["run"] = "no-such-run"
     at.run()
     assert not at.exception and at.selectbox[0].value == "demo-grpo"  # an unknown value falls back
+
+
+def test_read_only_dashboard_shows_no_way_to_start_jobs(tmp_path, monkeypatch) -> None:
+    from rlvr_core import jobs
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RLVR_CACHE", str(cache))
+    monkeypatch.setenv("RLVR_READ_ONLY", "1")
+    queued, _ = jobs.submit(cache, "demo", ["--if-missing"])
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception and "Read-only dashboard" in at.caption[-1].value
+    assert not [b for b in at.button if b.label in ("Queue the demo", "Check", "Queue the analysis")]
+    assert len(at.text_input) == 0
+    at.switch_page("pages/substitution.py").run()
+    assert not at.exception and len(at.button) == 0 and len(at.text_input) == 0
+    at.switch_page("pages/jobs.py").run()
+    assert not at.exception and not [b for b in at.button if b.label == "Cancel this job"]
+    assert jobs.get(cache, queued).state == "queued"
+
+
+@pytest.mark.parametrize("mode, shown", [("header", "Not signed in"), ("oidc", "log in to see its runs")])
+def test_with_auth_an_anonymous_visitor_sees_only_the_login(cache_with_run, tmp_path, monkeypatch, mode, shown) -> None:
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[auth]\nredirect_uri = "http://localhost:8501/oauth2callback"\ncookie_secret = "x"\n')
+    monkeypatch.setenv("RLVR_AUTH", mode)
+    monkeypatch.setenv("RLVR_AUTH_SECRETS", str(secrets))
+    # (AppTest's switch_page runs a page without app.py; the browser test opens other pages behind the gate)
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["RLVR Lens"]
+    assert any(shown in e.value for e in list(at.error) + list(at.info))
+    assert len(at.dataframe) == 0 and len(at.selectbox) == 0 and len(at.text_input) == 0
+    assert [b.label for b in at.button] == (["Log in"] if mode == "oidc" else [])
+
+
+def test_runs_page_reads_only_under_the_data_roots(tmp_path, monkeypatch) -> None:
+    from rlvr_core import jobs
+
+    fx = build_run(tmp_path / "models" / "r", ModelShape(n_layers=2), steps=(10, 20), layout="trl")
+    outside = build_run(tmp_path / "elsewhere", ModelShape(n_layers=2), steps=(10,), layout="trl")
+    (tmp_path / "models" / "link").symlink_to(outside.run_dir)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RLVR_CACHE", str(cache))
+    monkeypatch.setenv("RLVR_DATA_ROOTS", str(tmp_path / "models"))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert at.selectbox(key="found_run").options == [str(fx.run_dir.resolve())]
+    for bad in (str(outside.run_dir), str(tmp_path / "models" / ".." / "elsewhere" / fx.run_dir.name),
+                str(tmp_path / "models" / "link")):
+        at.text_input(key="run_dir").set_value(bad)
+        next(b for b in at.button if b.label == "Check").click().run()
+        assert "outside" in at.error[0].value and "data roots" in at.error[0].value, bad
+    at.selectbox(key="found_run").set_value(str(fx.run_dir.resolve())).run()
+    assert at.text_input(key="run_dir").value == str(fx.run_dir.resolve())
+    at.text_input(key="base_dir").set_value(str(outside.base_dir))
+    next(b for b in at.button if b.label == "Queue the analysis").click().run()
+    assert "Base model folder" in at.error[0].value and not jobs.list_jobs(cache)
+    at.text_input(key="base_dir").set_value(str(fx.base_dir))
+    next(b for b in at.button if b.label == "Queue the analysis").click().run()
+    assert [j.kind for j in jobs.list_jobs(cache)] == ["analyze"]
+
+
+def test_runs_page_shows_the_demo_build_in_progress(tmp_path, monkeypatch) -> None:
+    from rlvr_core import jobs
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RLVR_CACHE", str(cache))
+    ident, _ = jobs.submit(cache, "demo", ["--if-missing"])
+    job = jobs.claim(cache, "w")
+    log = jobs.log_path(cache, ident)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("[  12.0 s] warm-up step 100: loss 1.234, validation accuracy 0.031\n")
+    monkeypatch.setenv(jobs.JOB_ENV, job.id)
+    monkeypatch.setenv(jobs.DB_ENV, str(jobs.db_path(cache)))
+    jobs.report(None, "warm-up step 100: loss 1.234")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert not at.exception
+    (status,) = at.status
+    assert status.label == f"Building the demo (job {ident}): warm-up step 100: loss 1.234"
+    assert status.icon == "spinner" and "validation accuracy 0.031" in at.code[0].value
+    assert not [b for b in at.button if b.label == "Queue the demo"]  # already building

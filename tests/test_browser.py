@@ -1,6 +1,7 @@
 """A real browser (Debian's chromium, driven by Playwright) against `streamlit run app.py` on the quick
 demo's cache: every page renders (a plotly chart where the page has one), and an analysis submitted from
-the Jobs page finishes with a worker running. Screenshots go to $RLVR_SCREENSHOTS (default: the test's
+the Runs page finishes with a worker running; behind a sign-in proxy (trusted header) anonymous visitors
+see only the sign-in note and jobs record the signed-in user. Screenshots go to $RLVR_SCREENSHOTS (default: the test's
 temporary folder). Opt-in locally with RLVR_BROWSER_TESTS=1; `.ci/run` sets it."""
 
 from __future__ import annotations
@@ -32,28 +33,62 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(quick_demo, tmp_path):
-    cache = tmp_path / "cache"  # a copy: the UI test adds a run, other tests read the demo's cache as it is
-    shutil.copytree(quick_demo[1], cache)
+def _start(cache: Path, **env: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    env = {**os.environ, "RLVR_CACHE": str(cache)}
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                              "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                            cwd=APP_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=APP_DIR, env={**os.environ, "RLVR_CACHE": str(cache), **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
             if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                break
+                return proc, url
         except OSError:
             time.sleep(0.5)
-    else:
-        proc.kill()
-        raise AssertionError("streamlit did not become healthy")
+    proc.kill()
+    raise AssertionError("streamlit did not become healthy")
+
+
+def _launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
+                                                             "--disable-background-networking"])
+
+
+@pytest.fixture
+def server(quick_demo, tmp_path):
+    cache = tmp_path / "cache"  # a copy: the UI test adds a run, other tests read the demo's cache as it is
+    shutil.copytree(quick_demo[1], cache)
+    proc, url = _start(cache)
     yield url, cache
     proc.terminate()
     proc.wait(timeout=30)
+
+
+def test_behind_a_sign_in_proxy_anonymous_visitors_see_nothing_and_jobs_record_the_user(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    cache = tmp_path / "cache"
+    proc, url = _start(cache, RLVR_AUTH="header", RLVR_AUTH_HEADER="X-Forwarded-User")
+    try:
+        with sync_playwright() as p:
+            browser = _launch(p)
+            anonymous = browser.new_page()
+            for path in ("", "jobs", "layers", "substitution"):
+                anonymous.goto(f"{url}/{path}")
+                anonymous.wait_for_selector("text=Not signed in", timeout=60000)
+                assert anonymous.locator("h1").all_inner_texts() == ["RLVR Lens"], path
+                assert anonymous.locator("[data-testid='stSidebarNav']").count() == 0
+            alice = browser.new_context(extra_http_headers={"X-Forwarded-User": "alice"}).new_page()
+            alice.goto(url)
+            alice.wait_for_selector("h1:has-text('Runs')", timeout=60000)
+            alice.get_by_role("button", name="Queue the demo").click()
+            alice.wait_for_selector("text=demo job", timeout=30000)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert [(j.kind, j.submitted_by) for j in jobs.list_jobs(cache)] == [("demo", "alice")]
 
 
 def test_every_page_renders_and_an_analysis_runs_from_the_ui(server, tmp_path):
@@ -64,8 +99,7 @@ def test_every_page_renders_and_an_analysis_runs_from_the_ui(server, tmp_path):
     shots.mkdir(parents=True, exist_ok=True)
     fx = build_run(tmp_path / "data", ModelShape(arch="llama"), steps=(10, 20), layout="trl")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
-                                                                     "--disable-background-networking"])
+        browser = _launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         for path, charted in (("", False), ("layers", True), ("spectra", True), ("alignment", True), ("reward", True),
                               ("substitution", False), ("jobs", False)):

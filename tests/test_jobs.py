@@ -147,3 +147,16 @@ def _wait(condition, timeout: float) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError("timed out waiting")
+
+
+def test_sigterm_stops_the_worker_and_requeues_its_job(tmp_path):
+    cache = tmp_path / "cache"
+    job = _submit(cache, "demo", "--quick", "--no-analyze", "--out", tmp_path / "d")
+    worker = subprocess.Popen([sys.executable, "-m", "rlvr_core", "worker", "--cache", str(cache)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait(lambda: _state(cache)[job]["state"] == "running" and _state(cache)[job]["message"], 120)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    row = _state(cache)[job]
+    assert row["state"] == "queued" and row["worker"] is None and "worker was stopped" in row["message"]
+    assert "stopped with its worker" in jobs.log_tail(cache, job)

@@ -1,0 +1,32 @@
+# RLVR Lens: the dashboard and its workers (`rlvr serve`), with the demo built in.
+#   docker build -t rlvr-lens .                       (CPU wheel of torch)
+#   docker build -t rlvr-lens:cuda --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 .
+#   docker run -p 8501:8501 -v /path/to/runs:/models:ro -v rlvr-data:/data rlvr-lens    (add --gpus all for GPUs)
+# Every RUN step but the user's creation is a command `.ci/run` runs too (tests/test_dockerfile.py checks it).
+FROM python:3.11-slim
+
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ENV PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    RLVR_CACHE=/data/cache \
+    RLVR_DATA_ROOTS=/models:/opt/rlvr/demo:/benchmarks \
+    RLVR_DATA=/benchmarks \
+    RLVR_DEMO_OUT=/opt/rlvr/demo \
+    RLVR_DEMO_CACHE=/opt/rlvr/demo/cache \
+    RLVR_ADDRESS=0.0.0.0 \
+    RLVR_PORT=8501
+
+WORKDIR /app
+COPY requirements.txt ./
+RUN PIP_EXTRA_INDEX_URL="$TORCH_INDEX" pip install --no-cache-dir -r requirements.txt
+COPY . ./
+RUN pip install --no-cache-dir --no-deps -e .
+RUN rlvr demo --out "$RLVR_DEMO_OUT" --cache "$RLVR_DEMO_CACHE"
+RUN useradd --create-home --uid 1000 rlvr && mkdir -p /data /models /benchmarks && chown rlvr /data
+
+USER 1000
+VOLUME ["/data"]
+EXPOSE 8501
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).read() != b'ok')"]
+ENTRYPOINT ["rlvr", "serve"]
