@@ -37,13 +37,13 @@ SHAPES = {"self_attn.q_proj": (3584, 3584), "self_attn.k_proj": (512, 3584), "se
 LAYERS = 28
 RUN = "qwen7b-grpo"
 INTERACTIONS = {  # a selection change per page, timed too: (widget kind, key, value)
-    "pages/layers.py": ("selectbox", "url_metric", "stable_rank"),
-    "pages/spectra.py": ("selectbox", "url_group", "mlp.down_proj"),
-    "pages/alignment.py": ("selectbox", "url_group", "self_attn.q_proj"),
-    "pages/substitution.py": ("checkbox", None, True),
+    "views/layers.py": ("selectbox", "url_metric", "stable_rank"),
+    "views/spectra.py": ("selectbox", "url_group", "mlp.down_proj"),
+    "views/alignment.py": ("selectbox", "url_group", "self_attn.q_proj"),
+    "views/substitution.py": ("checkbox", None, True),
 }
-PAGES = ["pages/runs.py", "pages/layers.py", "pages/spectra.py", "pages/alignment.py", "pages/reward.py",
-         "pages/substitution.py", "pages/jobs.py"]
+PAGES = ["views/runs.py", "views/layers.py", "views/spectra.py", "views/alignment.py", "views/reward.py",
+         "views/substitution.py", "views/jobs.py"]
 
 
 def tensor_rows() -> list[tuple[str, int, str, int, int]]:

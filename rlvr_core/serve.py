@@ -108,7 +108,7 @@ def plan(settings: Settings, cache: Path, config: str | None) -> list[Child]:
     dashboard = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(settings.server.port),
                  "--server.address", settings.server.address, "--server.headless", "true",
                  "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-                 "--server.enableXsrfProtection", "true"]
+                 "--server.enableXsrfProtection", "true", "--client.toolbarMode", "viewer"]
     if settings.auth.mode == "oidc":
         dashboard += ["--secrets.files", str(Path(settings.auth.secrets_file).resolve())]
     children = [Child("dashboard", dashboard, env, restart=False)]

@@ -73,8 +73,8 @@ def test_behind_a_sign_in_proxy_anonymous_visitors_see_nothing_and_jobs_record_t
     try:
         with sync_playwright() as p:
             browser = _launch(p)
-            anonymous = browser.new_page()
-            for path in ("", "jobs", "layers", "substitution"):
+            for path in ("jobs", "", "layers", "substitution?run=x"):  # each a new session's first load
+                anonymous = browser.new_page()
                 anonymous.goto(f"{url}/{path}")
                 anonymous.wait_for_selector("text=Not signed in", timeout=60000)
                 assert anonymous.locator("h1").all_inner_texts() == ["RLVR Lens"], path

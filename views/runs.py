@@ -22,9 +22,13 @@ runs = con.execute(
     "(SELECT count(*) FROM evaluations e WHERE e.run = c.run) AS evaluations "
     "FROM checkpoints c GROUP BY c.run ORDER BY c.run").df()
 if runs.empty:
-    st.info(f"No runs in the cache `{cache}` yet: queue the built-in demo (a small GRPO run trained on CPU in a "
-            "few minutes), or add your own run below (`rlvr analyze RUN_DIR --base BASE_DIR` from a shell).")
     building = any(j.kind == "demo" and j.state in ("queued", "running") for j in jobs.list_jobs(cache))
+    if building:
+        st.info(f"No runs in the cache `{cache}` yet: the demo is being built (above); its runs appear here "
+                "when it is done. Meanwhile you can add your own run below.")
+    else:
+        st.info(f"No runs in the cache `{cache}` yet: queue the built-in demo (a small GRPO run trained on CPU in "
+                "a few minutes), or add your own run below (`rlvr analyze RUN_DIR --base BASE_DIR` from a shell).")
     if access.can_submit() and not building and st.button("Queue the demo", type="primary"):
         submit_job(cache, "demo", ["--if-missing"])
 else:

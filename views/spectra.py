@@ -38,14 +38,18 @@ overlay = pick_many("Overlay the ESD at steps", others, "vs", [0] if target == "
 hists = con.execute("SELECT step, bin_lo, bin_hi, density FROM esd_hist WHERE run = ? AND tensor = ? AND target = ? "
                     "AND list_contains(?, step) ORDER BY step, bin_lo", [run, tensor, target, [step] + overlay]).df()
 figure = go.Figure()
-for other, hist in hists.groupby("step"):
+palette = px.colors.qualitative.Plotly
+for i, (other, hist) in enumerate(hists[hists["density"] > 0].groupby("step")):  # empty bins: off a log axis
     centres = np.sqrt(hist["bin_lo"] * hist["bin_hi"])
-    figure.add_scatter(x=centres, y=hist["density"], mode="markers" if other == step else "lines",
-                       name=f"ESD at step {other}" + (" (base)" if other == 0 else ""),
-                       line={"dash": "dot"}, opacity=1.0 if other == step else 0.6)
-    if other == step and row["fit_status"] == "ok":
+    main = other == step
+    figure.add_scatter(x=centres, y=hist["density"], mode="markers" if main else "lines+markers",
+                       name=f"ESD at step {other}" + (" (base)" if other == 0 else ""), opacity=1.0 if main else 0.7,
+                       marker={"color": palette[0] if main else palette[2 + i % 8], "size": 7 if main else 4},
+                       line={"dash": "dot", "width": 1})
+    if main and row["fit_status"] == "ok":
         line = powerlaw_density(centres, row["alpha"], row["xmin"], row["n_tail"] / row["n_evals"])
-        figure.add_scatter(x=centres, y=line, mode="lines", name=f"power law, α = {row['alpha']:.2f}")
+        figure.add_scatter(x=centres, y=line, mode="lines", name=f"power law, α = {row['alpha']:.2f}",
+                           line={"color": palette[1]})
         figure.add_vline(x=row["xmin"], line_dash="dash", annotation_text="xmin")
 figure.update_xaxes(type="log", title="eigenvalue λ of XᵀX")
 figure.update_yaxes(type="log", title="density")
