@@ -47,7 +47,8 @@ class Child:
     """Exits in a row, each within a minute of its start (sets the back-off)."""
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, env=self.env, preexec_fn=die_with_parent)
+        # its own session: a Ctrl-C in the terminal reaches this supervisor only, which then stops the children
+        self.proc = subprocess.Popen(self.argv, env=self.env, preexec_fn=die_with_parent, start_new_session=True)
         self.exited_at, self.started_at = None, time.monotonic()
         _say(f"{self.name} started (pid {self.proc.pid})")
 
@@ -143,8 +144,10 @@ def supervise(children: list[Child], poll: float = 0.5) -> int:
     try:
         for child in children:
             child.start()
-        while not stopping:
+        while True:
             time.sleep(poll)
+            if stopping:
+                break
             for child in children:
                 if _check(child):
                     status = 1

@@ -44,6 +44,7 @@ def test_layers_page_draws_the_heatmap(cache_with_run) -> None:
     assert at.selectbox[0].value == "grpo-demo" and at.selectbox[1].value == 20
     table = at.dataframe[0].value
     assert len(table) == 14 and table["rank1_energy"].min() > 0.99
+    assert len(at.get("download_button")) == 1
 
 
 def test_empty_cache_says_what_to_do(tmp_path, monkeypatch) -> None:

@@ -185,3 +185,21 @@ def test_seed_demo_queues_the_build_on_an_empty_cache_only(tmp_path, monkeypatch
     monkeypatch.setenv("RLVR_READ_ONLY", "1")
     assert "read-only" in serve.seed_demo(load_settings(None), tmp_path / "other")
     assert not (tmp_path / "other" / "jobs.sqlite").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_terminal_stops_the_service_cleanly(tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "rlvr_core", "serve", "--port", str(port), "--address", "127.0.0.1",
+                             "--cache", str(tmp_path / "cache"), "--workers", "1"], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "RLVR_DEMO": "off"}, start_new_session=True)
+    try:
+        _wait(lambda: _healthy(f"http://127.0.0.1:{port}"), 90, "the dashboard's health check")
+        time.sleep(1)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
+        _, err = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err
+    assert "exited with status" not in err and err.strip().splitlines()[-1] == "serve: stopped"

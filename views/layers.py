@@ -27,3 +27,4 @@ grid = layers.pivot_table(index="layer", columns="module", values=metric)
 st.plotly_chart(px.imshow(grid, aspect="auto", labels={"color": metric},
                           title=f"{metric} of {target} — {run}, step {step}"), width="stretch")
 st.dataframe(layers, hide_index=True, width="stretch")
+st.download_button("Download (CSV)", layers.to_csv(index=False), f"layers_{run}_{step}_{target}.csv", "text/csv")
