@@ -53,17 +53,21 @@ def submit_job(cache: Path, kind: str, argv: list[str]) -> str | None:
     return ident
 
 
+def active_demo(cache: Path) -> jobs.Job | None:
+    """The demo job that is queued or running, if any."""
+    return next((j for j in jobs.list_jobs(cache) if j.kind == "demo" and j.state in ("queued", "running")), None)
+
+
 @st.fragment(run_every=2)
 def demo_progress(cache: Path) -> None:
     """While a demo job is queued or running: its state, latest message and log tail, refreshed every 2 s;
     when it ends, the whole page reruns so the new runs appear."""
-    active = [j for j in jobs.list_jobs(cache) if j.kind == "demo" and j.state in ("queued", "running")]
-    if not active:
+    job = active_demo(cache)
+    if job is None:
         if st.session_state.pop("watching_demo", False):
             st.rerun()
         return
     st.session_state["watching_demo"] = True
-    job = active[0]
     if job.state == "queued":
         st.info(f"The demo (job {job.id}) is queued and waits for a worker: `rlvr worker` in a shell "
                 "(`rlvr serve` starts one for you).")

@@ -4,12 +4,11 @@ detected, analysis queued), ingest a training log, queue the demo and watch it b
 import streamlit as st
 
 import access
-from rlvr_core import jobs
 from rlvr_core.dataroots import find_runs
 from rlvr_core.errors import RlvrError
 from rlvr_core.layout import discover_steps
 from rlvr_core.store import open_cache, resolve_cache
-from ui import demo_progress, submit_job
+from ui import active_demo, demo_progress, submit_job
 
 st.title("Runs")
 cache = resolve_cache(None)
@@ -22,7 +21,7 @@ runs = con.execute(
     "(SELECT count(*) FROM evaluations e WHERE e.run = c.run) AS evaluations "
     "FROM checkpoints c GROUP BY c.run ORDER BY c.run").df()
 if runs.empty:
-    building = any(j.kind == "demo" and j.state in ("queued", "running") for j in jobs.list_jobs(cache))
+    building = active_demo(cache) is not None
     if building:
         st.info(f"No runs in the cache `{cache}` yet: the demo is being built (above); its runs appear here "
                 "when it is done. Meanwhile you can add your own run below.")
