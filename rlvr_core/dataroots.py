@@ -18,6 +18,10 @@ _FIX = ("choose a folder under one of them, or add its parent to `data_roots` in
         "(or $RLVR_DATA_ROOTS, folders separated by ':')")
 
 
+def _real(roots: list[Path]) -> list[Path]:
+    return [Path(os.path.realpath(Path(r).expanduser())) for r in roots]
+
+
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
@@ -29,7 +33,7 @@ def allowed_path(path: str | Path, roots: list[Path]) -> Path:
     given = Path(path).expanduser()
     if not roots:
         return Path(os.path.realpath(given))
-    real_roots = [Path(os.path.realpath(Path(r).expanduser())) for r in roots]
+    real_roots = _real(roots)
     candidates = [given] if given.is_absolute() else [root / given for root in real_roots]
     existing = [c for c in candidates if c.exists()] or candidates[:1]
     real = Path(os.path.realpath(existing[0]))
@@ -43,7 +47,7 @@ def allowed_path(path: str | Path, roots: list[Path]) -> Path:
 def find_runs(roots: list[Path], max_depth: int = 3, limit: int = 500) -> list[Path]:
     """Folders under `roots` (at most `max_depth` levels down) that hold checkpoint folders of a known
     layout (`checkpoint-N/`, `global_step_N/`, ...), sorted; symlinks leaving the roots are skipped."""
-    real_roots = [Path(os.path.realpath(Path(r).expanduser())) for r in roots]
+    real_roots = _real(roots)
     found: list[Path] = []
     frontier = [(root, 0) for root in real_roots if root.is_dir()]
     while frontier and len(found) < limit:
