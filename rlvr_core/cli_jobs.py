@@ -21,7 +21,7 @@ from .errors import UsageError
 
 
 def add_parsers(sub, parsers: dict[str, argparse.ArgumentParser]) -> None:
-    s = sub.add_parser("submit", help="queue an analyze, compare, demo or logs job (same arguments as the command)")
+    s = sub.add_parser("submit", help=f"queue a job: {', '.join(jobs.KINDS)} (same arguments as the command)")
     s.add_argument("kind", choices=jobs.KINDS)
     s.add_argument("args", nargs=argparse.REMAINDER, help="the command's own arguments")
     s.add_argument("--submitted-by", help=argparse.SUPPRESS)
@@ -76,7 +76,7 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         print(json.dumps(out))
         return 0
     if not rows:
-        print("no jobs: queue one with `rlvr submit analyze|compare|demo|logs ...`")
+        print(f"no jobs: queue one with `rlvr submit {'|'.join(jobs.KINDS)} ...`")
     for job in rows:
         detail = job.error or job.message
         print(f"{job.id}\t{job.kind}\t{job.state}\t{job.progress:.0%}\t{job.submitted_by}\t{_iso(job.created_at)}\t{detail}")

@@ -85,7 +85,7 @@ def submit(cache: Path, kind: str, argv: list[str], submitted_by: str | None = N
            cwd: str | None = None) -> tuple[str, bool]:
     """(job id, True if newly queued); an identical queued or running request returns its id, False."""
     if kind not in KINDS:
-        raise UsageError(f"job kind '{kind}'", f"one of {', '.join(KINDS)}", repr(kind), "rlvr submit analyze|compare|demo|logs ...")
+        raise UsageError(f"job kind '{kind}'", f"one of {', '.join(KINDS)}", repr(kind), f"rlvr submit {'|'.join(KINDS)} ...")
     cwd = cwd or os.getcwd()
     key = json.dumps([kind, argv, cwd])
     with closing(connect(cache)) as con:
