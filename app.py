@@ -1,30 +1,29 @@
-"""RLVR Lens dashboard: `streamlit run app.py` (cache from $RLVR_CACHE, else ./cache; settings from
-$RLVR_CONFIG and the environment, see rlvr_core.settings).
+"""RLVR Lens dashboard: `streamlit run app.py` (cache and settings as every entry point resolves them:
+$RLVR_CACHE, else the `cache` of the settings file $RLVR_CONFIG, else ./cache; see rlvr_core.system.settings).
 
-Thin by design: pages query the cache through `rlvr_core.store` (DuckDB over Parquet) and draw with
-plotly. No math here, and this process never imports torch. With auth configured, an anonymous visitor's
-navigation holds only the login page, so no other page can be reached.
+Thin by design: the pages (package `rlvr_dashboard`, files in `rlvr_dashboard/views/`) ask the cache's named
+queries and draw with plotly. No math here, and this process never imports torch. With auth configured,
+an anonymous visitor's navigation holds only the login page, so no other page can be reached.
 
 The pages live in `views/`, not `pages/`: with a `pages/` folder next to this file Streamlit also runs its
 files directly (its older multipage mode) when a session starts on a deep link such as `/jobs`, skipping
 this script and its sign-in check.
 """
 
+from pathlib import Path
+
 import streamlit as st
 
-import access
+from rlvr_dashboard import access
+
+VIEWS = Path(__file__).resolve().parent / "rlvr_dashboard" / "views"
+PAGES = (("runs", "Runs"), ("layers", "Layers"), ("spectra", "Spectra"), ("alignment", "Alignment"),
+         ("reward", "Reward vs test"), ("substitution", "Substitution"), ("jobs", "Jobs"))
 
 st.set_page_config(page_title="RLVR Lens", layout="wide")
 if access.signed_in():
-    navigation = st.navigation([
-        st.Page("views/runs.py", title="Runs", default=True),
-        st.Page("views/layers.py", title="Layers"),
-        st.Page("views/spectra.py", title="Spectra"),
-        st.Page("views/alignment.py", title="Alignment"),
-        st.Page("views/reward.py", title="Reward vs test"),
-        st.Page("views/substitution.py", title="Substitution"),
-        st.Page("views/jobs.py", title="Jobs"),
-    ])
+    navigation = st.navigation([st.Page(VIEWS / f"{name}.py", title=title, default=name == "runs")
+                                for name, title in PAGES])
 else:
     navigation = st.navigation([st.Page(access.login_page, title="Sign in", url_path="login")], position="hidden")
 navigation.run()

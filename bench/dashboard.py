@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from rlvr_core import store
+from rlvr_core.cache import store
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = {"self_attn.q_proj": (3584, 3584), "self_attn.k_proj": (512, 3584), "self_attn.v_proj": (512, 3584),
@@ -37,13 +37,13 @@ SHAPES = {"self_attn.q_proj": (3584, 3584), "self_attn.k_proj": (512, 3584), "se
 LAYERS = 28
 RUN = "qwen7b-grpo"
 INTERACTIONS = {  # a selection change per page, timed too: (widget kind, key, value)
-    "views/layers.py": ("selectbox", "url_metric", "stable_rank"),
-    "views/spectra.py": ("selectbox", "url_group", "mlp.down_proj"),
-    "views/alignment.py": ("selectbox", "url_group", "self_attn.q_proj"),
-    "views/substitution.py": ("checkbox", None, True),
+    "rlvr_dashboard/views/layers.py": ("selectbox", "url_metric", "stable_rank"),
+    "rlvr_dashboard/views/spectra.py": ("selectbox", "url_group", "mlp.down_proj"),
+    "rlvr_dashboard/views/alignment.py": ("selectbox", "url_group", "self_attn.q_proj"),
+    "rlvr_dashboard/views/substitution.py": ("checkbox", None, True),
 }
-PAGES = ["views/runs.py", "views/layers.py", "views/spectra.py", "views/alignment.py", "views/reward.py",
-         "views/substitution.py", "views/jobs.py"]
+PAGES = ["rlvr_dashboard/views/runs.py", "rlvr_dashboard/views/layers.py", "rlvr_dashboard/views/spectra.py", "rlvr_dashboard/views/alignment.py", "rlvr_dashboard/views/reward.py",
+         "rlvr_dashboard/views/substitution.py", "rlvr_dashboard/views/jobs.py"]
 
 
 def tensor_rows() -> list[tuple[str, int, str, int, int]]:

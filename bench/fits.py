@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from spectra import write_pair  # noqa: E402  (the same synthetic checkpoints)
 
 from rlvr_core import heavytail, spectral  # noqa: E402
-from rlvr_core.checkpoint import Checkpoint  # noqa: E402
+from rlvr_core.readers.checkpoint import Checkpoint  # noqa: E402
 
 
 def ours(step: Checkpoint, base: Checkpoint) -> tuple[dict, float, float, list]:

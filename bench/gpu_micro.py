@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from rlvr_core import spectral
+from rlvr_core.math import spectral
 
 
 def timed(fn, device: str, reps: int = 3) -> float:

@@ -92,7 +92,7 @@ def child_analyze(args: argparse.Namespace) -> dict:
 def child_baseline(args: argparse.Namespace) -> dict:
     import torch
 
-    from rlvr_core.checkpoint import Checkpoint
+    from rlvr_core.readers.checkpoint import Checkpoint
 
     dtype = getattr(torch, args.baseline_dtype)
     base, step = Checkpoint(args.base), Checkpoint(args.step)
@@ -130,7 +130,7 @@ def compare_fits(args: argparse.Namespace, step: Path) -> None:
     import numpy as np
 
     import fits
-    from rlvr_core.store import open_cache
+    from rlvr_core.cache.store import open_cache
 
     rows = open_cache(args.workdir / "cache").execute(
         "SELECT sv FROM spectra WHERE step = 1 ORDER BY tensor, target").fetchall()
@@ -182,7 +182,7 @@ def main() -> None:
     if args.weightwatcher:
         import fits
 
-        from rlvr_core.checkpoint import Checkpoint
+        from rlvr_core.readers.checkpoint import Checkpoint
         our_fits, t_ours, _, _ = fits.ours(Checkpoint(step), Checkpoint(base))
         alphas, t_ww = fits.weightwatcher(Checkpoint(step))
         diffs = [abs(our_fits[n].alpha - a) for n, a in alphas.items() if our_fits[n].fit_status == "ok"]

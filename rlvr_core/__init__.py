@@ -1,10 +1,26 @@
 """RLVR Lens core library: read RL checkpoints, compute per-layer spectra, cache them for the dashboard.
 
-Modules (one concern each): `errors` (the error hierarchy), `naming` (tensor name -> layer/module),
-`checkpoint` (safetensors reading), `layout` (run folders -> steps), `spectral` (the math), `heavytail`,
-`alignment`,
-`store` (Parquet cache + DuckDB views), `analysis` (the worker's analysis job), `fixtures` (tiny
-checkpoints for tests and demos), `cli` (the `rlvr` command).
+Subpackages, bottom to top (each may import only those above it in this list, and says so itself):
+
+- `errors` (a module): the one error hierarchy.
+- `system`: device strings, libc calls, and the settings (TOML file + environment + flags).
+- `readers`: checkpoints, run layouts, tensor names, training logs, evaluation sets.
+- `math`: spectra, heavy-tail fits, alignment, rank-k parts, grading. Arrays in, numbers out; no I/O.
+- `cache`: the Parquet cache's one owner: layout, schemas, atomic writes, locked merges, named queries.
+- `pipelines`: analyze, logs, substitute, evaluate, compare: inputs -> math -> cache.
+- `training`: periodic rank-k substitution inside users' training loops (TRL / Trainer callback).
+- `demo`: the built-in tiny GRPO run.
+- `service`: the job queue, workers, `rlvr serve`, data roots.
+- `cli`: the `rlvr` command line, and typed job requests.
+- `fixtures`: builders of tiny real checkpoints with planted structure, for tests and benchmarks.
+
+The dashboard (`app.py`, package `rlvr_dashboard`) sits on top and imports only `cache`, `cli.requests`,
+`service` and `system`; it never imports torch. Old flat module paths (`rlvr_core.store`,
+`rlvr_core.substitution`, ...) still import: see `_aliases`.
 """
 
+from . import _aliases
+
 __version__ = "0.1.0"
+
+_aliases.install()

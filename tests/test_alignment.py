@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from rlvr_core.alignment import abs_cos, base_overlap, subspace_overlap, trajectory_r2
+from rlvr_core.math.alignment import abs_cos, base_overlap, subspace_overlap, trajectory_r2
 from rlvr_core.fixtures import ModelShape, build_run
-from rlvr_core.store import open_cache
+from rlvr_core.cache.store import open_cache
 
 STEPS = (10, 20, 30, 40)
 ROTATION = 0.02  # radians per step

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from rlvr_core.fixtures import ModelShape, build_run, random_model, write_checkpoint
-from rlvr_core.store import open_cache
+from rlvr_core.cache.store import open_cache
 
 from .conftest import parquet_files
 
@@ -199,7 +199,7 @@ def test_cuda_device_gives_the_cpu_numbers(run_fixture, tmp_path, cli) -> None:
 
 
 def test_stale_temporary_folders_are_cleaned(run_fixture, tmp_path, cli) -> None:
-    from rlvr_core import store
+    from rlvr_core.cache import store
 
     run_dir = tmp_path / "cache" / "runs" / "run"
     old, fresh = run_dir / ".tmp-step-20-dead0000", run_dir / ".tmp-step-10-live0000"

@@ -39,7 +39,7 @@ def test_runs_page_lists_the_cached_run(cache_with_run) -> None:
 
 def test_layers_page_draws_the_heatmap(cache_with_run) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("views/layers.py").run()
+    at.switch_page("rlvr_dashboard/views/layers.py").run()
     assert not at.exception
     assert at.selectbox[0].value == "grpo-demo" and at.selectbox[1].value == 20
     table = at.dataframe[0].value
@@ -53,15 +53,8 @@ def test_empty_cache_says_what_to_do(tmp_path, monkeypatch) -> None:
     assert not at.exception and "rlvr analyze RUN_DIR --base BASE_DIR" in at.info[0].value
 
 
-def test_dashboard_never_imports_torch() -> None:
-    code = ("import sys, runpy; sys.argv=['x']; import rlvr_core.store, rlvr_core.layout, rlvr_core.checkpoint, rlvr_core.jobs, rlvr_core.settings, rlvr_core.dataroots; "
-            "import streamlit, plotly; print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
-
 def test_runs_page_queues_the_demo_and_jobs_page_cancels_it(tmp_path, monkeypatch) -> None:
-    from rlvr_core import jobs
+    from rlvr_core.cache import queue as jobs
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("RLVR_CACHE", str(cache))
@@ -73,7 +66,7 @@ def test_runs_page_queues_the_demo_and_jobs_page_cancels_it(tmp_path, monkeypatc
     assert any("demo job" in s.value for s in at.success)
     at = AppTest.from_file(APP, default_timeout=60).run()  # the progress display: queued, waiting for a worker
     assert any("waits for a worker" in i.value for i in at.info)
-    at.switch_page("views/jobs.py").run()
+    at.switch_page("rlvr_dashboard/views/jobs.py").run()
     assert not at.exception and at.title[0].value == "Jobs"
     assert at.dataframe[0].value["state"].tolist() == ["queued"]
     next(b for b in at.button if b.label == "Cancel this job").click().run()
@@ -81,7 +74,7 @@ def test_runs_page_queues_the_demo_and_jobs_page_cancels_it(tmp_path, monkeypatc
 
 
 def test_runs_page_checks_a_run_folder_and_queues_its_analysis(tmp_path, monkeypatch) -> None:
-    from rlvr_core import jobs
+    from rlvr_core.cache import queue as jobs
 
     fx = build_run(tmp_path / "d", ModelShape(n_layers=2), steps=(10, 20), layout="verl")
     cache = tmp_path / "cache"
@@ -99,7 +92,7 @@ def test_runs_page_checks_a_run_folder_and_queues_its_analysis(tmp_path, monkeyp
     at.text_input(key="run_name").set_value("mine")
     next(b for b in at.button if b.label == "Queue the analysis").click().run()
     (job,) = jobs.list_jobs(cache)
-    assert job.kind == "analyze" and job.argv == [str(fx.run_dir), "--base", str(fx.base_dir), "--quiet", "--run", "mine"]
+    assert job.kind == "analyze" and job.argv == [str(fx.run_dir), "--base", str(fx.base_dir), "--run", "mine", "--quiet"]
     at.text_input(key="log_path").set_value(str(tmp_path / "log.jsonl"))
     at.text_input(key="log_run").set_value("mine")
     next(b for b in at.button if b.label == "Queue the ingestion").click().run()
@@ -115,7 +108,7 @@ def demo_cache(quick_demo, monkeypatch):
 @pytest.mark.slow
 def test_reward_page_on_the_demo(demo_cache) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("views/reward.py").run()
+    at.switch_page("rlvr_dashboard/views/reward.py").run()
     assert not at.exception
     assert set(at.multiselect[0].value) == {"demo-grpo", "demo-grpo-rank1-k10"}
     assert len(at.get("plotly_chart")) == 1
@@ -127,7 +120,7 @@ def test_reward_page_on_the_demo(demo_cache) -> None:
 @pytest.mark.slow
 def test_alignment_page_on_the_demo(demo_cache) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("views/alignment.py").run()
+    at.switch_page("rlvr_dashboard/views/alignment.py").run()
     assert not at.exception
     assert at.selectbox[0].options == ["demo-grpo", "demo-grpo-rank1-k10"]
     charts = at.get("plotly_chart")
@@ -145,7 +138,7 @@ def test_alignment_page_on_the_demo(demo_cache) -> None:
 
 def test_new_pages_say_what_to_do_on_an_empty_cache(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "empty"))
-    for page, hint in (("views/reward.py", "rlvr logs"), ("views/alignment.py", "rlvr analyze")):
+    for page, hint in (("rlvr_dashboard/views/reward.py", "rlvr logs"), ("rlvr_dashboard/views/alignment.py", "rlvr analyze")):
         at = AppTest.from_file(APP, default_timeout=60)
         at.switch_page(page).run()
         assert not at.exception and hint in at.info[0].value
@@ -154,7 +147,7 @@ def test_new_pages_say_what_to_do_on_an_empty_cache(tmp_path, monkeypatch) -> No
 @pytest.mark.slow
 def test_spectra_page_on_the_demo(demo_cache) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("views/spectra.py").run()
+    at.switch_page("rlvr_dashboard/views/spectra.py").run()
     assert not at.exception
     assert at.selectbox[0].value == "demo-grpo" and at.selectbox[1].value == 20
     assert len(at.get("plotly_chart")) == 3
@@ -180,13 +173,13 @@ def test_spectra_page_on_the_demo(demo_cache) -> None:
 def test_substitution_page_queues_a_comparison_and_shows_recovery(quick_demo, tmp_path, monkeypatch) -> None:
     import shutil
 
-    from rlvr_core import jobs
+    from rlvr_core.cache import queue as jobs
 
     cache = tmp_path / "cache"
     shutil.copytree(quick_demo[1], cache)
     monkeypatch.setenv("RLVR_CACHE", str(cache))
     at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("views/substitution.py").run()
+    at.switch_page("rlvr_dashboard/views/substitution.py").run()
     assert not at.exception and "No comparisons yet" in at.info[0].value
     at.text_input(key="dataset").set_value("arithmetic")
     at.number_input(key="limit").set_value(50)
@@ -198,7 +191,7 @@ def test_substitution_page_queues_a_comparison_and_shows_recovery(quick_demo, tm
                             capture_output=True, text=True, timeout=300)
     assert worker.returncode == 0 and jobs.get(cache, job.id).state == "done", jobs.log_tail(cache, job.id)
     at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("views/substitution.py").run()
+    at.switch_page("rlvr_dashboard/views/substitution.py").run()
     assert not at.exception
     table = at.dataframe[0].value
     assert sorted(table["step"]) == [10, 20] and set(table["n_problems"]) == {50}
@@ -210,7 +203,7 @@ def test_substitution_page_queues_a_comparison_and_shows_recovery(quick_demo, tm
 @pytest.mark.slow
 def test_selections_live_in_the_url(demo_cache) -> None:
     at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("views/layers.py")
+    at.switch_page("rlvr_dashboard/views/layers.py")
     at.query_params["run"] = "demo-grpo-rank1-k10"
     at.query_params["step"] = "10"
     at.run()
@@ -219,14 +212,14 @@ def test_selections_live_in_the_url(demo_cache) -> None:
     at.selectbox[1].set_value(20).run()
     assert at.query_params["step"] in ("20", ["20"])
     at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("views/layers.py")
+    at.switch_page("rlvr_dashboard/views/layers.py")
     at.query_params["run"] = "no-such-run"
     at.run()
     assert not at.exception and at.selectbox[0].value == "demo-grpo"  # an unknown value falls back
 
 
 def test_read_only_dashboard_shows_no_way_to_start_jobs(tmp_path, monkeypatch) -> None:
-    from rlvr_core import jobs
+    from rlvr_core.cache import queue as jobs
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("RLVR_CACHE", str(cache))
@@ -236,9 +229,9 @@ def test_read_only_dashboard_shows_no_way_to_start_jobs(tmp_path, monkeypatch) -
     assert not at.exception and "Read-only dashboard" in at.caption[-1].value
     assert not [b for b in at.button if b.label in ("Queue the demo", "Check", "Queue the analysis")]
     assert len(at.text_input) == 0
-    at.switch_page("views/substitution.py").run()
+    at.switch_page("rlvr_dashboard/views/substitution.py").run()
     assert not at.exception and len(at.button) == 0 and len(at.text_input) == 0
-    at.switch_page("views/jobs.py").run()
+    at.switch_page("rlvr_dashboard/views/jobs.py").run()
     assert not at.exception and not [b for b in at.button if b.label == "Cancel this job"]
     assert jobs.get(cache, queued).state == "queued"
 
@@ -259,7 +252,7 @@ def test_with_auth_an_anonymous_visitor_sees_only_the_login(cache_with_run, tmp_
 
 
 def test_runs_page_reads_only_under_the_data_roots(tmp_path, monkeypatch) -> None:
-    from rlvr_core import jobs
+    from rlvr_core.cache import queue as jobs
 
     fx = build_run(tmp_path / "models" / "r", ModelShape(n_layers=2), steps=(10, 20), layout="trl")
     outside = build_run(tmp_path / "elsewhere", ModelShape(n_layers=2), steps=(10,), layout="trl")
@@ -285,7 +278,7 @@ def test_runs_page_reads_only_under_the_data_roots(tmp_path, monkeypatch) -> Non
 
 
 def test_runs_page_shows_the_demo_build_in_progress(tmp_path, monkeypatch) -> None:
-    from rlvr_core import jobs
+    from rlvr_core.cache import queue as jobs
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("RLVR_CACHE", str(cache))

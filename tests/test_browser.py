@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from rlvr_core import jobs
+from rlvr_core.cache import queue as jobs
 from rlvr_core.fixtures import ModelShape, build_run
 
 CHROMIUM = "/usr/bin/chromium"

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlvr_core import arithmetic
+from rlvr_core.demo import arithmetic
 from rlvr_core.errors import TensorMismatchError, UsageError
-from rlvr_core.substitution import linear_state
+from rlvr_core.training.periodic import linear_state
 
 
 def _tiny_model(seed: int = 0):
-    from rlvr_core.demo import ModelSize, build_model
+    from rlvr_core.demo.build import ModelSize, build_model
 
     torch.manual_seed(seed)
     return build_model(ModelSize(layers=2, hidden=32, heads=2, intermediate=64))
@@ -54,7 +54,7 @@ def _second_sv_ratio(model, base) -> float:
 
 
 def test_callback_makes_every_block_update_rank_one_at_its_steps(tmp_path):
-    from rlvr_core.callbacks import RankKSubstitutionCallback
+    from rlvr_core.training.callbacks import RankKSubstitutionCallback
 
     model, base = _train(tmp_path, lambda base_dir: RankKSubstitutionCallback(base_dir, every=2), steps=4)
     assert _second_sv_ratio(model, base) < 1e-5  # step 4 is a substitution step
@@ -63,7 +63,7 @@ def test_callback_makes_every_block_update_rank_one_at_its_steps(tmp_path):
 
 
 def test_callback_rejects_a_wrong_base(tmp_path):
-    from rlvr_core.callbacks import RankKSubstitutionCallback, load_base_linear
+    from rlvr_core.training.callbacks import RankKSubstitutionCallback, load_base_linear
 
     with pytest.raises(UsageError, match="every >= 1"):
         RankKSubstitutionCallback(tmp_path, every=0)

@@ -9,8 +9,10 @@ import json
 import pytest
 import torch
 
-from rlvr_core import arithmetic, store
-from rlvr_core.trainlog import pick_metrics, read_log
+from rlvr_core.demo import arithmetic
+
+from rlvr_core.cache import store
+from rlvr_core.readers.trainlog import pick_metrics, read_log
 
 pytestmark = pytest.mark.slow
 RUNS = ("demo-grpo", "demo-grpo-rank1-k10")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from rlvr_core.checkpoint import Checkpoint
+from rlvr_core.readers.checkpoint import Checkpoint
 from rlvr_core.errors import CheckpointFormatError, RlvrError
 
 from .conftest import parquet_files

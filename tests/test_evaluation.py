@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from rlvr_core import store
-from rlvr_core.checkpoint import Checkpoint
-from rlvr_core.naming import LINEAR, classify_tensor
+from rlvr_core.cache import store
+from rlvr_core.readers.checkpoint import Checkpoint
+from rlvr_core.readers.naming import LINEAR, classify_tensor
 
 pytestmark = pytest.mark.slow
 
@@ -97,3 +101,54 @@ def test_compare_base_full_rank1_on_cpu_stores_recovery(quick_demo, cli, tmp_pat
     assert sorted(p.name for p in (cache / "evals").iterdir()) == before
     variant = cache / "variants" / "demo-grpo" / "step-20-rank1-truncated-keepbase"
     assert Checkpoint(variant).tensors and (variant / "rlvr_substitution.json").is_file()
+
+
+SLOW_MERGES = '''
+import os, time
+from pathlib import Path
+import rlvr_core.cache.store as store
+
+_barrier = Path(os.environ["RLVR_TEST_BARRIER"])
+_merge, _write = store.Cache.merge_run_rows, store._write_parquet
+
+
+def merge_run_rows(self, *args, **kwargs):  # both processes enter the merge together
+    _barrier.mkdir(exist_ok=True)
+    (_barrier / str(os.getpid())).touch()
+    deadline = time.time() + 300
+    while len(list(_barrier.iterdir())) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    return _merge(self, *args, **kwargs)
+
+
+def write_parquet(path, table):  # a slow write: a merge without the lock would lose the other's rows
+    if path.name == "recovery.parquet":
+        time.sleep(1.5)
+    return _write(path, table)
+
+
+store.Cache.merge_run_rows = merge_run_rows
+store._write_parquet = write_parquet
+'''
+
+
+def test_two_concurrent_compares_of_one_run_keep_all_their_recovery_rows(quick_demo, tmp_path):
+    """Two real `rlvr compare` processes on one run, forced (by a sitecustomize hook in the test only) to
+    read-merge-write the run's recovery file at the same moment: the run's lock keeps both rows."""
+    out, _, _ = quick_demo
+    hooks, cache = tmp_path / "hooks", tmp_path / "cache"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(SLOW_MERGES)
+    env = {**os.environ, "PYTHONPATH": f"{hooks}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "RLVR_TEST_BARRIER": str(tmp_path / "barrier")}
+    common = [sys.executable, "-m", "rlvr_core", "compare", str(out / "runs" / "demo-grpo"), "--base", str(out / "base"),
+              "--dataset", "arithmetic", "--limit", "20", "--max-new-tokens", "5", "--steps", "20", "--cache", str(cache),
+              "--device", "cpu"]
+    procs = [subprocess.Popen(common + ["--ranks", rank], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for rank in ("1", "2")]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+    assert len(list((tmp_path / "barrier").iterdir())) == 2  # both really merged at the same time
+    rows = store.open_cache(cache).execute("SELECT step, rank FROM recovery ORDER BY rank").fetchall()
+    assert rows == [(20, 1), (20, 2)]

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from rlvr_core.datasets import load_dataset
+from rlvr_core.readers.datasets import load_dataset
 from rlvr_core.errors import UsageError
-from rlvr_core.generation import build_prompt
-from rlvr_core.grading import extract_boxed, extract_choice, grade, grade_choice, pass_at_k
+from rlvr_core.pipelines.generation import build_prompt
+from rlvr_core.math.grading import extract_boxed, extract_choice, grade, grade_choice, pass_at_k
 
 from .conftest import benchmarks_dir
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlvr_core import arithmetic
-from rlvr_core.grpo import GRPOConfig, clipped_loss, group_advantages, train
-from rlvr_core.policy import completion_mask
-from rlvr_core.substitution import PeriodicSubstitution, linear_state
-from rlvr_core.trainlog import read_log
-from rlvr_core.warmup import WarmupConfig, warm_up
+from rlvr_core.demo import arithmetic
+from rlvr_core.demo.grpo import GRPOConfig, clipped_loss, group_advantages, train
+from rlvr_core.demo.policy import completion_mask
+from rlvr_core.training.periodic import PeriodicSubstitution, linear_state
+from rlvr_core.readers.trainlog import read_log
+from rlvr_core.demo.warmup import WarmupConfig, warm_up
 
 
 def test_splits_are_disjoint_seeded_and_the_verifier_is_exact():
@@ -49,7 +49,7 @@ def test_group_advantages_and_clipped_loss():
 
 
 def _tiny():
-    from rlvr_core.demo import ModelSize, build_model
+    from rlvr_core.demo.build import ModelSize, build_model
 
     torch.manual_seed(0)
     return build_model(ModelSize(layers=2, hidden=32, heads=2, intermediate=64))

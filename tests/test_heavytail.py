@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from rlvr_core.heavytail import fit_esd, log_histogram, scan_xmin
+from rlvr_core.math.heavytail import fit_esd, log_histogram, scan_xmin
 
 
 def pareto_sv(alpha: float, n: int, seed: int, xmin: float = 1.0) -> np.ndarray:
@@ -79,7 +79,7 @@ def test_alternative_fits_reach_powerlaws_maximum_likelihood() -> None:
     """Our MLE fits of the alternatives are at least as likely as powerlaw's own (its TPL caps alpha at 3)."""
     import powerlaw
 
-    from rlvr_core.heavytail import tail_loglikelihoods
+    from rlvr_core.math.heavytail import tail_loglikelihoods
 
     rng = np.random.default_rng(7)
     tail = np.sort(rng.lognormal(0.5, 0.8, 600))
@@ -101,7 +101,7 @@ def test_alternative_fits_reach_powerlaws_maximum_likelihood() -> None:
 def test_tpl_normaliser_matches_quadrature(a: float, b: float) -> None:
     from scipy.integrate import quad
 
-    from rlvr_core.heavytail import tpl_normaliser
+    from rlvr_core.math.heavytail import tpl_normaliser
 
     if a <= 1 and b < 1e-6:
         pytest.skip("barely normalisable: the integral runs to t ~ 1/b")
@@ -111,7 +111,7 @@ def test_tpl_normaliser_matches_quadrature(a: float, b: float) -> None:
 
 
 def test_powerlaw_density_integrates_to_the_tail_fraction():
-    from rlvr_core.heavytail import powerlaw_density
+    from rlvr_core.math.heavytail import powerlaw_density
 
     x = np.logspace(0, 8, 200001)
     y = powerlaw_density(x, alpha=2.5, xmin=10.0, tail_fraction=0.3)

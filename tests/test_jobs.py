@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from rlvr_core import jobs, store
+from rlvr_core.cache import queue as jobs
+
+from rlvr_core.cache import store
 from rlvr_core.fixtures import ModelShape, build_run
 
 pytestmark = pytest.mark.slow
@@ -57,9 +59,9 @@ def test_failing_job_records_the_cli_message_and_the_worker_goes_on(tmp_path, ru
     cache = tmp_path / "cache"
     bad = _submit(cache, "analyze", tmp_path / "missing", "--base", run_fixture.base_dir)
     good = _submit(cache, "analyze", run_fixture.run_dir, "--base", run_fixture.base_dir, "--no-fits")
-    from rlvr_core.worker import WorkerConfig, run_worker
+    from rlvr_core.service.worker import WorkerConfig, run_worker
 
-    assert run_worker(WorkerConfig(cache, drain=True, poll=0.1)) == 2
+    assert run_worker(WorkerConfig(cache=cache, drain=True, poll=0.1)) == 2
     state = _state(cache)
     assert state[bad]["state"] == "failed" and "missing" in state[bad]["error"]
     assert "Fix:" in state[bad]["error"] and not state[bad]["error"].startswith("error:")

@@ -8,7 +8,7 @@ import pytest
 
 from rlvr_core.errors import RunLayoutError, UsageError
 from rlvr_core.fixtures import ModelShape, build_run
-from rlvr_core.layout import discover_steps, parse_explicit, parse_steps
+from rlvr_core.readers.layout import discover_steps, parse_explicit, parse_steps
 
 TINY = ModelShape(n_layers=1, hidden=8, intermediate=16, kv_dim=4, vocab=8)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlvr_core.naming import classify_tensor
+from rlvr_core.readers.naming import classify_tensor
 
 
 @pytest.mark.parametrize("name,shape,kind,layer,module,transposed", [

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from rlvr_core import jobs, serve
+from rlvr_core.cache import queue as jobs
+from rlvr_core.service import serve
 from rlvr_core.cli import main
-from rlvr_core.dataroots import allowed_path, find_runs
+from rlvr_core.service.dataroots import allowed_path, find_runs
 from rlvr_core.errors import ConfigError, PathNotAllowedError
 from rlvr_core.fixtures import ModelShape, build_run
-from rlvr_core.settings import load_settings
+from rlvr_core.system.settings import load_settings
 
 
 def test_settings_from_a_file_with_environment_overrides(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlvr_core.spectral import decompose, singular_values, spectrum_stats, top_triplets
+from rlvr_core.math.spectral import decompose, singular_values, spectrum_stats, top_triplets
 
 
 def wide_spectrum(m: int, n: int, seed: int = 0) -> torch.Tensor:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlvr_core.substitution import rank_k_update, substitute_rank_k_
+from rlvr_core.errors import TensorMismatchError
+
+from rlvr_core.training.periodic import rank_k_update, substitute_rank_k_
 
 
 def planted(m: int = 40, n: int = 24, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -82,5 +84,6 @@ def test_substitute_changes_only_linear_block_weights() -> None:
 
 def test_substitute_needs_every_base_weight() -> None:
     model = Tiny()
-    with pytest.raises(KeyError, match="base weights have no 'model.layers.0.self_attn.q_proj.weight'"):
+    with pytest.raises(TensorMismatchError, match="tensor 'model.layers.0.self_attn.q_proj.weight': expected present "
+                       "in the base"):
         substitute_rank_k_(model, {})

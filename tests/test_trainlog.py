@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rlvr_core.store import open_cache
-from rlvr_core.trainlog import TrainingLogError, pick_metrics, read_log
+from rlvr_core.cache.store import open_cache
+from rlvr_core.readers.trainlog import TrainingLogError, pick_metrics, read_log
 
 from .conftest import parquet_files
 
@@ -126,7 +126,7 @@ def test_truncated_trainer_state(tmp_path) -> None:
 
 
 def test_summary_without_a_test_metric(tmp_path) -> None:
-    from rlvr_core.trainlog import summarize
+    from rlvr_core.readers.trainlog import summarize
 
     path = tmp_path / "m.jsonl"
     path.write_text("".join(json.dumps({"step": s, "data": {"critic/score/mean": r}}) + "\n" for s, r in REWARD.items()))

@@ -1,0 +1,241 @@
+"""The job queue: SQLite in WAL mode in the cache folder (`Cache.jobs_db`), no server needed. Its table and
+every statement on it live here, with the rest of what is stored in the cache.
+
+A job is a command line of `rlvr` (`kind` = analyze, compare, demo or logs; `argv` = its arguments, derived
+from a typed request by `rlvr_core.cli.requests`, which validates it with the command's own parser). States: queued -> running -> done | failed | cancelled.
+
+- `submit` returns the id of an identical request (same kind and arguments) that is still queued or
+  running instead of adding a second one.
+- `claim` hands the oldest queued job to a worker under a lease (`lease_until`); the worker renews it with
+  `heartbeat`. A running job whose lease has expired (its worker was killed) is queued again by the next
+  `claim`, with `attempt` + 1. Every later write of the old worker is fenced off: `heartbeat` and `finish`
+  only act when (worker, attempt) still own the job, so a job finishes exactly once.
+- `cancel`: a queued job is cancelled at once; a running one gets `cancel_requested`, which its worker
+  sees at the next heartbeat and acts on (it stops the job's process).
+- `report` (called by the job's own process, which finds its id in $RLVR_JOB_ID) stores progress and a
+  message. The job's output goes to its log file (`Cache.job_log`); `log_tail` reads its end.
+Each call opens its own short connection: any number of processes (dashboard, CLI, workers) share it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sqlite3
+import time
+import uuid
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UsageError
+from .store import Cache
+
+KINDS = ("analyze", "compare", "demo", "logs")
+STATES = ("queued", "running", "done", "failed", "cancelled")
+JOB_ENV, DB_ENV = "RLVR_JOB_ID", "RLVR_JOB_DB"
+LEASE_SECONDS = 30.0
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, argv TEXT NOT NULL, request_key TEXT NOT NULL,
+    state TEXT NOT NULL, progress REAL NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '', error TEXT,
+    submitted_by TEXT, created_at REAL NOT NULL, started_at REAL, finished_at REAL, worker TEXT,
+    attempt INTEGER NOT NULL DEFAULT 0, lease_until REAL, cancel_requested INTEGER NOT NULL DEFAULT 0,
+    cwd TEXT);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created_at);
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the queue."""
+
+    id: str
+    kind: str
+    argv: list[str]
+    state: str
+    progress: float
+    message: str
+    error: str | None
+    submitted_by: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    worker: str | None
+    attempt: int
+    cancel_requested: bool
+    cwd: str | None = None
+    """The folder the job was submitted from (relative paths in `argv` are relative to it)."""
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def db_path(cache: Path) -> Path:
+    return Cache(cache).jobs_db
+
+
+def connect(cache: Path) -> sqlite3.Connection:
+    Cache(cache).ensure()
+    con = sqlite3.connect(db_path(cache), timeout=30, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA busy_timeout=30000")
+    con.executescript(_SCHEMA)
+    return con
+
+
+def submit(cache: Path, kind: str, argv: list[str], submitted_by: str | None = None,
+           cwd: str | None = None) -> tuple[str, bool]:
+    """(job id, True if newly queued); an identical queued or running request returns its id, False."""
+    if kind not in KINDS:
+        raise UsageError(f"job kind '{kind}'", f"one of {', '.join(KINDS)}", repr(kind), f"rlvr submit {'|'.join(KINDS)} ...")
+    cwd = cwd or os.getcwd()
+    key = json.dumps([kind, argv, cwd])
+    with closing(connect(cache)) as con:
+        con.execute("BEGIN IMMEDIATE")
+        row = con.execute("SELECT id FROM jobs WHERE request_key = ? AND state IN ('queued', 'running')", [key]).fetchone()
+        if row:
+            con.execute("COMMIT")
+            return row[0], False
+        ident = uuid.uuid4().hex[:12]
+        con.execute("INSERT INTO jobs (id, kind, argv, request_key, state, submitted_by, created_at, cwd) "
+                    "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)", [ident, kind, json.dumps(argv), key,
+                                                               submitted_by or _user(), time.time(), cwd])
+        con.execute("COMMIT")
+    return ident, True
+
+
+def claim(cache: Path, worker: str, lease: float = LEASE_SECONDS) -> Job | None:
+    """Requeue jobs whose lease expired, then take the oldest queued job (or None)."""
+    now = time.time()
+    with closing(connect(cache)) as con:
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("UPDATE jobs SET state = 'queued', worker = NULL, message = 'requeued: its worker stopped "
+                    "renewing the lease' WHERE state = 'running' AND lease_until < ?", [now])
+        con.execute("UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE state = 'queued' AND cancel_requested = 1",
+                    [now])
+        row = con.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT 1").fetchone()
+        if row is None:
+            con.execute("COMMIT")
+            return None
+        con.execute("UPDATE jobs SET state = 'running', worker = ?, attempt = attempt + 1, lease_until = ?, "
+                    "started_at = ?, progress = 0, error = NULL WHERE id = ?", [worker, now + lease, now, row[0]])
+        con.execute("COMMIT")
+    return get(cache, row[0])
+
+
+def heartbeat(cache: Path, job: Job, lease: float = LEASE_SECONDS) -> str:
+    """Renew the lease. Returns `ok`, `cancel` (cancellation requested) or `lost` (no longer ours)."""
+    with closing(connect(cache)) as con:
+        cur = con.execute("UPDATE jobs SET lease_until = ? WHERE id = ? AND worker = ? AND attempt = ? AND state = 'running'",
+                          [time.time() + lease, job.id, job.worker, job.attempt])
+        if cur.rowcount == 0:
+            return "lost"
+        flag = con.execute("SELECT cancel_requested FROM jobs WHERE id = ?", [job.id]).fetchone()[0]
+    return "cancel" if flag else "ok"
+
+
+def finish(cache: Path, job: Job, state: str, error: str | None = None, message: str | None = None) -> bool:
+    """Record the outcome; False (and nothing written) when the job is no longer this worker's."""
+    if state not in ("done", "failed", "cancelled"):
+        raise ValueError(state)
+    with closing(connect(cache)) as con:
+        cur = con.execute("UPDATE jobs SET state = ?, error = ?, finished_at = ?, lease_until = NULL, "
+                          "progress = CASE WHEN ? = 'done' THEN 1 ELSE progress END, message = coalesce(?, message) "
+                          "WHERE id = ? AND worker = ? AND attempt = ? AND state = 'running'",
+                          [state, error, time.time(), state, message, job.id, job.worker, job.attempt])
+        return cur.rowcount == 1
+
+
+def release(cache: Path, job: Job, message: str = "requeued: its worker was stopped") -> bool:
+    """Put a running job back in the queue (its worker is stopping); False when it is no longer ours."""
+    with closing(connect(cache)) as con:
+        cur = con.execute("UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, message = ? "
+                          "WHERE id = ? AND worker = ? AND attempt = ? AND state = 'running'",
+                          [message, job.id, job.worker, job.attempt])
+        return cur.rowcount == 1
+
+
+def cancel(cache: Path, ident: str) -> str:
+    """Cancel a job: returns its state afterwards (`cancelled` when it was queued; `running` with the
+    request recorded when it runs; unchanged when it had already ended)."""
+    with closing(connect(cache)) as con:
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state = 'queued'", [time.time(), ident])
+        con.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'", [ident])
+        row = con.execute("SELECT state FROM jobs WHERE id = ?", [ident]).fetchone()
+        con.execute("COMMIT")
+    if row is None:
+        raise UsageError(f"job '{ident}'", "a job id from `rlvr jobs`", "no such job", "list the jobs with `rlvr jobs`")
+    return row[0]
+
+
+def report(progress: float | None, message: str) -> None:
+    """From inside a job's process: store its progress (0-1) and message. A no-op outside a job."""
+    ident, db = os.environ.get(JOB_ENV), os.environ.get(DB_ENV)
+    if not ident or not db:
+        return
+    with closing(sqlite3.connect(db, timeout=30, isolation_level=None)) as con:
+        con.execute("PRAGMA busy_timeout=30000")
+        if progress is None:
+            con.execute("UPDATE jobs SET message = ? WHERE id = ?", [message[-300:], ident])
+        else:
+            con.execute("UPDATE jobs SET progress = ?, message = ? WHERE id = ?",
+                        [max(0.0, min(1.0, progress)), message[-300:], ident])
+
+
+class Reporter:
+    """progress(fraction or None, message) for a command: stores it in the queue when the command runs
+    as a job (at most twice a second, and always the last call before `close`), else does nothing."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.active = bool(os.environ.get(JOB_ENV))
+        self.interval, self._last, self._pending = interval, 0.0, None
+
+    def __call__(self, fraction: float | None, message: str) -> None:
+        if not self.active:
+            return
+        self._pending = (fraction, message)
+        if time.monotonic() - self._last >= self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending is not None:
+            report(*self._pending)
+            self._pending, self._last = None, time.monotonic()
+
+
+def get(cache: Path, ident: str) -> Job | None:
+    rows = list_jobs(cache, ident=ident)
+    return rows[0] if rows else None
+
+
+def list_jobs(cache: Path, ident: str | None = None) -> list[Job]:
+    with closing(connect(cache)) as con:
+        query = ("SELECT id, kind, argv, state, progress, message, error, submitted_by, created_at, started_at, "
+                 "finished_at, worker, attempt, cancel_requested, cwd FROM jobs")
+        rows = con.execute(query + (" WHERE id = ?" if ident else " ORDER BY created_at DESC, id"),
+                           [ident] if ident else []).fetchall()
+    return [Job(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], bool(r[13]), r[14])
+            for r in rows]
+
+
+def log_path(cache: Path, ident: str) -> Path:
+    return Cache(cache).job_log(ident)
+
+
+def log_tail(cache: Path, ident: str, max_bytes: int = 8000) -> str:
+    path = log_path(cache, ident)
+    if not path.is_file():
+        return ""
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - max_bytes))
+        return handle.read().decode("utf-8", errors="replace")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return os.environ.get("USER", "unknown")

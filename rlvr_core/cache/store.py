@@ -1,0 +1,304 @@
+"""The cache: one owner for its folder layout, its writes (atomic, merges under a lock) and its reads.
+
+Layout (`Cache` computes every path; nothing else in the tool spells one):
+
+    <cache>/runs/<run>/step-<N>/<view>.parquet   one folder per analysed checkpoint (`SCHEMAS` views)
+    <cache>/runs/<run>/<view>.parquet            run-level results (`RUN_SCHEMAS` views)
+    <cache>/runs/<run>/.lock                     the lock of read-merge-write updates of the run's files
+    <cache>/evals/<eval_id>/<view>.parquet       one folder per evaluation (`EVAL_SCHEMAS` views)
+    <cache>/variants/<run>/step-<N>-rank<k>-<mode>[-a<alpha>]-keep<base|step>/
+                                                 rank-k checkpoints built by `rlvr compare`
+    <cache>/jobs.sqlite, <cache>/jobs/<id>.log   the job queue and each job's output
+
+Writes: a step or evaluation folder is built under a hidden temporary name and moved into place with
+`os.replace` (`atomic.publishing`), so readers see the old folder or the new one, never half of one; a
+single run-level file is replaced the same way. A run-level file that several processes update (the
+`recovery` rows of two `compare` jobs) is read, merged and rewritten under an exclusive `fcntl` lock on
+the run, so a merge by two processes keeps both rows.
+
+Reads: `open_cache(path)` returns an in-memory DuckDB connection with one view per schema; no process
+holds a `.duckdb` file open, so any number of readers and one writer per step work side by side. Views
+are bound when the connection is opened: reopen to see steps written since. `Cache.queries()` wraps such
+a connection with the named queries the pages and the CLI use (`queries.Queries`).
+
+May import: `rlvr_core.errors`, `rlvr_core.system.settings`; pyarrow, numpy, duckdb (readers only). Never
+torch: the dashboard reads through this module.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..errors import CacheError, UsageError
+from ..system.settings import CACHE_ENV, DEFAULT_CACHE
+from .atomic import publishing, write_file_atomic
+from .schemas import EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+
+    from .queries import Queries
+
+__all__ = ["CACHE_ENV", "DEFAULT_CACHE", "Cache", "check_run_name", "open_cache", "resolve_cache"]
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+STALE_SECONDS = 6 * 3600
+"""Temporary folders of a killed writer older than this are deleted by the next write beside them."""
+
+
+def check_run_name(run: str) -> str:
+    """Return `run` if it is safe as a folder name, else raise UsageError."""
+    if not _SAFE_NAME.match(run) or run in (".", ".."):
+        raise UsageError(f"run name {run!r}", "letters, digits, '.', '_' or '-' (at most 128, no leading dot)",
+                         repr(run), "pass --run NAME with a simple name")
+    return run
+
+
+def resolve_cache(path: str | Path | None) -> Path:
+    """The cache folder: `path` if given, else the settings' (`$RLVR_CACHE`, the config file's `cache`,
+    else ./cache)."""
+    if path:
+        return Path(path)
+    from ..system.settings import load_settings
+
+    return Path(load_settings().cache)
+
+
+class Cache:
+    """One cache folder. Cheap to construct: nothing is read or created until a method needs it."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Cache({str(self.root)!r})"
+
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> Cache:
+        """The cache at `path`, else where the settings say (see `resolve_cache`)."""
+        return cls(resolve_cache(path))
+
+    # ---- layout --------------------------------------------------------------------------------------
+    def run_dir(self, run: str) -> Path:
+        return self.root / "runs" / check_run_name(run)
+
+    def step_dir(self, run: str, step: int) -> Path:
+        return self.run_dir(run) / f"step-{int(step)}"
+
+    def eval_dir(self, eval_id: str) -> Path:
+        return self.root / "evals" / check_run_name(eval_id)
+
+    def variant_dir(self, run: str, step: int, rank: int, mode: str, alpha: float, keep: str) -> Path:
+        """Where `rlvr compare` builds the rank-k checkpoint of one of `run`'s steps."""
+        scale = "" if alpha == 1 else f"-a{alpha:g}"
+        return self.root / "variants" / check_run_name(run) / check_run_name(
+            f"step-{int(step)}-rank{int(rank)}-{mode}{scale}-keep{keep}")
+
+    @property
+    def jobs_db(self) -> Path:
+        return self.root / "jobs.sqlite"
+
+    def job_log(self, job_id: str) -> Path:
+        return self.root / "jobs" / f"{check_run_name(job_id)}.log"
+
+    # ---- writes --------------------------------------------------------------------------------------
+    def ensure(self) -> Path:
+        """Create the cache folder (or raise CacheError naming it); returns it."""
+        _writable(self.root)
+        return self.root
+
+    def write_step(self, run: str, step: int, tables: Mapping[str, pa.Table]) -> Path:
+        """Atomically publish one analysed step: all `tables` (`SCHEMAS` views) appear together or not at all."""
+        final = self.step_dir(run, step)
+        _writable(final.parent)
+        _remove_stale(final.parent)
+        with publishing(final, f"step-{step}") as tmp:
+            for name, table in tables.items():
+                pq.write_table(table.cast(SCHEMAS[name]), tmp / f"{name}.parquet")
+        return final
+
+    def write_run_tables(self, run: str, tables: Mapping[str, pa.Table]) -> Path:
+        """Replace run-level files (`RUN_SCHEMAS` views), each atomically."""
+        folder = self.run_dir(run)
+        _writable(folder)
+        for name, table in tables.items():
+            _write_parquet(folder / f"{name}.parquet", table.cast(RUN_SCHEMAS[name]))
+        return folder
+
+    def merge_run_rows(self, run: str, name: str, rows: list[dict[str, Any]], key: Iterable[str]) -> pa.Table:
+        """Add `rows` to the run-level view `name`, replacing stored rows with the same `key` columns and
+        keeping all others; read, merge and write happen under the run's lock, so concurrent merges by
+        several processes keep every row. Returns the merged table."""
+        columns = tuple(key)
+        folder = self.run_dir(run)
+        _writable(folder)
+        with self._locked(run):
+            old = self._read_rows(folder / f"{name}.parquet")
+            new_keys = {tuple(r[c] for c in columns) for r in rows}
+            kept = [r for r in old if tuple(r[c] for c in columns) not in new_keys]
+            table = pa.Table.from_pylist(kept + rows, schema=RUN_SCHEMAS[name])
+            _write_parquet(folder / f"{name}.parquet", table)
+        return table
+
+    def write_eval(self, eval_id: str, tables: Mapping[str, pa.Table]) -> Path:
+        """Atomically publish one evaluation folder (`EVAL_SCHEMAS` views), replacing an older one."""
+        final = self.eval_dir(eval_id)
+        _writable(final.parent)
+        with publishing(final) as tmp:
+            for name, table in tables.items():
+                pq.write_table(table.cast(EVAL_SCHEMAS[name]), tmp / f"{name}.parquet")
+        return final
+
+    def remove_run(self, run: str) -> bool:
+        """Delete a run's cached files (moved aside first, so readers never see half a run). True if it existed."""
+        folder = self.run_dir(run)
+        if not folder.exists():
+            return False
+        doomed = folder.with_name(f".removed-{run}-{uuid.uuid4().hex[:8]}")
+        os.replace(folder, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        return True
+
+    def copy_runs_from(self, other: Cache) -> None:
+        """Copy another cache's runs and evaluations into this one (the prebuilt demo on a first start)."""
+        for part in ("runs", "evals"):
+            if (other.root / part).is_dir():
+                shutil.copytree(other.root / part, self.root / part, dirs_exist_ok=True)
+
+    @contextmanager
+    def _locked(self, run: str) -> Iterator[None]:
+        with open(self.run_dir(run) / ".lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @staticmethod
+    def _read_rows(file: Path) -> list[dict[str, Any]]:
+        return pq.read_table(file).to_pylist() if file.is_file() else []
+
+    # ---- reads for the pipelines ---------------------------------------------------------------------
+    def has_runs(self) -> bool:
+        """True when at least one step of any run is cached."""
+        return any((self.root / "runs").glob("*/step-*"))
+
+    def checkpoint_row(self, run: str, step: int) -> dict[str, Any] | None:
+        """The stored `checkpoints` row of one step, or None when the step is not cached."""
+        rows = self._read_rows(self.step_dir(run, step) / "checkpoints.parquet")
+        return rows[0] if rows else None
+
+    def eval_row(self, eval_id: str) -> dict[str, Any] | None:
+        """The stored `evaluations` row of one evaluation, or None."""
+        rows = self._read_rows(self.eval_dir(eval_id) / "evaluations.parquet")
+        return rows[0] if rows else None
+
+    def steps_with(self, run: str, view: str) -> list[int]:
+        """The cached steps of `run` that hold the per-step view `view`, ascending."""
+        folder = self.run_dir(run)
+        return sorted(int(p.name.split("-", 1)[1]) for p in folder.glob("step-*") if (p / f"{view}.parquet").is_file())
+
+    def has_run_view(self, run: str, view: str) -> bool:
+        """True when the run-level view `view` (`RUN_SCHEMAS`) has a file for `run`."""
+        return (self.run_dir(run) / f"{view}.parquet").is_file()
+
+    def read_step(self, run: str, step: int, view: str, columns: list[str] | None = None) -> pa.Table | None:
+        """One per-step view of one cached step (only `columns` when given), or None when absent."""
+        file = self.step_dir(run, step) / f"{view}.parquet"
+        return pq.read_table(file, columns=columns) if file.is_file() else None
+
+    def find_step(self, fingerprint: str, base_fingerprint: str) -> tuple[str, int] | None:
+        """(run, step) of a cached step analysed from exactly this checkpoint against exactly this base."""
+        for row_file in sorted((self.root / "runs").glob("*/step-*/checkpoints.parquet")):
+            rows = self._read_rows(row_file)
+            if rows and rows[0]["fingerprint"] == fingerprint and rows[0]["base_fingerprint"] == base_fingerprint:
+                return rows[0]["run"], int(rows[0]["step"])
+        return None
+
+    # ---- reads for the pages and the CLI -------------------------------------------------------------
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with the views (see `open_cache`)."""
+        return _connect(self.root)
+
+    def queries(self) -> Queries:
+        """The named queries over a fresh connection (views bound now)."""
+        from .queries import Queries
+
+        return Queries(self.connect())
+
+
+def open_cache(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with one view per schema in `SCHEMAS`, `RUN_SCHEMAS` and
+    `EVAL_SCHEMAS` (`checkpoints`, `layers`, `spectra`, `vectors`, `tensors`, `fits`, `esd_hist`,
+    `alignment`, `rank1_dynamics`, `metrics`, `run_summary`, `recovery`, `evaluations`, `eval_samples`)
+    over the Parquet files of the cache at `path` (see `resolve_cache`), and `alignment_by_module`
+    (alignment aggregated over layers per module kind: mean and quartiles)."""
+    return _connect(resolve_cache(path))
+
+
+def _connect(cache: Path) -> duckdb.DuckDBPyConnection:
+    import duckdb  # only readers need it: the worker writes Parquet with pyarrow alone
+
+    con = duckdb.connect(":memory:")
+    views = [(name, schema, f"runs/*/step-*/{name}.parquet") for name, schema in SCHEMAS.items()]
+    views += [(name, schema, f"runs/*/{name}.parquet") for name, schema in RUN_SCHEMAS.items()]
+    views += [(name, schema, f"evals/*/{name}.parquet") for name, schema in EVAL_SCHEMAS.items()]
+    for name, schema, pattern in views:
+        files = sorted(cache.glob(pattern))
+        columns = ", ".join(f'"{field.name}"' for field in schema)
+        if files:
+            listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+            source = f"read_parquet([{listing}], union_by_name = true)"
+        else:
+            con.register(f"_empty_{name}", pa.Table.from_pylist([], schema=schema))
+            source = f"_empty_{name}"
+        con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM {source}")
+    con.execute(_ALIGNMENT_BY_MODULE)
+    return con
+
+
+_ALIGNED = ("cos_u_final", "cos_u_prev", "cos_u_first", "cos_v_final", "cos_v_prev", "cos_v_first",
+            "overlap_topk_final", "overlap_base_principal")
+_ALIGNMENT_BY_MODULE = (
+    "CREATE VIEW alignment_by_module AS SELECT run, module, step, count(*) AS n_tensors, "
+    + ", ".join(f"avg({c}) AS {c}_mean, quantile_cont({c}, 0.25) AS {c}_q1, median({c}) AS {c}_median, "
+                f"quantile_cont({c}, 0.75) AS {c}_q3" for c in _ALIGNED)
+    + " FROM alignment GROUP BY run, module, step")
+"""Alignment aggregated over the layers of each module kind (mean and quartiles), for the dashboard."""
+
+
+def _writable(folder: Path) -> None:
+    """Create `folder` (and parents), or raise CacheError naming it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CacheError(str(folder), "a writable cache folder", f"{type(exc).__name__}: {exc}",
+                         "choose another --cache DIR or fix its permissions") from exc
+
+
+def _write_parquet(path: Path, table: pa.Table) -> None:
+    write_file_atomic(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def _remove_stale(run_dir: Path) -> None:
+    """Delete temporary step folders left by a killed writer (older than STALE_SECONDS, so never one
+    that a live writer is still filling)."""
+    now = time.time()
+    for leftover in list(run_dir.glob(".tmp-step-*")) + list(run_dir.glob(".old-step-*")):
+        try:
+            if now - leftover.stat().st_mtime > STALE_SECONDS:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:
+            continue

@@ -1,0 +1,55 @@
+"""The `rlvr` command line (also `python -m rlvr_core`): one module per group of commands, each with
+`register(subparsers) -> {command: parser}`.
+
+    rlvr analyze | logs | runs ...                 (cli.analyze)
+    rlvr demo ...                                  (cli.demo)
+    rlvr substitute | evaluate | compare ...       (cli.evaluate)
+    rlvr submit | jobs | cancel | worker ...       (cli.jobs; typed job requests in cli.requests)
+    rlvr serve ...                                 (cli.serve)
+
+Every command takes `--config FILE` (settings; see `system.settings`) and, where it uses the cache,
+`--cache DIR`. Every user error is an `RlvrError`: printed as one line `error: ...` on stderr, exit
+status 2. Heavy imports (torch) happen inside the commands that need them: building the parser imports
+none, so the dashboard can check job requests against it.
+
+May import: every layer below (`service`, `pipelines`, `demo`, `cache`, `readers`, `math`, `system`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+from ..errors import RlvrError
+from . import analyze, demo, evaluate, jobs, serve
+
+COMMAND_GROUPS = (analyze, demo, evaluate, jobs, serve)
+"""The modules that register commands, in the order `rlvr --help` lists them."""
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The `rlvr` parser and each command's own subparser, by command name."""
+    parser = argparse.ArgumentParser(prog="rlvr", description="RLVR Lens: what RL did to the weights.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands: dict[str, argparse.ArgumentParser] = {}
+    for group in COMMAND_GROUPS:
+        commands.update(group.register(sub))
+    return parser, commands
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, _ = build_parser()
+    args = parser.parse_args(argv)
+    if os.environ.get("RLVR_JOB_ID"):  # running as a queued job: SIGTERM (cancel) unwinds like Ctrl-C
+        signal.signal(signal.SIGTERM, jobs.interrupt)
+    try:
+        return args.func(args)
+    except RlvrError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; finished steps are cached, the step in progress was not written",
+              file=sys.stderr)
+        return 130

@@ -1,0 +1,52 @@
+"""What every `rlvr` command shares: the `--cache` / `--config` flags, settings resolved from them, and the
+progress bar on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..cache import Cache
+from ..system.settings import CACHE_ENV, CONFIG_ENV, DEFAULT_CACHE, Settings, load_settings
+
+
+def add_cache_flags(parser: argparse.ArgumentParser, cache_help: str | None = None) -> None:
+    """`--cache DIR` and `--config FILE`, with the precedence every command shares."""
+    parser.add_argument("--cache", help=cache_help or f"cache folder (default: ${CACHE_ENV}, the config file's "
+                        f"`cache`, else ./{DEFAULT_CACHE})")
+    add_config_flag(parser)
+
+
+def add_config_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help=f"TOML settings file (default: ${CONFIG_ENV}); see the README")
+
+
+def settings_of(args: argparse.Namespace, **flags: object) -> Settings:
+    """The settings for this command: its flags, then the environment, then the config file, then defaults."""
+    return load_settings(getattr(args, "config", None), flags={"cache": getattr(args, "cache", None), **flags})
+
+
+def cache_of(args: argparse.Namespace) -> Cache:
+    """The cache this command works on (see `settings_of`)."""
+    return Cache(settings_of(args).cache)
+
+
+class ProgressBar:
+    """tqdm on stderr: `done` of `total` units, with a short message and an ETA."""
+
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
+        self._bar = None
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        from tqdm import tqdm
+
+        if self._bar is None:
+            self._bar = tqdm(total=total, unit=self.unit, file=sys.stderr, dynamic_ncols=True)
+        if message:
+            self._bar.set_postfix_str(message[-60:], refresh=False)
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

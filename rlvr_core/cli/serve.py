@@ -1,0 +1,38 @@
+"""`rlvr serve`: the dashboard and its workers as one service (the supervisor is `service.serve`).
+
+    rlvr serve [--port 8501] [--address 0.0.0.0] [--workers N|auto] [--cache DIR] [--config FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UsageError
+from .common import add_cache_flags, settings_of
+
+
+def register(sub) -> dict[str, argparse.ArgumentParser]:
+    s = sub.add_parser("serve", help="run the dashboard and its workers as one service")
+    s.add_argument("--port", type=int, help="dashboard port (default 8501; config [server] port)")
+    s.add_argument("--address", help="address to bind (default localhost; 0.0.0.0 in Docker)")
+    s.add_argument("--workers", help="auto (one per visible GPU, else one CPU worker) or a number")
+    add_cache_flags(s)
+    s.set_defaults(func=_cmd_serve)
+    return {"serve": s}
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ..service.serve import APP, plan, seed_demo, supervise, say
+
+    if args.workers is not None and args.workers != "auto" and not args.workers.isdigit():
+        raise UsageError("--workers", "auto or a number", repr(args.workers), "pass --workers auto or --workers 1")
+    settings = settings_of(args, **{"server.port": args.port, "server.address": args.address,
+                                    "server.workers": args.workers})
+    if not APP.is_file():
+        raise UsageError(str(APP), "the dashboard's app.py next to the rlvr_core package", "no such file",
+                         "install RLVR Lens from a checkout: pip install --no-deps -e .")
+    cache = Path(settings.cache).expanduser().resolve()
+    cache.mkdir(parents=True, exist_ok=True)
+    say(seed_demo(settings, cache))
+    return supervise(plan(settings, cache, args.config))

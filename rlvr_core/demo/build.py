@@ -1,0 +1,251 @@
+"""`rlvr demo`: a real, tiny RLVR training run on CPU that ships as the built-in data.
+
+1. A `LlamaForCausalLM` with a tiny config (3 layers, hidden 128; `--quick`: 2 layers) and a
+   character-level `tokenizer.json` (`chartok`), seeded.
+2. Supervised warm-up on 3-digit addition to partial accuracy (`warmup`): saved as `<out>/base`.
+3. GRPO with a verifiable reward on a finite pool of 512 prompts (`grpo`), checkpoints in TRL's layout:
+   `<out>/runs/demo-grpo/checkpoint-<N>/` with `trainer_state.json` (`reward` per step, `eval_accuracy`
+   = greedy accuracy on 1,000 held-out problems at each checkpoint).
+4. The same run with periodic rank-1 substitution every k steps (`training.periodic.PeriodicSubstitution`):
+   `<out>/runs/demo-grpo-rank1-k<k>/`.
+5. Rank-1 substitution of each checkpoint of the first run (W_base + rank-1(dW) for every block weight)
+   evaluated on the test set: how much of the gain the rank-1 part keeps.
+6. Both runs analysed into the cache (`pipelines.analyze`) and their logs ingested (`pipelines.logs`); a
+   summary with every number in `<out>/demo_report.json`.
+
+Seeds are fixed and torch uses `threads` threads, so a rerun on the same machine gives the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..cache import Cache
+from . import arithmetic
+from .grpo import GRPOConfig
+from .warmup import WarmupConfig
+
+RUN = "demo-grpo"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSize:
+    """The tiny model's dimensions."""
+
+    layers: int = 3
+    """Decoder blocks."""
+    hidden: int = 128
+    """Hidden size."""
+    heads: int = 4
+    """Attention heads (as many key/value heads)."""
+    intermediate: int = 512
+    """MLP width."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoConfig:
+    """What `rlvr demo` builds. The defaults are the full demo; `quick_config` the test/CI version."""
+
+    out: Path = Path("demo")
+    """Where the base model, the runs and the report go (its `base`, `runs/demo-*`, `data` are replaced)."""
+    cache: Path = Path("cache")
+    """The cache the runs are analysed into (their previous entries are replaced)."""
+    quick: bool = False
+    """The small version (for tests and CI): the full demo's first 20 GRPO steps (`quick_config`)."""
+    seed: int = 0
+    """Seed of the splits, the initial weights, the warm-up stream and the GRPO sampling."""
+    threads: int = 2
+    """torch threads: fixed, so reruns give the same numbers."""
+    substitute_every: int = 25
+    """k of the periodic rank-1 substitution run."""
+    analyze: bool = True
+    """Analyse both runs into the cache and ingest their logs."""
+    model: ModelSize = field(default_factory=ModelSize)
+    """The tiny model's dimensions."""
+    warmup: WarmupConfig = field(default_factory=WarmupConfig)
+    """Stage 1: the supervised warm-up."""
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    """Stage 2: GRPO."""
+    n_pool: int = 512
+    """Training prompts (the finite pool GRPO samples from)."""
+    n_test: int = 1000
+    """Held-out test problems."""
+    n_val: int = 256
+    """Validation problems (warm-up stopping only)."""
+
+
+def quick_config(**overrides) -> DemoConfig:
+    """The `--quick` settings: the full demo's first 20 GRPO steps (same base, same splits, same samples,
+    so its curves are a prefix of the full demo's), substitution every 10 steps. Under a minute on 2 cores."""
+    base = DemoConfig(quick=True, substitute_every=10, grpo=GRPOConfig(steps=20, checkpoint_steps=(10, 20)))
+    return replace(base, **overrides)
+
+
+def substituted_run(config: DemoConfig) -> str:
+    return f"{RUN}-rank1-k{config.substitute_every}"
+
+
+def run_demo(config: DemoConfig, progress: Callable[[str], None] = lambda message: None) -> dict:
+    """Build the demo; returns the report (also written to `<out>/demo_report.json`)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        return _build(config, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build(config: DemoConfig, progress: Callable[[str], None]) -> dict:
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from . import grpo
+    from ..training.periodic import PeriodicSubstitution, linear_state
+    from .trl_files import save_model
+    from .warmup import accuracy, warm_up
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    started, timings = time.perf_counter(), {}
+    out = Path(config.out)
+    _clear(out, config)
+    splits = arithmetic.make_splits(config.seed, config.n_pool, config.n_test, config.n_val)
+    _write_sets(out / "data", splits)
+
+    torch.manual_seed(config.seed)
+    tokenizer, model = build_model(config.model)
+    progress(f"warm-up: {sum(p.numel() for p in model.parameters()):,} parameters, target validation "
+             f"accuracy {config.warmup.target_accuracy}")
+    warm = warm_up(model, tokenizer, splits, replace(config.warmup, seed=config.seed), progress)
+    save_model(model, tokenizer, out / "base")
+    base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    base_linear = linear_state(model)
+    base_acc = accuracy(model, tokenizer, splits.test)
+    timings["warmup_s"] = time.perf_counter() - started
+    progress(f"base: {warm.steps} warm-up steps, test accuracy {base_acc:.3f}")
+
+    runs = {RUN: None, substituted_run(config): config.substitute_every}
+    histories = {}
+    for name, every in runs.items():
+        t0 = time.perf_counter()
+        model.load_state_dict(base_state)
+        torch.manual_seed(config.seed)
+        sub = PeriodicSubstitution(base_linear, every=every, rank=1) if every else None
+        histories[name] = grpo.train(model, tokenizer, splits, replace(config.grpo, seed=config.seed),
+                                     out / "runs" / name, sub, base_acc,
+                                     lambda m, n=name: progress(f"{n}: {m}"))
+        timings[f"{name}_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    rank1 = rank1_accuracies(out / "runs" / RUN, base_linear, tokenizer, splits.test)
+    timings["rank1_eval_s"] = time.perf_counter() - t0
+    report = {"config": _jsonable(asdict(config)), "warmup": asdict(warm), "base_accuracy": base_acc,
+              "runs": {name: run_curves(h) for name, h in histories.items()}, "rank1": rank1}
+    if config.analyze:
+        t0 = time.perf_counter()
+        report["alignment"] = analyze_runs(config, out, list(runs), progress)
+        timings["analysis_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - started
+    report["timings"] = {k: round(v, 1) for k, v in timings.items()}
+    (out / "demo_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def build_model(size: ModelSize):
+    """A freshly initialised tiny `LlamaForCausalLM` and the character tokenizer (seed torch first)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from .chartok import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=size.hidden, intermediate_size=size.intermediate,
+                         num_hidden_layers=size.layers, num_attention_heads=size.heads,
+                         num_key_value_heads=size.heads, max_position_embeddings=32, tie_word_embeddings=False,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    model = LlamaForCausalLM(config)
+    model.generation_config.max_new_tokens = arithmetic.ANSWER_DIGITS + 1
+    model.generation_config.do_sample = False
+    return tokenizer, model
+
+
+def rank1_accuracies(run_dir: Path, base_linear: dict, tokenizer, test: list) -> list[dict]:
+    """Greedy test accuracy of W_base + rank-1(dW) (truncated) for each checkpoint of `run_dir`."""
+    from transformers import AutoModelForCausalLM
+
+    from ..readers.layout import discover_steps
+    from ..training.periodic import substitute_rank_k_
+    from .warmup import accuracy
+
+    rows = []
+    for checkpoint in discover_steps(run_dir):
+        model = AutoModelForCausalLM.from_pretrained(checkpoint.path)
+        full = accuracy(model, tokenizer, test)
+        substitute_rank_k_(model, base_linear, rank=1, mode="truncated")
+        rows.append({"step": checkpoint.step, "full_accuracy": full, "rank1_accuracy": accuracy(model, tokenizer, test)})
+    return rows
+
+
+def run_curves(history: list[dict], window: int = 10) -> list[dict]:
+    """Per checkpoint: test and pool accuracy, and the mean sampled reward over the last `window` steps."""
+    rewards = {r["step"]: r["reward"] for r in history if "reward" in r}
+    rows = []
+    for record in (r for r in history if "eval_accuracy" in r):
+        step = record["step"]
+        recent = [rewards[s] for s in range(max(1, step - window + 1), step + 1) if s in rewards]
+        rows.append({"step": step, "eval_accuracy": record["eval_accuracy"],
+                     "eval_pool_accuracy": record.get("eval_pool_accuracy"),
+                     "reward": float(np.mean(recent)) if recent else None})
+    return rows
+
+
+def analyze_runs(config: DemoConfig, out: Path, runs: list[str], progress: Callable[[str], None]) -> dict:
+    """Analyse each run into the cache (replacing its old entries), ingest its log; the mean u1 alignment
+    with the final step per step, per run."""
+    from ..pipelines.analyze import AnalyzeConfig, analyze_run
+    from ..pipelines.logs import ingest_log
+    from ..readers.layout import discover_steps
+
+    cache = Path(config.cache)
+    for run in runs:
+        Cache(cache).remove_run(run)
+        folder = out / "runs" / run
+        analyze_run(AnalyzeConfig(base=out / "base", checkpoints=discover_steps(folder), run=run, cache=cache,
+                                  device="cpu", workers=min(2, config.threads)))
+        ingest_log(cache, run, folder)
+        progress(f"{run}: analysed into {cache}")
+    rows = Cache(cache).queries().alignment_summary(runs)
+    return {run: [{"step": s, "cos_u_final_mean": m, "cos_u_final_median": med, "cos_u_prev_mean": prev}
+                  for r, s, m, med, prev in rows if r == run] for run in runs}
+
+
+def _clear(out: Path, config: DemoConfig) -> None:
+    """Remove what an earlier demo wrote to `out` (only the demo's own folders)."""
+    for folder in [out / "base", out / "data", *(out / "runs").glob(f"{RUN}*")]:
+        if folder.is_dir():
+            shutil.rmtree(folder)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+
+
+def _write_sets(folder: Path, splits: arithmetic.Splits) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, problems in (("train_pool", splits.pool), ("test", splits.test)):
+        lines = (json.dumps(r) for r in arithmetic.as_records(problems))
+        (folder / f"arithmetic_{name}.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value) if isinstance(value, Path) else value

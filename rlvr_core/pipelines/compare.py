@@ -1,0 +1,105 @@
+"""`rlvr compare`: base, full and rank-k variants of a run's steps, evaluated on the same problems with
+the same sampling, and the recovery of each variant:
+
+    recovery = (acc_rank_k - acc_base) / (acc_full - acc_base)      (None when acc_full == acc_base)
+
+The rank-k checkpoints are built once into the cache's variant folders (`Cache.variant_dir`; rebuilt when
+the step or base changed); evaluations are cached
+by content (`evaluate.eval_id`). The recovery rows go to the run-level `recovery` view (one row per step,
+rank, mode and dataset): merged under the run's lock (`Cache.merge_run_rows`), so a rerun replaces its own
+rows, keeps the others, and two comparisons of one run at once keep both their rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..cache import Cache, check_run_name
+from ..readers.checkpoint import Checkpoint
+from ..readers.datasets import EvalSet
+from ..readers.layout import discover_steps
+from .evaluate import EvalRequest, evaluate
+from .generation import Sampling
+from .substitute import RECIPE_FILE, SubstituteConfig, write_substituted
+
+RECOVERY_KEY = ("step", "rank", "mode", "dataset")
+"""The columns that identify a recovery row: a rerun replaces the rows with its own keys only."""
+
+
+@dataclass(kw_only=True)
+class CompareConfig:
+    """What `rlvr compare` does. Fields mirror its flags."""
+
+    run_dir: Path
+    """The run folder whose checkpoints are compared."""
+    base_dir: Path
+    """The base model (the `base` variant, and dW = W_step - W_base)."""
+    datasets: list[EvalSet]
+    """The evaluation sets; each gives its own recovery rows."""
+    steps: list[int] | None = None
+    """Steps to compare (None: every checkpoint of the run)."""
+    ranks: list[int] = field(default_factory=lambda: [1])
+    """Substitution ranks: one rank-k variant per step and rank."""
+    mode: str = "truncated"
+    """`truncated` or `norm-matched` (see `math.rank_k`)."""
+    alpha: float = 1.0
+    """Scale of the rank-k term."""
+    keep: str = "base"
+    """Where the tensors that are not substituted come from: `base` or `step`."""
+    modules: str | None = None
+    """Regex on tensor names: only matching linear weights are substituted."""
+    sampling: Sampling = field(default_factory=Sampling)
+    """Sampling of every evaluation (the same for all variants)."""
+    cache: Path = Path("cache")
+    """The cache: evaluations, variants and recovery rows."""
+    device: str = "cpu"
+    """A resolved device: `cpu`, `cuda` or `cuda:N`."""
+    run: str | None = None
+    """The run's name in the cache (default: the run folder's name)."""
+
+
+def compare(config: CompareConfig, progress: Callable[[str], None] = lambda m: None) -> list[dict]:
+    """Evaluate everything, store and return the recovery rows."""
+    run = check_run_name(config.run or Path(config.run_dir).resolve().name)
+    checkpoints = discover_steps(config.run_dir, config.steps)
+    rows = []
+    for dataset in config.datasets:
+        def run_eval(model_dir, step, variant, rank=None, ds=dataset):
+            row = evaluate(EvalRequest(model_dir=Path(model_dir), dataset=ds, sampling=config.sampling,
+                                       cache=config.cache, device=config.device, run=run, step=step,
+                                       variant=variant, rank=rank, mode=config.mode if rank else None))
+            progress(f"{ds.name} step {step} {variant}: accuracy {row['accuracy']:.3f}")
+            return row
+        base = run_eval(config.base_dir, 0, "base")
+        for checkpoint in checkpoints:
+            full = run_eval(checkpoint.path, checkpoint.step, "full")
+            for rank in config.ranks:
+                folder = variant_folder(config, run, checkpoint.step, checkpoint.path, rank)
+                variant = run_eval(folder, checkpoint.step, f"rank-{rank}", rank)
+                gain = full["accuracy"] - base["accuracy"]
+                rows.append({"run": run, "step": checkpoint.step, "rank": rank, "mode": config.mode,
+                             "dataset": dataset.name, "acc_base": base["accuracy"], "acc_full": full["accuracy"],
+                             "acc_rank": variant["accuracy"],
+                             "recovery": (variant["accuracy"] - base["accuracy"]) / gain if gain else None,
+                             "n_problems": base["n_problems"], "eval_id_base": base["eval_id"],
+                             "eval_id_full": full["eval_id"], "eval_id_rank": variant["eval_id"]})
+    Cache(config.cache).merge_run_rows(run, "recovery", rows, RECOVERY_KEY)
+    return rows
+
+
+def variant_folder(config: CompareConfig, run: str, step: int, step_dir: Path, rank: int) -> Path:
+    """The rank-k checkpoint of one step, built unless an up-to-date one exists."""
+    folder = Cache(config.cache).variant_dir(run, step, rank, config.mode, config.alpha, config.keep)
+    recipe_file = folder / RECIPE_FILE
+    if recipe_file.is_file():
+        recipe = json.loads(recipe_file.read_text())
+        if (recipe.get("step_fingerprint") == Checkpoint(step_dir).fingerprint and recipe.get("modules") == config.modules
+                and recipe.get("base_fingerprint") == Checkpoint(config.base_dir).fingerprint):
+            return folder
+    write_substituted(SubstituteConfig(step_dir=step_dir, base_dir=config.base_dir, out=folder, rank=rank,
+                                       mode=config.mode, alpha=config.alpha, keep=config.keep,
+                                       modules=config.modules, cache=config.cache, run=run, step=step))
+    return folder

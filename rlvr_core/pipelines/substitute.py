@@ -1,0 +1,167 @@
+"""`rlvr substitute`: write a Hugging Face checkpoint folder in which every selected linear weight is
+W_base + rank-k(W_step - W_base) (`math.rank_k`: truncated or norm-matched, times alpha).
+
+Tensor by tensor, one output shard at a time (the step's sharding is kept, so memory is one shard, never
+the model). Tensors that are not substituted (embeddings, norms, lm_head, biases, unselected modules) come
+from the base (`keep="base"`, AlphaRL's choice) or from the step. When the cache holds this exact
+(base, step) pair (same fingerprints) with at least k stored triplets, the rank-k part is rebuilt from the
+cached u, sigma, v (and the cached ||dW||_F) instead of a new decomposition. `config.json`, tokenizer and
+generation files are copied from the step; `rlvr_substitution.json` records how the folder was made.
+The folder is built under a temporary name and published with `os.replace`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from .. import __version__
+from ..cache import Cache, publishing
+from ..errors import UsageError
+from ..math.rank_k import MODES, rank_k_part, rank_k_update
+from ..readers.checkpoint import Checkpoint, check_same_tensors
+from ..readers.layout import locate_step
+from ..readers.naming import LINEAR, classify_tensor
+
+RECIPE_FILE = "rlvr_substitution.json"
+"""The recipe file in every folder `rlvr substitute` writes: how it was made."""
+
+SKIP_FILES = re.compile(r"(\.safetensors|\.bin|\.pt|\.pth|\.ckpt)$|^(trainer_state\.json|rlvr_substitution\.json)$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubstituteConfig:
+    """What `rlvr substitute` builds. Fields mirror its flags."""
+
+    step_dir: Path
+    """The step checkpoint whose update is replaced."""
+    base_dir: Path
+    """The base checkpoint (dW = W_step - W_base)."""
+    out: Path
+    """The output folder (replaced if it exists)."""
+    rank: int = 1
+    """How many singular directions of each update are kept."""
+    mode: str = "truncated"
+    """`truncated` (sum of the top-k sigma u v^T) or `norm-matched` (that, rescaled to ||dW||_F)."""
+    alpha: float = 1.0
+    """Scale of the rank-k term."""
+    keep: str = "base"
+    """Where the other tensors come from: `base` or `step`."""
+    modules: str | None = None
+    """Regex on tensor names: only matching linear weights are substituted (default: all of the blocks)."""
+    cache: Path | None = None
+    """A cache to take stored triplets from (None: always decompose)."""
+    run: str | None = None
+    """The run the step belongs to, for the recipe (default: from the step folder's layout)."""
+    step: int | None = None
+    """The step, for the recipe (default: from the step folder's name)."""
+
+
+def write_substituted(config: SubstituteConfig) -> dict:
+    """Build the substituted checkpoint folder; returns its recipe."""
+    _check(config)
+    step_ck, base_ck = Checkpoint(config.step_dir), Checkpoint(config.base_dir)
+    pattern = re.compile(config.modules) if config.modules else None
+    selected = {n for n, info in step_ck.tensors.items()
+                if classify_tensor(n, info.shape).kind == LINEAR and (pattern is None or pattern.search(n))}
+    names = sorted(selected if config.keep == "step" else set(step_ck.tensors))
+    check_same_tensors(base_ck.shapes, step_ck.shapes, names, str(base_ck.path), str(step_ck.path))
+    stored = cached_triplets(Cache(config.cache), step_ck.fingerprint, base_ck.fingerprint, config.rank) \
+        if config.cache else None
+    with publishing(Path(config.out)) as tmp:
+        used_cache = _write_shards(step_ck, base_ck, selected, config, stored, tmp)
+        for item in Path(config.step_dir).iterdir():
+            if item.is_file() and (not SKIP_FILES.search(item.name) or item.name.endswith(".index.json")):
+                shutil.copy2(item, tmp / item.name)
+        recipe = _recipe(config, step_ck, base_ck, sorted(selected), used_cache, stored)
+        (tmp / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n")
+    return recipe
+
+
+def _write_shards(step_ck, base_ck, selected, config, stored, tmp: Path) -> int:
+    used_cache = 0
+    for file in step_ck.files:
+        tensors = {}
+        for name in (n for n, info in step_ck.tensors.items() if info.file == file):
+            if name in selected:
+                tensors[name], from_cache = substituted_tensor(step_ck, base_ck, name, config, stored)
+                used_cache += from_cache
+            else:
+                tensors[name] = (base_ck if config.keep == "base" else step_ck).read_tensor(name)
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / file.name), metadata={"format": "pt"})
+    return used_cache
+
+
+def substituted_tensor(step_ck, base_ck, name: str, config: SubstituteConfig, stored) -> tuple[torch.Tensor, bool]:
+    """W_base + rank-k(dW) for one tensor in the step's dtype, and whether cached triplets were used."""
+    w_step = step_ck.read_tensor(name)
+    w_base = base_ck.read_tensor(name).to(torch.float64)
+    entry = stored.get(name) if stored else None
+    if entry is not None:
+        sigma, u, v, fro = entry
+        r = config.rank
+        update = rank_k_part(sigma[:r], u[:, :r], v[:, :r], config.mode, fro, config.alpha)
+        if classify_tensor(name, tuple(w_step.shape)).transposed:
+            update = update.T
+    else:
+        update = rank_k_update(w_step.to(torch.float64) - w_base, config.rank, config.mode, config.alpha)
+    return (w_base + update).to(w_step.dtype), entry is not None
+
+
+def cached_triplets(cache: Cache, step_fp: str, base_fp: str, rank: int) -> dict | None:
+    """tensor -> (sigma, u, v, ||dW||_F) in float64 from the cached step of this exact (step, base) pair,
+    when it stored at least `rank` triplets per tensor; else None."""
+    found = cache.find_step(step_fp, base_fp)
+    if found is None:
+        return None
+    vectors, layers = cache.read_step(*found, "vectors"), cache.read_step(*found, "layers")
+    if vectors is None or layers is None:
+        return None
+    fro = {r["tensor"]: r["fro_norm"] for r in layers.to_pylist() if r["target"] == "dW"}
+    by_tensor: dict[str, list] = {}
+    for r in vectors.to_pylist():
+        if r.get("target", "dW") == "dW":
+            by_tensor.setdefault(r["tensor"], []).append(r)
+    result = {}
+    for tensor, rows in by_tensor.items():
+        rows.sort(key=lambda r: r["k"])
+        if len(rows) < rank:
+            return None
+        rows = rows[:rank]
+        result[tensor] = (torch.tensor([r["sigma"] for r in rows], dtype=torch.float64),
+                          torch.tensor([r["u"] for r in rows], dtype=torch.float64).T,
+                          torch.tensor([r["v"] for r in rows], dtype=torch.float64).T, fro.get(tensor, 0.0))
+    return result
+
+
+def _check(config: SubstituteConfig) -> None:
+    if config.mode not in MODES:
+        raise UsageError("--mode", f"one of {', '.join(MODES)}", repr(config.mode), "pass --mode truncated")
+    if config.rank < 1:
+        raise UsageError("--rank", "an integer >= 1", str(config.rank), "pass --rank 1")
+    if config.keep not in ("base", "step"):
+        raise UsageError("--keep", "base or step", repr(config.keep), "pass --keep base")
+    if config.modules:
+        try:
+            re.compile(config.modules)
+        except re.error as exc:
+            raise UsageError("--modules", "a regular expression", f"{config.modules!r} ({exc})", "fix the regex") from None
+
+
+def _recipe(config, step_ck, base_ck, selected, used_cache, stored) -> dict:
+    located = locate_step(config.step_dir)
+    return {"tool": f"rlvr-lens {__version__}", "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "step_checkpoint": str(Path(config.step_dir).resolve()), "base": str(Path(config.base_dir).resolve()),
+            "step_fingerprint": step_ck.fingerprint, "base_fingerprint": base_ck.fingerprint,
+            "run": config.run or (located[1].name if located else None),
+            "step": config.step if config.step is not None else (located[0] if located else None),
+            "rank": config.rank, "mode": config.mode, "alpha": config.alpha, "keep": config.keep,
+            "modules": config.modules, "substituted": selected,
+            "triplets": {"from_cache": used_cache, "computed": len(selected) - used_cache}}

@@ -1,0 +1,12 @@
+"""Readers: what users bring, read and validated, never modified.
+
+- `checkpoint`: Hugging Face safetensors folders (single file or sharded), header-validated and read one
+  tensor at a time; the one base-vs-step tensor check (`check_same_tensors`).
+- `layout`: run folders of TRL, verl, OpenRLHF and plain layouts -> (step, checkpoint folder).
+- `naming`: tensor names -> (layer, module, kind) for the supported architectures.
+- `trainlog`: training logs (verl, TRL, OpenRLHF, TensorBoard, CSV/JSONL) -> (step, metric, value).
+- `datasets`: evaluation sets (JSONL benchmarks, the demo's built-in arithmetic set).
+
+May import: `rlvr_core.errors`, and `rlvr_core.demo.arithmetic` (the built-in evaluation set, plain Python).
+Never imports torch at module level (the dashboard lists checkpoints through these readers).
+"""

@@ -1,0 +1,155 @@
+"""Finding the checkpoints of a training run and their steps, from the layouts RL frameworks write.
+
+| framework | layout under the run folder |
+| --- | --- |
+| TRL (and `transformers.Trainer`) | `checkpoint-<N>/` |
+| verl | `global_step_<N>/actor/huggingface/` (weights there only after `verl.model_merger merge`) |
+| OpenRLHF | `global_step<N>_hf/` |
+| plain | `step_<N>/`, `step-<N>/`, `<name>-step-<N>/` |
+
+A user can also name checkpoints and their steps explicitly (`parse_explicit`, the CLI's
+`--checkpoint STEP=PATH`). Nothing here reads weights or imports torch.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import has_weights
+from ..errors import RunLayoutError, UsageError
+
+_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("trl", re.compile(r"^checkpoint-(\d+)$")),
+    ("verl", re.compile(r"^global_step_(\d+)$")),
+    ("openrlhf", re.compile(r"^global_step(\d+)_hf$")),
+    ("plain", re.compile(r"^(?:.+-)?step[-_](\d+)$")),
+)
+
+
+@dataclass(frozen=True)
+class StepCheckpoint:
+    """One checkpoint of a run."""
+
+    step: int
+    path: Path
+    """The Hugging Face model folder holding the weights."""
+    layout: str
+    """`trl`, `verl`, `openrlhf`, `plain` or `explicit`."""
+
+
+def discover_steps(run_dir: str | Path, steps: list[int] | None = None) -> list[StepCheckpoint]:
+    """The checkpoints under `run_dir`, sorted by step; only `steps` when given.
+
+    Raises RunLayoutError when nothing is found, a step appears twice, a requested step is absent, or
+    a verl step holds no merged Hugging Face weights (the message gives the merge command).
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunLayoutError(str(run_dir), "a run folder of checkpoints", "no such folder", "check the path")
+    found: dict[int, StepCheckpoint] = {}
+    for child in sorted(run_dir.iterdir()):
+        if not child.is_dir():
+            continue
+        for layout, pattern in _PATTERNS:
+            match = pattern.match(child.name)
+            if match:
+                step = int(match.group(1))
+                path = child / "actor" / "huggingface" if layout == "verl" else child
+                if step in found:
+                    raise RunLayoutError(str(run_dir), "one checkpoint per step",
+                                         f"step {step} in both {found[step].path} and {path}",
+                                         "name the checkpoints explicitly with --checkpoint STEP=PATH")
+                found[step] = StepCheckpoint(step, path, layout)
+                break
+    if not found:
+        raise RunLayoutError(str(run_dir), "checkpoint folders (checkpoint-N, global_step_N/actor/huggingface, "
+                             "global_stepN_hf, step_N, step-N, NAME-step-N)", _listing(run_dir),
+                             _no_steps_fix(run_dir))
+    chosen = _select(found, steps, run_dir)
+    _require_merged(chosen)
+    return chosen
+
+
+def step_of(name: str) -> int | None:
+    """The step number in a checkpoint folder's name (`checkpoint-100`, `global_step_100`, ...), or None."""
+    for _, pattern in _PATTERNS:
+        match = pattern.match(name)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def locate_step(model_dir: str | Path) -> tuple[int, Path] | None:
+    """(step, run folder) of a checkpoint folder in a known layout (verl's `global_step_N/actor/huggingface`
+    included), or None."""
+    folder = Path(model_dir).resolve()
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        for _, pattern in _PATTERNS:
+            match = pattern.match(candidate.name)
+            if match:
+                return int(match.group(1)), candidate.parent
+    return None
+
+
+def parse_explicit(pairs: list[str]) -> list[StepCheckpoint]:
+    """Parse `STEP=PATH` strings into checkpoints, sorted by step."""
+    result: dict[int, StepCheckpoint] = {}
+    for pair in pairs:
+        step_text, sep, path = pair.partition("=")
+        if not sep or not step_text.strip().isdigit() or not path:
+            raise UsageError(f"--checkpoint {pair!r}", "STEP=PATH (for example 100=/runs/a/ckpt100)",
+                             pair, "write the step number, '=', then the checkpoint folder")
+        step = int(step_text)
+        if step in result:
+            raise UsageError(f"--checkpoint {pair!r}", "each step once", f"step {step} twice",
+                             "give one folder per step")
+        result[step] = StepCheckpoint(step, Path(path), "explicit")
+    return [result[s] for s in sorted(result)]
+
+
+def parse_steps(text: str) -> list[int]:
+    """Parse `--steps 100,200` into [100, 200]."""
+    try:
+        steps = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise UsageError("--steps", "comma-separated step numbers such as 100,200", repr(text),
+                         "write whole numbers separated by commas") from None
+    if not steps:
+        raise UsageError("--steps", "at least one step number", repr(text), "write for example --steps 100,200")
+    return steps
+
+
+def _select(found: dict[int, StepCheckpoint], steps: list[int] | None, run_dir: Path) -> list[StepCheckpoint]:
+    if steps is None:
+        return [found[s] for s in sorted(found)]
+    missing = [s for s in steps if s not in found]
+    if missing:
+        raise RunLayoutError(str(run_dir), f"steps {steps}", f"no checkpoint for step(s) {missing}; "
+                             f"available: {sorted(found)}", "choose --steps from the available steps")
+    return [found[s] for s in sorted(set(steps))]
+
+
+def _require_merged(chosen: list[StepCheckpoint]) -> None:
+    unmerged = [c for c in chosen if c.layout == "verl" and not has_weights(c.path)]
+    if not unmerged:
+        return
+    first = unmerged[0]
+    actor = first.path.parent
+    raise RunLayoutError(
+        str(first.path), "merged Hugging Face weights (model.safetensors) for verl step "
+        f"{first.step}", f"no weights in {len(unmerged)} verl step(s): {[c.step for c in unmerged][:10]}",
+        f"merge the FSDP shards: python -m verl.model_merger merge --backend fsdp --local_dir {actor} "
+        f"--target_dir {first.path} (once per step), or choose merged steps with --steps")
+
+
+def _listing(run_dir: Path) -> str:
+    names = sorted(p.name for p in run_dir.iterdir())[:6]
+    return "entries: " + ", ".join(names) if names else "an empty folder"
+
+
+def _no_steps_fix(run_dir: Path) -> str:
+    if has_weights(run_dir):
+        return "this folder is a single checkpoint: pass its parent, or --checkpoint STEP=PATH"
+    return "point at the training run's output folder, or name checkpoints with --checkpoint STEP=PATH"

@@ -1,0 +1,10 @@
+"""The job service: what runs the work users queue, and what a shared server allows.
+
+- `worker`: `rlvr worker` claims jobs from the cache's queue (`cache.queue`) and runs each as its own
+  process (locally, or as Ray tasks), with leases, heartbeats and cancellation.
+- `serve`: `rlvr serve` supervises the dashboard and its workers as one service.
+- `dataroots`: the allow-list of folders a shared server may read.
+
+May import: `rlvr_core.cache`, `rlvr_core.readers`, `rlvr_core.system`, `rlvr_core.errors`. Never torch (the
+workers start jobs as processes; the dashboard imports `dataroots`).
+"""

@@ -1,0 +1,176 @@
+"""Settings: a TOML file (`--config FILE` on any `rlvr` command, or $RLVR_CONFIG) with environment
+overrides, resolved once and the same way for every entry point (`rlvr` commands, `streamlit run app.py`,
+`rlvr serve`, the workers). Precedence: command-line flags > environment > file > defaults. Every key is
+documented on its field below; the README's "Shared lab server" section shows a complete file.
+
+    cache = "/data/cache"
+    data_roots = ["/models", "/opt/rlvr/demo"]
+    read_only = false
+    demo = "auto"
+    demo_cache = "/opt/rlvr/demo/cache"
+    [auth]
+    mode = "header"
+    header = "X-Forwarded-User"
+    [server]
+    port = 8501
+    address = "0.0.0.0"
+    workers = "auto"
+
+Nothing here imports torch or streamlit: both the dashboard and `rlvr serve` read it. May import:
+`rlvr_core.errors` only.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from ..errors import ConfigError
+
+CONFIG_ENV = "RLVR_CONFIG"
+CACHE_ENV = "RLVR_CACHE"
+DEFAULT_CACHE = "cache"
+AUTH_MODES = ("none", "oidc", "header")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthSettings:
+    """Who may see the dashboard. With a mode other than `none`, anonymous visitors see only a login."""
+
+    mode: str = "none"
+    """`none` (anyone who reaches the port), `oidc` (Streamlit's `st.login` with the `[auth]` section of
+    `secrets_file`), or `header` (a reverse proxy that authenticates users sets `header`). Env RLVR_AUTH."""
+    header: str = "X-Forwarded-User"
+    """`header` mode: the request header holding the user name, set by the proxy (which must strip it from
+    clients' own requests). Env RLVR_AUTH_HEADER."""
+    secrets_file: str = ""
+    """`oidc` mode: a Streamlit secrets TOML with the `[auth]` section (redirect_uri, cookie_secret,
+    client_id, client_secret, server_metadata_url); passed to Streamlit as `secrets.files`. Env RLVR_AUTH_SECRETS."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerSettings:
+    """How `rlvr serve` listens and how many workers it runs."""
+
+    port: int = 8501
+    """The dashboard's port. Env RLVR_PORT."""
+    address: str = "localhost"
+    """The address the dashboard binds (`0.0.0.0`: every interface, as in Docker). Env RLVR_ADDRESS."""
+    workers: str = "auto"
+    """`auto` (one worker per visible GPU, else one CPU worker), or a number (0: no worker). Env RLVR_WORKERS."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """One deployment's settings."""
+
+    cache: str = DEFAULT_CACHE
+    """The cache folder (Parquet results, job queue, variants). Env RLVR_CACHE."""
+    data_roots: tuple[str, ...] = ()
+    """Folders where runs, base models and logs may be read; empty: anywhere (a laptop). The dashboard
+    refuses paths outside them, through `..` or a symlink. Env RLVR_DATA_ROOTS (separated by ':')."""
+    read_only: bool = False
+    """View only: the dashboard queues no jobs and `rlvr serve` starts no worker. Env RLVR_READ_ONLY (1/0)."""
+    demo: str = "auto"
+    """`auto`: on an empty cache `rlvr serve` copies `demo_cache` in when set, else queues the demo build
+    (shown with its progress on the Runs page); `off`: never. Env RLVR_DEMO."""
+    demo_cache: str = ""
+    """A prebuilt demo cache (the Docker image has one) to copy from. Env RLVR_DEMO_CACHE."""
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+
+    @property
+    def roots(self) -> list[Path]:
+        return [Path(r) for r in self.data_roots]
+
+
+_ENV = {  # env var -> (section or "", key)
+    CACHE_ENV: ("", "cache"), "RLVR_DATA_ROOTS": ("", "data_roots"), "RLVR_READ_ONLY": ("", "read_only"),
+    "RLVR_DEMO": ("", "demo"), "RLVR_DEMO_CACHE": ("", "demo_cache"), "RLVR_AUTH": ("auth", "mode"),
+    "RLVR_AUTH_HEADER": ("auth", "header"), "RLVR_AUTH_SECRETS": ("auth", "secrets_file"),
+    "RLVR_PORT": ("server", "port"), "RLVR_ADDRESS": ("server", "address"), "RLVR_WORKERS": ("server", "workers"),
+}
+_SECTIONS = {"": Settings, "auth": AuthSettings, "server": ServerSettings}
+
+
+def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
+                  flags: Mapping[str, object] | None = None) -> Settings:
+    """Settings from the TOML file at `path` (else $RLVR_CONFIG, else none), overridden by the environment,
+    then by `flags` (command-line values by key, e.g. {"cache": "/tmp/c"}; None values are ignored;
+    `server.port` style keys for sections)."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get(CONFIG_ENV)
+    raw: dict = {}
+    if path:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(str(path), "a TOML settings file", "no such file",
+                              f"create it (see the README) or unset ${CONFIG_ENV}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(str(path), "valid TOML", str(error), "fix the syntax at that line") from None
+    values = {name: dict(raw.pop(name, {}) or {}) for name in ("auth", "server")}
+    values[""] = raw
+    for var, (section, key) in _ENV.items():
+        if var in environ:
+            values[section][key] = _from_env(var, key, environ[var])
+    for name, value in (flags or {}).items():
+        if value is not None:
+            section, _, key = name.rpartition(".")
+            values[section][key] = value
+    parts = {section: _build(_SECTIONS[section], values[section], str(path or "environment"), section)
+             for section in ("auth", "server")}
+    return replace(_build(Settings, values[""], str(path or "environment"), ""), **parts)
+
+
+def _from_env(var: str, key: str, text: str):
+    if key == "data_roots":
+        return [p for p in text.split(os.pathsep) if p]
+    if key == "read_only":
+        if text.lower() not in ("1", "0", "true", "false", "yes", "no", ""):
+            raise ConfigError(f"${var}", "1 or 0", repr(text), f"set {var}=1 for read-only, 0 otherwise")
+        return text.lower() in ("1", "true", "yes")
+    if key == "port":
+        if not text.isdigit():
+            raise ConfigError(f"${var}", "a port number", repr(text), f"set {var}=8501 for example")
+        return int(text)
+    return text
+
+
+def _build(cls, values: dict, source: str, section: str):
+    known = {f.name: f for f in fields(cls) if f.name not in _SECTIONS}
+    where = f"[{section}] " if section else ""
+    clean = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{source}: {where}{key}", f"one of {', '.join(known)}", f"unknown key '{key}'",
+                              "check the spelling against the README's settings table")
+        default = known[key].default
+        expected = list if key == "data_roots" else type(default)
+        if key == "workers" and isinstance(value, int):
+            value = str(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(f"{source}: {where}{key}", f"a {expected.__name__}", f"{value!r}",
+                              f"write for example {key} = {default!r}" if key != "data_roots"
+                              else 'write for example data_roots = ["/models"]')
+        clean[key] = tuple(str(v) for v in value) if key == "data_roots" else value
+    result = cls(**clean)
+    _check(result, source, where)
+    return result
+
+
+def _check(result, source: str, where: str) -> None:
+    if isinstance(result, AuthSettings) and result.mode not in AUTH_MODES:
+        raise ConfigError(f"{source}: {where}mode", f"one of {', '.join(AUTH_MODES)}", repr(result.mode),
+                          'write mode = "none", "oidc" or "header"')
+    if isinstance(result, AuthSettings) and result.mode == "oidc" and not result.secrets_file:
+        raise ConfigError(f"{source}: {where}secrets_file", "a Streamlit secrets file with an [auth] section for "
+                          "mode = \"oidc\"", "none", "set secrets_file (or $RLVR_AUTH_SECRETS); see the README")
+    if isinstance(result, ServerSettings) and result.workers != "auto" and not result.workers.isdigit():
+        raise ConfigError(f"{source}: {where}workers", '"auto" or a number of workers', repr(result.workers),
+                          'write workers = "auto" or workers = 2')
+    if isinstance(result, Settings) and result.demo not in ("auto", "off"):
+        raise ConfigError(f"{source}: demo", '"auto" or "off"', repr(result.demo), 'write demo = "auto" or "off"')

@@ -1,0 +1,76 @@
+"""Who is looking and what they may do: the dashboard's side of the deployment settings
+(`rlvr_core.system.settings`). Streamlit only; the rules themselves live in rlvr_core (`service.dataroots`,
+`system.settings`).
+
+- `signed_in()` / `login_page()`: app.py gives an anonymous visitor (auth on) a navigation holding only the
+  login page: with `auth.mode = "oidc"` a login button (Streamlit's `st.login`), with `"header"` a note that
+  the lab's proxy must sign them in. No other page can be reached, by the menu or by URL.
+- `user()`: the signed-in user's name (OIDC e-mail or name, the proxy's header), recorded on jobs.
+- `can_submit()`: False in read-only mode; pages then hide their forms.
+- `allowed(path)`: the path when it lies under the data roots, else an error on the page and None.
+- `runs_under_roots()`: the run folders found under the data roots (for a picker).
+"""
+
+from pathlib import Path
+
+import streamlit as st
+
+from rlvr_core.errors import RlvrError
+from rlvr_core.service.dataroots import allowed_path, find_runs
+from rlvr_core.system.settings import Settings, load_settings
+
+
+def settings() -> Settings:
+    """The deployment's settings ($RLVR_CONFIG and the environment), read at each call."""
+    return load_settings()
+
+
+def signed_in() -> bool:
+    """True when the visitor may see the dashboard (always, without auth)."""
+    auth = settings().auth
+    if auth.mode == "oidc":
+        return bool(st.user.get("is_logged_in", False))
+    if auth.mode == "header":
+        return bool(st.context.headers.get(auth.header))
+    return True
+
+
+def login_page() -> None:
+    """The only page an anonymous visitor gets when auth is on."""
+    auth = settings().auth
+    st.title("RLVR Lens")
+    if auth.mode == "oidc":
+        st.info("This dashboard is shared by a lab: log in to see its runs.")
+        st.button("Log in", on_click=st.login, type="primary")
+    else:
+        st.error(f"Not signed in: this server expects the lab's sign-in proxy to identify you "
+                 f"(header {auth.header}). Open the dashboard through the proxy's address.")
+
+
+def user() -> str | None:
+    """The signed-in user, or None without auth (jobs then record the OS user of the server)."""
+    auth = settings().auth
+    if auth.mode == "oidc" and st.user.get("is_logged_in", False):
+        return str(st.user.get("email") or st.user.get("name") or "oidc-user")
+    if auth.mode == "header":
+        return st.context.headers.get(auth.header)
+    return None
+
+
+def can_submit() -> bool:
+    return not settings().read_only
+
+
+def allowed(path: str, what: str) -> Path | None:
+    """`path` resolved under the data roots, or None after showing why it is refused."""
+    try:
+        return allowed_path(path, settings().roots)
+    except RlvrError as error:
+        st.error(f"{what}: {error}")
+        return None
+
+
+def runs_under_roots() -> list[str]:
+    """The run folders found under the data roots (none without roots)."""
+    roots = settings().roots
+    return [str(p) for p in find_runs(roots)] if roots else []

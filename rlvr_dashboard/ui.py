@@ -1,0 +1,141 @@
+"""Dashboard widgets and services shared by the pages (streamlit only; no math, no SQL).
+
+- `cache()` / `queries()`: the cache the settings name, and its named queries (views bound at each call).
+- `pick` / `pick_many`: selectboxes whose choice also lives in the page's URL (`?run=...&step=...`), so a
+  view on a lab server can be shared by copying the address bar.
+- `submit`: the one way a page starts work: a typed job request (`AnalyzeRequest`, `CompareRequest`,
+  `DemoRequest`, `LogsRequest`, re-exported here), checked by its command's parser and queued for the
+  signed-in user.
+- `jobs_list`, `cancel_job`, `job_log`: the queue, for the Jobs page.
+- `check_run_folder`: the framework layout and steps of a run folder, for the Runs page's form.
+- `active_demo` / `demo_progress`: a queued or running demo build while the user waits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from rlvr_core.cache import Cache
+from rlvr_core.cache.queries import Queries
+from rlvr_core.cli import requests
+from rlvr_core.cli.requests import AnalyzeRequest, CompareRequest, DemoRequest, LogsRequest
+from rlvr_core.errors import RlvrError
+from rlvr_core.readers.layout import StepCheckpoint, discover_steps, locate_step
+from rlvr_core.cache import queue as jobs
+
+from . import access
+
+__all__ = ["AnalyzeRequest", "CompareRequest", "DemoRequest", "LogsRequest", "active_demo", "cache", "cancel_job",
+           "check_run_folder", "demo_progress", "job_log", "jobs_list", "pick", "pick_many", "queries",
+           "run_folder_of", "submit"]
+
+
+def cache() -> Cache:
+    """The cache of this deployment (settings: $RLVR_CONFIG's `cache`, overridden by $RLVR_CACHE)."""
+    return Cache(access.settings().cache)
+
+
+def queries() -> Queries:
+    """The named queries over the cache as it is now."""
+    return cache().queries()
+
+
+def pick(label: str, options: list, key: str, default_index: int = 0, container=st, radio: bool = False,
+         format_func=str):
+    """A selectbox (or a horizontal radio) initialised from the URL query parameter `key` (when it names an
+    option) that writes the chosen value back to the URL."""
+    names = [str(o) for o in options]
+    wanted = st.query_params.get(key)
+    index = names.index(wanted) if wanted in names else min(default_index, max(len(options) - 1, 0))
+    if radio:
+        value = container.radio(label, options, index=index, key=f"url_{key}", horizontal=True, format_func=format_func)
+    else:
+        value = container.selectbox(label, options, index=index, key=f"url_{key}", format_func=format_func)
+    if value is not None:
+        st.query_params[key] = str(value)
+    return value
+
+
+def pick_many(label: str, options: list, key: str, default: list, container=st) -> list:
+    """A multiselect whose choice lives in the URL as a comma-separated list (`?runs=a,b`)."""
+    names = {str(o): o for o in options}
+    wanted = st.query_params.get(key)
+    chosen = [names[n] for n in wanted.split(",") if n in names] if wanted is not None else list(default)
+    value = container.multiselect(label, options, default=chosen, key=f"url_{key}")
+    st.query_params[key] = ",".join(str(v) for v in value)
+    return value
+
+
+def submit(request: requests.JobRequest) -> str | None:
+    """Queue `request` for the signed-in user and say so on the page; an identical queued or running job is
+    reused. Refused (None) in read-only mode, or with the command's own one-line error when the request
+    is one it would reject."""
+    if not access.can_submit():
+        st.error("This dashboard is read-only: it shows results but starts no jobs.")
+        return None
+    try:
+        ident, new = requests.submit(cache().root, request, submitted_by=access.user())
+    except RlvrError as error:
+        st.error(str(error))
+        return None
+    if new:
+        st.success(f"{request.kind} job {ident} queued: a worker (`rlvr worker`, or the one `rlvr serve` starts) "
+                   "runs it; follow it on the Jobs page.")
+    else:
+        st.info(f"An identical {request.kind} job is already queued or running: {ident}.")
+    return ident
+
+
+def jobs_list() -> list[jobs.Job]:
+    """Every job of the queue, newest first."""
+    return jobs.list_jobs(cache().root)
+
+
+def cancel_job(ident: str) -> str:
+    """Cancel a job; returns its state afterwards."""
+    return jobs.cancel(cache().root, ident)
+
+
+def job_log(ident: str, max_bytes: int = 8000) -> str:
+    """The end of a job's output."""
+    return jobs.log_tail(cache().root, ident, max_bytes)
+
+
+def check_run_folder(path: Path) -> list[StepCheckpoint] | None:
+    """The checkpoints of a run folder, or None after showing why there are none."""
+    try:
+        return discover_steps(path)
+    except RlvrError as error:
+        st.error(str(error))
+        return None
+
+
+def run_folder_of(step_path: str) -> str:
+    """The run folder holding a checkpoint folder (its layout's parent)."""
+    located = locate_step(step_path)
+    return str(located[1] if located else Path(step_path).parent)
+
+
+def active_demo() -> jobs.Job | None:
+    """The demo job that is queued or running, if any."""
+    return next((j for j in jobs_list() if j.kind == "demo" and j.state in ("queued", "running")), None)
+
+
+@st.fragment(run_every=2)
+def demo_progress() -> None:
+    """While a demo job is queued or running: its state, latest message and log tail, refreshed every 2 s;
+    when it ends, the whole page reruns so the new runs appear."""
+    job = active_demo()
+    if job is None:
+        if st.session_state.pop("watching_demo", False):
+            st.rerun()
+        return
+    st.session_state["watching_demo"] = True
+    if job.state == "queued":
+        st.info(f"The demo (job {job.id}) is queued and waits for a worker: `rlvr worker` in a shell "
+                "(`rlvr serve` starts one for you).")
+        return
+    status = st.status(f"Building the demo (job {job.id}): {job.message or 'starting'}", expanded=True, state="running")
+    status.code(job_log(job.id, 1500) or "(no output yet)", language=None)

@@ -1,0 +1,37 @@
+"""Jobs page: the queue with live progress, cancel, error messages and each job's log.
+
+Work is only started through the job queue (runs are added on the Runs page, comparisons on the
+Substitution page); a worker (`rlvr worker`, or `rlvr serve`) runs it."""
+
+import streamlit as st
+
+from rlvr_dashboard import access
+from rlvr_dashboard.ui import cancel_job, job_log, jobs_list
+
+st.title("Jobs")
+
+
+@st.fragment(run_every=2)
+def queue() -> None:
+    rows = jobs_list()
+    if not rows:
+        st.info("No jobs yet: queue the demo or an analysis on the Runs page, then start a worker with "
+                "`rlvr worker` (`rlvr serve` starts one).")
+        return
+    st.dataframe([{"id": j.id, "kind": j.kind, "state": j.state, "progress": round(j.progress, 3),
+                   "message": j.error or j.message, "submitted by": j.submitted_by, "attempt": j.attempt}
+                  for j in rows], hide_index=True, width="stretch",
+                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)})
+
+
+queue()
+by_id = {j.id: j for j in jobs_list()}
+if by_id:
+    chosen = st.selectbox("Job", list(by_id), format_func=lambda i: f"{i} ({by_id[i].kind}, {by_id[i].state})")
+    job = by_id[chosen]
+    st.caption(" ".join([job.kind] + job.argv))
+    if job.error:
+        st.error(job.error)
+    if job.state in ("queued", "running") and access.can_submit() and st.button("Cancel this job"):
+        st.warning(f"{chosen}: {cancel_job(chosen)}")
+    st.code(job_log(chosen) or "(no output yet)", language=None)
