@@ -17,13 +17,21 @@ import streamlit as st
 from rlvr_dashboard import access
 
 VIEWS = Path(__file__).resolve().parent / "rlvr_dashboard" / "views"
-PAGES = (("runs", "Runs"), ("layers", "Layers"), ("spectra", "Spectra"), ("alignment", "Alignment"),
-         ("reward", "Reward vs test"), ("substitution", "Substitution"), ("jobs", "Jobs"))
+PAGES = (
+    ("runs", "Runs"),
+    ("layers", "Layers"),
+    ("spectra", "Spectra"),
+    ("alignment", "Alignment"),
+    ("reward", "Reward vs test"),
+    ("substitution", "Substitution"),
+    ("jobs", "Jobs"),
+)
 
 st.set_page_config(page_title="RLVR Lens", layout="wide")
 if access.signed_in():
-    navigation = st.navigation([st.Page(VIEWS / f"{name}.py", title=title, default=name == "runs")
-                                for name, title in PAGES])
+    navigation = st.navigation(
+        [st.Page(VIEWS / f"{name}.py", title=title, default=name == "runs") for name, title in PAGES]
+    )
 else:
     navigation = st.navigation([st.Page(access.login_page, title="Sign in", url_path="login")], position="hidden")
 navigation.run()

@@ -12,7 +12,8 @@ tensor x step, `metrics` (reward, test accuracy, ... logged every step), `run_su
 
 Then each page runs headless in Streamlit's AppTest (the page script, its DuckDB queries over the Parquet
 files, building the plotly figures and serialising them; not the browser's drawing): once (the first load)
-and `--repeats` more times, then once after a selection change (pages with selections). Target: every page's later runs <= 1 s. Prints seconds per page.
+and `--repeats` more times, then once after a selection change (pages with selections). Target: every
+page's later runs <= 1 s. Prints seconds per page.
 """
 
 from __future__ import annotations
@@ -31,9 +32,15 @@ import pyarrow as pa
 from rlvr_core.cache import store
 
 ROOT = Path(__file__).resolve().parent.parent
-SHAPES = {"self_attn.q_proj": (3584, 3584), "self_attn.k_proj": (512, 3584), "self_attn.v_proj": (512, 3584),
-          "self_attn.o_proj": (3584, 3584), "mlp.gate_proj": (18944, 3584), "mlp.up_proj": (18944, 3584),
-          "mlp.down_proj": (3584, 18944)}
+SHAPES = {
+    "self_attn.q_proj": (3584, 3584),
+    "self_attn.k_proj": (512, 3584),
+    "self_attn.v_proj": (512, 3584),
+    "self_attn.o_proj": (3584, 3584),
+    "mlp.gate_proj": (18944, 3584),
+    "mlp.up_proj": (18944, 3584),
+    "mlp.down_proj": (3584, 18944),
+}
 LAYERS = 28
 RUN = "qwen7b-grpo"
 INTERACTIONS = {  # a selection change per page, timed too: (widget kind, key, value)
@@ -42,21 +49,32 @@ INTERACTIONS = {  # a selection change per page, timed too: (widget kind, key, v
     "rlvr_dashboard/views/alignment.py": ("selectbox", "url_group", "self_attn.q_proj"),
     "rlvr_dashboard/views/substitution.py": ("checkbox", None, True),
 }
-PAGES = ["rlvr_dashboard/views/runs.py", "rlvr_dashboard/views/layers.py", "rlvr_dashboard/views/spectra.py", "rlvr_dashboard/views/alignment.py", "rlvr_dashboard/views/reward.py",
-         "rlvr_dashboard/views/substitution.py", "rlvr_dashboard/views/jobs.py"]
+PAGES = [
+    "rlvr_dashboard/views/runs.py",
+    "rlvr_dashboard/views/layers.py",
+    "rlvr_dashboard/views/spectra.py",
+    "rlvr_dashboard/views/alignment.py",
+    "rlvr_dashboard/views/reward.py",
+    "rlvr_dashboard/views/substitution.py",
+    "rlvr_dashboard/views/jobs.py",
+]
 
 
 def tensor_rows() -> list[tuple[str, int, str, int, int]]:
-    return [(f"model.layers.{layer}.{module}.weight", layer, module, rows, cols)
-            for layer in range(LAYERS) for module, (rows, cols) in SHAPES.items()]
+    return [
+        (f"model.layers.{layer}.{module}.weight", layer, module, rows, cols)
+        for layer in range(LAYERS)
+        for module, (rows, cols) in SHAPES.items()
+    ]
 
 
 def table(name: str, columns: dict, schemas=store.SCHEMAS) -> pa.Table:
     """A table of `name`'s schema from the given columns (the rest null)."""
     n = len(next(iter(columns.values())))
     schema = schemas[name]
-    return pa.table({f.name: columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in schema},
-                    schema=schema)
+    return pa.table(
+        {f.name: columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in schema}, schema=schema
+    )
 
 
 def step_tables(step: int, rng: np.random.Generator, spectra: bool) -> dict[str, pa.Table]:
@@ -66,31 +84,85 @@ def step_tables(step: int, rng: np.random.Generator, spectra: bool) -> dict[str,
     n = len(rows)
     names = [t[0] for t, _ in rows]
     common = {"run": [RUN] * n, "step": [step] * n, "tensor": names, "target": [g for _, g in rows]}
-    layers = {**common, "layer": [t[1] for t, _ in rows], "module": [t[2] for t, _ in rows],
-              "rows": [t[3] for t, _ in rows], "cols": [t[4] for t, _ in rows], "kind": ["linear"] * n,
-              "dtype": ["bfloat16"] * n, "fro_norm": rng.uniform(1, 100, n), "spectral_norm": rng.uniform(0.1, 10, n),
-              "stable_rank": rng.uniform(1, 50, n), "rank1_energy": rng.uniform(0, 1, n)}
-    fits = {**common, **{c: rng.uniform(1.5, 6, n) for c in ("alpha", "xmin", "alpha_se", "ks_d", "lr_exponential",
-                                                             "p_exponential", "lr_lognormal", "p_lognormal",
-                                                             "lr_truncated_power_law", "p_truncated_power_law")},
-            "n_tail": rng.integers(20, 400, n), "n_evals": [min(t[3], t[4]) for t, _ in rows],
-            "heavy_tailed": rng.uniform(size=n) < 0.8, "fit_status": ["ok"] * n}
+    layers = {
+        **common,
+        "layer": [t[1] for t, _ in rows],
+        "module": [t[2] for t, _ in rows],
+        "rows": [t[3] for t, _ in rows],
+        "cols": [t[4] for t, _ in rows],
+        "kind": ["linear"] * n,
+        "dtype": ["bfloat16"] * n,
+        "fro_norm": rng.uniform(1, 100, n),
+        "spectral_norm": rng.uniform(0.1, 10, n),
+        "stable_rank": rng.uniform(1, 50, n),
+        "rank1_energy": rng.uniform(0, 1, n),
+    }
+    fits = {
+        **common,
+        **{
+            c: rng.uniform(1.5, 6, n)
+            for c in (
+                "alpha",
+                "xmin",
+                "alpha_se",
+                "ks_d",
+                "lr_exponential",
+                "p_exponential",
+                "lr_lognormal",
+                "p_lognormal",
+                "lr_truncated_power_law",
+                "p_truncated_power_law",
+            )
+        },
+        "n_tail": rng.integers(20, 400, n),
+        "n_evals": [min(t[3], t[4]) for t, _ in rows],
+        "heavy_tailed": rng.uniform(size=n) < 0.8,
+        "fit_status": ["ok"] * n,
+    }
     bins = 64
     edges = np.logspace(-4, 2, bins + 1)
-    hist = {"run": [RUN] * (n * bins), "step": [step] * (n * bins), "tensor": np.repeat(names, bins),
-            "target": np.repeat(common["target"], bins), "bin_lo": np.tile(edges[:-1], n), "bin_hi": np.tile(edges[1:], n),
-            "density": rng.lognormal(size=n * bins)}
+    hist = {
+        "run": [RUN] * (n * bins),
+        "step": [step] * (n * bins),
+        "tensor": np.repeat(names, bins),
+        "target": np.repeat(common["target"], bins),
+        "bin_lo": np.tile(edges[:-1], n),
+        "bin_hi": np.tile(edges[1:], n),
+        "density": rng.lognormal(size=n * bins),
+    }
     out = {
-        "checkpoints": table("checkpoints", {"run": [RUN], "step": [step], "path": [f"/models/{RUN}/checkpoint-{step}"],
-                                             "fingerprint": [f"fp{step}"], "n_tensors": [339], "n_analyzed": [196],
-                                             "is_base": [step == 0], "base_path": ["/models/Qwen2.5-7B"],
-                                             "layout": ["trl"], "device": ["cuda:0"], "seconds": [29.0],
-                                             "analyzed_at": pa.array([time.time() * 1e6], pa.int64()).cast(pa.timestamp("us", tz="UTC"))}),
+        "checkpoints": table(
+            "checkpoints",
+            {
+                "run": [RUN],
+                "step": [step],
+                "path": [f"/models/{RUN}/checkpoint-{step}"],
+                "fingerprint": [f"fp{step}"],
+                "n_tensors": [339],
+                "n_analyzed": [196],
+                "is_base": [step == 0],
+                "base_path": ["/models/Qwen2.5-7B"],
+                "layout": ["trl"],
+                "device": ["cuda:0"],
+                "seconds": [29.0],
+                "analyzed_at": pa.array([time.time() * 1e6], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            },
+        ),
         "layers": table("layers", layers),
-        "tensors": table("tensors", {"run": [RUN] * len(tensors), "step": [step] * len(tensors), "tensor": [t[0] for t in tensors],
-                                     "layer": [t[1] for t in tensors], "module": [t[2] for t in tensors],
-                                     "kind": ["linear"] * len(tensors), "dtype": ["bfloat16"] * len(tensors),
-                                     "shape": [[t[3], t[4]] for t in tensors], "analyzed": [True] * len(tensors)}),
+        "tensors": table(
+            "tensors",
+            {
+                "run": [RUN] * len(tensors),
+                "step": [step] * len(tensors),
+                "tensor": [t[0] for t in tensors],
+                "layer": [t[1] for t in tensors],
+                "module": [t[2] for t in tensors],
+                "kind": ["linear"] * len(tensors),
+                "dtype": ["bfloat16"] * len(tensors),
+                "shape": [[t[3], t[4]] for t in tensors],
+                "analyzed": [True] * len(tensors),
+            },
+        ),
         "fits": table("fits", fits),
         "esd_hist": table("esd_hist", hist),
     }
@@ -103,32 +175,84 @@ def step_tables(step: int, rng: np.random.Generator, spectra: bool) -> dict[str,
 def run_tables(steps: list[int], rng: np.random.Generator) -> dict[str, pa.Table]:
     grid = [(t, s) for t in tensor_rows() for s in steps if s > 0]
     n = len(grid)
-    alignment = {"run": [RUN] * n, "tensor": [t[0] for t, _ in grid], "step": [s for _, s in grid],
-                 "layer": [t[1] for t, _ in grid], "module": [t[2] for t, _ in grid], "sigma1": rng.uniform(0, 5, n),
-                 **{c: rng.uniform(0, 1, n) for c in ("cos_u_final", "cos_u_prev", "cos_u_first", "cos_v_final",
-                                                      "cos_v_prev", "cos_v_first", "overlap_topk_final",
-                                                      "overlap_base_principal")}}
+    alignment = {
+        "run": [RUN] * n,
+        "tensor": [t[0] for t, _ in grid],
+        "step": [s for _, s in grid],
+        "layer": [t[1] for t, _ in grid],
+        "module": [t[2] for t, _ in grid],
+        "sigma1": rng.uniform(0, 5, n),
+        **{
+            c: rng.uniform(0, 1, n)
+            for c in (
+                "cos_u_final",
+                "cos_u_prev",
+                "cos_u_first",
+                "cos_v_final",
+                "cos_v_prev",
+                "cos_v_first",
+                "overlap_topk_final",
+                "overlap_base_principal",
+            )
+        },
+    }
     logged = range(1, steps[-1] + 1)
     names = ["reward", "reward_std", "loss", "kl", "entropy", "response_length", "lr", "grad_norm"]
-    metrics = {"run": [RUN] * (len(logged) * len(names)), "step": np.repeat(list(logged), len(names)),
-               "name": names * len(logged), "value": rng.uniform(0, 1, len(logged) * len(names)),
-               "source": ["trainer_state.json"] * (len(logged) * len(names))}
+    metrics = {
+        "run": [RUN] * (len(logged) * len(names)),
+        "step": np.repeat(list(logged), len(names)),
+        "name": names * len(logged),
+        "value": rng.uniform(0, 1, len(logged) * len(names)),
+        "source": ["trainer_state.json"] * (len(logged) * len(names)),
+    }
     tests = [s for s in steps if s > 0]
-    metrics = {k: list(v) + extra for k, v, extra in zip(
-        metrics, metrics.values(), ([RUN] * len(tests), tests, ["eval_accuracy"] * len(tests),
-                                    list(rng.uniform(0.3, 0.7, len(tests))), ["trainer_state.json"] * len(tests)))}
-    summary = {"run": [RUN], "reward_metric": ["reward"], "test_metric": ["eval_accuracy"], "spearman": [0.4],
-               "reward_peak_step": [steps[-1]], "test_peak_step": [steps[len(steps) // 2]],
-               "n_shared_steps": [len(tests)], "log_format": ["trl"], "log_path": ["trainer_state.json"]}
-    recovery = {"run": [RUN] * 2, "step": [steps[-1]] * 2, "rank": [1, 4], "mode": ["truncated"] * 2,
-                "dataset": ["math500"] * 2, "acc_base": [0.5] * 2, "acc_full": [0.7] * 2, "acc_rank": [0.64, 0.69],
-                "recovery": [0.7, 0.95], "n_problems": [500] * 2, "eval_id_rank": ["e1", "e4"]}
-    return {"alignment": table("alignment", alignment, store.RUN_SCHEMAS),
-            "rank1_dynamics": table("rank1_dynamics", {"run": [RUN] * 196, "tensor": [t[0] for t in tensor_rows()]},
-                                    store.RUN_SCHEMAS),
-            "metrics": table("metrics", metrics, store.RUN_SCHEMAS),
-            "run_summary": table("run_summary", summary, store.RUN_SCHEMAS),
-            "recovery": table("recovery", recovery, store.RUN_SCHEMAS)}
+    metrics = {
+        k: list(v) + extra
+        for k, v, extra in zip(
+            metrics,
+            metrics.values(),
+            (
+                [RUN] * len(tests),
+                tests,
+                ["eval_accuracy"] * len(tests),
+                list(rng.uniform(0.3, 0.7, len(tests))),
+                ["trainer_state.json"] * len(tests),
+            ),
+        )
+    }
+    summary = {
+        "run": [RUN],
+        "reward_metric": ["reward"],
+        "test_metric": ["eval_accuracy"],
+        "spearman": [0.4],
+        "reward_peak_step": [steps[-1]],
+        "test_peak_step": [steps[len(steps) // 2]],
+        "n_shared_steps": [len(tests)],
+        "log_format": ["trl"],
+        "log_path": ["trainer_state.json"],
+    }
+    recovery = {
+        "run": [RUN] * 2,
+        "step": [steps[-1]] * 2,
+        "rank": [1, 4],
+        "mode": ["truncated"] * 2,
+        "dataset": ["math500"] * 2,
+        "acc_base": [0.5] * 2,
+        "acc_full": [0.7] * 2,
+        "acc_rank": [0.64, 0.69],
+        "recovery": [0.7, 0.95],
+        "n_problems": [500] * 2,
+        "eval_id_rank": ["e1", "e4"],
+    }
+    return {
+        "alignment": table("alignment", alignment, store.RUN_SCHEMAS),
+        "rank1_dynamics": table(
+            "rank1_dynamics", {"run": [RUN] * 196, "tensor": [t[0] for t in tensor_rows()]}, store.RUN_SCHEMAS
+        ),
+        "metrics": table("metrics", metrics, store.RUN_SCHEMAS),
+        "run_summary": table("run_summary", summary, store.RUN_SCHEMAS),
+        "recovery": table("recovery", recovery, store.RUN_SCHEMAS),
+    }
 
 
 def write_cache(cache: Path, n_steps: int, spectra: bool) -> float:
@@ -139,14 +263,36 @@ def write_cache(cache: Path, n_steps: int, spectra: bool) -> float:
         store.write_step(cache, RUN, step, step_tables(step, rng, spectra))
     store.write_run_tables(cache, RUN, run_tables(steps, rng))
     for ident, rank in (("e1", 1), ("e4", 4)):
-        samples = {"eval_id": [ident] * 500, "problem_id": [str(i) for i in range(500)], "sample": [0] * 500,
-                   "completion": ["Let us think step by step ... \\boxed{42}"] * 500, "extracted": ["42"] * 500,
-                   "correct": list(rng.uniform(size=500) < 0.6), "gold": ["42"] * 500}
-        evaluation = {"eval_id": [ident], "run": [RUN], "step": [steps[-1]], "variant": [f"rank-{rank}"], "rank": [rank],
-                      "mode": ["truncated"], "dataset": ["math500"], "n": [1], "temperature": [0.0], "accuracy": [0.6],
-                      "n_problems": [500]}
-        store.write_eval(cache, ident, {"evaluations": table("evaluations", evaluation, store.EVAL_SCHEMAS),
-                                        "eval_samples": table("eval_samples", samples, store.EVAL_SCHEMAS)})
+        samples = {
+            "eval_id": [ident] * 500,
+            "problem_id": [str(i) for i in range(500)],
+            "sample": [0] * 500,
+            "completion": ["Let us think step by step ... \\boxed{42}"] * 500,
+            "extracted": ["42"] * 500,
+            "correct": list(rng.uniform(size=500) < 0.6),
+            "gold": ["42"] * 500,
+        }
+        evaluation = {
+            "eval_id": [ident],
+            "run": [RUN],
+            "step": [steps[-1]],
+            "variant": [f"rank-{rank}"],
+            "rank": [rank],
+            "mode": ["truncated"],
+            "dataset": ["math500"],
+            "n": [1],
+            "temperature": [0.0],
+            "accuracy": [0.6],
+            "n_problems": [500],
+        }
+        store.write_eval(
+            cache,
+            ident,
+            {
+                "evaluations": table("evaluations", evaluation, store.EVAL_SCHEMAS),
+                "eval_samples": table("eval_samples", samples, store.EVAL_SCHEMAS),
+            },
+        )
     return time.perf_counter() - start
 
 
@@ -196,13 +342,20 @@ def main() -> None:
         shutil.rmtree(cache)
     seconds = 0.0 if args.reuse else write_cache(cache, args.steps, not args.no_spectra)
     size = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file())
-    print(f"cache: {args.steps} steps + base x 196 tensors (7B shapes), {size / 2**20:.0f} MiB in "
-          f"{len(list(cache.rglob('*.parquet')))} Parquet files, written in {seconds:.1f} s: {cache}")
+    print(
+        f"cache: {args.steps} steps + base x 196 tensors (7B shapes), {size / 2**20:.0f} MiB in "
+        f"{len(list(cache.rglob('*.parquet')))} Parquet files, written in {seconds:.1f} s: {cache}"
+    )
     worst = 0.0
     for page, first, later in time_pages(cache, args.repeats):
         worst = max(worst, max(later))
         changed = f"   after a selection {later.pop():5.2f} s" if page in INTERACTIONS else ""
-        print(f"{page:24s} first load {first:6.2f} s   later runs " + " ".join(f"{t:5.2f}" for t in later) + " s" + changed)
+        print(
+            f"{page:24s} first load {first:6.2f} s   later runs "
+            + " ".join(f"{t:5.2f}" for t in later)
+            + " s"
+            + changed
+        )
     print(f"slowest later run: {worst:.2f} s (target <= 1 s): {'met' if worst <= 1.0 else 'NOT met'}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

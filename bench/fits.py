@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from spectra import write_pair  # noqa: E402  (the same synthetic checkpoints)
+from spectra import write_pair
 
-from rlvr_core import heavytail, spectral  # noqa: E402
-from rlvr_core.readers.checkpoint import Checkpoint  # noqa: E402
+from rlvr_core import heavytail, spectral
+from rlvr_core.readers.checkpoint import Checkpoint
 
 
 def ours(step: Checkpoint, base: Checkpoint) -> tuple[dict, float, float, list]:
@@ -103,11 +103,15 @@ def main() -> None:
     alphas, t_ww = weightwatcher(step)
     diffs = np.array([abs(fits[n].alpha - a) for n, a in alphas.items() if fits[n].fit_status == "ok"])
     print(f"WeightWatcher 0.7.7 analyze(): {len(alphas)} layers in {t_ww:.1f} s; ours is {t_ww / t_ours:.2f}x faster")
-    print(f"alpha |ours - WW| over {diffs.size} layers: max {diffs.max():.2e}, median {np.median(diffs):.2e}, "
-          f"within 1e-6: {(diffs < 1e-6).sum()}")
+    print(
+        f"alpha |ours - WW| over {diffs.size} layers: max {diffs.max():.2e}, median {np.median(diffs):.2e}, "
+        f"within 1e-6: {(diffs < 1e-6).sum()}"
+    )
     worst_alpha, worst_xmin, n = exhaustive(svs, args.exhaustive)
-    print(f"vs powerlaw.Fit(alpha in [1, inf)) exhaustive search on {n} spectra (W and dW): "
-          f"max |d alpha| {worst_alpha:.2e}, max relative d xmin {worst_xmin:.2e}")
+    print(
+        f"vs powerlaw.Fit(alpha in [1, inf)) exhaustive search on {n} spectra (W and dW): "
+        f"max |d alpha| {worst_alpha:.2e}, max relative d xmin {worst_xmin:.2e}"
+    )
 
 
 if __name__ == "__main__":

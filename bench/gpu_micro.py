@@ -40,8 +40,10 @@ def main() -> None:
     v = torch.randn(1, args.cols, device=d, dtype=torch.float64)
     x += 0.5 * (u / u.norm()) @ (v / v.norm())
     g = x.T @ x
-    print(f"device {d} ({torch.cuda.get_device_name() if d.startswith('cuda') else 'cpu'}), "
-          f"X {args.rows}x{args.cols} float64")
+    print(
+        f"device {d} ({torch.cuda.get_device_name() if d.startswith('cuda') else 'cpu'}), "
+        f"X {args.rows}x{args.cols} float64"
+    )
     print(f"gram     {timed(lambda: x.T @ x, d):.4f} s")
     print(f"eigvalsh {timed(lambda: torch.linalg.eigvalsh(g), d):.4f} s")
     print(f"eigh     {timed(lambda: torch.linalg.eigh(g), d):.4f} s")

@@ -37,9 +37,15 @@ SHAPES = {  # blocks, hidden, kv_dim, intermediate
 
 
 def block_shapes(hidden: int, kv: int, inter: int) -> dict[str, tuple[int, int]]:
-    return {"self_attn.q_proj": (hidden, hidden), "self_attn.k_proj": (kv, hidden),
-            "self_attn.v_proj": (kv, hidden), "self_attn.o_proj": (hidden, hidden),
-            "mlp.gate_proj": (inter, hidden), "mlp.up_proj": (inter, hidden), "mlp.down_proj": (hidden, inter)}
+    return {
+        "self_attn.q_proj": (hidden, hidden),
+        "self_attn.k_proj": (kv, hidden),
+        "self_attn.v_proj": (kv, hidden),
+        "self_attn.o_proj": (hidden, hidden),
+        "mlp.gate_proj": (inter, hidden),
+        "mlp.up_proj": (inter, hidden),
+        "mlp.down_proj": (hidden, inter),
+    }
 
 
 def write_pair(workdir: Path, shape: str) -> tuple[Path, Path]:
@@ -80,10 +86,26 @@ def child_analyze(args: argparse.Namespace) -> dict:
     from rlvr_core.cli import main
 
     t0 = time.perf_counter()
-    rc = main(["analyze", "--checkpoint", f"1={args.step}", "--base", str(args.base), "--no-base", "--quiet",
-               "--force", "--cache", str(args.cache), "--device", args.device, "--triplets", args.triplets]
-              + (["--workers", str(args.workers)] if args.workers else [])
-              + (["--no-fits"] if args.child == "spectra" else []))
+    rc = main(
+        [
+            "analyze",
+            "--checkpoint",
+            f"1={args.step}",
+            "--base",
+            str(args.base),
+            "--no-base",
+            "--quiet",
+            "--force",
+            "--cache",
+            str(args.cache),
+            "--device",
+            args.device,
+            "--triplets",
+            args.triplets,
+        ]
+        + (["--workers", str(args.workers)] if args.workers else [])
+        + (["--no-fits"] if args.child == "spectra" else [])
+    )
     if rc:
         raise SystemExit(rc)
     return {"seconds": time.perf_counter() - t0}
@@ -115,10 +137,30 @@ def child_baseline(args: argparse.Namespace) -> dict:
 
 def run_child(kind: str, args: argparse.Namespace, base: Path, step: Path) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    cmd = [sys.executable, __file__, "--child", kind, "--base", str(base), "--step", str(step),
-           "--device", args.device, "--threads", str(args.threads), "--cache", str(args.workdir / "cache"),
-           "--baseline-blocks", str(args.baseline_blocks), "--baseline-dtype", args.baseline_dtype,
-           "--triplets", args.triplets, "--workers", str(args.workers)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        "--base",
+        str(base),
+        "--step",
+        str(step),
+        "--device",
+        args.device,
+        "--threads",
+        str(args.threads),
+        "--cache",
+        str(args.workdir / "cache"),
+        "--baseline-blocks",
+        str(args.baseline_blocks),
+        "--baseline-dtype",
+        args.baseline_dtype,
+        "--triplets",
+        args.triplets,
+        "--workers",
+        str(args.workers),
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode:
         sys.exit(f"{kind} failed (exit {out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
@@ -127,16 +169,21 @@ def run_child(kind: str, args: argparse.Namespace, base: Path, step: Path) -> di
 
 def compare_fits(args: argparse.Namespace, step: Path) -> None:
     """Our xmin scan against powerlaw's exhaustive search on spectra the analysis just cached."""
+    import fits
     import numpy as np
 
-    import fits
     from rlvr_core.cache.store import open_cache
 
-    rows = open_cache(args.workdir / "cache").execute(
-        "SELECT sv FROM spectra WHERE step = 1 ORDER BY tensor, target").fetchall()
+    rows = (
+        open_cache(args.workdir / "cache")
+        .execute("SELECT sv FROM spectra WHERE step = 1 ORDER BY tensor, target")
+        .fetchall()
+    )
     worst_alpha, worst_xmin, n = fits.exhaustive([np.array(r[0]) for r in rows], args.exhaustive)
-    print(f"alpha vs powerlaw.Fit(alpha in [1, inf)) exhaustive search, {n} spectra: max |d alpha| "
-          f"{worst_alpha:.1e}, max relative d xmin {worst_xmin:.1e}")
+    print(
+        f"alpha vs powerlaw.Fit(alpha in [1, inf)) exhaustive search, {n} spectra: max |d alpha| "
+        f"{worst_alpha:.1e}, max relative d xmin {worst_xmin:.1e}"
+    )
 
 
 def main() -> None:
@@ -149,10 +196,17 @@ def main() -> None:
     parser.add_argument("--triplets", default="auto", choices=["auto", "eigh", "lowrank"])
     parser.add_argument("--workers", type=int, default=0, help="rlvr analyze --workers (0: its default)")
     parser.add_argument("--skip-baseline", action="store_true", help="time rlvr analyze only")
-    parser.add_argument("--exhaustive", type=int, default=24,
-                        help="cached spectra to check against powerlaw's exhaustive xmin search (0: none)")
-    parser.add_argument("--weightwatcher", action="store_true",
-                        help="also run bench/fits.py's WeightWatcher side-by-side (needs weightwatcher)")
+    parser.add_argument(
+        "--exhaustive",
+        type=int,
+        default=24,
+        help="cached spectra to check against powerlaw's exhaustive xmin search (0: none)",
+    )
+    parser.add_argument(
+        "--weightwatcher",
+        action="store_true",
+        help="also run bench/fits.py's WeightWatcher side-by-side (needs weightwatcher)",
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rlvr-bench"))
     parser.add_argument("--child", choices=["analyze", "spectra", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--base", type=Path, help=argparse.SUPPRESS)
@@ -172,28 +226,41 @@ def main() -> None:
     print(f"checkpoints ready in {time.perf_counter() - t0:.1f} s: {base} {step}")
     ours = run_child("spectra", args, base, step)
     full = run_child("analyze", args, base, step)
-    print(f"shape={args.shape} device={args.device} threads={args.threads} triplets={args.triplets} "
-          f"workers={args.workers or 'default'}")
+    print(
+        f"shape={args.shape} device={args.device} threads={args.threads} triplets={args.triplets} "
+        f"workers={args.workers or 'default'}"
+    )
     print(f"rlvr analyze --no-fits: {ours['seconds']:8.1f} s per checkpoint, peak RSS {ours['peak_rss_mb']:.0f} MB")
-    print(f"rlvr analyze (fits)   : {full['seconds']:8.1f} s per checkpoint, peak RSS {full['peak_rss_mb']:.0f} MB;"
-          f" fits' share {1 - ours['seconds'] / full['seconds']:.0%}")
+    print(
+        f"rlvr analyze (fits)   : {full['seconds']:8.1f} s per checkpoint, peak RSS {full['peak_rss_mb']:.0f} MB;"
+        f" fits' share {1 - ours['seconds'] / full['seconds']:.0%}"
+    )
     if args.exhaustive:
         compare_fits(args, step)
     if args.weightwatcher:
         import fits
 
         from rlvr_core.readers.checkpoint import Checkpoint
+
         our_fits, t_ours, _, _ = fits.ours(Checkpoint(step), Checkpoint(base))
         alphas, t_ww = fits.weightwatcher(Checkpoint(step))
         diffs = [abs(our_fits[n].alpha - a) for n, a in alphas.items() if our_fits[n].fit_status == "ok"]
-        print(f"WeightWatcher analyze(): {t_ww:.1f} s for W only vs ours {t_ours:.1f} s ({t_ww / t_ours:.2f}x); "
-              f"alpha max |diff| {max(diffs):.2e} over {len(diffs)} layers")
+        print(
+            f"WeightWatcher analyze(): {t_ww:.1f} s for W only vs ours {t_ours:.1f} s ({t_ww / t_ours:.2f}x); "
+            f"alpha max |diff| {max(diffs):.2e} over {len(diffs)} layers"
+        )
     if args.skip_baseline:
         return
     naive = run_child("baseline", args, base, step)
-    scaled = "" if not args.baseline_blocks else (
-        f" (measured on {naive['measured_tensors']} of {naive['tensors']} tensors, scaled)")
-    print(f"baseline ({args.baseline_dtype}): {naive['seconds']:8.1f} s per checkpoint{scaled}, peak RSS {naive['peak_rss_mb']:.0f} MB")
+    scaled = (
+        ""
+        if not args.baseline_blocks
+        else (f" (measured on {naive['measured_tensors']} of {naive['tensors']} tensors, scaled)")
+    )
+    print(
+        f"baseline ({args.baseline_dtype}): {naive['seconds']:8.1f} s per checkpoint{scaled}, "
+        f"peak RSS {naive['peak_rss_mb']:.0f} MB"
+    )
     print(f"speed-up (spectra vs baseline): {naive['seconds'] / ours['seconds']:8.2f}x")
 
 

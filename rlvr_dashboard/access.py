@@ -43,8 +43,10 @@ def login_page() -> None:
         st.info("This dashboard is shared by a lab: log in to see its runs.")
         st.button("Log in", on_click=st.login, type="primary")
     else:
-        st.error(f"Not signed in: this server expects the lab's sign-in proxy to identify you "
-                 f"(header {auth.header}). Open the dashboard through the proxy's address.")
+        st.error(
+            f"Not signed in: this server expects the lab's sign-in proxy to identify you "
+            f"(header {auth.header}). Open the dashboard through the proxy's address."
+        )
 
 
 def user() -> str | None:

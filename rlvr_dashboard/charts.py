@@ -16,9 +16,17 @@ def banded(frame, value: str, title: str) -> go.Figure:
     for i, (module, part) in enumerate(frame.groupby("module")):
         color = palette[i % len(palette)]
         band = list(part["step"]) + list(part["step"])[::-1]
-        figure.add_scatter(x=band, y=list(part["q3"]) + list(part["q1"])[::-1], fill="toself", opacity=0.15,
-                           fillcolor=color, line={"width": 0}, showlegend=False, hoverinfo="skip",
-                           name=f"{module} quartiles")
+        figure.add_scatter(
+            x=band,
+            y=list(part["q3"]) + list(part["q1"])[::-1],
+            fill="toself",
+            opacity=0.15,
+            fillcolor=color,
+            line={"width": 0},
+            showlegend=False,
+            hoverinfo="skip",
+            name=f"{module} quartiles",
+        )
         figure.add_scatter(x=part["step"], y=part["median"], mode="lines+markers", name=module, line={"color": color})
     figure.update_layout(title=title, xaxis_title="step", yaxis_title=value)
     return figure

@@ -18,18 +18,33 @@ from pathlib import Path
 import streamlit as st
 
 from rlvr_core.cache import Cache
+from rlvr_core.cache import queue as jobs
 from rlvr_core.cache.queries import Queries
 from rlvr_core.cli import requests
 from rlvr_core.cli.requests import AnalyzeRequest, CompareRequest, DemoRequest, LogsRequest
 from rlvr_core.errors import RlvrError
 from rlvr_core.readers.layout import StepCheckpoint, discover_steps, locate_step
-from rlvr_core.cache import queue as jobs
 
 from . import access
 
-__all__ = ["AnalyzeRequest", "CompareRequest", "DemoRequest", "LogsRequest", "active_demo", "cache", "cancel_job",
-           "check_run_folder", "demo_progress", "job_log", "jobs_list", "pick", "pick_many", "queries",
-           "run_folder_of", "submit"]
+__all__ = [
+    "AnalyzeRequest",
+    "CompareRequest",
+    "DemoRequest",
+    "LogsRequest",
+    "active_demo",
+    "cache",
+    "cancel_job",
+    "check_run_folder",
+    "demo_progress",
+    "job_log",
+    "jobs_list",
+    "pick",
+    "pick_many",
+    "queries",
+    "run_folder_of",
+    "submit",
+]
 
 
 def cache() -> Cache:
@@ -42,8 +57,9 @@ def queries() -> Queries:
     return cache().queries()
 
 
-def pick(label: str, options: list, key: str, default_index: int = 0, container=st, radio: bool = False,
-         format_func=str):
+def pick(
+    label: str, options: list, key: str, default_index: int = 0, container=st, radio: bool = False, format_func=str
+):
     """A selectbox (or a horizontal radio) initialised from the URL query parameter `key` (when it names an
     option) that writes the chosen value back to the URL."""
     names = [str(o) for o in options]
@@ -81,8 +97,10 @@ def submit(request: requests.JobRequest) -> str | None:
         st.error(str(error))
         return None
     if new:
-        st.success(f"{request.kind} job {ident} queued: a worker (`rlvr worker`, or the one `rlvr serve` starts) "
-                   "runs it; follow it on the Jobs page.")
+        st.success(
+            f"{request.kind} job {ident} queued: a worker (`rlvr worker`, or the one `rlvr serve` starts) "
+            "runs it; follow it on the Jobs page."
+        )
     else:
         st.info(f"An identical {request.kind} job is already queued or running: {ident}.")
     return ident
@@ -134,8 +152,10 @@ def demo_progress() -> None:
         return
     st.session_state["watching_demo"] = True
     if job.state == "queued":
-        st.info(f"The demo (job {job.id}) is queued and waits for a worker: `rlvr worker` in a shell "
-                "(`rlvr serve` starts one for you).")
+        st.info(
+            f"The demo (job {job.id}) is queued and waits for a worker: `rlvr worker` in a shell "
+            "(`rlvr serve` starts one for you)."
+        )
         return
     status = st.status(f"Building the demo (job {job.id}): {job.message or 'starting'}", expanded=True, state="running")
     status.code(job_log(job.id, 1500) or "(no output yet)", language=None)

@@ -22,10 +22,12 @@ def run_fixture(tmp_path: Path):
 @pytest.fixture
 def cli(capsys):
     """Run `rlvr ...` in-process; returns (exit code, stdout, stderr)."""
+
     def call(*argv: str) -> tuple[int, str, str]:
         rc = main([str(a) for a in argv])
         out = capsys.readouterr()
         return rc, out.out, out.err
+
     return call
 
 
@@ -38,16 +40,24 @@ def quick_demo(tmp_path_factory) -> tuple[Path, Path, str]:
     """`rlvr demo --quick` run once per session through the real entry point: (out, cache, stdout)."""
     root = tmp_path_factory.mktemp("demo")
     out, cache = root / "demo", root / "cache"
-    proc = subprocess.run([sys.executable, "-m", "rlvr_core", "demo", "--quick", "--out", str(out), "--cache", str(cache)],
-                          capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONHASHSEED": "0"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlvr_core", "demo", "--quick", "--out", str(out), "--cache", str(cache)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, cache, proc.stdout
 
 
 def benchmarks_dir() -> Path | None:
     """The shared benchmark sets: $RLVR_DATA, else ../shared/data/benchmarks next to the project."""
-    for candidate in (os.environ.get("RLVR_DATA"), Path(__file__).resolve().parents[2] / "shared/data/benchmarks",
-                      Path("/work/shared/data/benchmarks")):
+    for candidate in (
+        os.environ.get("RLVR_DATA"),
+        Path(__file__).resolve().parents[2] / "shared/data/benchmarks",
+        Path("/work/shared/data/benchmarks"),
+    ):
         if candidate and (Path(candidate) / "math500.jsonl").is_file():
             return Path(candidate)
     return None

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlvr_core.fixtures import ModelShape, build_run, random_model, write_checkpoint
 from rlvr_core.cache.store import open_cache
+from rlvr_core.fixtures import ModelShape, build_run, random_model, write_checkpoint
 
 from .conftest import parquet_files
 
@@ -45,8 +45,20 @@ def test_view_columns_are_the_contract(run_fixture, tmp_path, cli) -> None:
     con = open_cache(cache)
     expected = {
         "checkpoints": ["run", "step", "path", "fingerprint", "n_tensors", "analyzed_at"],
-        "layers": ["run", "step", "tensor", "layer", "module", "rows", "cols", "target", "fro_norm",
-                   "spectral_norm", "stable_rank", "rank1_energy"],
+        "layers": [
+            "run",
+            "step",
+            "tensor",
+            "layer",
+            "module",
+            "rows",
+            "cols",
+            "target",
+            "fro_norm",
+            "spectral_norm",
+            "stable_rank",
+            "rank1_energy",
+        ],
         "spectra": ["run", "step", "tensor", "target", "sv"],
         "vectors": ["run", "step", "tensor", "k", "sigma", "u", "v"],
     }
@@ -74,6 +86,7 @@ def test_dtypes_and_sharding_read_the_stored_values(tmp_path, cli, dtype, shards
     con = open_cache(cache)
     sv = con.execute("SELECT sv FROM spectra WHERE step = 4 AND target = 'W'").fetchone()[0]
     from safetensors import safe_open
+
     stored = {}
     for f in fx.step_dirs[4].glob("*.safetensors"):
         with safe_open(str(f), "pt") as h:
@@ -89,11 +102,18 @@ def test_gpt2_conv1d_weights_are_analysed_out_by_in(tmp_path, cli) -> None:
     cache = tmp_path / "cache"
     assert cli("analyze", fx.run_dir, "--base", fx.base_dir, "--cache", cache)[0] == 0
     con = open_cache(cache)
-    shapes = dict(((m, (r, c)) for m, r, c in con.execute(
-        "SELECT module, rows, cols FROM layers WHERE step = 8 AND target = 'dW'").fetchall()))
+    shapes = dict(
+        (
+            (m, (r, c))
+            for m, r, c in con.execute(
+                "SELECT module, rows, cols FROM layers WHERE step = 8 AND target = 'dW'"
+            ).fetchall()
+        )
+    )
     assert shapes == {"attn.c_attn": (48, 16), "attn.c_proj": (16, 16), "mlp.c_fc": (48, 16), "mlp.c_proj": (16, 48)}
-    u, = con.execute("SELECT u FROM vectors WHERE tensor = 'h.0.attn.c_attn.weight' AND k = 1 "
-                     "AND target = 'dW'").fetchone()
+    (u,) = con.execute(
+        "SELECT u FROM vectors WHERE tensor = 'h.0.attn.c_attn.weight' AND k = 1 AND target = 'dW'"
+    ).fetchone()
     assert len(u) == 48 and abs(np.dot(u, fx.planted["h.0.attn.c_attn.weight"][0].numpy())) > 0.999
 
 
@@ -111,8 +131,10 @@ def test_untouched_tensor_has_zero_update_not_nan(tmp_path, cli) -> None:
     cache = tmp_path / "cache"
     assert cli("analyze", fx.run_dir, "--base", fx.base_dir, "--cache", cache)[0] == 0
     con = open_cache(cache)
-    row = con.execute("SELECT fro_norm, spectral_norm, stable_rank, rank1_energy FROM layers "
-                      "WHERE tensor = ? AND target = 'dW'", [name]).fetchone()
+    row = con.execute(
+        "SELECT fro_norm, spectral_norm, stable_rank, rank1_energy FROM layers WHERE tensor = ? AND target = 'dW'",
+        [name],
+    ).fetchone()
     assert row == (0.0, 0.0, 0.0, 0.0)
     sv = con.execute("SELECT sv FROM spectra WHERE tensor = ? AND target = 'dW'", [name]).fetchone()[0]
     assert sv == [0.0] * 16
@@ -122,8 +144,18 @@ def test_untouched_tensor_has_zero_update_not_nan(tmp_path, cli) -> None:
 
 def test_embeddings_only_on_request(run_fixture, tmp_path, cli) -> None:
     cache = tmp_path / "cache"
-    cli("analyze", run_fixture.run_dir, "--base", run_fixture.base_dir, "--cache", cache, "--steps", "10",
-        "--include-embeddings", "--no-base")
+    cli(
+        "analyze",
+        run_fixture.run_dir,
+        "--base",
+        run_fixture.base_dir,
+        "--cache",
+        cache,
+        "--steps",
+        "10",
+        "--include-embeddings",
+        "--no-base",
+    )
     con = open_cache(cache)
     kinds = con.execute("SELECT kind, count(*) FROM layers WHERE target = 'W' GROUP BY 1 ORDER BY 1").fetchall()
     assert kinds == [("embedding", 1), ("linear", 14), ("lm_head", 1)]
@@ -167,13 +199,31 @@ def test_cache_from_environment(run_fixture, tmp_path, cli, monkeypatch) -> None
 def test_console_entry_point_runs(run_fixture, tmp_path) -> None:
     """The real entry point (`python -m rlvr_core`) in a fresh process, as a user runs it."""
     env = dict(os.environ, RLVR_CACHE=str(tmp_path / "c"))
-    proc = subprocess.run([sys.executable, "-m", "rlvr_core", "analyze", str(run_fixture.run_dir), "--base",
-                           str(run_fixture.base_dir), "--steps", "20"], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlvr_core",
+            "analyze",
+            str(run_fixture.run_dir),
+            "--base",
+            str(run_fixture.base_dir),
+            "--steps",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "1 tensor" not in proc.stdout and "analysed steps [0, 20]" in proc.stdout
     assert "28/28" in proc.stderr  # the progress bar: tensors done of total
-    proc = subprocess.run([sys.executable, "-m", "rlvr_core", "analyze", "/nonexistent", "--base", "/x"],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlvr_core", "analyze", "/nonexistent", "--base", "/x"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("error: /nonexistent: expected a run folder")
     assert len(proc.stderr.strip().splitlines()) == 1
 
@@ -181,8 +231,16 @@ def test_console_entry_point_runs(run_fixture, tmp_path) -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_device_gives_the_cpu_numbers(run_fixture, tmp_path, cli) -> None:
     for device in ("cpu", "cuda"):
-        rc, _, err = cli("analyze", run_fixture.run_dir, "--base", run_fixture.base_dir, "--cache",
-                         tmp_path / device, "--device", device)
+        rc, _, err = cli(
+            "analyze",
+            run_fixture.run_dir,
+            "--base",
+            run_fixture.base_dir,
+            "--cache",
+            tmp_path / device,
+            "--device",
+            device,
+        )
         assert rc == 0, err
     q = "SELECT tensor, target, sv FROM spectra ORDER BY step, tensor, target"
     cpu, gpu = open_cache(tmp_path / "cpu").execute(q).fetchall(), open_cache(tmp_path / "cuda").execute(q).fetchall()
@@ -193,8 +251,9 @@ def test_cuda_device_gives_the_cpu_numbers(run_fixture, tmp_path, cli) -> None:
         np.testing.assert_allclose(b_sv[resolvable], a_sv[resolvable], rtol=1e-6)
         np.testing.assert_allclose(b_sv, a_sv, rtol=0, atol=1e-9 * a_sv[0])
     q = "SELECT u FROM vectors WHERE k = 1 ORDER BY step, tensor, target"
-    for (a,), (b,) in zip(open_cache(tmp_path / "cpu").execute(q).fetchall(),
-                          open_cache(tmp_path / "cuda").execute(q).fetchall()):
+    for (a,), (b,) in zip(
+        open_cache(tmp_path / "cpu").execute(q).fetchall(), open_cache(tmp_path / "cuda").execute(q).fetchall()
+    ):
         np.testing.assert_allclose(b, a, atol=1e-4)
 
 
@@ -208,8 +267,20 @@ def test_stale_temporary_folders_are_cleaned(run_fixture, tmp_path, cli) -> None
         (folder / "layers.parquet").write_bytes(b"partial")
     past = time.time() - store.STALE_SECONDS - 60
     os.utime(old, (past, past))
-    assert cli("analyze", run_fixture.run_dir, "--base", run_fixture.base_dir, "--cache", tmp_path / "cache",
-               "--steps", "20", "--no-fits")[0] == 0
+    assert (
+        cli(
+            "analyze",
+            run_fixture.run_dir,
+            "--base",
+            run_fixture.base_dir,
+            "--cache",
+            tmp_path / "cache",
+            "--steps",
+            "20",
+            "--no-fits",
+        )[0]
+        == 0
+    )
     assert not old.exists() and fresh.exists()  # a recent one may belong to a live writer
     assert open_cache(tmp_path / "cache").execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 2
 
@@ -217,8 +288,19 @@ def test_stale_temporary_folders_are_cleaned(run_fixture, tmp_path, cli) -> None
 @pytest.mark.parametrize("topk", ["1", "0"])
 def test_topk_one_and_none(run_fixture, tmp_path, cli, topk) -> None:
     cache = tmp_path / "cache"
-    rc, _, err = cli("analyze", run_fixture.run_dir, "--base", run_fixture.base_dir, "--cache", cache,
-                     "--topk", topk, "--steps", "20", "--no-fits")
+    rc, _, err = cli(
+        "analyze",
+        run_fixture.run_dir,
+        "--base",
+        run_fixture.base_dir,
+        "--cache",
+        cache,
+        "--topk",
+        topk,
+        "--steps",
+        "20",
+        "--no-fits",
+    )
     assert rc == 0, err
     con = open_cache(cache)
     n = con.execute("SELECT count(*), max(k) FROM vectors WHERE target = 'dW'").fetchone()

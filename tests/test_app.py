@@ -20,8 +20,22 @@ APP = str(Path(__file__).resolve().parent.parent / "app.py")
 def cache_with_run(tmp_path, monkeypatch):
     fx = build_run(tmp_path / "d", ModelShape(n_layers=2), steps=(10, 20))
     cache = tmp_path / "cache"
-    assert main(["analyze", str(fx.run_dir), "--base", str(fx.base_dir), "--cache", str(cache), "--run",
-                 "grpo-demo", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                str(fx.run_dir),
+                "--base",
+                str(fx.base_dir),
+                "--cache",
+                str(cache),
+                "--run",
+                "grpo-demo",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     monkeypatch.setenv("RLVR_CACHE", str(cache))
     return cache
 
@@ -92,7 +106,14 @@ def test_runs_page_checks_a_run_folder_and_queues_its_analysis(tmp_path, monkeyp
     at.text_input(key="run_name").set_value("mine")
     next(b for b in at.button if b.label == "Queue the analysis").click().run()
     (job,) = jobs.list_jobs(cache)
-    assert job.kind == "analyze" and job.argv == [str(fx.run_dir), "--base", str(fx.base_dir), "--run", "mine", "--quiet"]
+    assert job.kind == "analyze" and job.argv == [
+        str(fx.run_dir),
+        "--base",
+        str(fx.base_dir),
+        "--run",
+        "mine",
+        "--quiet",
+    ]
     at.text_input(key="log_path").set_value(str(tmp_path / "log.jsonl"))
     at.text_input(key="log_run").set_value("mine")
     next(b for b in at.button if b.label == "Queue the ingestion").click().run()
@@ -138,7 +159,10 @@ def test_alignment_page_on_the_demo(demo_cache) -> None:
 
 def test_new_pages_say_what_to_do_on_an_empty_cache(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "empty"))
-    for page, hint in (("rlvr_dashboard/views/reward.py", "rlvr logs"), ("rlvr_dashboard/views/alignment.py", "rlvr analyze")):
+    for page, hint in (
+        ("rlvr_dashboard/views/reward.py", "rlvr logs"),
+        ("rlvr_dashboard/views/alignment.py", "rlvr analyze"),
+    ):
         at = AppTest.from_file(APP, default_timeout=60)
         at.switch_page(page).run()
         assert not at.exception and hint in at.info[0].value
@@ -187,8 +211,12 @@ def test_substitution_page_queues_a_comparison_and_shows_recovery(quick_demo, tm
     at.button[0].click().run()
     (job,) = jobs.list_jobs(cache)
     assert job.kind == "compare" and "--limit" in job.argv and job.argv[job.argv.index("--run") + 1] == "demo-grpo"
-    worker = subprocess.run([sys.executable, "-m", "rlvr_core", "worker", "--once", "--cache", str(cache)],
-                            capture_output=True, text=True, timeout=300)
+    worker = subprocess.run(
+        [sys.executable, "-m", "rlvr_core", "worker", "--once", "--cache", str(cache)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert worker.returncode == 0 and jobs.get(cache, job.id).state == "done", jobs.log_tail(cache, job.id)
     at = AppTest.from_file(APP, default_timeout=60)
     at.switch_page("rlvr_dashboard/views/substitution.py").run()
@@ -262,8 +290,11 @@ def test_runs_page_reads_only_under_the_data_roots(tmp_path, monkeypatch) -> Non
     monkeypatch.setenv("RLVR_DATA_ROOTS", str(tmp_path / "models"))
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert at.selectbox(key="found_run").options == [str(fx.run_dir.resolve())]
-    for bad in (str(outside.run_dir), str(tmp_path / "models" / ".." / "elsewhere" / fx.run_dir.name),
-                str(tmp_path / "models" / "link")):
+    for bad in (
+        str(outside.run_dir),
+        str(tmp_path / "models" / ".." / "elsewhere" / fx.run_dir.name),
+        str(tmp_path / "models" / "link"),
+    ):
         at.text_input(key="run_dir").set_value(bad)
         next(b for b in at.button if b.label == "Check").click().run()
         assert "outside" in at.error[0].value and "data roots" in at.error[0].value, bad

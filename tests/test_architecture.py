@@ -58,7 +58,7 @@ def _imports(file: Path) -> set[str]:
 
 def test_the_package_map_lists_every_subpackage_and_each_says_what_it_may_import():
     doc = rlvr_core.__doc__ or ""
-    assert SUBPACKAGES == sorted(ALLOWED)
+    assert sorted(ALLOWED) == SUBPACKAGES
     for name in SUBPACKAGES:
         assert f"- `{name}`" in doc, f"rlvr_core/__init__.py's package map does not list {name}"
         sub_doc = ast.get_docstring(ast.parse((PACKAGE / name / "__init__.py").read_text())) or ""
@@ -73,7 +73,9 @@ def test_each_subpackage_imports_only_what_it_may(name):
 
 
 def test_no_sql_and_no_cache_path_outside_the_cache():
-    pattern = re.compile(r"\b(SELECT|INSERT|UPDATE|CREATE)\s+\w|\.parquet|jobs\.sqlite|\bstep-\{|\"evals\"|\"variants\"")
+    pattern = re.compile(
+        r"\b(SELECT|INSERT|UPDATE|CREATE)\s+\w|\.parquet|jobs\.sqlite|\bstep-\{|\"evals\"|\"variants\""
+    )
     offenders = []
     for file in sorted(list(PACKAGE.rglob("*.py")) + list((ROOT / "rlvr_dashboard").rglob("*.py")) + [ROOT / "app.py"]):
         if file.is_relative_to(PACKAGE / "cache"):
@@ -86,25 +88,25 @@ def test_no_sql_and_no_cache_path_outside_the_cache():
 
 def _readme_table(heading: str) -> list[list[str]]:
     """The rows of the first Markdown table after `heading`."""
-    text = README[README.index(heading):]
+    text = README[README.index(heading) :]
     lines = [line for line in text.splitlines()]
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     rows = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("|"):
             break
         rows.append([cell.strip() for cell in line.strip("|").split("|")])
     return rows
 
 
-@pytest.mark.parametrize("command, heading", [("analyze", "All flags of `rlvr analyze`"),
-                                              ("compare", "All flags of `rlvr compare`")])
+@pytest.mark.parametrize(
+    "command, heading", [("analyze", "All flags of `rlvr analyze`"), ("compare", "All flags of `rlvr compare`")]
+)
 def test_readme_flag_tables_match_the_parsers(command, heading):
     _, parsers = build_parser()
     parser = parsers[command]
     documented = {re.match(r"`([^` ]+)", row[0]).group(1) for row in _readme_table(heading)}
-    actual = {a.option_strings[0] if a.option_strings else a.dest.upper() for a in parser._actions
-              if a.dest != "help"}
+    actual = {a.option_strings[0] if a.option_strings else a.dest.upper() for a in parser._actions if a.dest != "help"}
     assert documented == actual
     for row in _readme_table(heading):
         flag = re.match(r"`([^` ]+)", row[0]).group(1)
@@ -116,8 +118,11 @@ def test_readme_flag_tables_match_the_parsers(command, heading):
 def test_readme_settings_table_matches_the_settings_dataclasses():
     rows = _readme_table("### Settings")
     keys = {}
-    for cls, prefix in ((settings_module.Settings, ""), (settings_module.AuthSettings, "auth."),
-                        (settings_module.ServerSettings, "server.")):
+    for cls, prefix in (
+        (settings_module.Settings, ""),
+        (settings_module.AuthSettings, "auth."),
+        (settings_module.ServerSettings, "server."),
+    ):
         for f in dataclasses.fields(cls):
             if f.name not in ("auth", "server"):
                 keys[prefix + f.name] = f
@@ -134,20 +139,32 @@ def test_the_dashboard_never_imports_torch(tmp_path, run_fixture):
     from rlvr_core.cli import main
 
     cache = tmp_path / "cache"
-    assert main(["analyze", str(run_fixture.run_dir), "--base", str(run_fixture.base_dir), "--cache", str(cache),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            ["analyze", str(run_fixture.run_dir), "--base", str(run_fixture.base_dir), "--cache", str(cache), "--quiet"]
+        )
+        == 0
+    )
     files = [ROOT / "app.py"] + sorted((ROOT / "rlvr_dashboard").rglob("*.py"))
     modules = sorted({m for f in files for m in _module_names(f)})
     assert "rlvr_core.cache.queries" in modules and "rlvr_dashboard.ui" in modules
     pages = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "rlvr_dashboard" / "views").glob("*.py"))]
-    code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
-            "from streamlit.testing.v1 import AppTest\n"
-            f"for page in {pages!r}:\n"
-            f"    at = AppTest.from_file({str(ROOT / 'app.py')!r}, default_timeout=60); at.switch_page(page).run()\n"
-            "    assert not at.exception, (page, at.exception)\n"
-            "print(json.dumps(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))))\n")
-    out = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, cwd=ROOT,
-                         env={**__import__("os").environ, "RLVR_CACHE": str(cache)}, timeout=300)
+    code = (
+        f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"for page in {pages!r}:\n"
+        f"    at = AppTest.from_file({str(ROOT / 'app.py')!r}, default_timeout=60); at.switch_page(page).run()\n"
+        "    assert not at.exception, (page, at.exception)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", "import json\n" + code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**__import__("os").environ, "RLVR_CACHE": str(cache)},
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
@@ -162,3 +179,22 @@ def _module_names(file: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.level:
             names.add("rlvr_dashboard" + (f".{node.module}" if node.module else ""))
     return names
+
+
+def test_readme_test_command_is_what_ci_runs():
+    block = README[README.index("Run the tests") :]
+    command = block[block.index("```bash\n") + 8 : block.index("\n```", block.index("```bash\n"))]
+    ci_line = command.replace("pip install -r", "pip install -q -r").replace(
+        "pip install --no-deps", "pip install -q --no-deps"
+    )
+    ci_line = ci_line.split("&& ", 1)[1].split("&& ", 1)[1]  # CI makes its own venv
+    assert ci_line in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_python_imports_resolve():
+    """Every `from rlvr_core... import ...` line in the README's Python examples imports."""
+    lines = re.findall(r"^\s*(from rlvr_core[\w.]* import [\w, ]+)", README, re.M)
+    assert len(lines) >= 4
+    code = "\n".join(line.strip() for line in lines)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr

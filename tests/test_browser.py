@@ -21,9 +21,12 @@ from rlvr_core.cache import queue as jobs
 from rlvr_core.fixtures import ModelShape, build_run
 
 CHROMIUM = "/usr/bin/chromium"
-pytestmark = [pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.skipif(os.environ.get("RLVR_BROWSER_TESTS") != "1", reason="set RLVR_BROWSER_TESTS=1"),
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install chromium")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("RLVR_BROWSER_TESTS") != "1", reason="set RLVR_BROWSER_TESTS=1"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install chromium"),
+]
 APP_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -35,10 +38,25 @@ def _free_port() -> int:
 
 def _start(cache: Path, **env: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
-                            cwd=APP_DIR, env={**os.environ, "RLVR_CACHE": str(cache), **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=APP_DIR,
+        env={**os.environ, "RLVR_CACHE": str(cache), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -51,8 +69,10 @@ def _start(cache: Path, **env: str) -> tuple[subprocess.Popen, str]:
 
 
 def _launch(p):
-    return p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu",
-                                                             "--disable-background-networking"])
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
 
 
 @pytest.fixture
@@ -101,8 +121,15 @@ def test_every_page_renders_and_an_analysis_runs_from_the_ui(server, tmp_path):
     with sync_playwright() as p:
         browser = _launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        for path, charted in (("", False), ("layers", True), ("spectra", True), ("alignment", True), ("reward", True),
-                              ("substitution", False), ("jobs", False)):
+        for path, charted in (
+            ("", False),
+            ("layers", True),
+            ("spectra", True),
+            ("alignment", True),
+            ("reward", True),
+            ("substitution", False),
+            ("jobs", False),
+        ):
             page.goto(f"{url}/{path}")
             page.wait_for_selector("h1", timeout=60000)
             if charted:
@@ -120,8 +147,12 @@ def test_every_page_renders_and_an_analysis_runs_from_the_ui(server, tmp_path):
         page.wait_for_selector("text=analyze job", timeout=30000)
         page.goto(f"{url}/jobs")
         page.wait_for_selector("h1", timeout=60000)
-        worker = subprocess.run([sys.executable, "-m", "rlvr_core", "worker", "--drain", "--cache", str(cache)],
-                                capture_output=True, text=True, timeout=300)
+        worker = subprocess.run(
+            [sys.executable, "-m", "rlvr_core", "worker", "--drain", "--cache", str(cache)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert worker.returncode == 0, worker.stderr
         job = next(j for j in jobs.list_jobs(cache) if "from-the-ui" in j.argv)
         assert job.state == "done", jobs.log_tail(cache, job.id)

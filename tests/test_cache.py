@@ -18,9 +18,13 @@ def test_layout_is_computed_in_one_place(tmp_path):
     cache = Cache(tmp_path)
     assert cache.step_dir("grpo", 10) == tmp_path / "runs" / "grpo" / "step-10"
     assert cache.eval_dir("abc123") == tmp_path / "evals" / "abc123"
-    assert cache.variant_dir("grpo", 20, 1, "truncated", 1.0, "base") == \
-        tmp_path / "variants" / "grpo" / "step-20-rank1-truncated-keepbase"
-    assert cache.variant_dir("grpo", 20, 4, "norm-matched", 0.5, "step").name == "step-20-rank4-norm-matched-a0.5-keepstep"
+    assert (
+        cache.variant_dir("grpo", 20, 1, "truncated", 1.0, "base")
+        == tmp_path / "variants" / "grpo" / "step-20-rank1-truncated-keepbase"
+    )
+    assert (
+        cache.variant_dir("grpo", 20, 4, "norm-matched", 0.5, "step").name == "step-20-rank4-norm-matched-a0.5-keepstep"
+    )
     assert cache.jobs_db == tmp_path / "jobs.sqlite" and cache.job_log("0a1b") == tmp_path / "jobs" / "0a1b.log"
     with pytest.raises(UsageError, match="run name '../x'"):
         cache.run_dir("../x")
@@ -35,7 +39,7 @@ def test_two_writers_of_one_folder_both_publish_whole_folders(tmp_path):
                 with publishing(final) as tmp:
                     (tmp / "a.txt").write_text(f"{tag}{i}")
                     (tmp / "b.txt").write_text(f"{tag}{i}")
-        except Exception as error:  # noqa: BLE001 - the test reports any failure
+        except Exception as error:
             errors.append(error)
 
     threads = [threading.Thread(target=write, args=(t,)) for t in "xy"]
@@ -51,8 +55,12 @@ def test_two_writers_of_one_folder_both_publish_whole_folders(tmp_path):
 def _merge_many(root: str, tag: str, count: int) -> None:
     cache = Cache(root)
     for i in range(count):
-        cache.merge_run_rows("r", "recovery", [{"run": "r", "step": i, "rank": 1, "mode": tag, "dataset": "d"}],
-                             ("step", "rank", "mode", "dataset"))
+        cache.merge_run_rows(
+            "r",
+            "recovery",
+            [{"run": "r", "step": i, "rank": 1, "mode": tag, "dataset": "d"}],
+            ("step", "rank", "mode", "dataset"),
+        )
 
 
 def test_merges_by_two_processes_keep_every_row(tmp_path):
@@ -78,9 +86,10 @@ def test_a_merge_replaces_rows_with_its_own_keys_only(tmp_path):
 
 
 def test_old_module_paths_are_the_new_modules():
-    import rlvr_core.cache.store
     import rlvr_core.store
     import rlvr_core.substitution
+
+    import rlvr_core.cache.store
     import rlvr_core.training.periodic
     from rlvr_core.demo import DemoConfig
     from rlvr_core.demo.build import DemoConfig as Built

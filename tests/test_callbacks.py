@@ -35,11 +35,21 @@ def _train(tmp_path: Path, callback, steps: int):
     base = linear_state(model)
     base_dir = tmp_path / "base"
     model.save_pretrained(base_dir)
-    args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=steps, per_device_train_batch_size=8,
-                             learning_rate=3e-3, report_to=[], save_strategy="no", logging_strategy="no",
-                             use_cpu=True, seed=0, disable_tqdm=True)
-    trainer = Trainer(model=model, args=args, train_dataset=_dataset(tokenizer),
-                      callbacks=[callback(base_dir)] if callback else [])
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        max_steps=steps,
+        per_device_train_batch_size=8,
+        learning_rate=3e-3,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=model, args=args, train_dataset=_dataset(tokenizer), callbacks=[callback(base_dir)] if callback else []
+    )
     trainer.train()
     return model, base
 

@@ -9,9 +9,8 @@ import json
 import pytest
 import torch
 
-from rlvr_core.demo import arithmetic
-
 from rlvr_core.cache import store
+from rlvr_core.demo import arithmetic
 from rlvr_core.readers.trainlog import pick_metrics, read_log
 
 pytestmark = pytest.mark.slow
@@ -31,8 +30,9 @@ def test_demo_prints_its_numbers_and_fills_the_cache(quick_demo, cli):
     assert set(n_align) == set(RUNS)
     names = {r[0] for r in con.execute("SELECT DISTINCT name FROM metrics").fetchall()}
     assert {"reward", "eval_accuracy", "clip_ratio"} <= names
-    summary = con.execute("SELECT reward_metric, test_metric, log_format FROM run_summary WHERE run = ?",
-                          [RUNS[0]]).fetchone()
+    summary = con.execute(
+        "SELECT reward_metric, test_metric, log_format FROM run_summary WHERE run = ?", [RUNS[0]]
+    ).fetchone()
     assert summary == ("reward", "eval_accuracy", "trl")
 
 
@@ -43,8 +43,9 @@ def test_checkpoints_load_with_transformers_and_reproduce_the_logged_accuracy(qu
     folders = [out / "base"] + sorted((out / "runs").glob("demo-grpo*/checkpoint-*"))
     assert len(folders) == 5
     for folder in folders:
-        assert {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json"} <= \
-            {p.name for p in folder.iterdir()}
+        assert {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json"} <= {
+            p.name for p in folder.iterdir()
+        }
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder)
         assert type(model).__name__ == "LlamaForCausalLM"
@@ -57,7 +58,7 @@ def test_checkpoints_load_with_transformers_and_reproduce_the_logged_accuracy(qu
     ids = torch.tensor([tokenizer(r["problem"])["input_ids"] for r in rows])
     with torch.no_grad():
         gen = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=5, do_sample=False)
-    texts = tokenizer.batch_decode(gen[:, ids.shape[1]:], skip_special_tokens=True)
+    texts = tokenizer.batch_decode(gen[:, ids.shape[1] :], skip_special_tokens=True)
     acc = sum(arithmetic.verify(t, r["answer"]) for t, r in zip(texts, rows)) / len(rows)
     logged = read_log(final / "trainer_state.json").series("eval_accuracy")
     assert acc == pytest.approx(logged[20], abs=0.003)
@@ -83,8 +84,10 @@ def test_final_test_accuracy_beats_the_base_and_the_log_parses(quick_demo):
 def test_periodic_substitution_leaves_rank_one_updates_at_its_steps(quick_demo):
     _, cache, _ = quick_demo
     con = store.open_cache(cache)
-    rows = con.execute("SELECT run, step, min(rank1_energy), max(rank1_energy) FROM layers WHERE target = 'dW' "
-                       "GROUP BY run, step ORDER BY run, step").fetchall()
+    rows = con.execute(
+        "SELECT run, step, min(rank1_energy), max(rank1_energy) FROM layers WHERE target = 'dW' "
+        "GROUP BY run, step ORDER BY run, step"
+    ).fetchall()
     energy = {(run, step): (lo, hi) for run, step, lo, hi in rows}
     for step in (10, 20):  # k = 10: the substituted run's weights are W_base + rank-1 at these steps
         assert energy[(RUNS[1], step)][0] > 1 - 1e-6

@@ -30,9 +30,17 @@ def test_every_run_step_is_a_command_ci_runs() -> None:
 
 def test_the_image_is_what_the_issue_asks_for() -> None:
     text = (ROOT / "Dockerfile").read_text()
-    for needed in ("FROM python:3.11-slim", "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu", "USER 1000",
-                   'VOLUME ["/data"]', "EXPOSE 8501", "HEALTHCHECK", "/_stcore/health", 'ENTRYPOINT ["rlvr", "serve"]',
-                   "RLVR_DATA_ROOTS=/models"):
+    for needed in (
+        "FROM python:3.11-slim",
+        "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu",
+        "USER 1000",
+        'VOLUME ["/data"]',
+        "EXPOSE 8501",
+        "HEALTHCHECK",
+        "/_stcore/health",
+        'ENTRYPOINT ["rlvr", "serve"]',
+        "RLVR_DATA_ROOTS=/models",
+    ):
         assert needed in text, needed
 
 

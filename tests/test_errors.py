@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from rlvr_core.readers.checkpoint import Checkpoint
 from rlvr_core.errors import CheckpointFormatError, RlvrError
+from rlvr_core.readers.checkpoint import Checkpoint
 
 from .conftest import parquet_files
 
@@ -36,6 +36,7 @@ def shard_holding(folder: Path, name: str) -> Path:
 
 def rewrite_shard(file: Path, edit) -> None:
     from safetensors import safe_open
+
     with safe_open(str(file), "pt") as h:
         tensors = {k: h.get_tensor(k) for k in h.keys()}
     edit(tensors)
@@ -62,11 +63,14 @@ def test_tensor_missing_from_step(run_fixture, tmp_path, cli) -> None:
 
 
 def test_tensor_missing_from_base(run_fixture, tmp_path, cli) -> None:
-    rewrite_shard(shard_holding(run_fixture.step_dirs[10], Q),
-                  lambda t: t.update({"model.layers.1.self_attn.extra_proj.weight": torch.zeros(4, 4)}))
+    rewrite_shard(
+        shard_holding(run_fixture.step_dirs[10], Q),
+        lambda t: t.update({"model.layers.1.self_attn.extra_proj.weight": torch.zeros(4, 4)}),
+    )
     rc, err = analyze(cli, run_fixture, tmp_path / "cache")
-    assert_clean_failure(rc, err, tmp_path / "cache", "'model.layers.1.self_attn.extra_proj.weight'",
-                         "present in the base", "(4, 4)")
+    assert_clean_failure(
+        rc, err, tmp_path / "cache", "'model.layers.1.self_attn.extra_proj.weight'", "present in the base", "(4, 4)"
+    )
 
 
 def test_truncated_shard(run_fixture, tmp_path, cli) -> None:
@@ -103,13 +107,16 @@ def test_index_naming_a_missing_shard(run_fixture, tmp_path, cli) -> None:
     assert_clean_failure(rc, err, tmp_path / "cache", "model.safetensors.index.json", "missing model-")
 
 
-@pytest.mark.parametrize("argv,fragment", [
-    (("--device", "tpu"), "--device: expected auto, cpu, cuda or cuda:N"),
-    (("--modules", "("), "--modules: expected a Python regular expression"),
-    (("--modules", "no_such_module"), "none of its"),
-    (("--run", "../escape"), "run name '../escape'"),
-    (("--steps", "1,a"), "--steps"),
-])
+@pytest.mark.parametrize(
+    "argv,fragment",
+    [
+        (("--device", "tpu"), "--device: expected auto, cpu, cuda or cuda:N"),
+        (("--modules", "("), "--modules: expected a Python regular expression"),
+        (("--modules", "no_such_module"), "none of its"),
+        (("--run", "../escape"), "run name '../escape'"),
+        (("--steps", "1,a"), "--steps"),
+    ],
+)
 def test_bad_arguments(run_fixture, tmp_path, cli, argv, fragment) -> None:
     rc, err = analyze(cli, run_fixture, tmp_path / "cache", *argv)
     assert_clean_failure(rc, err, tmp_path / "cache", fragment)
@@ -117,5 +124,6 @@ def test_bad_arguments(run_fixture, tmp_path, cli, argv, fragment) -> None:
 
 def test_errors_share_one_hierarchy() -> None:
     from rlvr_core import errors
+
     classes = [getattr(errors, n) for n in dir(errors) if n.endswith("Error") and n != "RlvrError"]
     assert classes and all(issubclass(c, RlvrError) for c in classes)

@@ -4,11 +4,10 @@ cached triplets, base/full/rank-1 evaluated on CPU and the recovery stored."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -50,8 +49,13 @@ def test_substitute_both_modes(quick_demo, cli, tmp_path):
         assert torch.equal(nm[name], w_base[name]), name
         assert torch.equal(tr[name], w_step[name]), name
     recipe = json.loads((tmp_path / "nm" / "rlvr_substitution.json").read_text())
-    assert (recipe["run"], recipe["step"], recipe["rank"], recipe["mode"], recipe["keep"]) == \
-        ("demo-grpo", 20, 1, "norm-matched", "base")
+    assert (recipe["run"], recipe["step"], recipe["rank"], recipe["mode"], recipe["keep"]) == (
+        "demo-grpo",
+        20,
+        1,
+        "norm-matched",
+        "base",
+    )
     assert {"config.json", "tokenizer.json", "generation_config.json"} <= {p.name for p in (tmp_path / "nm").iterdir()}
     assert "trainer_state.json" not in {p.name for p in (tmp_path / "nm").iterdir()}
 
@@ -77,23 +81,48 @@ def test_substitute_modules_regex_and_errors(quick_demo, cli, tmp_path):
 def test_compare_base_full_rank1_on_cpu_stores_recovery(quick_demo, cli, tmp_path):
     out, _, _ = quick_demo
     cache = tmp_path / "cache"
-    args = ("compare", out / "runs" / "demo-grpo", "--base", out / "base", "--dataset", "arithmetic", "--limit", "300",
-            "--max-new-tokens", "5", "--batch-size", "300", "--cache", cache, "--device", "cpu")
+    args = (
+        "compare",
+        out / "runs" / "demo-grpo",
+        "--base",
+        out / "base",
+        "--dataset",
+        "arithmetic",
+        "--limit",
+        "300",
+        "--max-new-tokens",
+        "5",
+        "--batch-size",
+        "300",
+        "--cache",
+        cache,
+        "--device",
+        "cpu",
+    )
     rc, text, err = cli(*args)
     assert rc == 0, err
     con = store.open_cache(cache)
-    rows = con.execute("SELECT step, rank, acc_base, acc_full, acc_rank, recovery FROM recovery ORDER BY step").fetchall()
+    rows = con.execute(
+        "SELECT step, rank, acc_base, acc_full, acc_rank, recovery FROM recovery ORDER BY step"
+    ).fetchall()
     assert [(r[0], r[1]) for r in rows] == [(10, 1), (20, 1)]
     for _, _, acc_base, acc_full, acc_rank, recovery in rows:
         assert recovery == pytest.approx((acc_rank - acc_base) / (acc_full - acc_base))
     evals = con.execute("SELECT variant, step, n_problems, accuracy FROM evaluations ORDER BY variant, step").fetchall()
-    assert [(v, s, n) for v, s, n, _ in evals] == [("base", 0, 300), ("full", 10, 300), ("full", 20, 300),
-                                                   ("rank-1", 10, 300), ("rank-1", 20, 300)]
+    assert [(v, s, n) for v, s, n, _ in evals] == [
+        ("base", 0, 300),
+        ("full", 10, 300),
+        ("full", 20, 300),
+        ("rank-1", 10, 300),
+        ("rank-1", 20, 300),
+    ]
     n_samples = con.execute("SELECT count(*), sum(correct::int) FROM eval_samples").fetchone()
     assert n_samples[0] == 1500
     # The logged greedy accuracy of the final checkpoint on these 300 problems matches the evaluation's.
-    samples = con.execute("SELECT s.completion, s.gold, s.correct FROM eval_samples s JOIN evaluations e USING (eval_id) "
-                          "WHERE e.variant = 'full' AND e.step = 20").fetchall()
+    samples = con.execute(
+        "SELECT s.completion, s.gold, s.correct FROM eval_samples s JOIN evaluations e USING (eval_id) "
+        "WHERE e.variant = 'full' AND e.step = 20"
+    ).fetchall()
     assert all(c == (comp.strip() == gold) for comp, gold, c in samples)
     # A rerun is answered from the cache: same ids, no new evaluation folders.
     before = sorted(p.name for p in (cache / "evals").iterdir())
@@ -103,7 +132,7 @@ def test_compare_base_full_rank1_on_cpu_stores_recovery(quick_demo, cli, tmp_pat
     assert Checkpoint(variant).tensors and (variant / "rlvr_substitution.json").is_file()
 
 
-SLOW_MERGES = '''
+SLOW_MERGES = """
 import os, time
 from pathlib import Path
 import rlvr_core.cache.store as store
@@ -129,7 +158,7 @@ def write_parquet(path, table):  # a slow write: a merge without the lock would 
 
 store.Cache.merge_run_rows = merge_run_rows
 store._write_parquet = write_parquet
-'''
+"""
 
 
 def test_two_concurrent_compares_of_one_run_keep_all_their_recovery_rows(quick_demo, tmp_path):
@@ -139,13 +168,36 @@ def test_two_concurrent_compares_of_one_run_keep_all_their_recovery_rows(quick_d
     hooks, cache = tmp_path / "hooks", tmp_path / "cache"
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(SLOW_MERGES)
-    env = {**os.environ, "PYTHONPATH": f"{hooks}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "RLVR_TEST_BARRIER": str(tmp_path / "barrier")}
-    common = [sys.executable, "-m", "rlvr_core", "compare", str(out / "runs" / "demo-grpo"), "--base", str(out / "base"),
-              "--dataset", "arithmetic", "--limit", "20", "--max-new-tokens", "5", "--steps", "20", "--cache", str(cache),
-              "--device", "cpu"]
-    procs = [subprocess.Popen(common + ["--ranks", rank], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for rank in ("1", "2")]
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{hooks}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "RLVR_TEST_BARRIER": str(tmp_path / "barrier"),
+    }
+    common = [
+        sys.executable,
+        "-m",
+        "rlvr_core",
+        "compare",
+        str(out / "runs" / "demo-grpo"),
+        "--base",
+        str(out / "base"),
+        "--dataset",
+        "arithmetic",
+        "--limit",
+        "20",
+        "--max-new-tokens",
+        "5",
+        "--steps",
+        "20",
+        "--cache",
+        str(cache),
+        "--device",
+        "cpu",
+    ]
+    procs = [
+        subprocess.Popen(common + ["--ranks", rank], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for rank in ("1", "2")
+    ]
     for proc in procs:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-2000:]

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from rlvr_core.readers.datasets import load_dataset
 from rlvr_core.errors import UsageError
-from rlvr_core.pipelines.generation import build_prompt
 from rlvr_core.math.grading import extract_boxed, extract_choice, grade, grade_choice, pass_at_k
+from rlvr_core.pipelines.generation import build_prompt
+from rlvr_core.readers.datasets import load_dataset
 
 from .conftest import benchmarks_dir
 
@@ -23,13 +23,18 @@ def test_math500_reference_solutions_grade_correct_and_wrong_answers_do_not():
     rows = [json.loads(line) for line in (DATA / "math500.jsonl").read_text().splitlines() if line.strip()]
     misses = [r["unique_id"] for r in rows if not grade(r["solution"], r["answer"])]
     rate = 1 - len(misses) / len(rows)
-    print(f"MATH-500: {len(rows) - len(misses)}/{len(rows)} reference solutions graded correct ({rate:.2%}); "
-          f"misses: {misses}")
+    print(
+        f"MATH-500: {len(rows) - len(misses)}/{len(rows)} reference solutions graded correct ({rate:.2%}); "
+        f"misses: {misses}"
+    )
     assert rate >= 0.99, misses
     integer_rows = [r for r in rows if re.fullmatch(r"-?\d+", r["answer"].strip())]
     assert len(integer_rows) > 200
-    wrongly_accepted = [r["unique_id"] for r in integer_rows
-                        if grade(f"... so the answer is $\\boxed{{{int(r['answer']) + 1}}}$.", r["answer"])]
+    wrongly_accepted = [
+        r["unique_id"]
+        for r in integer_rows
+        if grade(f"... so the answer is $\\boxed{{{int(r['answer']) + 1}}}$.", r["answer"])
+    ]
     assert wrongly_accepted == []
 
 

@@ -11,9 +11,9 @@ import torch
 from rlvr_core.demo import arithmetic
 from rlvr_core.demo.grpo import GRPOConfig, clipped_loss, group_advantages, train
 from rlvr_core.demo.policy import completion_mask
-from rlvr_core.training.periodic import PeriodicSubstitution, linear_state
-from rlvr_core.readers.trainlog import read_log
 from rlvr_core.demo.warmup import WarmupConfig, warm_up
+from rlvr_core.readers.trainlog import read_log
+from rlvr_core.training.periodic import PeriodicSubstitution, linear_state
 
 
 def test_splits_are_disjoint_seeded_and_the_verifier_is_exact():

@@ -54,12 +54,15 @@ def test_scan_matches_powerlaw_exhaustive_search() -> None:
     assert ds[best] == pytest.approx(ref.D, rel=1e-8)
 
 
-@pytest.mark.parametrize("sv,reason", [
-    (np.zeros(64), "too short or the update is (nearly) zero"),
-    (np.r_[np.full(3, 2.0), np.zeros(61)], "too short"),
-    (np.r_[np.ones(40), np.full(40, 2.0)], "rank-deficient"),
-    (np.ones(5), "too short"),
-])
+@pytest.mark.parametrize(
+    "sv,reason",
+    [
+        (np.zeros(64), "too short or the update is (nearly) zero"),
+        (np.r_[np.full(3, 2.0), np.zeros(61)], "too short"),
+        (np.r_[np.ones(40), np.full(40, 2.0)], "rank-deficient"),
+        (np.ones(5), "too short"),
+    ],
+)
 def test_degenerate_spectra_fail_cleanly(sv, reason) -> None:
     fit = fit_esd(sv)
     assert fit.fit_status == "failed" and reason in fit.fit_error
@@ -89,10 +92,24 @@ def test_alternative_fits_reach_powerlaws_maximum_likelihood() -> None:
     ours = tail_loglikelihoods(tail, xmin, alpha)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for name, cls in (("exponential", powerlaw.Exponential), ("lognormal", powerlaw.Lognormal),
-                          ("truncated_power_law", powerlaw.Truncated_Power_Law)):
-            ref = cls(data=tail, xmin=xmin, xmax=None, discrete=False, fit_method="Likelihood",
-                      parameter_range=None, parent_Fit=None).loglikelihoods(tail).sum()
+        for name, cls in (
+            ("exponential", powerlaw.Exponential),
+            ("lognormal", powerlaw.Lognormal),
+            ("truncated_power_law", powerlaw.Truncated_Power_Law),
+        ):
+            ref = (
+                cls(
+                    data=tail,
+                    xmin=xmin,
+                    xmax=None,
+                    discrete=False,
+                    fit_method="Likelihood",
+                    parameter_range=None,
+                    parent_Fit=None,
+                )
+                .loglikelihoods(tail)
+                .sum()
+            )
             assert ours[name].sum() >= ref - 1e-6 * abs(ref), name
 
 
@@ -105,8 +122,14 @@ def test_tpl_normaliser_matches_quadrature(a: float, b: float) -> None:
 
     if a <= 1 and b < 1e-6:
         pytest.skip("barely normalisable: the integral runs to t ~ 1/b")
-    ref = quad(lambda t: 0.0 if t > 700 else math.exp((1 - a) * t - b * math.expm1(t)), 0, math.inf,
-               limit=400, epsabs=0, epsrel=1e-12)[0]
+    ref = quad(
+        lambda t: 0.0 if t > 700 else math.exp((1 - a) * t - b * math.expm1(t)),
+        0,
+        math.inf,
+        limit=400,
+        epsabs=0,
+        epsrel=1e-12,
+    )[0]
     assert tpl_normaliser(a, b) == pytest.approx(ref, rel=1e-8)
 
 

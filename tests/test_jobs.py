@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from rlvr_core.cache import queue as jobs
-
 from rlvr_core.cache import store
 from rlvr_core.fixtures import ModelShape, build_run
 
@@ -21,8 +20,9 @@ pytestmark = pytest.mark.slow
 
 
 def _rlvr(*argv, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rlvr_core", *map(str, argv)], capture_output=True, text=True,
-                          timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "rlvr_core", *map(str, argv)], capture_output=True, text=True, timeout=300, **kw
+    )
 
 
 def _submit(cache: Path, *argv) -> str:
@@ -45,10 +45,18 @@ def test_submit_run_once_and_duplicate(tmp_path, run_fixture):
     proc = _rlvr("worker", "--once", "--cache", cache)
     assert proc.returncode == 0 and "1 job(s) run" in proc.stdout, proc.stderr
     job = _state(cache)[first]
-    assert {k: job[k] for k in ("kind", "state", "progress", "error")} == \
-        {"kind": "analyze", "state": "done", "progress": 1.0, "error": None}
+    assert {k: job[k] for k in ("kind", "state", "progress", "error")} == {
+        "kind": "analyze",
+        "state": "done",
+        "progress": 1.0,
+        "error": None,
+    }
     assert {"id", "kind", "state", "progress", "message", "error", "submitted_by", "created_at"} <= set(job)
-    steps = store.open_cache(cache).execute("SELECT list(step ORDER BY step) FROM checkpoints WHERE run = 'r1'").fetchone()[0]
+    steps = (
+        store.open_cache(cache)
+        .execute("SELECT list(step ORDER BY step) FROM checkpoints WHERE run = 'r1'")
+        .fetchone()[0]
+    )
     assert steps == [0, 10, 20]
     assert "run 'r1': analysed steps" in jobs.log_tail(cache, first)
     assert _submit(cache, *args) != first  # once done, the same request is a new job
@@ -73,8 +81,12 @@ def test_cancel_queued_and_running(tmp_path):
     queued = _submit(cache, "demo", "--quick", "--no-analyze", "--out", tmp_path / "d1")
     assert _rlvr("cancel", queued, "--cache", cache).stdout.strip() == f"{queued}: cancelled"
     running = _submit(cache, "demo", "--quick", "--no-analyze", "--out", tmp_path / "d2")
-    worker = subprocess.Popen([sys.executable, "-m", "rlvr_core", "worker", "--once", "--cache", str(cache),
-                               "--lease", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "rlvr_core", "worker", "--once", "--cache", str(cache), "--lease", "4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait(lambda: _state(cache)[running]["state"] == "running" and _state(cache)[running]["message"], 120)
     assert "(stopping" in _rlvr("cancel", running, "--cache", cache).stdout
     worker.wait(timeout=60)
@@ -85,11 +97,18 @@ def test_cancel_queued_and_running(tmp_path):
 
 def test_killed_worker_job_finished_once_by_another(tmp_path):
     cache = tmp_path / "cache"
-    fx = build_run(tmp_path / "data", ModelShape(arch="llama", n_layers=4, hidden=96, intermediate=192, kv_dim=48),
-                   steps=tuple(range(10, 130, 10)), layout="trl")
+    fx = build_run(
+        tmp_path / "data",
+        ModelShape(arch="llama", n_layers=4, hidden=96, intermediate=192, kv_dim=48),
+        steps=tuple(range(10, 130, 10)),
+        layout="trl",
+    )
     job = _submit(cache, "analyze", fx.run_dir, "--base", fx.base_dir, "--run", "k", "--workers", "1")
-    a = subprocess.Popen([sys.executable, "-m", "rlvr_core", "worker", "--once", "--cache", str(cache), "--lease", "3"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    a = subprocess.Popen(
+        [sys.executable, "-m", "rlvr_core", "worker", "--once", "--cache", str(cache), "--lease", "3"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _wait(lambda: len(list((cache / "runs" / "k").glob("step-*"))) >= 2, 120)
     os.kill(a.pid, signal.SIGKILL)
     a.wait()
@@ -100,9 +119,13 @@ def test_killed_worker_job_finished_once_by_another(tmp_path):
     row = _state(cache)[job]
     assert row["state"] == "done" and row["attempt"] == 2
     con = store.open_cache(cache)
-    per_step = con.execute("SELECT step, count(*) FROM checkpoints WHERE run = 'k' GROUP BY step ORDER BY step").fetchall()
+    per_step = con.execute(
+        "SELECT step, count(*) FROM checkpoints WHERE run = 'k' GROUP BY step ORDER BY step"
+    ).fetchall()
     assert per_step == [(s, 1) for s in range(0, 130, 10)]
-    n_layers = con.execute("SELECT step, count(*) FROM layers WHERE run = 'k' AND target = 'dW' GROUP BY step").fetchall()
+    n_layers = con.execute(
+        "SELECT step, count(*) FROM layers WHERE run = 'k' AND target = 'dW' GROUP BY step"
+    ).fetchall()
     assert {n for _, n in n_layers} == {4 * 7}
     log = jobs.log_tail(cache, job, 100000)
     assert "--- attempt 1" in log and "--- attempt 2" in log
@@ -110,11 +133,29 @@ def test_killed_worker_job_finished_once_by_another(tmp_path):
 
 def test_two_workers_drain_ten_jobs_without_running_one_twice(tmp_path, run_fixture):
     cache = tmp_path / "cache"
-    ids = [_submit(cache, "analyze", run_fixture.run_dir, "--base", run_fixture.base_dir, "--run", f"r{i}",
-                   "--no-fits", "--quiet") for i in range(10)]
+    ids = [
+        _submit(
+            cache,
+            "analyze",
+            run_fixture.run_dir,
+            "--base",
+            run_fixture.base_dir,
+            "--run",
+            f"r{i}",
+            "--no-fits",
+            "--quiet",
+        )
+        for i in range(10)
+    ]
     assert len(set(ids)) == 10
-    workers = [subprocess.Popen([sys.executable, "-m", "rlvr_core", "worker", "--drain", "--cache", str(cache)],
-                                stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "rlvr_core", "worker", "--drain", "--cache", str(cache)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     ran = [int(w.communicate(timeout=300)[0].split()[1]) for w in workers]
     assert sum(ran) == 10 and min(ran) >= 1  # both took part
     state = _state(cache)
@@ -127,8 +168,20 @@ def test_two_workers_drain_ten_jobs_without_running_one_twice(tmp_path, run_fixt
 def test_ray_backend_on_a_local_ray(tmp_path, run_fixture):
     pytest.importorskip("ray")
     cache = tmp_path / "cache"
-    ids = [_submit(cache, "analyze", run_fixture.run_dir, "--base", run_fixture.base_dir, "--run", f"ray{i}",
-                   "--no-fits", "--quiet") for i in range(3)]
+    ids = [
+        _submit(
+            cache,
+            "analyze",
+            run_fixture.run_dir,
+            "--base",
+            run_fixture.base_dir,
+            "--run",
+            f"ray{i}",
+            "--no-fits",
+            "--quiet",
+        )
+        for i in range(3)
+    ]
     bad = _submit(cache, "analyze", tmp_path / "missing", "--base", run_fixture.base_dir)
     proc = _rlvr("worker", "--backend", "ray", "--address", "local", "--device", "cpu", "--drain", "--cache", cache)
     assert proc.returncode == 0 and "4 job(s) run" in proc.stdout, proc.stderr[-2000:]
@@ -154,8 +207,12 @@ def _wait(condition, timeout: float) -> None:
 def test_sigterm_stops_the_worker_and_requeues_its_job(tmp_path):
     cache = tmp_path / "cache"
     job = _submit(cache, "demo", "--quick", "--no-analyze", "--out", tmp_path / "d")
-    worker = subprocess.Popen([sys.executable, "-m", "rlvr_core", "worker", "--cache", str(cache)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "rlvr_core", "worker", "--cache", str(cache)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait(lambda: _state(cache)[job]["state"] == "running" and _state(cache)[job]["message"], 120)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0

@@ -13,12 +13,15 @@ from rlvr_core.readers.layout import discover_steps, parse_explicit, parse_steps
 TINY = ModelShape(n_layers=1, hidden=8, intermediate=16, kv_dim=4, vocab=8)
 
 
-@pytest.mark.parametrize("layout,expected_dir", [
-    ("trl", "checkpoint-{}"),
-    ("verl", "global_step_{}/actor/huggingface"),
-    ("openrlhf", "global_step{}_hf"),
-    ("plain", "step_{}"),
-])
+@pytest.mark.parametrize(
+    "layout,expected_dir",
+    [
+        ("trl", "checkpoint-{}"),
+        ("verl", "global_step_{}/actor/huggingface"),
+        ("openrlhf", "global_step{}_hf"),
+        ("plain", "step_{}"),
+    ],
+)
 def test_each_framework_layout_is_discovered(tmp_path: Path, layout: str, expected_dir: str) -> None:
     fx = build_run(tmp_path, TINY, steps=(5, 40, 100), layout=layout, shards=1)
     found = discover_steps(fx.run_dir)

@@ -17,35 +17,48 @@ from pathlib import Path
 import pytest
 
 from rlvr_core.cache import queue as jobs
-from rlvr_core.service import serve
 from rlvr_core.cli import main
-from rlvr_core.service.dataroots import allowed_path, find_runs
 from rlvr_core.errors import ConfigError, PathNotAllowedError
 from rlvr_core.fixtures import ModelShape, build_run
+from rlvr_core.service import serve
+from rlvr_core.service.dataroots import allowed_path, find_runs
 from rlvr_core.system.settings import load_settings
 
 
 def test_settings_from_a_file_with_environment_overrides(tmp_path):
     config = tmp_path / "rlvr.toml"
-    config.write_text('cache = "/data/cache"\ndata_roots = ["/models", "/opt/demo"]\nread_only = true\n'
-                      '[auth]\nmode = "header"\nheader = "X-Remote-User"\n[server]\nport = 9000\nworkers = 2\n')
+    config.write_text(
+        'cache = "/data/cache"\ndata_roots = ["/models", "/opt/demo"]\nread_only = true\n'
+        '[auth]\nmode = "header"\nheader = "X-Remote-User"\n[server]\nport = 9000\nworkers = 2\n'
+    )
     s = load_settings(config, environ={})
     assert (s.cache, s.data_roots, s.read_only) == ("/data/cache", ("/models", "/opt/demo"), True)
     assert (s.auth.mode, s.auth.header, s.server.port, s.server.workers) == ("header", "X-Remote-User", 9000, "2")
-    s = load_settings(config, environ={"RLVR_DATA_ROOTS": "/a:/b", "RLVR_READ_ONLY": "0", "RLVR_PORT": "8600",
-                                       "RLVR_AUTH": "none", "RLVR_CACHE": "/c"})
+    s = load_settings(
+        config,
+        environ={
+            "RLVR_DATA_ROOTS": "/a:/b",
+            "RLVR_READ_ONLY": "0",
+            "RLVR_PORT": "8600",
+            "RLVR_AUTH": "none",
+            "RLVR_CACHE": "/c",
+        },
+    )
     assert (s.data_roots, s.read_only, s.server.port, s.auth.mode, s.cache) == (("/a", "/b"), False, 8600, "none", "/c")
     assert load_settings(None, environ={}).data_roots == () and load_settings(None, environ={}).auth.mode == "none"
 
 
-@pytest.mark.parametrize("text, fragments", [
-    ('cahce = "/x"\n', ["cahce", "unknown key 'cahce'", "Fix: check the spelling"]),
-    ('data_roots = "/models"\n', ["data_roots", "expected a list", "'/models'", 'data_roots = ["/models"]']),
-    ('[auth]\nmode = "ldap"\n', ["[auth] mode", "one of none, oidc, header", "'ldap'"]),
-    ('[auth]\nmode = "oidc"\n', ["secrets_file", "none", "RLVR_AUTH_SECRETS"]),
-    ('[server]\nworkers = "many"\n', ["[server] workers", "'many'"]),
-    ('read_only = \n', ["valid TOML"]),
-])
+@pytest.mark.parametrize(
+    "text, fragments",
+    [
+        ('cahce = "/x"\n', ["cahce", "unknown key 'cahce'", "Fix: check the spelling"]),
+        ('data_roots = "/models"\n', ["data_roots", "expected a list", "'/models'", 'data_roots = ["/models"]']),
+        ('[auth]\nmode = "ldap"\n', ["[auth] mode", "one of none, oidc, header", "'ldap'"]),
+        ('[auth]\nmode = "oidc"\n', ["secrets_file", "none", "RLVR_AUTH_SECRETS"]),
+        ('[server]\nworkers = "many"\n', ["[server] workers", "'many'"]),
+        ("read_only = \n", ["valid TOML"]),
+    ],
+)
 def test_bad_settings_say_key_expected_found_fix(tmp_path, text, fragments):
     config = tmp_path / "rlvr.toml"
     config.write_text(text)
@@ -93,7 +106,10 @@ def test_read_only_refuses_submissions_and_starts_no_worker(tmp_path, monkeypatc
     assert serve.worker_devices(load_settings(None), ["0", "1"]) == []
     monkeypatch.delenv("RLVR_READ_ONLY")
     settings = load_settings(None)
-    assert serve.worker_devices(settings, []) == ["cpu"] and serve.worker_devices(settings, ["0", "1"]) == ["cuda:0", "cuda:1"]
+    assert serve.worker_devices(settings, []) == ["cpu"] and serve.worker_devices(settings, ["0", "1"]) == [
+        "cuda:0",
+        "cuda:1",
+    ]
 
 
 def _free_port() -> int:
@@ -131,15 +147,46 @@ def _alive(pid: int) -> bool:
 def test_serve_end_to_end(tmp_path):
     fx = build_run(tmp_path / "models" / "run", ModelShape(n_layers=2), steps=(10, 20), layout="trl")
     demo_cache = tmp_path / "prebuilt"
-    assert main(["analyze", str(fx.run_dir), "--base", str(fx.base_dir), "--cache", str(demo_cache), "--run",
-                 "demo-grpo", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                str(fx.run_dir),
+                "--base",
+                str(fx.base_dir),
+                "--cache",
+                str(demo_cache),
+                "--run",
+                "demo-grpo",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     cache, port = tmp_path / "cache", _free_port()
     config = tmp_path / "rlvr.toml"
-    config.write_text(f'data_roots = ["{tmp_path / "models"}"]\ndemo_cache = "{demo_cache}"\n'
-                      '[server]\naddress = "127.0.0.1"\n')
-    proc = subprocess.Popen([sys.executable, "-m", "rlvr_core", "serve", "--config", str(config), "--port", str(port),
-                             "--cache", str(cache), "--workers", "1"], stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    config.write_text(
+        f'data_roots = ["{tmp_path / "models"}"]\ndemo_cache = "{demo_cache}"\n[server]\naddress = "127.0.0.1"\n'
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rlvr_core",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--cache",
+            str(cache),
+            "--workers",
+            "1",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
 
@@ -178,7 +225,9 @@ def test_seed_demo_queues_the_build_on_an_empty_cache_only(tmp_path, monkeypatch
     cache = tmp_path / "cache"
     settings = load_settings(None)
     assert "queued the demo build" in serve.seed_demo(settings, cache)
-    assert [(j.kind, j.argv, j.submitted_by) for j in jobs.list_jobs(cache)] == [("demo", ["--if-missing"], "rlvr serve")]
+    assert [(j.kind, j.argv, j.submitted_by) for j in jobs.list_jobs(cache)] == [
+        ("demo", ["--if-missing"], "rlvr serve")
+    ]
     assert "queued the demo build" in serve.seed_demo(settings, cache)  # the same job, not a second one
     assert len(jobs.list_jobs(cache)) == 1
     (cache / "runs" / "r" / "step-0").mkdir(parents=True)
@@ -191,9 +240,26 @@ def test_seed_demo_queues_the_build_on_an_empty_cache_only(tmp_path, monkeypatch
 @pytest.mark.slow
 def test_ctrl_c_in_the_terminal_stops_the_service_cleanly(tmp_path):
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "rlvr_core", "serve", "--port", str(port), "--address", "127.0.0.1",
-                             "--cache", str(tmp_path / "cache"), "--workers", "1"], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "RLVR_DEMO": "off"}, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rlvr_core",
+            "serve",
+            "--port",
+            str(port),
+            "--address",
+            "127.0.0.1",
+            "--cache",
+            str(tmp_path / "cache"),
+            "--workers",
+            "1",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "RLVR_DEMO": "off"},
+        start_new_session=True,
+    )
     try:
         _wait(lambda: _healthy(f"http://127.0.0.1:{port}"), 90, "the dashboard's health check")
         time.sleep(1)

@@ -28,8 +28,23 @@ def toml_cache(tmp_path, monkeypatch):
     cache = tmp_path / "from-toml"
     config = tmp_path / "rlvr.toml"
     config.write_text(f'cache = "{cache}"\n')
-    assert main(["analyze", str(fx.run_dir), "--base", str(fx.base_dir), "--config", str(config), "--run", "tomlrun",
-                 "--quiet", "--no-fits"]) == 0
+    assert (
+        main(
+            [
+                "analyze",
+                str(fx.run_dir),
+                "--base",
+                str(fx.base_dir),
+                "--config",
+                str(config),
+                "--run",
+                "tomlrun",
+                "--quiet",
+                "--no-fits",
+            ]
+        )
+        == 0
+    )
     assert Cache(cache).queries().runs() == ["tomlrun"] and not (tmp_path / "cache").exists()
     return config, cache, fx
 
@@ -57,8 +72,22 @@ def test_rlvr_submit_and_worker_use_the_toml_cache(toml_cache, capsys, monkeypat
     config, cache, fx = toml_cache
     assert main(["submit", "--config", str(config), "logs", str(fx.run_dir / "checkpoint-10"), "--run", "x"]) == 0
     monkeypatch.setenv("RLVR_CONFIG", str(config))
-    assert main(["submit", "analyze", str(fx.run_dir), "--base", str(fx.base_dir), "--run", "second", "--quiet",
-                 "--no-fits"]) == 0
+    assert (
+        main(
+            [
+                "submit",
+                "analyze",
+                str(fx.run_dir),
+                "--base",
+                str(fx.base_dir),
+                "--run",
+                "second",
+                "--quiet",
+                "--no-fits",
+            ]
+        )
+        == 0
+    )
     assert [j.kind for j in jobs.list_jobs(cache)] == ["analyze", "logs"]
     monkeypatch.delenv("RLVR_CONFIG")
     assert main(["worker", "--config", str(config), "--drain"]) == 0

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from rlvr_core.errors import TensorMismatchError
-
 from rlvr_core.training.periodic import rank_k_update, substitute_rank_k_
 
 
@@ -30,8 +29,9 @@ def test_norm_matched_keeps_the_frobenius_norm_and_alpha_scales() -> None:
     part = rank_k_update(delta, 1, "norm-matched")
     assert float(torch.linalg.norm(part)) == pytest.approx(float(torch.linalg.norm(delta)))
     assert abs(float(u[:, 0] @ part @ v[0])) == pytest.approx(float(torch.linalg.norm(delta)), rel=1e-3)
-    torch.testing.assert_close(rank_k_update(delta, 2, "norm-matched", alpha=0.5),
-                               0.5 * rank_k_update(delta, 2, "norm-matched"))
+    torch.testing.assert_close(
+        rank_k_update(delta, 2, "norm-matched", alpha=0.5), 0.5 * rank_k_update(delta, 2, "norm-matched")
+    )
 
 
 def test_zero_update_and_bad_arguments() -> None:
@@ -78,12 +78,14 @@ def test_substitute_changes_only_linear_block_weights() -> None:
         else:
             assert torch.equal(p.detach(), before[name])  # embeddings, biases, norms untouched
     only_q = Tiny()
-    assert substitute_rank_k_(only_q, {n: p.detach().clone() for n, p in only_q.named_parameters()},
-                              modules="q_proj") == ["model.layers.0.self_attn.q_proj.weight"]
+    assert substitute_rank_k_(
+        only_q, {n: p.detach().clone() for n, p in only_q.named_parameters()}, modules="q_proj"
+    ) == ["model.layers.0.self_attn.q_proj.weight"]
 
 
 def test_substitute_needs_every_base_weight() -> None:
     model = Tiny()
-    with pytest.raises(TensorMismatchError, match="tensor 'model.layers.0.self_attn.q_proj.weight': expected present "
-                       "in the base"):
+    with pytest.raises(
+        TensorMismatchError, match="tensor 'model.layers.0.self_attn.q_proj.weight': expected present in the base"
+    ):
         substitute_rank_k_(model, {})

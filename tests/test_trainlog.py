@@ -58,19 +58,29 @@ def write_wandb_csv(folder: Path) -> Path:
     path = folder / "wandb_export.csv"
     with open(path, "w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["Step", "grpo-a - train/reward", "grpo-a - train/reward__MIN", "grpo-a - train/reward__MAX",
-                      "grpo-a - eval/accuracy"])
+        out.writerow(
+            [
+                "Step",
+                "grpo-a - train/reward",
+                "grpo-a - train/reward__MIN",
+                "grpo-a - train/reward__MAX",
+                "grpo-a - eval/accuracy",
+            ]
+        )
         for step, r in REWARD.items():
             out.writerow([step, r, r - 0.1, r + 0.1, TEST.get(step, "")])
     return path
 
 
-@pytest.mark.parametrize("writer,fmt,reward,test", [
-    (write_verl, "verl", "critic/score/mean", "val-core/openai/gsm8k/acc/mean@1"),
-    (write_trl, "trl", "reward", "eval_accuracy"),
-    (write_tensorboard, "tensorboard", "train/reward", "eval/eval_gsm8k_pass1"),
-    (write_wandb_csv, "csv", "train/reward", "eval/accuracy"),
-])
+@pytest.mark.parametrize(
+    "writer,fmt,reward,test",
+    [
+        (write_verl, "verl", "critic/score/mean", "val-core/openai/gsm8k/acc/mean@1"),
+        (write_trl, "trl", "reward", "eval_accuracy"),
+        (write_tensorboard, "tensorboard", "train/reward", "eval/eval_gsm8k_pass1"),
+        (write_wandb_csv, "csv", "train/reward", "eval/accuracy"),
+    ],
+)
 def test_each_format_with_default_metrics(tmp_path, cli, writer, fmt, reward, test) -> None:
     path = writer(tmp_path)
     log = read_log(path if fmt != "trl" else tmp_path)  # a folder is searched too
@@ -81,8 +91,10 @@ def test_each_format_with_default_metrics(tmp_path, cli, writer, fmt, reward, te
     rc, out, err = cli("logs", path, "--run", "grpo-a", "--cache", cache)
     assert rc == 0, err
     con = open_cache(cache)
-    summary = con.execute("SELECT reward_metric, test_metric, spearman, reward_peak_step, test_peak_step "
-                          "FROM run_summary WHERE run = 'grpo-a'").fetchone()
+    summary = con.execute(
+        "SELECT reward_metric, test_metric, spearman, reward_peak_step, test_peak_step "
+        "FROM run_summary WHERE run = 'grpo-a'"
+    ).fetchone()
     assert summary[:2] == (reward, test)
     assert summary[2] == pytest.approx(0.5)  # ranks (1,2,3) vs (1,3,2)
     assert summary[3:] == (6, 4)
@@ -99,14 +111,22 @@ def test_metric_override_and_unknown_key(tmp_path, cli) -> None:
     assert parquet_files(tmp_path / "c") == []
 
 
-@pytest.mark.parametrize("content,fragment", [
-    ('{"step": 1, "data": {"critic/score/mean": 0.1}}\n{"step": 2, "data": {"critic/score/mean": 0.2}}\n'
-     '{"step": 3, "data": {"critic/sc', "invalid JSON at line 3"),
-    ('{"step": 1, "data": {"critic/score/mean": 0.1}}\n{"step": "two", "data": {"x": 1}}\n',
-     "an integer step, found 'two' at line 2"),
-    ('{"step": 1, "data": [0.1, 0.2]}\n', "'data' to be an object of metrics"),
-    ("", "an empty log"),
-])
+@pytest.mark.parametrize(
+    "content,fragment",
+    [
+        (
+            '{"step": 1, "data": {"critic/score/mean": 0.1}}\n{"step": 2, "data": {"critic/score/mean": 0.2}}\n'
+            '{"step": 3, "data": {"critic/sc',
+            "invalid JSON at line 3",
+        ),
+        (
+            '{"step": 1, "data": {"critic/score/mean": 0.1}}\n{"step": "two", "data": {"x": 1}}\n',
+            "an integer step, found 'two' at line 2",
+        ),
+        ('{"step": 1, "data": [0.1, 0.2]}\n', "'data' to be an object of metrics"),
+        ("", "an empty log"),
+    ],
+)
 def test_malformed_logs_name_the_line_and_store_nothing(tmp_path, cli, content, fragment) -> None:
     path = tmp_path / "metrics.jsonl"
     path.write_text(content)
@@ -129,7 +149,9 @@ def test_summary_without_a_test_metric(tmp_path) -> None:
     from rlvr_core.readers.trainlog import summarize
 
     path = tmp_path / "m.jsonl"
-    path.write_text("".join(json.dumps({"step": s, "data": {"critic/score/mean": r}}) + "\n" for s, r in REWARD.items()))
+    path.write_text(
+        "".join(json.dumps({"step": s, "data": {"critic/score/mean": r}}) + "\n" for s, r in REWARD.items())
+    )
     log = read_log(path)
     summary = summarize(log, *pick_metrics(log, None, None))
     assert summary["test_metric"] is None and math.isnan(summary["spearman"]) and summary["reward_peak_step"] == 6

@@ -14,5 +14,16 @@ from .atomic import publishing
 from .schemas import EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS, list_column
 from .store import CACHE_ENV, DEFAULT_CACHE, Cache, check_run_name, open_cache, resolve_cache
 
-__all__ = ["CACHE_ENV", "DEFAULT_CACHE", "EVAL_SCHEMAS", "RUN_SCHEMAS", "SCHEMAS", "Cache", "check_run_name",
-           "list_column", "open_cache", "publishing", "resolve_cache"]
+__all__ = [
+    "CACHE_ENV",
+    "DEFAULT_CACHE",
+    "EVAL_SCHEMAS",
+    "RUN_SCHEMAS",
+    "SCHEMAS",
+    "Cache",
+    "check_run_name",
+    "list_column",
+    "open_cache",
+    "publishing",
+    "resolve_cache",
+]

@@ -19,8 +19,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 LAYER_MEASURES = ("rank1_energy", "stable_rank", "spectral_norm", "fro_norm")
 """Per-tensor measures of the `layers` view that can be plotted."""
-ALIGNMENT_MEASURES = ("cos_u_final", "cos_u_prev", "cos_u_first", "cos_v_final", "cos_v_prev", "cos_v_first",
-                      "overlap_topk_final", "overlap_base_principal")
+ALIGNMENT_MEASURES = (
+    "cos_u_final",
+    "cos_u_prev",
+    "cos_u_first",
+    "cos_v_final",
+    "cos_v_prev",
+    "cos_v_first",
+    "overlap_topk_final",
+    "overlap_base_principal",
+)
 """Measures of the `alignment` view (each also aggregated in `alignment_by_module`)."""
 
 
@@ -55,46 +63,67 @@ class Queries:
         """One row per analysed run: steps, tensors analysed, base, logged values, evaluations."""
         return self._df(
             "SELECT c.run, count(*) FILTER (WHERE NOT c.is_base) AS steps, list(c.step ORDER BY c.step) AS step_list, "
-            "sum(c.n_analyzed) AS tensors_analysed, any_value(c.base_path) AS base, max(c.analyzed_at) AS last_analysed, "
+            "sum(c.n_analyzed) AS tensors_analysed, any_value(c.base_path) AS base, "
+            "max(c.analyzed_at) AS last_analysed, "
             "(SELECT count(*) FROM metrics m WHERE m.run = c.run) AS logged_values, "
             "(SELECT count(*) FROM evaluations e WHERE e.run = c.run) AS evaluations "
-            "FROM checkpoints c GROUP BY c.run ORDER BY c.run")
+            "FROM checkpoints c GROUP BY c.run ORDER BY c.run"
+        )
 
     def run_listing(self) -> list[tuple[str, list[int], int, Any]]:
         """(run, steps, number of checkpoints, last analysed) per run, for `rlvr runs`."""
-        return [tuple(row) for row in self.con.execute(
-            "SELECT run, list(step ORDER BY step) AS steps, count(*) AS n, max(analyzed_at) AS last "
-            "FROM checkpoints GROUP BY run ORDER BY run").fetchall()]
+        return [
+            tuple(row)
+            for row in self.con.execute(
+                "SELECT run, list(step ORDER BY step) AS steps, count(*) AS n, max(analyzed_at) AS last "
+                "FROM checkpoints GROUP BY run ORDER BY run"
+            ).fetchall()
+        ]
 
     def checkpoints(self) -> pd.DataFrame:
         """Every analysed checkpoint."""
-        return self._df("SELECT run, step, is_base, n_analyzed AS tensors, layout, device, round(seconds, 1) AS seconds, "
-                        "analyzed_at, path FROM checkpoints ORDER BY run, step")
+        return self._df(
+            "SELECT run, step, is_base, n_analyzed AS tensors, layout, device, round(seconds, 1) AS seconds, "
+            "analyzed_at, path FROM checkpoints ORDER BY run, step"
+        )
 
     def run_sources(self) -> list[tuple[str, str, list[str]]]:
         """(run, base model path, step checkpoint paths in step order) per analysed run (base step left out)."""
-        return [tuple(row) for row in self.con.execute(
-            "SELECT run, any_value(base_path) AS base, list(path ORDER BY step) AS paths FROM checkpoints "
-            "WHERE NOT is_base GROUP BY run ORDER BY run").fetchall()]
+        return [
+            tuple(row)
+            for row in self.con.execute(
+                "SELECT run, any_value(base_path) AS base, list(path ORDER BY step) AS paths FROM checkpoints "
+                "WHERE NOT is_base GROUP BY run ORDER BY run"
+            ).fetchall()
+        ]
 
     # ---- per-layer measures ----------------------------------------------------------------------------
     def layers(self, run: str, step: int, target: str) -> pd.DataFrame:
         """The per-tensor measures of one step and target."""
-        return self._df("SELECT layer, module, tensor, rows, cols, fro_norm, spectral_norm, stable_rank, rank1_energy "
-                        "FROM layers WHERE run = ? AND step = ? AND target = ? ORDER BY layer, module", [run, step, target])
+        return self._df(
+            "SELECT layer, module, tensor, rows, cols, fro_norm, spectral_norm, stable_rank, rank1_energy "
+            "FROM layers WHERE run = ? AND step = ? AND target = ? ORDER BY layer, module",
+            [run, step, target],
+        )
 
     def layer_measure_per_layer(self, run: str, module: str, measure: str) -> pd.DataFrame:
         """layer, step, value of one measure of dW for the tensors of one module kind."""
         column = _checked(measure, LAYER_MEASURES)
-        return self._df(f"SELECT layer, step, {column} AS value FROM layers WHERE run = ? AND target = 'dW' "
-                        "AND module = ? ORDER BY layer, step", [run, module])
+        return self._df(
+            f"SELECT layer, step, {column} AS value FROM layers WHERE run = ? AND target = 'dW' "
+            "AND module = ? ORDER BY layer, step",
+            [run, module],
+        )
 
     def layer_measure_by_module(self, run: str, measure: str) -> pd.DataFrame:
         """module, step, q1, median, q3 of one measure of dW over the layers of each module kind."""
         column = _checked(measure, LAYER_MEASURES)
-        return self._df(f"SELECT module, step, quantile_cont({column}, 0.25) AS q1, median({column}) AS median, "
-                        f"quantile_cont({column}, 0.75) AS q3 FROM layers WHERE run = ? AND target = 'dW' "
-                        "GROUP BY module, step ORDER BY module, step", [run])
+        return self._df(
+            f"SELECT module, step, quantile_cont({column}, 0.25) AS q1, median({column}) AS median, "
+            f"quantile_cont({column}, 0.75) AS q3 FROM layers WHERE run = ? AND target = 'dW' "
+            "GROUP BY module, step ORDER BY module, step",
+            [run],
+        )
 
     # ---- fits and spectra ------------------------------------------------------------------------------
     def fit_runs(self) -> list[str]:
@@ -109,24 +138,35 @@ class Queries:
             "SELECT f.tensor, t.layer, t.module, f.alpha, f.xmin, f.n_tail, f.n_evals, f.ks_d, f.heavy_tailed, "
             "f.lr_exponential, f.p_exponential, f.lr_lognormal, f.p_lognormal, f.lr_truncated_power_law, "
             "f.p_truncated_power_law, f.fit_status FROM fits f JOIN tensors t USING (run, step, tensor) "
-            "WHERE f.run = ? AND f.step = ? AND f.target = ? ORDER BY t.layer, t.module", [run, step, target])
+            "WHERE f.run = ? AND f.step = ? AND f.target = ? ORDER BY t.layer, t.module",
+            [run, step, target],
+        )
 
     def esd_histograms(self, run: str, tensor: str, target: str, steps: list[int]) -> pd.DataFrame:
         """step, bin_lo, bin_hi, density of one tensor's log-binned ESD at each of `steps`."""
-        return self._df("SELECT step, bin_lo, bin_hi, density FROM esd_hist WHERE run = ? AND tensor = ? AND target = ? "
-                        "AND list_contains(?, step) ORDER BY step, bin_lo", [run, tensor, target, steps])
+        return self._df(
+            "SELECT step, bin_lo, bin_hi, density FROM esd_hist WHERE run = ? AND tensor = ? AND target = ? "
+            "AND list_contains(?, step) ORDER BY step, bin_lo",
+            [run, tensor, target, steps],
+        )
 
     def alpha_per_layer(self, run: str, target: str, module: str) -> pd.DataFrame:
         """layer, step, alpha of the successful fits of one module kind."""
-        return self._df("SELECT t.layer, f.step, f.alpha FROM fits f JOIN tensors t USING (run, step, tensor) "
-                        "WHERE f.run = ? AND f.target = ? AND t.module = ? AND f.fit_status = 'ok' "
-                        "ORDER BY t.layer, f.step", [run, target, module])
+        return self._df(
+            "SELECT t.layer, f.step, f.alpha FROM fits f JOIN tensors t USING (run, step, tensor) "
+            "WHERE f.run = ? AND f.target = ? AND t.module = ? AND f.fit_status = 'ok' "
+            "ORDER BY t.layer, f.step",
+            [run, target, module],
+        )
 
     def alpha_by_module(self, run: str, target: str) -> pd.DataFrame:
         """module, step, median alpha over the layers of each module kind (successful fits)."""
-        return self._df("SELECT t.module, f.step, median(f.alpha) AS alpha FROM fits f JOIN tensors t "
-                        "USING (run, step, tensor) WHERE f.run = ? AND f.target = ? AND f.fit_status = 'ok' "
-                        "GROUP BY t.module, f.step ORDER BY f.step", [run, target])
+        return self._df(
+            "SELECT t.module, f.step, median(f.alpha) AS alpha FROM fits f JOIN tensors t "
+            "USING (run, step, tensor) WHERE f.run = ? AND f.target = ? AND f.fit_status = 'ok' "
+            "GROUP BY t.module, f.step ORDER BY f.step",
+            [run, target],
+        )
 
     # ---- alignment -------------------------------------------------------------------------------------
     def alignment_runs(self) -> list[str]:
@@ -138,53 +178,77 @@ class Queries:
     def alignment_per_layer(self, run: str, module: str, measure: str) -> pd.DataFrame:
         """layer, step, value of one alignment measure for the tensors of one module kind."""
         column = _checked(measure, ALIGNMENT_MEASURES)
-        return self._df(f"SELECT layer, step, {column} AS value FROM alignment WHERE run = ? AND module = ? "
-                        "ORDER BY layer, step", [run, module])
+        return self._df(
+            f"SELECT layer, step, {column} AS value FROM alignment WHERE run = ? AND module = ? ORDER BY layer, step",
+            [run, module],
+        )
 
     def alignment_by_module(self, run: str, measure: str) -> pd.DataFrame:
         """module, step, median, q1, q3 of one alignment measure over the layers of each module kind."""
         column = _checked(measure, ALIGNMENT_MEASURES)
-        return self._df(f"SELECT module, step, {column}_median AS median, {column}_q1 AS q1, {column}_q3 AS q3 "
-                        "FROM alignment_by_module WHERE run = ? ORDER BY module, step", [run])
+        return self._df(
+            f"SELECT module, step, {column}_median AS median, {column}_q1 AS q1, {column}_q3 AS q3 "
+            "FROM alignment_by_module WHERE run = ? ORDER BY module, step",
+            [run],
+        )
 
     def alignment_grid(self, run: str, measure: str, module: str | None = None) -> pd.DataFrame:
         """layer, step, value: one alignment measure averaged over the modules of each layer (or of one
         module kind)."""
         column = _checked(measure, ALIGNMENT_MEASURES)
         where = "AND module = ?" if module else ""
-        return self._df(f"SELECT layer, step, avg({column}) AS value FROM alignment WHERE run = ? {where} "
-                        "GROUP BY layer, step ORDER BY layer, step", [run] + ([module] if module else []))
+        return self._df(
+            f"SELECT layer, step, avg({column}) AS value FROM alignment WHERE run = ? {where} "
+            "GROUP BY layer, step ORDER BY layer, step",
+            [run] + ([module] if module else []),
+        )
 
     def alignment_summary(self, runs: list[str]) -> list[tuple[str, int, float, float, float]]:
         """(run, step, mean |cos u1 final|, median, mean |cos u1 prev|) per step of `runs`."""
-        return [tuple(row) for row in self.con.execute(
-            "SELECT run, step, avg(cos_u_final), median(cos_u_final), avg(cos_u_prev) FROM alignment "
-            "WHERE list_contains(?, run) GROUP BY run, step ORDER BY run, step", [runs]).fetchall()]
+        return [
+            tuple(row)
+            for row in self.con.execute(
+                "SELECT run, step, avg(cos_u_final), median(cos_u_final), avg(cos_u_prev) FROM alignment "
+                "WHERE list_contains(?, run) GROUP BY run, step ORDER BY run, step",
+                [runs],
+            ).fetchall()
+        ]
 
     # ---- training logs ---------------------------------------------------------------------------------
     def run_summaries(self) -> pd.DataFrame:
-        return self._df("SELECT run, reward_metric, test_metric, spearman, reward_peak_step, test_peak_step, "
-                        "n_shared_steps, log_format FROM run_summary ORDER BY run")
+        return self._df(
+            "SELECT run, reward_metric, test_metric, spearman, reward_peak_step, test_peak_step, "
+            "n_shared_steps, log_format FROM run_summary ORDER BY run"
+        )
 
     def reward_and_test(self, runs: list[str]) -> pd.DataFrame:
         """run, step, name, value, reward_metric, test_metric: the chosen reward and test series of `runs`."""
         return self._df(
             "SELECT m.run, m.step, m.name, m.value, s.reward_metric, s.test_metric FROM metrics m JOIN run_summary s "
             "USING (run) WHERE list_contains(?, m.run) AND (m.name = s.reward_metric OR m.name = s.test_metric) "
-            "ORDER BY m.run, m.step", [runs])
+            "ORDER BY m.run, m.step",
+            [runs],
+        )
 
     # ---- evaluations -----------------------------------------------------------------------------------
     def evaluations(self, runs: list[str] | None = None) -> pd.DataFrame:
         """eval_id, run, step, variant, dataset, accuracy of every evaluation (of `runs` when given)."""
         where = "WHERE list_contains(?, run)" if runs is not None else ""
-        return self._df(f"SELECT eval_id, run, step, variant, dataset, accuracy FROM evaluations {where} "
-                        "ORDER BY run, dataset, step, variant", [runs] if runs is not None else [])
+        return self._df(
+            f"SELECT eval_id, run, step, variant, dataset, accuracy FROM evaluations {where} "
+            "ORDER BY run, dataset, step, variant",
+            [runs] if runs is not None else [],
+        )
 
     def recovery(self) -> pd.DataFrame:
-        return self._df("SELECT run, step, rank, mode, dataset, acc_base, acc_full, acc_rank, recovery, n_problems, "
-                        "eval_id_rank FROM recovery ORDER BY run, dataset, mode, rank, step")
+        return self._df(
+            "SELECT run, step, rank, mode, dataset, acc_base, acc_full, acc_rank, recovery, n_problems, "
+            "eval_id_rank FROM recovery ORDER BY run, dataset, mode, rank, step"
+        )
 
     def eval_samples(self, eval_id: str, only_wrong: bool = False) -> pd.DataFrame:
-        return self._df("SELECT problem_id, sample, gold, extracted, correct, completion FROM eval_samples "
-                        "WHERE eval_id = ? AND (NOT ? OR NOT correct) ORDER BY problem_id, sample",
-                        [eval_id, only_wrong])
+        return self._df(
+            "SELECT problem_id, sample, gold, extracted, correct, completion FROM eval_samples "
+            "WHERE eval_id = ? AND (NOT ? OR NOT correct) ORDER BY problem_id, sample",
+            [eval_id, only_wrong],
+        )

@@ -2,7 +2,8 @@
 every statement on it live here, with the rest of what is stored in the cache.
 
 A job is a command line of `rlvr` (`kind` = analyze, compare, demo or logs; `argv` = its arguments, derived
-from a typed request by `rlvr_core.cli.requests`, which validates it with the command's own parser). States: queued -> running -> done | failed | cancelled.
+from a typed request by `rlvr_core.cli.requests`, which validates it with the command's own parser).
+States: queued -> running -> done | failed | cancelled.
 
 - `submit` returns the id of an identical request (same kind and arguments) that is still queued or
   running instead of adding a second one.
@@ -85,23 +86,30 @@ def connect(cache: Path) -> sqlite3.Connection:
     return con
 
 
-def submit(cache: Path, kind: str, argv: list[str], submitted_by: str | None = None,
-           cwd: str | None = None) -> tuple[str, bool]:
+def submit(
+    cache: Path, kind: str, argv: list[str], submitted_by: str | None = None, cwd: str | None = None
+) -> tuple[str, bool]:
     """(job id, True if newly queued); an identical queued or running request returns its id, False."""
     if kind not in KINDS:
-        raise UsageError(f"job kind '{kind}'", f"one of {', '.join(KINDS)}", repr(kind), f"rlvr submit {'|'.join(KINDS)} ...")
+        raise UsageError(
+            f"job kind '{kind}'", f"one of {', '.join(KINDS)}", repr(kind), f"rlvr submit {'|'.join(KINDS)} ..."
+        )
     cwd = cwd or os.getcwd()
     key = json.dumps([kind, argv, cwd])
     with closing(connect(cache)) as con:
         con.execute("BEGIN IMMEDIATE")
-        row = con.execute("SELECT id FROM jobs WHERE request_key = ? AND state IN ('queued', 'running')", [key]).fetchone()
+        row = con.execute(
+            "SELECT id FROM jobs WHERE request_key = ? AND state IN ('queued', 'running')", [key]
+        ).fetchone()
         if row:
             con.execute("COMMIT")
             return row[0], False
         ident = uuid.uuid4().hex[:12]
-        con.execute("INSERT INTO jobs (id, kind, argv, request_key, state, submitted_by, created_at, cwd) "
-                    "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)", [ident, kind, json.dumps(argv), key,
-                                                               submitted_by or _user(), time.time(), cwd])
+        con.execute(
+            "INSERT INTO jobs (id, kind, argv, request_key, state, submitted_by, created_at, cwd) "
+            "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
+            [ident, kind, json.dumps(argv), key, submitted_by or _user(), time.time(), cwd],
+        )
         con.execute("COMMIT")
     return ident, True
 
@@ -111,16 +119,24 @@ def claim(cache: Path, worker: str, lease: float = LEASE_SECONDS) -> Job | None:
     now = time.time()
     with closing(connect(cache)) as con:
         con.execute("BEGIN IMMEDIATE")
-        con.execute("UPDATE jobs SET state = 'queued', worker = NULL, message = 'requeued: its worker stopped "
-                    "renewing the lease' WHERE state = 'running' AND lease_until < ?", [now])
-        con.execute("UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE state = 'queued' AND cancel_requested = 1",
-                    [now])
+        con.execute(
+            "UPDATE jobs SET state = 'queued', worker = NULL, message = 'requeued: its worker stopped "
+            "renewing the lease' WHERE state = 'running' AND lease_until < ?",
+            [now],
+        )
+        con.execute(
+            "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE state = 'queued' AND cancel_requested = 1",
+            [now],
+        )
         row = con.execute("SELECT id FROM jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT 1").fetchone()
         if row is None:
             con.execute("COMMIT")
             return None
-        con.execute("UPDATE jobs SET state = 'running', worker = ?, attempt = attempt + 1, lease_until = ?, "
-                    "started_at = ?, progress = 0, error = NULL WHERE id = ?", [worker, now + lease, now, row[0]])
+        con.execute(
+            "UPDATE jobs SET state = 'running', worker = ?, attempt = attempt + 1, lease_until = ?, "
+            "started_at = ?, progress = 0, error = NULL WHERE id = ?",
+            [worker, now + lease, now, row[0]],
+        )
         con.execute("COMMIT")
     return get(cache, row[0])
 
@@ -128,8 +144,10 @@ def claim(cache: Path, worker: str, lease: float = LEASE_SECONDS) -> Job | None:
 def heartbeat(cache: Path, job: Job, lease: float = LEASE_SECONDS) -> str:
     """Renew the lease. Returns `ok`, `cancel` (cancellation requested) or `lost` (no longer ours)."""
     with closing(connect(cache)) as con:
-        cur = con.execute("UPDATE jobs SET lease_until = ? WHERE id = ? AND worker = ? AND attempt = ? AND state = 'running'",
-                          [time.time() + lease, job.id, job.worker, job.attempt])
+        cur = con.execute(
+            "UPDATE jobs SET lease_until = ? WHERE id = ? AND worker = ? AND attempt = ? AND state = 'running'",
+            [time.time() + lease, job.id, job.worker, job.attempt],
+        )
         if cur.rowcount == 0:
             return "lost"
         flag = con.execute("SELECT cancel_requested FROM jobs WHERE id = ?", [job.id]).fetchone()[0]
@@ -141,19 +159,23 @@ def finish(cache: Path, job: Job, state: str, error: str | None = None, message:
     if state not in ("done", "failed", "cancelled"):
         raise ValueError(state)
     with closing(connect(cache)) as con:
-        cur = con.execute("UPDATE jobs SET state = ?, error = ?, finished_at = ?, lease_until = NULL, "
-                          "progress = CASE WHEN ? = 'done' THEN 1 ELSE progress END, message = coalesce(?, message) "
-                          "WHERE id = ? AND worker = ? AND attempt = ? AND state = 'running'",
-                          [state, error, time.time(), state, message, job.id, job.worker, job.attempt])
+        cur = con.execute(
+            "UPDATE jobs SET state = ?, error = ?, finished_at = ?, lease_until = NULL, "
+            "progress = CASE WHEN ? = 'done' THEN 1 ELSE progress END, message = coalesce(?, message) "
+            "WHERE id = ? AND worker = ? AND attempt = ? AND state = 'running'",
+            [state, error, time.time(), state, message, job.id, job.worker, job.attempt],
+        )
         return cur.rowcount == 1
 
 
 def release(cache: Path, job: Job, message: str = "requeued: its worker was stopped") -> bool:
     """Put a running job back in the queue (its worker is stopping); False when it is no longer ours."""
     with closing(connect(cache)) as con:
-        cur = con.execute("UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, message = ? "
-                          "WHERE id = ? AND worker = ? AND attempt = ? AND state = 'running'",
-                          [message, job.id, job.worker, job.attempt])
+        cur = con.execute(
+            "UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, message = ? "
+            "WHERE id = ? AND worker = ? AND attempt = ? AND state = 'running'",
+            [message, job.id, job.worker, job.attempt],
+        )
         return cur.rowcount == 1
 
 
@@ -162,7 +184,10 @@ def cancel(cache: Path, ident: str) -> str:
     request recorded when it runs; unchanged when it had already ended)."""
     with closing(connect(cache)) as con:
         con.execute("BEGIN IMMEDIATE")
-        con.execute("UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state = 'queued'", [time.time(), ident])
+        con.execute(
+            "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state = 'queued'",
+            [time.time(), ident],
+        )
         con.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'", [ident])
         row = con.execute("SELECT state FROM jobs WHERE id = ?", [ident]).fetchone()
         con.execute("COMMIT")
@@ -181,8 +206,10 @@ def report(progress: float | None, message: str) -> None:
         if progress is None:
             con.execute("UPDATE jobs SET message = ? WHERE id = ?", [message[-300:], ident])
         else:
-            con.execute("UPDATE jobs SET progress = ?, message = ? WHERE id = ?",
-                        [max(0.0, min(1.0, progress)), message[-300:], ident])
+            con.execute(
+                "UPDATE jobs SET progress = ?, message = ? WHERE id = ?",
+                [max(0.0, min(1.0, progress)), message[-300:], ident],
+            )
 
 
 class Reporter:
@@ -191,7 +218,8 @@ class Reporter:
 
     def __init__(self, interval: float = 0.5) -> None:
         self.active = bool(os.environ.get(JOB_ENV))
-        self.interval, self._last, self._pending = interval, 0.0, None
+        self.interval, self._last = interval, 0.0
+        self._pending: tuple[float | None, str] | None = None
 
     def __call__(self, fraction: float | None, message: str) -> None:
         if not self.active:
@@ -213,12 +241,33 @@ def get(cache: Path, ident: str) -> Job | None:
 
 def list_jobs(cache: Path, ident: str | None = None) -> list[Job]:
     with closing(connect(cache)) as con:
-        query = ("SELECT id, kind, argv, state, progress, message, error, submitted_by, created_at, started_at, "
-                 "finished_at, worker, attempt, cancel_requested, cwd FROM jobs")
-        rows = con.execute(query + (" WHERE id = ?" if ident else " ORDER BY created_at DESC, id"),
-                           [ident] if ident else []).fetchall()
-    return [Job(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], bool(r[13]), r[14])
-            for r in rows]
+        query = (
+            "SELECT id, kind, argv, state, progress, message, error, submitted_by, created_at, started_at, "
+            "finished_at, worker, attempt, cancel_requested, cwd FROM jobs"
+        )
+        rows = con.execute(
+            query + (" WHERE id = ?" if ident else " ORDER BY created_at DESC, id"), [ident] if ident else []
+        ).fetchall()
+    return [
+        Job(
+            r[0],
+            r[1],
+            json.loads(r[2]),
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            r[10],
+            r[11],
+            r[12],
+            bool(r[13]),
+            r[14],
+        )
+        for r in rows
+    ]
 
 
 def log_path(cache: Path, ident: str) -> Path:

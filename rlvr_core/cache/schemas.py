@@ -14,97 +14,235 @@ import numpy as np
 import pyarrow as pa
 
 SCHEMAS: dict[str, pa.Schema] = {
-    "checkpoints": pa.schema([
-        ("run", pa.string()), ("step", pa.int64()), ("path", pa.string()), ("fingerprint", pa.string()),
-        ("n_tensors", pa.int64()), ("analyzed_at", pa.timestamp("us", tz="UTC")),
-        ("layout", pa.string()), ("base_path", pa.string()), ("base_fingerprint", pa.string()),
-        ("settings", pa.string()), ("n_analyzed", pa.int64()), ("device", pa.string()),
-        ("seconds", pa.float64()), ("is_base", pa.bool_()), ("tool_version", pa.string()),
-    ]),
-    "layers": pa.schema([
-        ("run", pa.string()), ("step", pa.int64()), ("tensor", pa.string()), ("layer", pa.int32()),
-        ("module", pa.string()), ("rows", pa.int64()), ("cols", pa.int64()), ("target", pa.string()),
-        ("fro_norm", pa.float64()), ("spectral_norm", pa.float64()), ("stable_rank", pa.float64()),
-        ("rank1_energy", pa.float64()), ("kind", pa.string()), ("dtype", pa.string()),
-    ]),
-    "spectra": pa.schema([
-        ("run", pa.string()), ("step", pa.int64()), ("tensor", pa.string()), ("target", pa.string()),
-        ("sv", pa.list_(pa.float64())),
-    ]),
-    "vectors": pa.schema([
-        ("run", pa.string()), ("step", pa.int64()), ("tensor", pa.string()), ("k", pa.int32()),
-        ("sigma", pa.float64()), ("u", pa.list_(pa.float32())), ("v", pa.list_(pa.float32())),
-        ("target", pa.string()),
-    ]),
-    "fits": pa.schema([
-        ("run", pa.string()), ("step", pa.int64()), ("tensor", pa.string()), ("target", pa.string()),
-        ("alpha", pa.float64()), ("xmin", pa.float64()), ("alpha_se", pa.float64()), ("ks_d", pa.float64()),
-        ("n_tail", pa.int64()), ("lr_exponential", pa.float64()), ("p_exponential", pa.float64()),
-        ("lr_lognormal", pa.float64()), ("p_lognormal", pa.float64()), ("lr_truncated_power_law", pa.float64()),
-        ("p_truncated_power_law", pa.float64()), ("heavy_tailed", pa.bool_()), ("alpha_weighted", pa.float64()),
-        ("fit_status", pa.string()), ("fit_error", pa.string()), ("log_spectral_norm", pa.float64()),
-        ("log_norm", pa.float64()), ("stable_rank", pa.float64()), ("n_evals", pa.int64()),
-        ("log_fro_norm", pa.float64()),
-    ]),
-    "esd_hist": pa.schema([
-        ("run", pa.string()), ("step", pa.int64()), ("tensor", pa.string()), ("target", pa.string()),
-        ("bin_lo", pa.float64()), ("bin_hi", pa.float64()), ("density", pa.float64()),
-    ]),
-    "tensors": pa.schema([
-        ("run", pa.string()), ("step", pa.int64()), ("tensor", pa.string()), ("layer", pa.int32()),
-        ("module", pa.string()), ("kind", pa.string()), ("dtype", pa.string()),
-        ("shape", pa.list_(pa.int64())), ("analyzed", pa.bool_()),
-    ]),
+    "checkpoints": pa.schema(
+        [
+            ("run", pa.string()),
+            ("step", pa.int64()),
+            ("path", pa.string()),
+            ("fingerprint", pa.string()),
+            ("n_tensors", pa.int64()),
+            ("analyzed_at", pa.timestamp("us", tz="UTC")),
+            ("layout", pa.string()),
+            ("base_path", pa.string()),
+            ("base_fingerprint", pa.string()),
+            ("settings", pa.string()),
+            ("n_analyzed", pa.int64()),
+            ("device", pa.string()),
+            ("seconds", pa.float64()),
+            ("is_base", pa.bool_()),
+            ("tool_version", pa.string()),
+        ]
+    ),
+    "layers": pa.schema(
+        [
+            ("run", pa.string()),
+            ("step", pa.int64()),
+            ("tensor", pa.string()),
+            ("layer", pa.int32()),
+            ("module", pa.string()),
+            ("rows", pa.int64()),
+            ("cols", pa.int64()),
+            ("target", pa.string()),
+            ("fro_norm", pa.float64()),
+            ("spectral_norm", pa.float64()),
+            ("stable_rank", pa.float64()),
+            ("rank1_energy", pa.float64()),
+            ("kind", pa.string()),
+            ("dtype", pa.string()),
+        ]
+    ),
+    "spectra": pa.schema(
+        [
+            ("run", pa.string()),
+            ("step", pa.int64()),
+            ("tensor", pa.string()),
+            ("target", pa.string()),
+            ("sv", pa.list_(pa.float64())),
+        ]
+    ),
+    "vectors": pa.schema(
+        [
+            ("run", pa.string()),
+            ("step", pa.int64()),
+            ("tensor", pa.string()),
+            ("k", pa.int32()),
+            ("sigma", pa.float64()),
+            ("u", pa.list_(pa.float32())),
+            ("v", pa.list_(pa.float32())),
+            ("target", pa.string()),
+        ]
+    ),
+    "fits": pa.schema(
+        [
+            ("run", pa.string()),
+            ("step", pa.int64()),
+            ("tensor", pa.string()),
+            ("target", pa.string()),
+            ("alpha", pa.float64()),
+            ("xmin", pa.float64()),
+            ("alpha_se", pa.float64()),
+            ("ks_d", pa.float64()),
+            ("n_tail", pa.int64()),
+            ("lr_exponential", pa.float64()),
+            ("p_exponential", pa.float64()),
+            ("lr_lognormal", pa.float64()),
+            ("p_lognormal", pa.float64()),
+            ("lr_truncated_power_law", pa.float64()),
+            ("p_truncated_power_law", pa.float64()),
+            ("heavy_tailed", pa.bool_()),
+            ("alpha_weighted", pa.float64()),
+            ("fit_status", pa.string()),
+            ("fit_error", pa.string()),
+            ("log_spectral_norm", pa.float64()),
+            ("log_norm", pa.float64()),
+            ("stable_rank", pa.float64()),
+            ("n_evals", pa.int64()),
+            ("log_fro_norm", pa.float64()),
+        ]
+    ),
+    "esd_hist": pa.schema(
+        [
+            ("run", pa.string()),
+            ("step", pa.int64()),
+            ("tensor", pa.string()),
+            ("target", pa.string()),
+            ("bin_lo", pa.float64()),
+            ("bin_hi", pa.float64()),
+            ("density", pa.float64()),
+        ]
+    ),
+    "tensors": pa.schema(
+        [
+            ("run", pa.string()),
+            ("step", pa.int64()),
+            ("tensor", pa.string()),
+            ("layer", pa.int32()),
+            ("module", pa.string()),
+            ("kind", pa.string()),
+            ("dtype", pa.string()),
+            ("shape", pa.list_(pa.int64())),
+            ("analyzed", pa.bool_()),
+        ]
+    ),
 }
 """The columns of each per-step view (one file per step folder). The columns issues name come first, in
 their order; later columns are additions."""
 
 RUN_SCHEMAS: dict[str, pa.Schema] = {
-    "alignment": pa.schema([
-        ("run", pa.string()), ("tensor", pa.string()), ("step", pa.int64()), ("cos_u_final", pa.float64()),
-        ("cos_u_prev", pa.float64()), ("cos_u_first", pa.float64()), ("cos_v_final", pa.float64()),
-        ("cos_v_prev", pa.float64()), ("cos_v_first", pa.float64()), ("overlap_topk_final", pa.float64()),
-        ("overlap_base_principal", pa.float64()), ("layer", pa.int32()), ("module", pa.string()),
-        ("sigma1", pa.float64()),
-    ]),
-    "rank1_dynamics": pa.schema([
-        ("run", pa.string()), ("tensor", pa.string()), ("layer", pa.int32()), ("module", pa.string()),
-        ("n_steps", pa.int64()), ("r2_linear", pa.float64()), ("sigma1_first", pa.float64()),
-        ("sigma1_final", pa.float64()),
-    ]),
-    "metrics": pa.schema([
-        ("run", pa.string()), ("step", pa.int64()), ("name", pa.string()), ("value", pa.float64()),
-        ("source", pa.string()),
-    ]),
-    "run_summary": pa.schema([
-        ("run", pa.string()), ("reward_metric", pa.string()), ("test_metric", pa.string()),
-        ("spearman", pa.float64()), ("reward_peak_step", pa.int64()), ("test_peak_step", pa.int64()),
-        ("n_shared_steps", pa.int64()), ("log_format", pa.string()), ("log_path", pa.string()),
-    ]),
-    "recovery": pa.schema([
-        ("run", pa.string()), ("step", pa.int64()), ("rank", pa.int64()), ("mode", pa.string()),
-        ("dataset", pa.string()), ("acc_base", pa.float64()), ("acc_full", pa.float64()), ("acc_rank", pa.float64()),
-        ("recovery", pa.float64()), ("n_problems", pa.int64()), ("eval_id_base", pa.string()),
-        ("eval_id_full", pa.string()), ("eval_id_rank", pa.string()),
-    ]),
+    "alignment": pa.schema(
+        [
+            ("run", pa.string()),
+            ("tensor", pa.string()),
+            ("step", pa.int64()),
+            ("cos_u_final", pa.float64()),
+            ("cos_u_prev", pa.float64()),
+            ("cos_u_first", pa.float64()),
+            ("cos_v_final", pa.float64()),
+            ("cos_v_prev", pa.float64()),
+            ("cos_v_first", pa.float64()),
+            ("overlap_topk_final", pa.float64()),
+            ("overlap_base_principal", pa.float64()),
+            ("layer", pa.int32()),
+            ("module", pa.string()),
+            ("sigma1", pa.float64()),
+        ]
+    ),
+    "rank1_dynamics": pa.schema(
+        [
+            ("run", pa.string()),
+            ("tensor", pa.string()),
+            ("layer", pa.int32()),
+            ("module", pa.string()),
+            ("n_steps", pa.int64()),
+            ("r2_linear", pa.float64()),
+            ("sigma1_first", pa.float64()),
+            ("sigma1_final", pa.float64()),
+        ]
+    ),
+    "metrics": pa.schema(
+        [
+            ("run", pa.string()),
+            ("step", pa.int64()),
+            ("name", pa.string()),
+            ("value", pa.float64()),
+            ("source", pa.string()),
+        ]
+    ),
+    "run_summary": pa.schema(
+        [
+            ("run", pa.string()),
+            ("reward_metric", pa.string()),
+            ("test_metric", pa.string()),
+            ("spearman", pa.float64()),
+            ("reward_peak_step", pa.int64()),
+            ("test_peak_step", pa.int64()),
+            ("n_shared_steps", pa.int64()),
+            ("log_format", pa.string()),
+            ("log_path", pa.string()),
+        ]
+    ),
+    "recovery": pa.schema(
+        [
+            ("run", pa.string()),
+            ("step", pa.int64()),
+            ("rank", pa.int64()),
+            ("mode", pa.string()),
+            ("dataset", pa.string()),
+            ("acc_base", pa.float64()),
+            ("acc_full", pa.float64()),
+            ("acc_rank", pa.float64()),
+            ("recovery", pa.float64()),
+            ("n_problems", pa.int64()),
+            ("eval_id_base", pa.string()),
+            ("eval_id_full", pa.string()),
+            ("eval_id_rank", pa.string()),
+        ]
+    ),
 }
 """The columns of each per-run view (one file per run folder, rewritten whole, atomically)."""
 
 EVAL_SCHEMAS: dict[str, pa.Schema] = {
-    "evaluations": pa.schema([
-        ("eval_id", pa.string()), ("run", pa.string()), ("step", pa.int64()), ("variant", pa.string()),
-        ("rank", pa.int64()), ("mode", pa.string()), ("dataset", pa.string()), ("n", pa.int64()),
-        ("temperature", pa.float64()), ("accuracy", pa.float64()), ("pass_at_k", pa.float64()),
-        ("n_problems", pa.int64()), ("started_at", pa.timestamp("us", tz="UTC")),
-        ("finished_at", pa.timestamp("us", tz="UTC")), ("top_p", pa.float64()), ("max_new_tokens", pa.int64()),
-        ("k", pa.int64()), ("model_path", pa.string()), ("model_fingerprint", pa.string()), ("backend", pa.string()),
-        ("device", pa.string()), ("tokens", pa.int64()), ("tokens_per_s", pa.float64()), ("seconds", pa.float64()),
-        ("dataset_kind", pa.string()), ("seed", pa.int64()),
-    ]),
-    "eval_samples": pa.schema([
-        ("eval_id", pa.string()), ("problem_id", pa.string()), ("sample", pa.int64()), ("completion", pa.string()),
-        ("extracted", pa.string()), ("correct", pa.bool_()), ("gold", pa.string()),
-    ]),
+    "evaluations": pa.schema(
+        [
+            ("eval_id", pa.string()),
+            ("run", pa.string()),
+            ("step", pa.int64()),
+            ("variant", pa.string()),
+            ("rank", pa.int64()),
+            ("mode", pa.string()),
+            ("dataset", pa.string()),
+            ("n", pa.int64()),
+            ("temperature", pa.float64()),
+            ("accuracy", pa.float64()),
+            ("pass_at_k", pa.float64()),
+            ("n_problems", pa.int64()),
+            ("started_at", pa.timestamp("us", tz="UTC")),
+            ("finished_at", pa.timestamp("us", tz="UTC")),
+            ("top_p", pa.float64()),
+            ("max_new_tokens", pa.int64()),
+            ("k", pa.int64()),
+            ("model_path", pa.string()),
+            ("model_fingerprint", pa.string()),
+            ("backend", pa.string()),
+            ("device", pa.string()),
+            ("tokens", pa.int64()),
+            ("tokens_per_s", pa.float64()),
+            ("seconds", pa.float64()),
+            ("dataset_kind", pa.string()),
+            ("seed", pa.int64()),
+        ]
+    ),
+    "eval_samples": pa.schema(
+        [
+            ("eval_id", pa.string()),
+            ("problem_id", pa.string()),
+            ("sample", pa.int64()),
+            ("completion", pa.string()),
+            ("extracted", pa.string()),
+            ("correct", pa.bool_()),
+            ("gold", pa.string()),
+        ]
+    ),
 }
 """The columns of the evaluation views (one folder per evaluation: `<cache>/evals/<eval_id>/`)."""
 

@@ -61,8 +61,12 @@ STALE_SECONDS = 6 * 3600
 def check_run_name(run: str) -> str:
     """Return `run` if it is safe as a folder name, else raise UsageError."""
     if not _SAFE_NAME.match(run) or run in (".", ".."):
-        raise UsageError(f"run name {run!r}", "letters, digits, '.', '_' or '-' (at most 128, no leading dot)",
-                         repr(run), "pass --run NAME with a simple name")
+        raise UsageError(
+            f"run name {run!r}",
+            "letters, digits, '.', '_' or '-' (at most 128, no leading dot)",
+            repr(run),
+            "pass --run NAME with a simple name",
+        )
     return run
 
 
@@ -103,8 +107,12 @@ class Cache:
     def variant_dir(self, run: str, step: int, rank: int, mode: str, alpha: float, keep: str) -> Path:
         """Where `rlvr compare` builds the rank-k checkpoint of one of `run`'s steps."""
         scale = "" if alpha == 1 else f"-a{alpha:g}"
-        return self.root / "variants" / check_run_name(run) / check_run_name(
-            f"step-{int(step)}-rank{int(rank)}-{mode}{scale}-keep{keep}")
+        return (
+            self.root
+            / "variants"
+            / check_run_name(run)
+            / check_run_name(f"step-{int(step)}-rank{int(rank)}-{mode}{scale}-keep{keep}")
+        )
 
     @property
     def jobs_db(self) -> Path:
@@ -269,13 +277,25 @@ def _connect(cache: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-_ALIGNED = ("cos_u_final", "cos_u_prev", "cos_u_first", "cos_v_final", "cos_v_prev", "cos_v_first",
-            "overlap_topk_final", "overlap_base_principal")
+_ALIGNED = (
+    "cos_u_final",
+    "cos_u_prev",
+    "cos_u_first",
+    "cos_v_final",
+    "cos_v_prev",
+    "cos_v_first",
+    "overlap_topk_final",
+    "overlap_base_principal",
+)
 _ALIGNMENT_BY_MODULE = (
     "CREATE VIEW alignment_by_module AS SELECT run, module, step, count(*) AS n_tensors, "
-    + ", ".join(f"avg({c}) AS {c}_mean, quantile_cont({c}, 0.25) AS {c}_q1, median({c}) AS {c}_median, "
-                f"quantile_cont({c}, 0.75) AS {c}_q3" for c in _ALIGNED)
-    + " FROM alignment GROUP BY run, module, step")
+    + ", ".join(
+        f"avg({c}) AS {c}_mean, quantile_cont({c}, 0.25) AS {c}_q1, median({c}) AS {c}_median, "
+        f"quantile_cont({c}, 0.75) AS {c}_q3"
+        for c in _ALIGNED
+    )
+    + " FROM alignment GROUP BY run, module, step"
+)
 """Alignment aggregated over the layers of each module kind (mean and quartiles), for the dashboard."""
 
 
@@ -284,8 +304,12 @@ def _writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CacheError(str(folder), "a writable cache folder", f"{type(exc).__name__}: {exc}",
-                         "choose another --cache DIR or fix its permissions") from exc
+        raise CacheError(
+            str(folder),
+            "a writable cache folder",
+            f"{type(exc).__name__}: {exc}",
+            "choose another --cache DIR or fix its permissions",
+        ) from exc
 
 
 def _write_parquet(path: Path, table: pa.Table) -> None:

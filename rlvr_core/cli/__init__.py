@@ -50,6 +50,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted; finished steps are cached, the step in progress was not written",
-              file=sys.stderr)
+        print("error: interrupted; finished steps are cached, the step in progress was not written", file=sys.stderr)
         return 130

@@ -1,10 +1,10 @@
 """`rlvr analyze`, `rlvr logs` and `rlvr runs`: checkpoints and training logs into the cache, and what it holds.
 
-    rlvr analyze RUN_DIR --base BASE_DIR [--run NAME] [--steps 100,200] [--modules REGEX] [--topk 8]
-                 [--device auto|cpu|cuda] [--cache DIR] [--checkpoint STEP=PATH ...] [--include-embeddings]
-                 [--no-base] [--force] [--triplets auto|eigh|lowrank]
-    rlvr logs PATH --run NAME [--reward KEY] [--test KEY] [--cache DIR]
-    rlvr runs [--cache DIR] [--json]
+rlvr analyze RUN_DIR --base BASE_DIR [--run NAME] [--steps 100,200] [--modules REGEX] [--topk 8]
+             [--device auto|cpu|cuda] [--cache DIR] [--checkpoint STEP=PATH ...] [--include-embeddings]
+             [--no-base] [--force] [--triplets auto|eigh|lowrank]
+rlvr logs PATH --run NAME [--reward KEY] [--test KEY] [--cache DIR]
+rlvr runs [--cache DIR] [--json]
 """
 
 from __future__ import annotations
@@ -23,29 +23,41 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
     analyze.add_argument("--base", required=True, help="the base model folder")
     analyze.add_argument("--run", help="the run's name in the cache (default: the run folder's name)")
     analyze.add_argument("--steps", help="only these steps, comma-separated (e.g. 100,200)")
-    analyze.add_argument("--checkpoint", action="append", default=[], metavar="STEP=PATH",
-                         help="name a checkpoint folder and its step explicitly (repeatable)")
+    analyze.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="STEP=PATH",
+        help="name a checkpoint folder and its step explicitly (repeatable)",
+    )
     analyze.add_argument("--modules", help="regex on tensor names; only matching tensors are analysed")
     analyze.add_argument("--topk", type=int, default=8, help="top singular triplets of dW to keep (default 8)")
     analyze.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    analyze.add_argument("--triplets", default="auto", choices=["auto", "eigh", "lowrank"],
-                         help="how dW's top-k triplets are computed: eigh (exact, from the Gram matrix), "
-                              "lowrank (randomized, checked against the exact spectrum, falls back to eigh), "
-                              "auto (default: eigh; see the README's 'What is computed')")
-    analyze.add_argument("--workers", type=int, help="tensors computed at once (default: one per CPU core "
-                         "on CPU, 3 on CUDA)")
+    analyze.add_argument(
+        "--triplets",
+        default="auto",
+        choices=["auto", "eigh", "lowrank"],
+        help="how dW's top-k triplets are computed: eigh (exact, from the Gram matrix), "
+        "lowrank (randomized, checked against the exact spectrum, falls back to eigh), "
+        "auto (default: eigh; see the README's 'What is computed')",
+    )
+    analyze.add_argument(
+        "--workers", type=int, help="tensors computed at once (default: one per CPU core on CPU, 3 on CUDA)"
+    )
     add_cache_flags(analyze)
     analyze.add_argument("--include-embeddings", action="store_true", help="also analyse embeddings and lm_head")
     analyze.add_argument("--no-base", action="store_true", help="do not analyse the base model as step 0")
     analyze.add_argument("--no-fits", action="store_true", help="skip the power-law fits and ESD histograms")
-    analyze.add_argument("--no-alignment", action="store_true",
-                         help="skip the run-level alignment and rank-1 dynamics across steps")
+    analyze.add_argument(
+        "--no-alignment", action="store_true", help="skip the run-level alignment and rank-1 dynamics across steps"
+    )
     analyze.add_argument("--force", action="store_true", help="recompute steps that are already cached")
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(func=_cmd_analyze)
 
-    logs = sub.add_parser("logs", help="ingest a training log (verl JSONL, TRL trainer_state.json, "
-                          "TensorBoard, CSV/JSONL) into the cache")
+    logs = sub.add_parser(
+        "logs", help="ingest a training log (verl JSONL, TRL trainer_state.json, TensorBoard, CSV/JSONL) into the cache"
+    )
     logs.add_argument("path", help="the log file, or a folder holding one")
     logs.add_argument("--run", required=True, help="the run's name in the cache")
     logs.add_argument("--reward", help="the train-reward metric (default: per framework, see the README)")
@@ -61,9 +73,9 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from ..cache.queue import Reporter
     from ..pipelines.analyze import AnalyzeConfig, analyze_run
     from ..readers.layout import discover_steps, parse_explicit, parse_steps
-    from ..cache.queue import Reporter
 
     steps = parse_steps(args.steps) if args.steps else None
     if args.checkpoint:
@@ -73,21 +85,37 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     elif args.run_dir:
         checkpoints = discover_steps(args.run_dir, steps)
     else:
-        raise UsageError("rlvr analyze", "RUN_DIR or --checkpoint STEP=PATH", "neither",
-                         "pass the run folder, e.g. rlvr analyze runs/grpo --base models/base")
+        raise UsageError(
+            "rlvr analyze",
+            "RUN_DIR or --checkpoint STEP=PATH",
+            "neither",
+            "pass the run folder, e.g. rlvr analyze runs/grpo --base models/base",
+        )
     name = args.run or Path(args.run_dir or Path(checkpoints[0].path).parent).resolve().name
     cache = cache_of(args)
-    config = AnalyzeConfig(base=Path(args.base), checkpoints=checkpoints, run=name, cache=cache.root,
-                           modules=args.modules, topk=args.topk, device=args.device,
-                           include_embeddings=args.include_embeddings, include_base=not args.no_base,
-                           force=args.force, triplet_method=args.triplets,
-                           workers=args.workers, fits=not args.no_fits, alignment=not args.no_alignment)
+    config = AnalyzeConfig(
+        base=Path(args.base),
+        checkpoints=checkpoints,
+        run=name,
+        cache=cache.root,
+        modules=args.modules,
+        topk=args.topk,
+        device=args.device,
+        include_embeddings=args.include_embeddings,
+        include_base=not args.no_base,
+        force=args.force,
+        triplet_method=args.triplets,
+        workers=args.workers,
+        fits=not args.no_fits,
+        alignment=not args.no_alignment,
+    )
     bar, reporter = (None if args.quiet else ProgressBar("tensor")), Reporter()
 
     def progress(done: int, total: int, message: str) -> None:
         if bar is not None:
             bar(done, total, message)
         reporter(done / max(total, 1), message)
+
     try:
         summary = analyze_run(config, progress)
     finally:
@@ -95,10 +123,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     per_step = sum(summary.seconds_per_step.values()) / max(len(summary.seconds_per_step), 1)
-    print(f"run '{summary.run}': analysed steps {summary.analyzed or 'none'}, skipped (cached, unchanged) "
-          f"{summary.skipped or 'none'}; {summary.tensors} tensors in {summary.seconds:.1f} s "
-          f"({per_step:.1f} s per checkpoint) on {summary.device}; alignment over {summary.alignment_tensors} "
-          f"tensors x {summary.alignment_steps} steps; cache {cache.root}")
+    print(
+        f"run '{summary.run}': analysed steps {summary.analyzed or 'none'}, skipped (cached, unchanged) "
+        f"{summary.skipped or 'none'}; {summary.tensors} tensors in {summary.seconds:.1f} s "
+        f"({per_step:.1f} s per checkpoint) on {summary.device}; alignment over {summary.alignment_tensors} "
+        f"tensors x {summary.alignment_steps} steps; cache {cache.root}"
+    )
     return 0
 
 
@@ -108,10 +138,12 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     cache = cache_of(args)
     log, summary = ingest_log(cache, args.run, args.path, args.reward, args.test)
     rho = summary["spearman"]
-    print(f"run '{args.run}': {len(log.records)} values of {len(log.names())} metrics from {log.path} "
-          f"({log.format}); reward '{summary['reward_metric']}' peaks at step {summary['reward_peak_step']}, "
-          f"test '{summary['test_metric']}' at step {summary['test_peak_step']}; Spearman rho {rho:.3f} over "
-          f"{summary['n_shared_steps']} shared steps; cache {cache.root}")
+    print(
+        f"run '{args.run}': {len(log.records)} values of {len(log.names())} metrics from {log.path} "
+        f"({log.format}); reward '{summary['reward_metric']}' peaks at step {summary['reward_peak_step']}, "
+        f"test '{summary['test_metric']}' at step {summary['test_peak_step']}; Spearman rho {rho:.3f} over "
+        f"{summary['n_shared_steps']} shared steps; cache {cache.root}"
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from ..cache import Cache
 from ..system.settings import CACHE_ENV, CONFIG_ENV, DEFAULT_CACHE, Settings, load_settings
@@ -12,8 +13,10 @@ from ..system.settings import CACHE_ENV, CONFIG_ENV, DEFAULT_CACHE, Settings, lo
 
 def add_cache_flags(parser: argparse.ArgumentParser, cache_help: str | None = None) -> None:
     """`--cache DIR` and `--config FILE`, with the precedence every command shares."""
-    parser.add_argument("--cache", help=cache_help or f"cache folder (default: ${CACHE_ENV}, the config file's "
-                        f"`cache`, else ./{DEFAULT_CACHE})")
+    parser.add_argument(
+        "--cache",
+        help=cache_help or f"cache folder (default: ${CACHE_ENV}, the config file's `cache`, else ./{DEFAULT_CACHE})",
+    )
     add_config_flag(parser)
 
 
@@ -36,7 +39,7 @@ class ProgressBar:
 
     def __init__(self, unit: str) -> None:
         self.unit = unit
-        self._bar = None
+        self._bar: Any = None
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
         from tqdm import tqdm

@@ -1,7 +1,7 @@
 """`rlvr demo`: train the built-in demo (a tiny real GRPO run on CPU) and analyse it into the cache.
 
-    rlvr demo [--out DIR] [--cache DIR] [--quick] [--seed N] [--threads N] [--substitute-every K]
-              [--no-analyze] [--if-missing]
+rlvr demo [--out DIR] [--cache DIR] [--quick] [--seed N] [--threads N] [--substitute-every K]
+          [--no-analyze] [--if-missing]
 """
 
 from __future__ import annotations
@@ -23,24 +23,39 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
     demo.add_argument("--quick", action="store_true", help="the small version for tests and CI (under a minute)")
     demo.add_argument("--seed", type=int, help="seed of everything (default 0)")
     demo.add_argument("--threads", type=int, default=2, help="torch threads (default 2; fixed for reproducibility)")
-    demo.add_argument("--substitute-every", type=int, metavar="K",
-                      help="the period of the periodic rank-1 run, in steps (default 25; quick 10)")
+    demo.add_argument(
+        "--substitute-every",
+        type=int,
+        metavar="K",
+        help="the period of the periodic rank-1 run, in steps (default 25; quick 10)",
+    )
     demo.add_argument("--no-analyze", action="store_true", help="train only; do not analyse into the cache")
-    demo.add_argument("--if-missing", action="store_true",
-                      help="do nothing when OUT holds a finished demo and the cache lists its runs")
+    demo.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="do nothing when OUT holds a finished demo and the cache lists its runs",
+    )
     demo.set_defaults(func=_cmd_demo)
     return {"demo": demo}
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ..demo.build import DemoConfig, quick_config, run_demo, substituted_run
     from ..cache.queue import Reporter
+    from ..demo.build import DemoConfig, quick_config, run_demo, substituted_run
 
     if args.threads < 1 or (args.substitute_every is not None and args.substitute_every < 1):
-        raise UsageError("rlvr demo", "--threads and --substitute-every of at least 1",
-                         f"{args.threads} and {args.substitute_every}", "pass positive numbers")
-    settings: dict = {"out": Path(args.out), "cache": cache_of(args).root, "threads": args.threads,
-                      "analyze": not args.no_analyze}
+        raise UsageError(
+            "rlvr demo",
+            "--threads and --substitute-every of at least 1",
+            f"{args.threads} and {args.substitute_every}",
+            "pass positive numbers",
+        )
+    settings: dict = {
+        "out": Path(args.out),
+        "cache": cache_of(args).root,
+        "threads": args.threads,
+        "analyze": not args.no_analyze,
+    }
     if args.seed is not None:
         settings["seed"] = args.seed
     if args.substitute_every:
@@ -55,6 +70,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
         reporter(None, message)
+
     report = run_demo(config, progress)
     reporter.flush()
     print(f"base test accuracy {report['base_accuracy']:.3f}")

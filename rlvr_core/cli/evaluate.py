@@ -1,12 +1,12 @@
 """`rlvr substitute`, `rlvr evaluate` and `rlvr compare`: rank-k checkpoints, their evaluation, recovery.
 
-    rlvr substitute CKPT --base BASE [--rank 1] [--mode truncated|norm-matched] [--alpha 1] [--keep base|step]
-                    [--modules REGEX] [--cache DIR] --out DIR
-    rlvr evaluate MODEL_DIR --dataset NAME_OR_JSONL [--data-dir DIR] [--limit N] [--n 1] [--temperature 0]
-                  [--top-p 1] [--max-new-tokens 1024] [--batch-size B] [--device auto] [--cache DIR]
-                  [--run NAME] [--step N] [--variant base|full|rank-K]
-    rlvr compare RUN_DIR --base BASE [--steps 100,200] [--ranks 1,4] [--mode ...] --dataset NAME[,NAME]
-                 (the sampling flags of evaluate)
+rlvr substitute CKPT --base BASE [--rank 1] [--mode truncated|norm-matched] [--alpha 1] [--keep base|step]
+                [--modules REGEX] [--cache DIR] --out DIR
+rlvr evaluate MODEL_DIR --dataset NAME_OR_JSONL [--data-dir DIR] [--limit N] [--n 1] [--temperature 0]
+              [--top-p 1] [--max-new-tokens 1024] [--batch-size B] [--device auto] [--cache DIR]
+              [--run NAME] [--step N] [--variant base|full|rank-K]
+rlvr compare RUN_DIR --base BASE [--steps 100,200] [--ranks 1,4] [--mode ...] --dataset NAME[,NAME]
+             (the sampling flags of evaluate)
 """
 
 from __future__ import annotations
@@ -77,13 +77,27 @@ def _sampling(args):
     from ..pipelines.generation import Sampling
 
     if args.n < 1 or args.batch_size < 1 or args.max_new_tokens < 1 or (args.limit is not None and args.limit < 1):
-        raise UsageError("sampling flags", "--n, --batch-size, --max-new-tokens and --limit of at least 1",
-                         f"{args.n}, {args.batch_size}, {args.max_new_tokens}, {args.limit}", "pass positive numbers")
+        raise UsageError(
+            "sampling flags",
+            "--n, --batch-size, --max-new-tokens and --limit of at least 1",
+            f"{args.n}, {args.batch_size}, {args.max_new_tokens}, {args.limit}",
+            "pass positive numbers",
+        )
     if args.n > 1 and args.temperature == 0:
-        raise UsageError("--n", "one sample with greedy decoding", f"--n {args.n} at --temperature 0",
-                         "pass --temperature 0.6 (or another > 0) for several samples")
-    return Sampling(n=args.n, temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-                    batch_size=args.batch_size, seed=args.seed)
+        raise UsageError(
+            "--n",
+            "one sample with greedy decoding",
+            f"--n {args.n} at --temperature 0",
+            "pass --temperature 0.6 (or another > 0) for several samples",
+        )
+    return Sampling(
+        n=args.n,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
 
 
 def _device(name: str) -> str:
@@ -96,13 +110,25 @@ def _cmd_substitute(args: argparse.Namespace) -> int:
     from ..pipelines.substitute import SubstituteConfig, write_substituted
 
     cache = Path(args.cache) if args.cache else None
-    recipe = write_substituted(SubstituteConfig(step_dir=Path(args.checkpoint), base_dir=Path(args.base),
-                                                out=Path(args.out), rank=args.rank, mode=args.mode, alpha=args.alpha,
-                                                keep=args.keep, modules=args.modules, cache=cache))
+    recipe = write_substituted(
+        SubstituteConfig(
+            step_dir=Path(args.checkpoint),
+            base_dir=Path(args.base),
+            out=Path(args.out),
+            rank=args.rank,
+            mode=args.mode,
+            alpha=args.alpha,
+            keep=args.keep,
+            modules=args.modules,
+            cache=cache,
+        )
+    )
     t = recipe["triplets"]
-    print(f"{args.out}: {len(recipe['substituted'])} weights = W_base + rank-{args.rank}(dW) ({args.mode}, "
-          f"alpha {args.alpha:g}; {t['from_cache']} from cached triplets, {t['computed']} decomposed); other "
-          f"tensors from the {args.keep}")
+    print(
+        f"{args.out}: {len(recipe['substituted'])} weights = W_base + rank-{args.rank}(dW) ({args.mode}, "
+        f"alpha {args.alpha:g}; {t['from_cache']} from cached triplets, {t['computed']} decomposed); other "
+        f"tensors from the {args.keep}"
+    )
     return 0
 
 
@@ -111,35 +137,55 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ..readers.datasets import load_dataset
 
     dataset = load_dataset(args.dataset, args.data_dir, args.limit)
-    request = EvalRequest(model_dir=Path(args.model_dir), dataset=dataset, sampling=_sampling(args),
-                          cache=cache_of(args).root, device=_device(args.device), run=args.run, step=args.step,
-                          variant=args.variant)
+    request = EvalRequest(
+        model_dir=Path(args.model_dir),
+        dataset=dataset,
+        sampling=_sampling(args),
+        cache=cache_of(args).root,
+        device=_device(args.device),
+        run=args.run,
+        step=args.step,
+        variant=args.variant,
+    )
     bar = ProgressBar("problem")
     try:
         row = evaluate(request, lambda done, total, tokens_per_s: bar(done, total, f"{tokens_per_s:.0f} tok/s"))
     finally:
         bar.close()
-    print(f"{args.model_dir} on {dataset.name} ({row['n_problems']} problems, n={row['n']}, T={row['temperature']:g}):"
-          f" accuracy {row['accuracy']:.4f}, pass@{row['k']} {row['pass_at_k']:.4f}; {row['tokens_per_s']:.0f} "
-          f"tokens/s on {row['device']} ({row['backend']}); eval {row['eval_id']} in {request.cache}")
+    print(
+        f"{args.model_dir} on {dataset.name} ({row['n_problems']} problems, n={row['n']}, T={row['temperature']:g}):"
+        f" accuracy {row['accuracy']:.4f}, pass@{row['k']} {row['pass_at_k']:.4f}; {row['tokens_per_s']:.0f} "
+        f"tokens/s on {row['device']} ({row['backend']}); eval {row['eval_id']} in {request.cache}"
+    )
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    from ..cache.queue import Reporter
     from ..pipelines.compare import CompareConfig, compare
     from ..readers.datasets import load_dataset
     from ..readers.layout import parse_steps
-    from ..cache.queue import Reporter
 
     try:
         ranks = [int(r) for r in args.ranks.split(",")]
     except ValueError:
         raise UsageError("--ranks", "integers, comma-separated (1,4)", repr(args.ranks), "pass --ranks 1,4") from None
     datasets = [load_dataset(name, args.data_dir, args.limit) for name in args.dataset.split(",")]
-    config = CompareConfig(run_dir=Path(args.run_dir), base_dir=Path(args.base), datasets=datasets,
-                           steps=parse_steps(args.steps) if args.steps else None, ranks=ranks, mode=args.mode,
-                           alpha=args.alpha, keep=args.keep, modules=args.modules, sampling=_sampling(args),
-                           cache=cache_of(args).root, device=_device(args.device), run=args.run)
+    config = CompareConfig(
+        run_dir=Path(args.run_dir),
+        base_dir=Path(args.base),
+        datasets=datasets,
+        steps=parse_steps(args.steps) if args.steps else None,
+        ranks=ranks,
+        mode=args.mode,
+        alpha=args.alpha,
+        keep=args.keep,
+        modules=args.modules,
+        sampling=_sampling(args),
+        cache=cache_of(args).root,
+        device=_device(args.device),
+        run=args.run,
+    )
     reporter = Reporter()
     total = len(datasets) * (1 + len(config.steps or [0]) * (1 + len(ranks))) if config.steps else None
     seen = []
@@ -153,6 +199,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     reporter.flush()
     for r in rows:
         rec = "n/a (no gain)" if r["recovery"] is None else f"{r['recovery']:.2f}"
-        print(f"{r['run']} step {r['step']} rank-{r['rank']} {r['mode']} on {r['dataset']}: base {r['acc_base']:.3f}, "
-              f"full {r['acc_full']:.3f}, rank-{r['rank']} {r['acc_rank']:.3f}, recovery {rec}")
+        print(
+            f"{r['run']} step {r['step']} rank-{r['rank']} {r['mode']} on {r['dataset']}: base {r['acc_base']:.3f}, "
+            f"full {r['acc_full']:.3f}, rank-{r['rank']} {r['acc_rank']:.3f}, recovery {rec}"
+        )
     return 0

@@ -1,9 +1,10 @@
 """`rlvr submit`, `rlvr jobs`, `rlvr cancel` and `rlvr worker`: the job queue from a shell.
 
-    rlvr submit analyze|compare|demo|logs ARGS...     (ARGS exactly as for the direct command; prints the job id)
-    rlvr jobs [--cache DIR] [--json]
-    rlvr cancel JOB_ID [--cache DIR]
-    rlvr worker [--device cpu|cuda|cuda:N] [--once] [--drain] [--cache DIR] [--lease S] [--backend local|ray] [--address ADDR]
+rlvr submit analyze|compare|demo|logs ARGS...     (ARGS exactly as for the direct command; prints the job id)
+rlvr jobs [--cache DIR] [--json]
+rlvr cancel JOB_ID [--cache DIR]
+rlvr worker [--device cpu|cuda|cuda:N] [--once] [--drain] [--cache DIR] [--lease S] [--backend local|ray]
+            [--address ADDR]
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import sys
 import threading
 from pathlib import Path
 
-from ..errors import UsageError
 from ..cache import queue as jobs
+from ..errors import UsageError
 from ..system.devices import parse_device
 from . import requests
 from .common import add_cache_flags, add_config_flag, cache_of, settings_of
@@ -46,8 +47,12 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
     w.add_argument("--once", action="store_true", help="run one job (or none) and exit")
     w.add_argument("--drain", action="store_true", help="run jobs until the queue is empty, then exit")
     add_cache_flags(w)
-    w.add_argument("--lease", type=float, default=jobs.LEASE_SECONDS,
-                   help=f"seconds before a silent worker's job is requeued (default {jobs.LEASE_SECONDS:g})")
+    w.add_argument(
+        "--lease",
+        type=float,
+        default=jobs.LEASE_SECONDS,
+        help=f"seconds before a silent worker's job is requeued (default {jobs.LEASE_SECONDS:g})",
+    )
     w.add_argument("--backend", default="local", choices=["local", "ray"], help="local (default) or ray")
     w.add_argument("--address", default="auto", help="Ray cluster address (`auto`, `local` or host:port)")
     w.set_defaults(func=_cmd_worker)
@@ -56,12 +61,17 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
 
 def _cmd_submit(args: argparse.Namespace) -> int:
     request = requests.from_argv(args.kind, list(args.args))  # the command's own validation (exit 2 on a bad flag)
-    inner = argparse.Namespace(cache=getattr(request, "cache", None),
-                               config=getattr(request, "config", None) or args.config)
+    inner = argparse.Namespace(
+        cache=getattr(request, "cache", None), config=getattr(request, "config", None) or args.config
+    )
     settings = settings_of(inner)
     if settings.read_only:
-        raise UsageError("rlvr submit", "a deployment that runs jobs", "read-only mode (read_only in the config "
-                         "file or $RLVR_READ_ONLY)", "ask the server's admin, or unset read-only mode")
+        raise UsageError(
+            "rlvr submit",
+            "a deployment that runs jobs",
+            "read-only mode (read_only in the config file or $RLVR_READ_ONLY)",
+            "ask the server's admin, or unset read-only mode",
+        )
     ident, new = requests.submit(Path(settings.cache), request, args.submitted_by)
     print(ident)
     if not new:
@@ -84,7 +94,9 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         print(f"no jobs: queue one with `rlvr submit {'|'.join(jobs.KINDS)} ...`")
     for job in rows:
         detail = job.error or job.message
-        print(f"{job.id}\t{job.kind}\t{job.state}\t{job.progress:.0%}\t{job.submitted_by}\t{_iso(job.created_at)}\t{detail}")
+        print(
+            f"{job.id}\t{job.kind}\t{job.state}\t{job.progress:.0%}\t{job.submitted_by}\t{_iso(job.created_at)}\t{detail}"
+        )
     return 0
 
 
@@ -100,8 +112,14 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if args.lease <= 1:
         raise UsageError("--lease", "more than 1 second", str(args.lease), "pass --lease 30")
     parse_device(args.device, allow_auto=False)
-    config = WorkerConfig(cache=cache_of(args).root.resolve(), device=args.device, once=args.once, drain=args.drain,
-                          lease=args.lease, config=args.config)
+    config = WorkerConfig(
+        cache=cache_of(args).root.resolve(),
+        device=args.device,
+        once=args.once,
+        drain=args.drain,
+        lease=args.lease,
+        config=args.config,
+    )
     if threading.current_thread() is threading.main_thread():  # stop like Ctrl-C: the job goes back to the queue
         signal.signal(signal.SIGTERM, interrupt)
     try:
@@ -119,4 +137,4 @@ def interrupt(signum, frame) -> None:
 
 
 def _iso(value: float | None) -> str | None:
-    return None if value is None else dt.datetime.fromtimestamp(value, dt.timezone.utc).isoformat(timespec="seconds")
+    return None if value is None else dt.datetime.fromtimestamp(value, dt.UTC).isoformat(timespec="seconds")

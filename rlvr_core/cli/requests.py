@@ -20,8 +20,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..errors import UsageError
 from ..cache import queue as jobs
+from ..errors import UsageError
 
 _POSITIONAL = {"positional": True}
 
@@ -136,8 +136,9 @@ class CompareRequest(JobRequest):
     config: str | None = None
 
 
-REQUESTS: dict[str, type[JobRequest]] = {cls.kind: cls for cls in (AnalyzeRequest, CompareRequest, DemoRequest,
-                                                                      LogsRequest)}
+REQUESTS: dict[str, type[JobRequest]] = {
+    cls.kind: cls for cls in (AnalyzeRequest, CompareRequest, DemoRequest, LogsRequest)
+}
 """The request type of each job kind (`cache.queue.KINDS`)."""
 
 
@@ -147,8 +148,9 @@ def parse(kind: str, argv: list[str]) -> argparse.Namespace:
 
     _, parsers = build_parser()
     if kind not in REQUESTS:
-        raise UsageError(f"job kind '{kind}'", f"one of {', '.join(REQUESTS)}", repr(kind),
-                         f"rlvr submit {'|'.join(REQUESTS)} ...")
+        raise UsageError(
+            f"job kind '{kind}'", f"one of {', '.join(REQUESTS)}", repr(kind), f"rlvr submit {'|'.join(REQUESTS)} ..."
+        )
     parser, errors = parsers[kind], io.StringIO()
     try:
         with contextlib.redirect_stderr(errors):
@@ -156,8 +158,12 @@ def parse(kind: str, argv: list[str]) -> argparse.Namespace:
     except SystemExit:
         said = errors.getvalue().strip().splitlines()
         reason = said[-1].split(": error: ", 1)[-1] if said else "arguments it does not accept"
-        raise UsageError(f"rlvr {kind} {' '.join(argv)}".strip(), f"arguments `rlvr {kind}` accepts", reason,
-                         f"see `rlvr {kind} --help`") from None
+        raise UsageError(
+            f"rlvr {kind} {' '.join(argv)}".strip(),
+            f"arguments `rlvr {kind}` accepts",
+            reason,
+            f"see `rlvr {kind} --help`",
+        ) from None
 
 
 def from_argv(kind: str, argv: list[str]) -> JobRequest:
@@ -171,8 +177,9 @@ def from_argv(kind: str, argv: list[str]) -> JobRequest:
     return cls(**values)
 
 
-def submit(cache: Path, request: JobRequest, submitted_by: str | None = None,
-           cwd: str | None = None) -> tuple[str, bool]:
+def submit(
+    cache: Path, request: JobRequest, submitted_by: str | None = None, cwd: str | None = None
+) -> tuple[str, bool]:
     """Check `request` with its command's parser, then queue it: (job id, True if newly queued)."""
     argv = request.argv()
     parse(request.kind, argv)

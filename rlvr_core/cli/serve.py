@@ -1,6 +1,6 @@
 """`rlvr serve`: the dashboard and its workers as one service (the supervisor is `service.serve`).
 
-    rlvr serve [--port 8501] [--address 0.0.0.0] [--workers N|auto] [--cache DIR] [--config FILE]
+rlvr serve [--port 8501] [--address 0.0.0.0] [--workers N|auto] [--cache DIR] [--config FILE]
 """
 
 from __future__ import annotations
@@ -23,15 +23,20 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from ..service.serve import APP, plan, seed_demo, supervise, say
+    from ..service.serve import APP, plan, say, seed_demo, supervise
 
     if args.workers is not None and args.workers != "auto" and not args.workers.isdigit():
         raise UsageError("--workers", "auto or a number", repr(args.workers), "pass --workers auto or --workers 1")
-    settings = settings_of(args, **{"server.port": args.port, "server.address": args.address,
-                                    "server.workers": args.workers})
+    settings = settings_of(
+        args, **{"server.port": args.port, "server.address": args.address, "server.workers": args.workers}
+    )
     if not APP.is_file():
-        raise UsageError(str(APP), "the dashboard's app.py next to the rlvr_core package", "no such file",
-                         "install RLVR Lens from a checkout: pip install --no-deps -e .")
+        raise UsageError(
+            str(APP),
+            "the dashboard's app.py next to the rlvr_core package",
+            "no such file",
+            "install RLVR Lens from a checkout: pip install --no-deps -e .",
+        )
     cache = Path(settings.cache).expanduser().resolve()
     cache.mkdir(parents=True, exist_ok=True)
     say(seed_demo(settings, cache))

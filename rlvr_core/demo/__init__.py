@@ -12,7 +12,6 @@ May import: every lower layer (`rlvr_core.math`, `readers`, `cache`, `pipelines`
 transformers (except `arithmetic`, plain Python, which `readers.datasets` uses for the built-in set).
 """
 
-
 import importlib
 
 _SUBMODULES = ("arithmetic", "build", "chartok", "grpo", "policy", "trl_files", "warmup")

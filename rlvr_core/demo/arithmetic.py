@@ -74,7 +74,7 @@ def make_splits(seed: int, n_pool: int = 512, n_test: int = 1000, n_val: int = 2
     rng = np.random.default_rng(seed)
     codes = rng.choice(N_PAIRS, size=n_pool + n_test + n_val, replace=False)
     problems = [_decode(int(c)) for c in codes]
-    return Splits(pool=problems[:n_pool], test=problems[n_pool:n_pool + n_test], val=problems[n_pool + n_test:])
+    return Splits(pool=problems[:n_pool], test=problems[n_pool : n_pool + n_test], val=problems[n_pool + n_test :])
 
 
 def stream(seed: int, exclude: Splits) -> Iterator[Problem]:
@@ -95,4 +95,4 @@ def as_records(problems: list[Problem]) -> list[dict]:
 
 
 def _decode(code: int) -> Problem:
-    return Problem(code // 10 ** OPERAND_DIGITS, code % 10 ** OPERAND_DIGITS)
+    return Problem(code // 10**OPERAND_DIGITS, code % 10**OPERAND_DIGITS)

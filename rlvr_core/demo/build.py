@@ -108,8 +108,8 @@ def _build(config: DemoConfig, progress: Callable[[str], None]) -> dict:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from . import grpo
     from ..training.periodic import PeriodicSubstitution, linear_state
+    from . import grpo
     from .trl_files import save_model
     from .warmup import accuracy, warm_up
 
@@ -123,8 +123,10 @@ def _build(config: DemoConfig, progress: Callable[[str], None]) -> dict:
 
     torch.manual_seed(config.seed)
     tokenizer, model = build_model(config.model)
-    progress(f"warm-up: {sum(p.numel() for p in model.parameters()):,} parameters, target validation "
-             f"accuracy {config.warmup.target_accuracy}")
+    progress(
+        f"warm-up: {sum(p.numel() for p in model.parameters()):,} parameters, target validation "
+        f"accuracy {config.warmup.target_accuracy}"
+    )
     warm = warm_up(model, tokenizer, splits, replace(config.warmup, seed=config.seed), progress)
     save_model(model, tokenizer, out / "base")
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -140,16 +142,28 @@ def _build(config: DemoConfig, progress: Callable[[str], None]) -> dict:
         model.load_state_dict(base_state)
         torch.manual_seed(config.seed)
         sub = PeriodicSubstitution(base_linear, every=every, rank=1) if every else None
-        histories[name] = grpo.train(model, tokenizer, splits, replace(config.grpo, seed=config.seed),
-                                     out / "runs" / name, sub, base_acc,
-                                     lambda m, n=name: progress(f"{n}: {m}"))
+        histories[name] = grpo.train(
+            model,
+            tokenizer,
+            splits,
+            replace(config.grpo, seed=config.seed),
+            out / "runs" / name,
+            sub,
+            base_acc,
+            _prefixed(progress, name),
+        )
         timings[f"{name}_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     rank1 = rank1_accuracies(out / "runs" / RUN, base_linear, tokenizer, splits.test)
     timings["rank1_eval_s"] = time.perf_counter() - t0
-    report = {"config": _jsonable(asdict(config)), "warmup": asdict(warm), "base_accuracy": base_acc,
-              "runs": {name: run_curves(h) for name, h in histories.items()}, "rank1": rank1}
+    report = {
+        "config": _jsonable(asdict(config)),
+        "warmup": asdict(warm),
+        "base_accuracy": base_acc,
+        "runs": {name: run_curves(h) for name, h in histories.items()},
+        "rank1": rank1,
+    }
     if config.analyze:
         t0 = time.perf_counter()
         report["alignment"] = analyze_runs(config, out, list(runs), progress)
@@ -160,6 +174,10 @@ def _build(config: DemoConfig, progress: Callable[[str], None]) -> dict:
     return report
 
 
+def _prefixed(progress: Callable[[str], None], prefix: str) -> Callable[[str], None]:
+    return lambda message: progress(f"{prefix}: {message}")
+
+
 def build_model(size: ModelSize):
     """A freshly initialised tiny `LlamaForCausalLM` and the character tokenizer (seed torch first)."""
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -167,11 +185,19 @@ def build_model(size: ModelSize):
     from .chartok import build_tokenizer
 
     tokenizer = build_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=size.hidden, intermediate_size=size.intermediate,
-                         num_hidden_layers=size.layers, num_attention_heads=size.heads,
-                         num_key_value_heads=size.heads, max_position_embeddings=32, tie_word_embeddings=False,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=size.hidden,
+        intermediate_size=size.intermediate,
+        num_hidden_layers=size.layers,
+        num_attention_heads=size.heads,
+        num_key_value_heads=size.heads,
+        max_position_embeddings=32,
+        tie_word_embeddings=False,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     model = LlamaForCausalLM(config)
     model.generation_config.max_new_tokens = arithmetic.ANSWER_DIGITS + 1
     model.generation_config.do_sample = False
@@ -191,7 +217,9 @@ def rank1_accuracies(run_dir: Path, base_linear: dict, tokenizer, test: list) ->
         model = AutoModelForCausalLM.from_pretrained(checkpoint.path)
         full = accuracy(model, tokenizer, test)
         substitute_rank_k_(model, base_linear, rank=1, mode="truncated")
-        rows.append({"step": checkpoint.step, "full_accuracy": full, "rank1_accuracy": accuracy(model, tokenizer, test)})
+        rows.append(
+            {"step": checkpoint.step, "full_accuracy": full, "rank1_accuracy": accuracy(model, tokenizer, test)}
+        )
     return rows
 
 
@@ -202,9 +230,14 @@ def run_curves(history: list[dict], window: int = 10) -> list[dict]:
     for record in (r for r in history if "eval_accuracy" in r):
         step = record["step"]
         recent = [rewards[s] for s in range(max(1, step - window + 1), step + 1) if s in rewards]
-        rows.append({"step": step, "eval_accuracy": record["eval_accuracy"],
-                     "eval_pool_accuracy": record.get("eval_pool_accuracy"),
-                     "reward": float(np.mean(recent)) if recent else None})
+        rows.append(
+            {
+                "step": step,
+                "eval_accuracy": record["eval_accuracy"],
+                "eval_pool_accuracy": record.get("eval_pool_accuracy"),
+                "reward": float(np.mean(recent)) if recent else None,
+            }
+        )
     return rows
 
 
@@ -219,13 +252,27 @@ def analyze_runs(config: DemoConfig, out: Path, runs: list[str], progress: Calla
     for run in runs:
         Cache(cache).remove_run(run)
         folder = out / "runs" / run
-        analyze_run(AnalyzeConfig(base=out / "base", checkpoints=discover_steps(folder), run=run, cache=cache,
-                                  device="cpu", workers=min(2, config.threads)))
+        analyze_run(
+            AnalyzeConfig(
+                base=out / "base",
+                checkpoints=discover_steps(folder),
+                run=run,
+                cache=cache,
+                device="cpu",
+                workers=min(2, config.threads),
+            )
+        )
         ingest_log(cache, run, folder)
         progress(f"{run}: analysed into {cache}")
     rows = Cache(cache).queries().alignment_summary(runs)
-    return {run: [{"step": s, "cos_u_final_mean": m, "cos_u_final_median": med, "cos_u_prev_mean": prev}
-                  for r, s, m, med, prev in rows if r == run] for run in runs}
+    return {
+        run: [
+            {"step": s, "cos_u_final_mean": m, "cos_u_final_median": med, "cos_u_prev_mean": prev}
+            for r, s, m, med, prev in rows
+            if r == run
+        ]
+        for run in runs
+    }
 
 
 def _clear(out: Path, config: DemoConfig) -> None:

@@ -2,8 +2,9 @@
 
 One token per character of the arithmetic task ("0"-"9", "+", "=") plus `<pad>`, `<bos>` and `<eos>`.
 It is a `tokenizers` WordLevel model behind a split-every-character pre-tokenizer, wrapped in
-transformers' fast-tokenizer class, so `AutoTokenizer.from_pretrained(folder)` loads it like any other. Encoding with special tokens (the
-default) prepends `<bos>`, as the model saw in training: `tokenizer("123+456=")` is the whole prompt.
+transformers' fast-tokenizer class, so `AutoTokenizer.from_pretrained(folder)` loads it like any other.
+Encoding with special tokens (the default) prepends `<bos>`, as the model saw in training:
+`tokenizer("123+456=")` is the whole prompt.
 """
 
 from __future__ import annotations
@@ -22,5 +23,6 @@ def build_tokenizer():
     core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     core.decoder = decoders.Fuse()
     core.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, vocab[BOS])])
-    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, bos_token=BOS, eos_token=EOS,
-                                   unk_token=PAD, model_max_length=64)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=PAD, model_max_length=64
+    )

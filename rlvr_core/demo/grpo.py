@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..training.periodic import PeriodicSubstitution
 from . import arithmetic
 from .policy import completion_logprobs, completion_mask, decode, encode_prompts, generate
-from ..training.periodic import PeriodicSubstitution
 from .trl_files import save_checkpoint
 from .warmup import accuracy
 
@@ -59,8 +59,9 @@ def group_advantages(rewards: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     return torch.where(std > 0, (rewards - mean) / (std + eps), torch.zeros_like(rewards))
 
 
-def clipped_loss(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
-                 clip: float) -> tuple[torch.Tensor, float]:
+def clipped_loss(
+    logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip: float
+) -> tuple[torch.Tensor, float]:
     """Token-level clipped surrogate loss and the fraction of tokens whose ratio was clipped."""
     ratio = torch.exp(logp - logp_old)
     adv = advantages[:, None]
@@ -70,9 +71,16 @@ def clipped_loss(logp: torch.Tensor, logp_old: torch.Tensor, advantages: torch.T
     return loss, float((clipped * mask).sum() / mask.sum().clamp(min=1))
 
 
-def train(model, tokenizer, splits: arithmetic.Splits, config: GRPOConfig, out_dir: Path,
-          substitution: PeriodicSubstitution | None = None, base_accuracy: float | None = None,
-          progress: Callable[[str], None] | None = None) -> list[dict]:
+def train(
+    model,
+    tokenizer,
+    splits: arithmetic.Splits,
+    config: GRPOConfig,
+    out_dir: Path,
+    substitution: PeriodicSubstitution | None = None,
+    base_accuracy: float | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict]:
     """Run GRPO on `model` in place, writing `out_dir/checkpoint-<N>/`; returns the log history."""
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed)
@@ -83,15 +91,24 @@ def train(model, tokenizer, splits: arithmetic.Splits, config: GRPOConfig, out_d
     for step in range(1, config.steps + 1):
         batch = [splits.pool[i] for i in order[step - 1]]
         record = _step(model, tokenizer, batch, config, optimizer, generator)
-        record |= {"step": step, "epoch": round(step * config.prompts_per_step / len(splits.pool), 4),
-                   "learning_rate": config.lr}
+        record |= {
+            "step": step,
+            "epoch": round(step * config.prompts_per_step / len(splits.pool), 4),
+            "learning_rate": config.lr,
+        }
         if substitution is not None and substitution.maybe_apply(model, step):
             record["rank_k_substitution"] = 1.0
         history.append(record)
         if step in config.checkpoint_steps:
             test_acc = accuracy(model, tokenizer, splits.test)
-            history.append({"step": step, "epoch": record["epoch"], "eval_accuracy": test_acc,
-                            "eval_pool_accuracy": accuracy(model, tokenizer, splits.pool)})
+            history.append(
+                {
+                    "step": step,
+                    "epoch": record["epoch"],
+                    "eval_accuracy": test_acc,
+                    "eval_pool_accuracy": accuracy(model, tokenizer, splits.pool),
+                }
+            )
             save_checkpoint(model, tokenizer, out_dir / f"checkpoint-{step}", history, step, config.steps)
             if progress:
                 progress(f"step {step}: reward {_recent_reward(history):.3f}, test accuracy {test_acc:.3f}")
@@ -102,10 +119,19 @@ def _step(model, tokenizer, batch, config: GRPOConfig, optimizer, generator) -> 
     g = config.group_size
     prompts = encode_prompts(tokenizer, [p.prompt for p in batch for _ in range(g)])
     model.eval()
-    completions = generate(model, prompts, arithmetic.ANSWER_DIGITS + 1, tokenizer.eos_token_id,
-                           tokenizer.pad_token_id, config.temperature, generator)
+    completions = generate(
+        model,
+        prompts,
+        arithmetic.ANSWER_DIGITS + 1,
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id,
+        config.temperature,
+        generator,
+    )
     texts = decode(tokenizer, completions)
-    rewards = torch.tensor([arithmetic.reward(t, p.answer) for t, p in zip(texts, (p for p in batch for _ in range(g)))])
+    rewards = torch.tensor(
+        [arithmetic.reward(t, p.answer) for t, p in zip(texts, (p for p in batch for _ in range(g)))]
+    )
     advantages = group_advantages(rewards.view(len(batch), g)).reshape(-1)
     mask = completion_mask(completions, tokenizer.eos_token_id)
     with torch.no_grad():
@@ -121,17 +147,21 @@ def _step(model, tokenizer, batch, config: GRPOConfig, optimizer, generator) -> 
         losses.append(loss.item())
         clip_fracs.append(clipped)
     grouped = rewards.view(len(batch), g)
-    return {"reward": round(float(rewards.mean()), 6), "reward_std": round(float(grouped.std(dim=1).mean()), 6),
-            "loss": round(float(np.mean(losses)), 6), "clip_ratio": round(float(np.mean(clip_fracs)), 6),
-            "completions/mean_length": round(float(mask.sum(dim=1).mean()), 4),
-            "frac_reward_zero_std": round(float((grouped.std(dim=1) == 0).float().mean()), 4)}
+    return {
+        "reward": round(float(rewards.mean()), 6),
+        "reward_std": round(float(grouped.std(dim=1).mean()), 6),
+        "loss": round(float(np.mean(losses)), 6),
+        "clip_ratio": round(float(np.mean(clip_fracs)), 6),
+        "completions/mean_length": round(float(mask.sum(dim=1).mean()), 4),
+        "frac_reward_zero_std": round(float((grouped.std(dim=1) == 0).float().mean()), 4),
+    }
 
 
 def _prompt_order(n_pool: int, per_step: int, steps: int, seed: int) -> list[np.ndarray]:
     """Prompt indices per step: passes over the pool, each in a fresh seeded permutation."""
     rng = np.random.default_rng(seed)
     flat = np.concatenate([rng.permutation(n_pool) for _ in range(-(-steps * per_step // n_pool))])
-    return [flat[i * per_step:(i + 1) * per_step] for i in range(steps)]
+    return [flat[i * per_step : (i + 1) * per_step] for i in range(steps)]
 
 
 def _recent_reward(history: list[dict], window: int = 10) -> float:

@@ -22,8 +22,15 @@ def encode_prompts(tokenizer, prompts: Sequence[str]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate(model, prompt_ids: torch.Tensor, max_new: int, eos_id: int, pad_id: int,
-             temperature: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+def generate(
+    model,
+    prompt_ids: torch.Tensor,
+    max_new: int,
+    eos_id: int,
+    pad_id: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """[B, max_new] completions: greedy when `temperature` is 0, else sampled at `temperature`."""
     out = model(input_ids=prompt_ids, use_cache=True)
     cache, logits = out.cache, out.logits[:, -1]
@@ -54,11 +61,12 @@ def completion_mask(completions: torch.Tensor, eos_id: int) -> torch.Tensor:
     return (~after).float()
 
 
-def completion_logprobs(model, prompt_ids: torch.Tensor, completions: torch.Tensor,
-                        temperature: float = 1.0) -> torch.Tensor:
+def completion_logprobs(
+    model, prompt_ids: torch.Tensor, completions: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
     """[B, T] log-probability of each completion token under `model` (at `temperature`), with grad."""
     ids = torch.cat([prompt_ids, completions], dim=1)
-    logits = model(input_ids=ids).logits[:, prompt_ids.shape[1] - 1:-1].float()
+    logits = model(input_ids=ids).logits[:, prompt_ids.shape[1] - 1 : -1].float()
     if temperature not in (0, 1):
         logits = logits / temperature
     return torch.log_softmax(logits, dim=-1).gather(-1, completions[..., None]).squeeze(-1)
@@ -76,7 +84,7 @@ def greedy_answers(model, tokenizer, prompts: Sequence[str], max_new: int, batch
     model.eval()
     texts: list[str] = []
     for start in range(0, len(prompts), batch_size):
-        ids = encode_prompts(tokenizer, prompts[start:start + batch_size])
+        ids = encode_prompts(tokenizer, prompts[start : start + batch_size])
         out = generate(model, ids, max_new, tokenizer.eos_token_id, tokenizer.pad_token_id, temperature=0)
         texts += decode(tokenizer, out)
     model.train(was_training)

@@ -16,12 +16,28 @@ from ..cache.atomic import publishing
 def trainer_state(history: list[dict], step: int, max_steps: int) -> dict:
     """A `trainer_state.json` body (the fields transformers' `TrainerState` saves)."""
     epoch = max((r.get("epoch", 0.0) for r in history), default=0.0)
-    return {"best_global_step": None, "best_metric": None, "best_model_checkpoint": None, "epoch": epoch,
-            "eval_steps": None, "global_step": step, "is_hyper_param_search": False,
-            "is_local_process_zero": True, "is_world_process_zero": True, "log_history": history,
-            "logging_steps": 1, "max_steps": max_steps, "num_input_tokens_seen": 0, "num_train_epochs": 1,
-            "save_steps": None, "stateful_callbacks": {}, "total_flos": 0, "train_batch_size": None,
-            "trial_name": None, "trial_params": None}
+    return {
+        "best_global_step": None,
+        "best_metric": None,
+        "best_model_checkpoint": None,
+        "epoch": epoch,
+        "eval_steps": None,
+        "global_step": step,
+        "is_hyper_param_search": False,
+        "is_local_process_zero": True,
+        "is_world_process_zero": True,
+        "log_history": history,
+        "logging_steps": 1,
+        "max_steps": max_steps,
+        "num_input_tokens_seen": 0,
+        "num_train_epochs": 1,
+        "save_steps": None,
+        "stateful_callbacks": {},
+        "total_flos": 0,
+        "train_batch_size": None,
+        "trial_name": None,
+        "trial_params": None,
+    }
 
 
 def save_checkpoint(model, tokenizer, folder: Path, history: list[dict], step: int, max_steps: int) -> Path:

@@ -57,8 +57,9 @@ def answer_ids(tokenizer, problems: list[arithmetic.Problem]) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
-def warm_up(model, tokenizer, splits: arithmetic.Splits, config: WarmupConfig,
-            progress: Callable[[str], None] | None = None) -> WarmupResult:
+def warm_up(
+    model, tokenizer, splits: arithmetic.Splits, config: WarmupConfig, progress: Callable[[str], None] | None = None
+) -> WarmupResult:
     """Train `model` in place until the validation accuracy reaches the target."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
     problems = arithmetic.stream(config.seed, splits)
@@ -70,7 +71,7 @@ def warm_up(model, tokenizer, splits: arithmetic.Splits, config: WarmupConfig,
         prompts = encode_prompts(tokenizer, [p.prompt for p in batch])
         answers = answer_ids(tokenizer, batch)
         ids = torch.cat([prompts, answers], dim=1)
-        logits = model(input_ids=ids).logits[:, prompts.shape[1] - 1:-1]
+        logits = model(input_ids=ids).logits[:, prompts.shape[1] - 1 : -1]
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), answers.reshape(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -19,7 +19,8 @@ import math
 import re
 import threading
 
-__all__ = ["extract_boxed", "grade", "grade_choice", "grade_exact", "extract_choice", "pass_at_k"]
+__all__ = ["extract_boxed", "extract_choice", "grade", "grade_choice", "grade_exact", "pass_at_k"]
+
 
 class _NoTimeoutNotice(logging.Filter):
     """Drops math-verify's notice that timeouts are off (we turn them off on purpose outside the main thread)."""
@@ -30,6 +31,7 @@ class _NoTimeoutNotice(logging.Filter):
 
 for _name in ("math_verify.parser", "math_verify.grader"):
     logging.getLogger(_name).addFilter(_NoTimeoutNotice())
+
 
 def grade_exact(completion: str, gold: str) -> bool:
     """The completion, stripped of surrounding whitespace, equals the gold answer exactly."""
@@ -62,7 +64,9 @@ def grade(completion: str, gold: str) -> bool:
     # thread, the dashboard) run without them.
     limit = 5 if threading.current_thread() is threading.main_thread() else None
     gold_text = str(gold).strip()
-    gold_parsed = parse(f"${gold_text}$", configs, parsing_timeout=limit) or parse(gold_text, configs, parsing_timeout=limit)
+    gold_parsed = parse(f"${gold_text}$", configs, parsing_timeout=limit) or parse(
+        gold_text, configs, parsing_timeout=limit
+    )
     if not gold_parsed:
         return _same_text(extract_boxed(completion) or completion, gold_text)
     boxed = extract_boxed(completion)
@@ -70,15 +74,19 @@ def grade(completion: str, gold: str) -> bool:
     predicted = parse(text, configs, parsing_timeout=limit)
     if not predicted:
         return False
-    return bool(verify(gold_parsed, predicted, timeout_seconds=limit)) or (boxed is not None and _same_text(boxed, gold_text))
+    return bool(verify(gold_parsed, predicted, timeout_seconds=limit)) or (
+        boxed is not None and _same_text(boxed, gold_text)
+    )
 
 
 def _same_text(a: str, b: str) -> bool:
     """Equality after removing spaces, `\\text{}`, `\\left`/`\\right`, `$` and a trailing period."""
+
     def norm(s: str) -> str:
         s = re.sub(r"\\text\{([^}]*)\}", r"\1", s)
         s = re.sub(r"\\(left|right|!|,|;|:)", "", s)
         return re.sub(r"[\s$]", "", s).rstrip(".").lower()
+
     return norm(a) == norm(b)
 
 
@@ -95,7 +103,7 @@ def extract_choice(completion: str) -> str | None:
     if span is None:
         anchors = list(_ANSWER_AT.finditer(text))
         if anchors:
-            after = text[anchors[-1].end():].strip()
+            after = text[anchors[-1].end() :].strip()
             span = after.splitlines()[0] if after else ""
         else:
             last = text.splitlines()[-1].strip() if text else ""

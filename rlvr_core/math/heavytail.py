@@ -84,7 +84,7 @@ def scan_xmin(evals: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
         alphas = 1.0 + n / (tail_sums[:-1] - n * logs[:-1])
     ds = np.ones(n_total - 1)
     for start in range(0, n_total - 1, _BLOCK):
-        rows = idx[start:start + _BLOCK]
+        rows = idx[start : start + _BLOCK]
         cols = np.arange(start, n_total)  # j >= i only: the block's columns start at its first row
         a = alphas[rows][:, None]
         valid = cols[None, :] >= rows[:, None]
@@ -104,11 +104,13 @@ def fit_esd(sv: np.ndarray, compare: bool = True) -> PowerLawFit:
     evals = esd(sv)
     kept = evals[evals > EVALS_THRESH]
     if kept.size < MIN_EVALS:
-        return _failed(f"{kept.size} eigenvalues above {EVALS_THRESH:g} (need >= {MIN_EVALS}): "
-                       "the spectrum is too short or the update is (nearly) zero", evals)
+        return _failed(
+            f"{kept.size} eigenvalues above {EVALS_THRESH:g} (need >= {MIN_EVALS}): "
+            "the spectrum is too short or the update is (nearly) zero",
+            evals,
+        )
     if np.unique(kept).size < MIN_EVALS:
-        return _failed(f"only {np.unique(kept).size} distinct eigenvalues: the matrix is rank-deficient",
-                       evals)
+        return _failed(f"only {np.unique(kept).size} distinct eigenvalues: the matrix is rank-deficient", evals)
     best, alphas, ds = scan_xmin(kept)
     n_tail = kept.size - best
     alpha = float(alphas[best])
@@ -116,10 +118,18 @@ def fit_esd(sv: np.ndarray, compare: bool = True) -> PowerLawFit:
         return _failed(f"no power-law tail found (best alpha {alpha:.3g} over {n_tail} points)", evals)
     lam_max, total = float(kept[-1]), float(evals.sum())
     fit = PowerLawFit(
-        alpha=alpha, xmin=float(kept[best]), alpha_se=(alpha - 1.0) / math.sqrt(n_tail), ks_d=float(ds[best]),
-        n_tail=int(n_tail), alpha_weighted=alpha * math.log10(lam_max), log_spectral_norm=math.log10(lam_max),
-        log_norm=math.log10(total), log_fro_norm=0.5 * math.log10(total), stable_rank=total / lam_max,
-        n_evals=int(kept.size))
+        alpha=alpha,
+        xmin=float(kept[best]),
+        alpha_se=(alpha - 1.0) / math.sqrt(n_tail),
+        ks_d=float(ds[best]),
+        n_tail=int(n_tail),
+        alpha_weighted=alpha * math.log10(lam_max),
+        log_spectral_norm=math.log10(lam_max),
+        log_norm=math.log10(total),
+        log_fro_norm=0.5 * math.log10(total),
+        stable_rank=total / lam_max,
+        n_evals=int(kept.size),
+    )
     return _with_comparisons(fit, kept) if compare else fit
 
 
@@ -141,8 +151,9 @@ def compare_tails(evals: np.ndarray, xmin: float, alpha: float) -> dict[str, flo
     out = {}
     for name, other in tail_loglikelihoods(tail, xmin, alpha).items():
         with np.errstate(all="ignore"):
-            ratio, p = powerlaw.loglikelihood_ratio(power, other, nested=name == "truncated_power_law",
-                                                    normalized_ratio=False)
+            ratio, p = powerlaw.loglikelihood_ratio(
+                power, other, nested=name == "truncated_power_law", normalized_ratio=False
+            )
         out[f"lr_{name}"], out[f"p_{name}"] = float(ratio), float(p)
     return out
 
@@ -150,8 +161,11 @@ def compare_tails(evals: np.ndarray, xmin: float, alpha: float) -> dict[str, flo
 def tail_loglikelihoods(tail: np.ndarray, xmin: float, alpha: float) -> dict[str, np.ndarray]:
     """Pointwise log-likelihoods of the tail under the MLE exponential, lognormal and truncated power law,
     each normalised on [xmin, inf)."""
-    return {"exponential": _exponential(tail, xmin), "lognormal": _lognormal(tail, xmin),
-            "truncated_power_law": _truncated_power_law(tail / xmin, xmin, alpha)}
+    return {
+        "exponential": _exponential(tail, xmin),
+        "lognormal": _lognormal(tail, xmin),
+        "truncated_power_law": _truncated_power_law(tail / xmin, xmin, alpha),
+    }
 
 
 def _exponential(x: np.ndarray, xmin: float) -> np.ndarray:
@@ -274,8 +288,8 @@ def single_threaded() -> None:
     """Make this process's BLAS single-threaded (a fit process must not spin threads against the
     analysis workers on the same cores). SciPy's own OpenBLAS is loaded first: threadpoolctl only limits
     libraries already loaded (an idle, unlimited OpenBLAS pool cost 10x the fits' own CPU time)."""
-    import scipy.integrate  # noqa: F401  (load every BLAS the fits use before limiting them)
-    import scipy.optimize  # noqa: F401
+    import scipy.integrate
+    import scipy.optimize
     import scipy.special  # noqa: F401
     from threadpoolctl import threadpool_limits
 
@@ -302,5 +316,13 @@ def _with_comparisons(fit: PowerLawFit, evals: np.ndarray) -> PowerLawFit:
 
 def _failed(reason: str, evals: np.ndarray) -> PowerLawFit:
     nan = math.nan
-    return PowerLawFit(alpha=nan, xmin=nan, alpha_se=nan, ks_d=nan, n_tail=0, n_evals=int(evals.size),
-                       fit_status="failed", fit_error=reason)
+    return PowerLawFit(
+        alpha=nan,
+        xmin=nan,
+        alpha_se=nan,
+        ks_d=nan,
+        n_tail=0,
+        n_evals=int(evals.size),
+        fit_status="failed",
+        fit_error=reason,
+    )

@@ -21,8 +21,9 @@ from . import spectral
 MODES = ("truncated", "norm-matched")
 
 
-def rank_k_part(sigma: torch.Tensor, u: torch.Tensor, v: torch.Tensor, mode: str, fro: float,
-                alpha: float = 1.0) -> torch.Tensor:
+def rank_k_part(
+    sigma: torch.Tensor, u: torch.Tensor, v: torch.Tensor, mode: str, fro: float, alpha: float = 1.0
+) -> torch.Tensor:
     """sum_i sigma_i u_i v_i^T over the given triplets (columns of u, v), rescaled to `fro` = ||dW||_F in
     `norm-matched` mode, times `alpha`. A zero part stays zero."""
     part = (u * sigma) @ v.T
@@ -32,8 +33,9 @@ def rank_k_part(sigma: torch.Tensor, u: torch.Tensor, v: torch.Tensor, mode: str
     return part * alpha
 
 
-def rank_k_update(delta: torch.Tensor, rank: int = 1, mode: str = "truncated", alpha: float = 1.0, *,
-                  k: int | None = None) -> torch.Tensor:
+def rank_k_update(
+    delta: torch.Tensor, rank: int = 1, mode: str = "truncated", alpha: float = 1.0, *, k: int | None = None
+) -> torch.Tensor:
     """The rank-`rank` part of `delta` (float64), in `mode`, times `alpha`. A zero update stays zero.
     (`k=` is the old name of `rank`, still accepted.)"""
     rank = k if k is not None else rank

@@ -117,8 +117,9 @@ def spectrum_stats(sv: torch.Tensor, fro_sq: float | None = None) -> SpectrumSta
     top = float(sv[0]) if sv.numel() else 0.0
     if top <= 0.0 or total <= 0.0:
         return SpectrumStats(fro_norm=total**0.5, spectral_norm=max(top, 0.0), stable_rank=0.0, rank1_energy=0.0)
-    return SpectrumStats(fro_norm=total**0.5, spectral_norm=top, stable_rank=total / top**2,
-                         rank1_energy=min(top**2 / total, 1.0))
+    return SpectrumStats(
+        fro_norm=total**0.5, spectral_norm=top, stable_rank=total / top**2, rank1_energy=min(top**2 / total, 1.0)
+    )
 
 
 def decompose(x: torch.Tensor, topk: int = 0, method: str = "eigh") -> MatrixSpectrum:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -129,8 +129,15 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
     return_large_blocks_to_os()
     cache = Cache(config.cache)
     base, jobs = _plan(config)
-    settings = json.dumps({"topk": config.topk, "modules": config.modules, "fits": config.fits,
-                           "include_embeddings": config.include_embeddings}, sort_keys=True)
+    settings = json.dumps(
+        {
+            "topk": config.topk,
+            "modules": config.modules,
+            "fits": config.fits,
+            "include_embeddings": config.include_embeddings,
+        },
+        sort_keys=True,
+    )
     base_fp = base.fingerprint
     todo = [j for j in jobs if config.force or not _is_cached(cache, config.run, j, base_fp, settings)]
     summary = AnalyzeSummary(config.run, skipped=[j.step.step for j in jobs if j not in todo], device=str(device))
@@ -167,8 +174,9 @@ def _fit_process(enabled: bool) -> Iterator[Executor | None]:
     if main_file is not None and not os.path.exists(main_file):
         pool: Executor = ThreadPoolExecutor(max_workers=1)
     else:
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=heavytail.single_threaded)
+        pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=heavytail.single_threaded
+        )
     try:
         yield pool
     finally:
@@ -200,8 +208,9 @@ def _compile(modules: str | None) -> re.Pattern[str] | None:
     try:
         return re.compile(modules)
     except re.error as exc:
-        raise UsageError("--modules", "a Python regular expression", f"{modules!r} ({exc})",
-                         "fix the pattern, e.g. 'q_proj|v_proj'") from None
+        raise UsageError(
+            "--modules", "a Python regular expression", f"{modules!r} ({exc})", "fix the pattern, e.g. 'q_proj|v_proj'"
+        ) from None
 
 
 def _select(ckpt: Checkpoint, pattern: re.Pattern[str] | None, embeddings: bool) -> list[TensorRole]:
@@ -211,12 +220,20 @@ def _select(ckpt: Checkpoint, pattern: re.Pattern[str] | None, embeddings: bool)
         role = classify_tensor(name, info.shape)
         if role.kind in kinds and (pattern is None or pattern.search(name)):
             if info.dtype not in FLOAT_DTYPES:
-                raise CheckpointFormatError(f"{info.file} tensor '{name}'", f"a float dtype {FLOAT_DTYPES}",
-                                            info.dtype, "dequantize the checkpoint before analysing it")
+                raise CheckpointFormatError(
+                    f"{info.file} tensor '{name}'",
+                    f"a float dtype {FLOAT_DTYPES}",
+                    info.dtype,
+                    "dequantize the checkpoint before analysing it",
+                )
             roles.append(role)
     if not roles:
-        raise UsageError(str(ckpt.path), "at least one tensor to analyse",
-                         f"none of its {len(ckpt.tensors)} tensors matched", "check --modules or the model type")
+        raise UsageError(
+            str(ckpt.path),
+            "at least one tensor to analyse",
+            f"none of its {len(ckpt.tensors)} tensors matched",
+            "check --modules or the model type",
+        )
     return sorted(roles, key=lambda r: (r.layer if r.layer is not None else -1, r.name))
 
 
@@ -227,12 +244,24 @@ def _match(base: Checkpoint, step: Checkpoint, roles: list[TensorRole], base_rol
 
 def _is_cached(cache: Cache, run: str, job: _Job, base_fp: str, settings: str) -> bool:
     row = cache.checkpoint_row(run, job.step.step)
-    return bool(row and row["fingerprint"] == job.ckpt.fingerprint and row["base_fingerprint"] == base_fp
-                and row["settings"] == settings)
+    return bool(
+        row
+        and row["fingerprint"] == job.ckpt.fingerprint
+        and row["base_fingerprint"] == base_fp
+        and row["settings"] == settings
+    )
 
 
-def _analyze_step(config: AnalyzeConfig, job: _Job, base: Checkpoint, device: torch.device, done: int,
-                  total: int, progress: Progress | None, fitter: Executor | None) -> tuple[dict[str, pa.Table], int]:
+def _analyze_step(
+    config: AnalyzeConfig,
+    job: _Job,
+    base: Checkpoint,
+    device: torch.device,
+    done: int,
+    total: int,
+    progress: Progress | None,
+    fitter: Executor | None,
+) -> tuple[dict[str, pa.Table], int]:
     """Compute every tensor of one step; returns the step's tables and the updated progress count.
 
     Tensors are independent, so they run in a thread pool. On CPU each worker thread runs its BLAS and
@@ -297,17 +326,31 @@ def _analyze_step(config: AnalyzeConfig, job: _Job, base: Checkpoint, device: to
 def _tensor_table(run: str, job: _Job) -> pa.Table:
     """Every stored tensor of the step, labelled, and whether it was analysed."""
     analysed = {r.name for r in job.roles}
-    tensors = [{"run": run, "step": job.step.step, "tensor": n, "layer": r.layer, "module": r.module,
-                "kind": r.kind, "dtype": i.dtype, "shape": list(i.shape), "analyzed": n in analysed}
-               for n, i in job.ckpt.tensors.items() for r in [classify_tensor(n, i.shape)]]
+    tensors = [
+        {
+            "run": run,
+            "step": job.step.step,
+            "tensor": n,
+            "layer": r.layer,
+            "module": r.module,
+            "kind": r.kind,
+            "dtype": i.dtype,
+            "shape": list(i.shape),
+            "analyzed": n in analysed,
+        }
+        for n, i in job.ckpt.tensors.items()
+        for r in [classify_tensor(n, i.shape)]
+    ]
     return pa.Table.from_pylist(tensors, schema=SCHEMAS["tensors"])
 
 
 def _load(job: _Job, base: Checkpoint, role: TensorRole, device: torch.device):
     """(W, B) for one tensor on `device`, oriented out x in; B is None for the base step."""
+
     def fetch(ckpt: Checkpoint) -> torch.Tensor:
         t = ckpt.read_tensor(role.name).to(device)
         return t.T if role.transposed else t
+
     return fetch(job.ckpt), (None if job.is_base else fetch(base))
 
 
@@ -319,12 +362,24 @@ def _to_host(result: spectral.MatrixSpectrum) -> spectral.MatrixSpectrum:
     return spectral.MatrixSpectrum(result.sv.cpu(), result.stats, t)
 
 
-def _checkpoint_table(config: AnalyzeConfig, job: _Job, base_fp: str, settings: str, device: torch.device,
-                      seconds: float) -> pa.Table:
-    row = {"run": config.run, "step": job.step.step, "path": str(job.ckpt.path.resolve()),
-           "fingerprint": job.ckpt.fingerprint, "n_tensors": len(job.ckpt.tensors),
-           "analyzed_at": datetime.now(timezone.utc), "layout": job.step.layout,
-           "base_path": str(Path(config.base).resolve()), "base_fingerprint": base_fp, "settings": settings,
-           "n_analyzed": len(job.roles), "device": str(device), "seconds": seconds, "is_base": job.is_base,
-           "tool_version": __version__}
+def _checkpoint_table(
+    config: AnalyzeConfig, job: _Job, base_fp: str, settings: str, device: torch.device, seconds: float
+) -> pa.Table:
+    row = {
+        "run": config.run,
+        "step": job.step.step,
+        "path": str(job.ckpt.path.resolve()),
+        "fingerprint": job.ckpt.fingerprint,
+        "n_tensors": len(job.ckpt.tensors),
+        "analyzed_at": datetime.now(UTC),
+        "layout": job.step.layout,
+        "base_path": str(Path(config.base).resolve()),
+        "base_fingerprint": base_fp,
+        "settings": settings,
+        "n_analyzed": len(job.roles),
+        "device": str(device),
+        "seconds": seconds,
+        "is_base": job.is_base,
+        "tool_version": __version__,
+    }
     return pa.Table.from_pylist([row], schema=SCHEMAS["checkpoints"])

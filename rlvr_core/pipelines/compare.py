@@ -67,12 +67,25 @@ def compare(config: CompareConfig, progress: Callable[[str], None] = lambda m: N
     checkpoints = discover_steps(config.run_dir, config.steps)
     rows = []
     for dataset in config.datasets:
+
         def run_eval(model_dir, step, variant, rank=None, ds=dataset):
-            row = evaluate(EvalRequest(model_dir=Path(model_dir), dataset=ds, sampling=config.sampling,
-                                       cache=config.cache, device=config.device, run=run, step=step,
-                                       variant=variant, rank=rank, mode=config.mode if rank else None))
+            row = evaluate(
+                EvalRequest(
+                    model_dir=Path(model_dir),
+                    dataset=ds,
+                    sampling=config.sampling,
+                    cache=config.cache,
+                    device=config.device,
+                    run=run,
+                    step=step,
+                    variant=variant,
+                    rank=rank,
+                    mode=config.mode if rank else None,
+                )
+            )
             progress(f"{ds.name} step {step} {variant}: accuracy {row['accuracy']:.3f}")
             return row
+
         base = run_eval(config.base_dir, 0, "base")
         for checkpoint in checkpoints:
             full = run_eval(checkpoint.path, checkpoint.step, "full")
@@ -80,12 +93,23 @@ def compare(config: CompareConfig, progress: Callable[[str], None] = lambda m: N
                 folder = variant_folder(config, run, checkpoint.step, checkpoint.path, rank)
                 variant = run_eval(folder, checkpoint.step, f"rank-{rank}", rank)
                 gain = full["accuracy"] - base["accuracy"]
-                rows.append({"run": run, "step": checkpoint.step, "rank": rank, "mode": config.mode,
-                             "dataset": dataset.name, "acc_base": base["accuracy"], "acc_full": full["accuracy"],
-                             "acc_rank": variant["accuracy"],
-                             "recovery": (variant["accuracy"] - base["accuracy"]) / gain if gain else None,
-                             "n_problems": base["n_problems"], "eval_id_base": base["eval_id"],
-                             "eval_id_full": full["eval_id"], "eval_id_rank": variant["eval_id"]})
+                rows.append(
+                    {
+                        "run": run,
+                        "step": checkpoint.step,
+                        "rank": rank,
+                        "mode": config.mode,
+                        "dataset": dataset.name,
+                        "acc_base": base["accuracy"],
+                        "acc_full": full["accuracy"],
+                        "acc_rank": variant["accuracy"],
+                        "recovery": (variant["accuracy"] - base["accuracy"]) / gain if gain else None,
+                        "n_problems": base["n_problems"],
+                        "eval_id_base": base["eval_id"],
+                        "eval_id_full": full["eval_id"],
+                        "eval_id_rank": variant["eval_id"],
+                    }
+                )
     Cache(config.cache).merge_run_rows(run, "recovery", rows, RECOVERY_KEY)
     return rows
 
@@ -96,10 +120,25 @@ def variant_folder(config: CompareConfig, run: str, step: int, step_dir: Path, r
     recipe_file = folder / RECIPE_FILE
     if recipe_file.is_file():
         recipe = json.loads(recipe_file.read_text())
-        if (recipe.get("step_fingerprint") == Checkpoint(step_dir).fingerprint and recipe.get("modules") == config.modules
-                and recipe.get("base_fingerprint") == Checkpoint(config.base_dir).fingerprint):
+        if (
+            recipe.get("step_fingerprint") == Checkpoint(step_dir).fingerprint
+            and recipe.get("modules") == config.modules
+            and recipe.get("base_fingerprint") == Checkpoint(config.base_dir).fingerprint
+        ):
             return folder
-    write_substituted(SubstituteConfig(step_dir=step_dir, base_dir=config.base_dir, out=folder, rank=rank,
-                                       mode=config.mode, alpha=config.alpha, keep=config.keep,
-                                       modules=config.modules, cache=config.cache, run=run, step=step))
+    write_substituted(
+        SubstituteConfig(
+            step_dir=step_dir,
+            base_dir=config.base_dir,
+            out=folder,
+            rank=rank,
+            mode=config.mode,
+            alpha=config.alpha,
+            keep=config.keep,
+            modules=config.modules,
+            cache=config.cache,
+            run=run,
+            step=step,
+        )
+    )
     return folder

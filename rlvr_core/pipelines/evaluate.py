@@ -59,11 +59,13 @@ def describe(request: EvalRequest) -> dict:
     recipe = json.loads(recipe_file.read_text()) if recipe_file.is_file() else {}
     located = locate_step(request.model_dir)
     guessed_run = located[1].name if located else Path(request.model_dir).resolve().name
-    return {"run": request.run or recipe.get("run") or guessed_run,
-            "step": request.step if request.step is not None else recipe.get("step", located and located[0]),
-            "variant": request.variant or (f"rank-{recipe['rank']}" if recipe else "full"),
-            "rank": request.rank if request.rank is not None else recipe.get("rank"),
-            "mode": request.mode or recipe.get("mode")}
+    return {
+        "run": request.run or recipe.get("run") or guessed_run,
+        "step": request.step if request.step is not None else recipe.get("step", located and located[0]),
+        "variant": request.variant or (f"rank-{recipe['rank']}" if recipe else "full"),
+        "rank": request.rank if request.rank is not None else recipe.get("rank"),
+        "mode": request.mode or recipe.get("mode"),
+    }
 
 
 def eval_id(request: EvalRequest, fingerprint: str) -> str:
@@ -80,23 +82,37 @@ def evaluate(request: EvalRequest, progress: Callable[[int, int, float], None] |
     row = cache.eval_row(ident)
     if row is not None:
         return row
-    meta, started = describe(request), dt.datetime.now(dt.timezone.utc)
+    meta, started = describe(request), dt.datetime.now(dt.UTC)
     completions, backend, gen_seconds = _generate(request, progress)
-    finished = dt.datetime.now(dt.timezone.utc)
+    finished = dt.datetime.now(dt.UTC)
     samples, per_problem = _grade(request.dataset, completions, ident)
     n, seconds = request.sampling.n, (finished - started).total_seconds()
     tokens = sum(t for _, t in completions)
-    row = {"eval_id": ident, **{k: meta[k] for k in ("run", "step", "variant", "rank", "mode")},
-           "dataset": request.dataset.name, "n": n, "temperature": request.sampling.temperature,
-           "accuracy": sum(c for c in per_problem) / (n * len(per_problem)),
-           "pass_at_k": sum(grading.pass_at_k(n, c, n) for c in per_problem) / len(per_problem),
-           "n_problems": len(per_problem), "started_at": started, "finished_at": finished,
-           "top_p": request.sampling.top_p, "max_new_tokens": request.sampling.max_new_tokens, "k": n,
-           "model_path": str(request.model_dir), "model_fingerprint": fingerprint, "backend": backend,
-           "device": request.device, "tokens": tokens, "tokens_per_s": tokens / max(gen_seconds, 1e-9),
-           "seconds": seconds, "dataset_kind": request.dataset.kind, "seed": request.sampling.seed}
-    cache.write_eval(ident, {"evaluations": pa.Table.from_pylist([row]),
-                             "eval_samples": pa.Table.from_pylist(samples)})
+    row = {
+        "eval_id": ident,
+        **{k: meta[k] for k in ("run", "step", "variant", "rank", "mode")},
+        "dataset": request.dataset.name,
+        "n": n,
+        "temperature": request.sampling.temperature,
+        "accuracy": sum(c for c in per_problem) / (n * len(per_problem)),
+        "pass_at_k": sum(grading.pass_at_k(n, c, n) for c in per_problem) / len(per_problem),
+        "n_problems": len(per_problem),
+        "started_at": started,
+        "finished_at": finished,
+        "top_p": request.sampling.top_p,
+        "max_new_tokens": request.sampling.max_new_tokens,
+        "k": n,
+        "model_path": str(request.model_dir),
+        "model_fingerprint": fingerprint,
+        "backend": backend,
+        "device": request.device,
+        "tokens": tokens,
+        "tokens_per_s": tokens / max(gen_seconds, 1e-9),
+        "seconds": seconds,
+        "dataset_kind": request.dataset.kind,
+        "seed": request.sampling.seed,
+    }
+    cache.write_eval(ident, {"evaluations": pa.Table.from_pylist([row]), "eval_samples": pa.Table.from_pylist(samples)})
     return row
 
 
@@ -113,7 +129,8 @@ def _generate(request: EvalRequest, progress) -> tuple[list[tuple[list[str], int
     import torch
 
     dtype = torch.bfloat16 if request.device.startswith("cuda") else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(request.model_dir, dtype=dtype).to(request.device).eval()
+    model = AutoModelForCausalLM.from_pretrained(request.model_dir, dtype=dtype)
+    model.to(torch.device(request.device)).eval()  # type: ignore[arg-type]  # transformers' typed `to` wrapper
     started = time.perf_counter()
     out = generate_transformers(model, tokenizer, prompts, request.sampling, request.device, progress)
     return out, backend, time.perf_counter() - started
@@ -126,8 +143,17 @@ def _grade(dataset: EvalSet, completions, ident: str) -> tuple[list[dict], list[
         for i, text in enumerate(texts):
             extracted, correct = _judge(dataset.kind, text, problem.answer)
             correct_count += correct
-            samples.append({"eval_id": ident, "problem_id": problem.id, "sample": i, "completion": text,
-                            "extracted": extracted, "correct": correct, "gold": problem.answer})
+            samples.append(
+                {
+                    "eval_id": ident,
+                    "problem_id": problem.id,
+                    "sample": i,
+                    "completion": text,
+                    "extracted": extracted,
+                    "correct": correct,
+                    "gold": problem.answer,
+                }
+            )
         per_problem.append(correct_count)
     return samples, per_problem
 

@@ -48,8 +48,9 @@ def build_prompt(tokenizer, problem: EvalProblem, kind: str) -> str:
     else:
         body = f"{problem.question}\n{MATH_INSTRUCTION}"
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": body}], tokenize=False,
-                                             add_generation_prompt=True)
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": body}], tokenize=False, add_generation_prompt=True
+        )
     return f"Question: {body}\nAnswer:"
 
 
@@ -58,14 +59,21 @@ def choose_backend(device: str) -> str:
     if device.startswith("cuda"):
         try:
             import vllm  # noqa: F401  (only whether it is importable)
+
             return "vllm"
         except ImportError:
             pass
     return "transformers"
 
 
-def generate_transformers(model, tokenizer, prompts: list[str], sampling: Sampling, device: str,
-                          progress: Callable[[int, int, float], None] | None = None) -> list[tuple[list[str], int]]:
+def generate_transformers(
+    model,
+    tokenizer,
+    prompts: list[str],
+    sampling: Sampling,
+    device: str,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> list[tuple[list[str], int]]:
     """Per prompt: its `n` completions and their generated-token count, with `model.generate`."""
     import torch
 
@@ -75,15 +83,23 @@ def generate_transformers(model, tokenizer, prompts: list[str], sampling: Sampli
     results: list[tuple[list[str], int]] = []
     started, tokens = time.perf_counter(), 0
     for start in range(0, len(prompts), sampling.batch_size):
-        batch = prompts[start:start + sampling.batch_size]
+        batch = prompts[start : start + sampling.batch_size]
         has_template = bool(getattr(tokenizer, "chat_template", None))
         enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=not has_template).to(device)
-        kwargs = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p} \
-            if sampling.temperature > 0 else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        kwargs = (
+            {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
+            if sampling.temperature > 0
+            else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        )
         with torch.no_grad():
-            out = model.generate(**enc, max_new_tokens=sampling.max_new_tokens, num_return_sequences=sampling.n,
-                                 pad_token_id=pad, **kwargs)
-        new = out[:, enc["input_ids"].shape[1]:].cpu()
+            out = model.generate(
+                **enc,
+                max_new_tokens=sampling.max_new_tokens,
+                num_return_sequences=sampling.n,
+                pad_token_id=pad,
+                **kwargs,
+            )
+        new = out[:, enc["input_ids"].shape[1] :].cpu()
         lengths = _lengths(new, tokenizer.eos_token_id, pad)
         texts = tokenizer.batch_decode(new, skip_special_tokens=True)
         for i in range(len(batch)):
@@ -100,8 +116,13 @@ def generate_vllm(model_dir: str, prompts: list[str], sampling: Sampling) -> lis
     from vllm import LLM, SamplingParams
 
     llm = LLM(model=model_dir, seed=sampling.seed)
-    params = SamplingParams(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
-                            max_tokens=sampling.max_new_tokens, seed=sampling.seed)
+    params = SamplingParams(
+        n=sampling.n,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_tokens=sampling.max_new_tokens,
+        seed=sampling.seed,
+    )
     outputs = llm.generate(prompts, params)
     return [([c.text for c in o.outputs], sum(len(c.token_ids) for c in o.outputs)) for o in outputs]
 

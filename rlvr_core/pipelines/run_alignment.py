@@ -54,28 +54,67 @@ def update_run(cache: Cache, run: str) -> tuple[int, int]:
         for tensor, top in current.items():
             if tensor not in final or top.sigma.size == 0 or final[tensor].sigma.size == 0:
                 continue
-            rows.append(_row(run, tensor, step, top, prev.get(tensor), first.get(tensor), final[tensor],
-                             base.get(tensor), roles.get(tensor, (None, None))))
+            rows.append(
+                _row(
+                    run,
+                    tensor,
+                    step,
+                    top,
+                    prev.get(tensor),
+                    first.get(tensor),
+                    final[tensor],
+                    base.get(tensor),
+                    roles.get(tensor, (None, None)),
+                )
+            )
             u1 = alignment.consistent_signs(top.u[:, :1].T, final[tensor].u[:, 0])[0]
             lines.setdefault(tensor, RunningLineFit()).add(float(step), top.sigma[0] * u1, float(top.sigma[0]))
         prev = current
-    dynamics = [{"run": run, "tensor": t, "layer": roles.get(t, (None, None))[0],
-                 "module": roles.get(t, (None, None))[1], "n_steps": line.n, "r2_linear": line.r2(),
-                 "sigma1_first": line.first_sigma, "sigma1_final": line.last_sigma} for t, line in lines.items()]
-    cache.write_run_tables(run, {
-        "alignment": pa.Table.from_pylist(rows, schema=RUN_SCHEMAS["alignment"]),
-        "rank1_dynamics": pa.Table.from_pylist(dynamics, schema=RUN_SCHEMAS["rank1_dynamics"])})
+    dynamics = [
+        {
+            "run": run,
+            "tensor": t,
+            "layer": roles.get(t, (None, None))[0],
+            "module": roles.get(t, (None, None))[1],
+            "n_steps": line.n,
+            "r2_linear": line.r2(),
+            "sigma1_first": line.first_sigma,
+            "sigma1_final": line.last_sigma,
+        }
+        for t, line in lines.items()
+    ]
+    cache.write_run_tables(
+        run,
+        {
+            "alignment": pa.Table.from_pylist(rows, schema=RUN_SCHEMAS["alignment"]),
+            "rank1_dynamics": pa.Table.from_pylist(dynamics, schema=RUN_SCHEMAS["rank1_dynamics"]),
+        },
+    )
     return len(lines), len(steps)
 
 
-def _row(run: str, tensor: str, step: int, top: _Top, prev: _Top | None, first: _Top | None, final: _Top,
-         base: _Top | None, role: tuple) -> dict:
+def _row(
+    run: str,
+    tensor: str,
+    step: int,
+    top: _Top,
+    prev: _Top | None,
+    first: _Top | None,
+    final: _Top,
+    base: _Top | None,
+    role: tuple,
+) -> dict:
     u1, v1 = top.u[:, 0], top.v[:, 0]
     nan = math.nan
     return {
-        "run": run, "tensor": tensor, "step": step, "layer": role[0], "module": role[1],
+        "run": run,
+        "tensor": tensor,
+        "step": step,
+        "layer": role[0],
+        "module": role[1],
         "sigma1": float(top.sigma[0]),
-        "cos_u_final": alignment.abs_cos(u1, final.u[:, 0]), "cos_v_final": alignment.abs_cos(v1, final.v[:, 0]),
+        "cos_u_final": alignment.abs_cos(u1, final.u[:, 0]),
+        "cos_v_final": alignment.abs_cos(v1, final.v[:, 0]),
         "cos_u_prev": alignment.abs_cos(u1, prev.u[:, 0]) if prev is not None and prev.sigma.size else nan,
         "cos_v_prev": alignment.abs_cos(v1, prev.v[:, 0]) if prev is not None and prev.sigma.size else nan,
         "cos_u_first": alignment.abs_cos(u1, first.u[:, 0]) if first is not None and first.sigma.size else nan,
@@ -102,8 +141,10 @@ def _read_top(cache: Cache, run: str, step: int, target: str) -> dict[str, _Top]
     result = {}
     for tensor, index in rows.items():
         index.sort(key=lambda i: ks[i])
-        vecs = {n: np.stack([values[offs[i]:offs[i + 1]] for i in index], axis=1).astype(np.float64)
-                for n, (values, offs) in flat.items()}
+        vecs = {
+            n: np.stack([values[offs[i] : offs[i + 1]] for i in index], axis=1).astype(np.float64)
+            for n, (values, offs) in flat.items()
+        }
         result[tensor] = _Top(sigmas[index], vecs["u"], vecs["v"])
     return result
 

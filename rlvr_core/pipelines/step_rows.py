@@ -33,11 +33,20 @@ class StepRows:
         self.fits: list[dict] = []
         self.hist: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def add(self, role: TensorRole, target: str, shape: tuple[int, ...], result: MatrixSpectrum,
-            dtype: str) -> None:
-        self.layers.append({"tensor": role.name, "layer": role.layer, "module": role.module, "rows": shape[0],
-                            "cols": shape[1], "target": target, **asdict(result.stats), "kind": role.kind,
-                            "dtype": dtype})
+    def add(self, role: TensorRole, target: str, shape: tuple[int, ...], result: MatrixSpectrum, dtype: str) -> None:
+        self.layers.append(
+            {
+                "tensor": role.name,
+                "layer": role.layer,
+                "module": role.module,
+                "rows": shape[0],
+                "cols": shape[1],
+                "target": target,
+                **asdict(result.stats),
+                "kind": role.kind,
+                "dtype": dtype,
+            }
+        )
         self.spectra.append((role.name, target, result.sv.numpy()))
         if result.triplets is not None:
             t = result.triplets
@@ -45,8 +54,9 @@ class StepRows:
             for k in range(sigma.size):
                 self.vectors.append((role.name, target, k + 1, float(sigma[k]), u[k], v[k]))
 
-    def add_fit(self, tensor: str, target: str, fit: PowerLawFit,
-                hist: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    def add_fit(
+        self, tensor: str, target: str, fit: PowerLawFit, hist: tuple[np.ndarray, np.ndarray, np.ndarray]
+    ) -> None:
         values = {name: getattr(fit, name) for name in FIT_COLUMNS}
         self.fits.append({"tensor": tensor, "target": target, **values})
         self.hist.append((tensor, target, *hist))
@@ -54,32 +64,45 @@ class StepRows:
     def tables(self) -> dict[str, pa.Table]:
         out = {
             "layers": self._from_rows(self.layers, "layers"),
-            "spectra": self._table("spectra", tensor=[s[0] for s in self.spectra], target=[s[1] for s in self.spectra],
-                                   sv=list_column([s[2] for s in self.spectra], pa.float64())),
-            "vectors": self._table("vectors", tensor=[v[0] for v in self.vectors], k=[v[2] for v in self.vectors],
-                                   sigma=[v[3] for v in self.vectors],
-                                   u=list_column([v[4] for v in self.vectors], pa.float32()),
-                                   v=list_column([v[5] for v in self.vectors], pa.float32()),
-                                   target=[v[1] for v in self.vectors]),
+            "spectra": self._table(
+                "spectra",
+                tensor=[s[0] for s in self.spectra],
+                target=[s[1] for s in self.spectra],
+                sv=list_column([s[2] for s in self.spectra], pa.float64()),
+            ),
+            "vectors": self._table(
+                "vectors",
+                tensor=[v[0] for v in self.vectors],
+                k=[v[2] for v in self.vectors],
+                sigma=[v[3] for v in self.vectors],
+                u=list_column([v[4] for v in self.vectors], pa.float32()),
+                v=list_column([v[5] for v in self.vectors], pa.float32()),
+                target=[v[1] for v in self.vectors],
+            ),
         }
         if self.fits:
             out["fits"] = self._from_rows(self.fits, "fits")
             n = [h[2].size for h in self.hist]
             out["esd_hist"] = self._table(
-                "esd_hist", tensor=[h[0] for h, c in zip(self.hist, n) for _ in range(c)],
+                "esd_hist",
+                tensor=[h[0] for h, c in zip(self.hist, n) for _ in range(c)],
                 target=[h[1] for h, c in zip(self.hist, n) for _ in range(c)],
-                bin_lo=_concat([h[2] for h in self.hist]), bin_hi=_concat([h[3] for h in self.hist]),
-                density=_concat([h[4] for h in self.hist]))
+                bin_lo=_concat([h[2] for h in self.hist]),
+                bin_hi=_concat([h[3] for h in self.hist]),
+                density=_concat([h[4] for h in self.hist]),
+            )
         return out
 
     def _from_rows(self, rows: list[dict], name: str) -> pa.Table:
-        return pa.Table.from_pylist([{"run": self.run, "step": self.step, **row} for row in rows],
-                                    schema=SCHEMAS[name])
+        return pa.Table.from_pylist([{"run": self.run, "step": self.step, **row} for row in rows], schema=SCHEMAS[name])
 
     def _table(self, name: str, **columns) -> pa.Table:
         n = len(next(iter(columns.values())))
-        return pa.table({"run": [self.run] * n, "step": [self.step] * n, **columns}).select(
-            [f.name for f in SCHEMAS[name]]).cast(SCHEMAS[name])
+        return (
+            pa.table({"run": [self.run] * n, "step": [self.step] * n, **columns})
+            .select([f.name for f in SCHEMAS[name]])
+            .cast(SCHEMAS[name])
+        )
 
 
 def _concat(arrays: list[np.ndarray]) -> np.ndarray:

@@ -69,12 +69,18 @@ def write_substituted(config: SubstituteConfig) -> dict:
     _check(config)
     step_ck, base_ck = Checkpoint(config.step_dir), Checkpoint(config.base_dir)
     pattern = re.compile(config.modules) if config.modules else None
-    selected = {n for n, info in step_ck.tensors.items()
-                if classify_tensor(n, info.shape).kind == LINEAR and (pattern is None or pattern.search(n))}
+    selected = {
+        n
+        for n, info in step_ck.tensors.items()
+        if classify_tensor(n, info.shape).kind == LINEAR and (pattern is None or pattern.search(n))
+    }
     names = sorted(selected if config.keep == "step" else set(step_ck.tensors))
     check_same_tensors(base_ck.shapes, step_ck.shapes, names, str(base_ck.path), str(step_ck.path))
-    stored = cached_triplets(Cache(config.cache), step_ck.fingerprint, base_ck.fingerprint, config.rank) \
-        if config.cache else None
+    stored = (
+        cached_triplets(Cache(config.cache), step_ck.fingerprint, base_ck.fingerprint, config.rank)
+        if config.cache
+        else None
+    )
     with publishing(Path(config.out)) as tmp:
         used_cache = _write_shards(step_ck, base_ck, selected, config, stored, tmp)
         for item in Path(config.step_dir).iterdir():
@@ -135,9 +141,12 @@ def cached_triplets(cache: Cache, step_fp: str, base_fp: str, rank: int) -> dict
         if len(rows) < rank:
             return None
         rows = rows[:rank]
-        result[tensor] = (torch.tensor([r["sigma"] for r in rows], dtype=torch.float64),
-                          torch.tensor([r["u"] for r in rows], dtype=torch.float64).T,
-                          torch.tensor([r["v"] for r in rows], dtype=torch.float64).T, fro.get(tensor, 0.0))
+        result[tensor] = (
+            torch.tensor([r["sigma"] for r in rows], dtype=torch.float64),
+            torch.tensor([r["u"] for r in rows], dtype=torch.float64).T,
+            torch.tensor([r["v"] for r in rows], dtype=torch.float64).T,
+            fro.get(tensor, 0.0),
+        )
     return result
 
 
@@ -152,16 +161,27 @@ def _check(config: SubstituteConfig) -> None:
         try:
             re.compile(config.modules)
         except re.error as exc:
-            raise UsageError("--modules", "a regular expression", f"{config.modules!r} ({exc})", "fix the regex") from None
+            raise UsageError(
+                "--modules", "a regular expression", f"{config.modules!r} ({exc})", "fix the regex"
+            ) from None
 
 
 def _recipe(config, step_ck, base_ck, selected, used_cache, stored) -> dict:
     located = locate_step(config.step_dir)
-    return {"tool": f"rlvr-lens {__version__}", "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-            "step_checkpoint": str(Path(config.step_dir).resolve()), "base": str(Path(config.base_dir).resolve()),
-            "step_fingerprint": step_ck.fingerprint, "base_fingerprint": base_ck.fingerprint,
-            "run": config.run or (located[1].name if located else None),
-            "step": config.step if config.step is not None else (located[0] if located else None),
-            "rank": config.rank, "mode": config.mode, "alpha": config.alpha, "keep": config.keep,
-            "modules": config.modules, "substituted": selected,
-            "triplets": {"from_cache": used_cache, "computed": len(selected) - used_cache}}
+    return {
+        "tool": f"rlvr-lens {__version__}",
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "step_checkpoint": str(Path(config.step_dir).resolve()),
+        "base": str(Path(config.base_dir).resolve()),
+        "step_fingerprint": step_ck.fingerprint,
+        "base_fingerprint": base_ck.fingerprint,
+        "run": config.run or (located[1].name if located else None),
+        "step": config.step if config.step is not None else (located[0] if located else None),
+        "rank": config.rank,
+        "mode": config.mode,
+        "alpha": config.alpha,
+        "keep": config.keep,
+        "modules": config.modules,
+        "substituted": selected,
+        "triplets": {"from_cache": used_cache, "computed": len(selected) - used_cache},
+    }

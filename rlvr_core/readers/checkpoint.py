@@ -68,8 +68,11 @@ class Checkpoint:
                     continue
                 if name in self.tensors:
                     raise CheckpointFormatError(
-                        f"{file}", "each tensor in one shard", f"'{name}' also in {self.tensors[name].file.name}",
-                        "rewrite the checkpoint with save_pretrained(safe_serialization=True)")
+                        f"{file}",
+                        "each tensor in one shard",
+                        f"'{name}' also in {self.tensors[name].file.name}",
+                        "rewrite the checkpoint with save_pretrained(safe_serialization=True)",
+                    )
                 self.tensors[name] = TensorInfo(name, entry["dtype"], tuple(entry["shape"]), file)
         self.fingerprint = digest.hexdigest()[:24]
 
@@ -78,7 +81,7 @@ class Checkpoint:
         """tensor name -> stored shape, for `check_same_tensors`."""
         return {name: info.shape for name, info in self.tensors.items()}
 
-    def read_tensor(self, name: str) -> "torch.Tensor":
+    def read_tensor(self, name: str) -> torch.Tensor:
         """Load one tensor (CPU, stored dtype) without mapping the rest of the shard."""
         from safetensors import safe_open
 
@@ -88,35 +91,55 @@ class Checkpoint:
                 return handle.get_tensor(name)
         except Exception as exc:  # safetensors raises its own error types
             raise CheckpointFormatError(
-                f"{info.file} tensor '{name}'", "a readable safetensors tensor", f"{type(exc).__name__}: {exc}",
-                "re-copy or re-save this checkpoint") from exc
+                f"{info.file} tensor '{name}'",
+                "a readable safetensors tensor",
+                f"{type(exc).__name__}: {exc}",
+                "re-copy or re-save this checkpoint",
+            ) from exc
 
 
 _BASE_FIX = "pass the base model this run started from"
 
 
-def check_same_tensors(base: Mapping[str, tuple[int, ...]], other: Mapping[str, tuple[int, ...]],
-                       names: Iterable[str], base_where: str, other_where: str, other_label: str = "step's") -> None:
+def check_same_tensors(
+    base: Mapping[str, tuple[int, ...]],
+    other: Mapping[str, tuple[int, ...]],
+    names: Iterable[str],
+    base_where: str,
+    other_where: str,
+    other_label: str = "step's",
+) -> None:
     """The one base-vs-step check: each of `names` (tensors of `other`: a step checkpoint, a model being
     trained) exists in the base with the same shape. Shapes are name -> tuple mappings (`Checkpoint.shapes`,
     or a model's parameters). Raises TensorMismatchError naming the tensor, both shapes and where."""
     for name in names:
         shape = tuple(other[name])
         if name not in base:
-            raise TensorMismatchError(f"tensor '{name}'", f"present in the base {base_where}",
-                                      f"no such tensor there; {other_where} has it with shape {shape}", _BASE_FIX)
+            raise TensorMismatchError(
+                f"tensor '{name}'",
+                f"present in the base {base_where}",
+                f"no such tensor there; {other_where} has it with shape {shape}",
+                _BASE_FIX,
+            )
         if tuple(base[name]) != shape:
-            raise TensorMismatchError(f"tensor '{name}'", f"shape {shape} (the {other_label}) in {other_where}",
-                                      f"shape {tuple(base[name])} in the base {base_where}", _BASE_FIX)
+            raise TensorMismatchError(
+                f"tensor '{name}'",
+                f"shape {shape} (the {other_label}) in {other_where}",
+                f"shape {tuple(base[name])} in the base {base_where}",
+                _BASE_FIX,
+            )
 
 
 def check_none_missing(expected: Iterable[str], present: Mapping[str, object], where: str) -> None:
     """Every tensor of `expected` (the base's selection) is also in `present` (a step checkpoint)."""
     missing = sorted(set(expected) - set(present))
     if missing:
-        raise TensorMismatchError(f"tensor '{missing[0]}'", f"present in {where} (as in the base)",
-                                  f"missing there ({len(missing)} selected base tensor(s) missing)",
-                                  "re-save the full checkpoint, or pass the matching base model")
+        raise TensorMismatchError(
+            f"tensor '{missing[0]}'",
+            f"present in {where} (as in the base)",
+            f"missing there ({len(missing)} selected base tensor(s) missing)",
+            "re-save the full checkpoint, or pass the matching base model",
+        )
 
 
 def read_header(file: Path) -> tuple[bytes, dict]:
@@ -147,9 +170,11 @@ def read_header(file: Path) -> tuple[bytes, dict]:
             raise _not_safetensors(file, f"a malformed entry for '{name}'") from None
         if end > data_size or start > end:
             raise CheckpointFormatError(
-                f"{file} tensor '{name}'", f"its bytes {start}..{end} inside the {data_size}-byte data section",
+                f"{file} tensor '{name}'",
+                f"its bytes {start}..{end} inside the {data_size}-byte data section",
                 f"a file that ends {end - data_size} bytes too early (truncated)",
-                "re-copy or re-download this shard; the file was cut short")
+                "re-copy or re-download this shard; the file was cut short",
+            )
         if not isinstance(dtype, str) or not isinstance(shape, list):
             raise _not_safetensors(file, f"a malformed dtype or shape for '{name}'")
     return raw, header
@@ -157,16 +182,20 @@ def read_header(file: Path) -> tuple[bytes, dict]:
 
 def _not_safetensors(file: Path, found: str) -> CheckpointFormatError:
     return CheckpointFormatError(
-        str(file), "a safetensors file (8-byte header length, then a JSON header)", found,
+        str(file),
+        "a safetensors file (8-byte header length, then a JSON header)",
+        found,
         "point the tool at safetensors weights; convert others with "
-        "model.save_pretrained(DIR, safe_serialization=True)")
+        "model.save_pretrained(DIR, safe_serialization=True)",
+    )
 
 
 def _weight_files(folder: Path) -> tuple[list[Path], bytes]:
     """The safetensors files of a checkpoint folder, and the index bytes (b'' for a single file)."""
     if not folder.is_dir():
-        raise CheckpointFormatError(str(folder), "a checkpoint folder", "no such folder",
-                                    "check the path (a Hugging Face model folder)")
+        raise CheckpointFormatError(
+            str(folder), "a checkpoint folder", "no such folder", "check the path (a Hugging Face model folder)"
+        )
     index = folder / INDEX_FILE
     if index.is_file():
         raw = index.read_bytes()
@@ -174,12 +203,20 @@ def _weight_files(folder: Path) -> tuple[list[Path], bytes]:
             weight_map = json.loads(raw)["weight_map"]
             names = sorted(set(weight_map.values()))
         except (ValueError, KeyError, TypeError, AttributeError):
-            raise CheckpointFormatError(str(index), "a JSON object with a 'weight_map'", "something else",
-                                        "re-save the checkpoint with save_pretrained") from None
+            raise CheckpointFormatError(
+                str(index),
+                "a JSON object with a 'weight_map'",
+                "something else",
+                "re-save the checkpoint with save_pretrained",
+            ) from None
         missing = [n for n in names if not (folder / n).is_file()]
         if missing:
-            raise CheckpointFormatError(str(index), f"its {len(names)} shard files in {folder}",
-                                        f"missing {', '.join(missing[:3])}", "copy the missing shards")
+            raise CheckpointFormatError(
+                str(index),
+                f"its {len(names)} shard files in {folder}",
+                f"missing {', '.join(missing[:3])}",
+                "copy the missing shards",
+            )
         return [folder / n for n in names], raw
     if (folder / SINGLE_FILE).is_file():
         return [folder / SINGLE_FILE], b""

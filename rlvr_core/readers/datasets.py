@@ -75,12 +75,20 @@ def _data_dir(data_dir: str | Path | None) -> Path | None:
 def _named(name: str, data_dir: str | Path | None) -> Path:
     folder = _data_dir(data_dir)
     if folder is None:
-        raise UsageError(f"dataset '{name}'", f"a .jsonl file, '{arithmetic.NAME}', or a name in a data folder",
-                         "no --data-dir and no $RLVR_DATA", "pass --data-dir DIR (e.g. ../shared/data/benchmarks)")
+        raise UsageError(
+            f"dataset '{name}'",
+            f"a .jsonl file, '{arithmetic.NAME}', or a name in a data folder",
+            "no --data-dir and no $RLVR_DATA",
+            "pass --data-dir DIR (e.g. ../shared/data/benchmarks)",
+        )
     path = folder / f"{name}.jsonl"
     if not path.is_file():
-        raise UsageError(f"dataset '{name}'", f"{path}", f"no such file; available: {', '.join(available(folder))}",
-                         "pass one of the available names or a .jsonl path")
+        raise UsageError(
+            f"dataset '{name}'",
+            f"{path}",
+            f"no such file; available: {', '.join(available(folder))}",
+            "pass one of the available names or a .jsonl path",
+        )
     return path
 
 
@@ -92,8 +100,12 @@ def _read_jsonl(path: Path) -> list[dict]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise UsageError(f"{path} line {number}", "one JSON object per line", f"invalid JSON ({exc.msg})",
-                             "repair or remove that line") from None
+            raise UsageError(
+                f"{path} line {number}",
+                "one JSON object per line",
+                f"invalid JSON ({exc.msg})",
+                "repair or remove that line",
+            ) from None
         if not isinstance(row, dict):
             raise UsageError(f"{path} line {number}", "a JSON object", type(row).__name__, "check the file")
         rows.append(row)
@@ -105,8 +117,12 @@ def _read_jsonl(path: Path) -> list[dict]:
 def _problem(row: dict, index: int, path: Path) -> EvalProblem:
     question = row.get("problem") or row.get("question")
     if not question or "answer" not in row:
-        raise UsageError(f"{path} row {index + 1}", "fields `problem` or `question`, and `answer`",
-                         f"fields {sorted(row)}", "map the file's fields to these names")
+        raise UsageError(
+            f"{path} row {index + 1}",
+            "fields `problem` or `question`, and `answer`",
+            f"fields {sorted(row)}",
+            "map the file's fields to these names",
+        )
     answer = row["answer"]
     if isinstance(answer, float) and answer.is_integer():
         answer = int(answer)

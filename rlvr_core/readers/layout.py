@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import has_weights
 from ..errors import RunLayoutError, UsageError
+from .checkpoint import has_weights
 
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("trl", re.compile(r"^checkpoint-(\d+)$")),
@@ -58,15 +58,22 @@ def discover_steps(run_dir: str | Path, steps: list[int] | None = None) -> list[
                 step = int(match.group(1))
                 path = child / "actor" / "huggingface" if layout == "verl" else child
                 if step in found:
-                    raise RunLayoutError(str(run_dir), "one checkpoint per step",
-                                         f"step {step} in both {found[step].path} and {path}",
-                                         "name the checkpoints explicitly with --checkpoint STEP=PATH")
+                    raise RunLayoutError(
+                        str(run_dir),
+                        "one checkpoint per step",
+                        f"step {step} in both {found[step].path} and {path}",
+                        "name the checkpoints explicitly with --checkpoint STEP=PATH",
+                    )
                 found[step] = StepCheckpoint(step, path, layout)
                 break
     if not found:
-        raise RunLayoutError(str(run_dir), "checkpoint folders (checkpoint-N, global_step_N/actor/huggingface, "
-                             "global_stepN_hf, step_N, step-N, NAME-step-N)", _listing(run_dir),
-                             _no_steps_fix(run_dir))
+        raise RunLayoutError(
+            str(run_dir),
+            "checkpoint folders (checkpoint-N, global_step_N/actor/huggingface, "
+            "global_stepN_hf, step_N, step-N, NAME-step-N)",
+            _listing(run_dir),
+            _no_steps_fix(run_dir),
+        )
     chosen = _select(found, steps, run_dir)
     _require_merged(chosen)
     return chosen
@@ -99,12 +106,17 @@ def parse_explicit(pairs: list[str]) -> list[StepCheckpoint]:
     for pair in pairs:
         step_text, sep, path = pair.partition("=")
         if not sep or not step_text.strip().isdigit() or not path:
-            raise UsageError(f"--checkpoint {pair!r}", "STEP=PATH (for example 100=/runs/a/ckpt100)",
-                             pair, "write the step number, '=', then the checkpoint folder")
+            raise UsageError(
+                f"--checkpoint {pair!r}",
+                "STEP=PATH (for example 100=/runs/a/ckpt100)",
+                pair,
+                "write the step number, '=', then the checkpoint folder",
+            )
         step = int(step_text)
         if step in result:
-            raise UsageError(f"--checkpoint {pair!r}", "each step once", f"step {step} twice",
-                             "give one folder per step")
+            raise UsageError(
+                f"--checkpoint {pair!r}", "each step once", f"step {step} twice", "give one folder per step"
+            )
         result[step] = StepCheckpoint(step, Path(path), "explicit")
     return [result[s] for s in sorted(result)]
 
@@ -114,8 +126,12 @@ def parse_steps(text: str) -> list[int]:
     try:
         steps = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:
-        raise UsageError("--steps", "comma-separated step numbers such as 100,200", repr(text),
-                         "write whole numbers separated by commas") from None
+        raise UsageError(
+            "--steps",
+            "comma-separated step numbers such as 100,200",
+            repr(text),
+            "write whole numbers separated by commas",
+        ) from None
     if not steps:
         raise UsageError("--steps", "at least one step number", repr(text), "write for example --steps 100,200")
     return steps
@@ -126,8 +142,12 @@ def _select(found: dict[int, StepCheckpoint], steps: list[int] | None, run_dir: 
         return [found[s] for s in sorted(found)]
     missing = [s for s in steps if s not in found]
     if missing:
-        raise RunLayoutError(str(run_dir), f"steps {steps}", f"no checkpoint for step(s) {missing}; "
-                             f"available: {sorted(found)}", "choose --steps from the available steps")
+        raise RunLayoutError(
+            str(run_dir),
+            f"steps {steps}",
+            f"no checkpoint for step(s) {missing}; available: {sorted(found)}",
+            "choose --steps from the available steps",
+        )
     return [found[s] for s in sorted(set(steps))]
 
 
@@ -138,10 +158,12 @@ def _require_merged(chosen: list[StepCheckpoint]) -> None:
     first = unmerged[0]
     actor = first.path.parent
     raise RunLayoutError(
-        str(first.path), "merged Hugging Face weights (model.safetensors) for verl step "
-        f"{first.step}", f"no weights in {len(unmerged)} verl step(s): {[c.step for c in unmerged][:10]}",
+        str(first.path),
+        f"merged Hugging Face weights (model.safetensors) for verl step {first.step}",
+        f"no weights in {len(unmerged)} verl step(s): {[c.step for c in unmerged][:10]}",
         f"merge the FSDP shards: python -m verl.model_merger merge --backend fsdp --local_dir {actor} "
-        f"--target_dir {first.path} (once per step), or choose merged steps with --steps")
+        f"--target_dir {first.path} (once per step), or choose merged steps with --steps",
+    )
 
 
 def _listing(run_dir: Path) -> str:

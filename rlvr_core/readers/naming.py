@@ -77,4 +77,4 @@ def _split_block(short: str) -> tuple[int | None, str]:
     match = re.search(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.", short)
     if not match:
         return None, short
-    return int(match.group(1)), short[match.end():]
+    return int(match.group(1)), short[match.end() :]

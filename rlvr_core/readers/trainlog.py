@@ -27,8 +27,16 @@ from ..errors import RlvrError
 
 STEP_KEYS = ("step", "Step", "_step", "global_step", "train/global_step", "trainer/global_step")
 REWARD_CANDIDATES = (r"critic/score/mean", r"train/reward", r"reward", r"train/rewards?/mean", r"rewards?/mean")
-TEST_CANDIDATES = (r"val-core/.+/acc/mean@\d+", r"val/test_score/.+", r"eval/eval_.+_pass1", r"eval_accuracy",
-                   r"eval/accuracy", r"eval_.*acc.*", r"eval/.*acc.*", r"test.*acc.*")
+TEST_CANDIDATES = (
+    r"val-core/.+/acc/mean@\d+",
+    r"val/test_score/.+",
+    r"eval/eval_.+_pass1",
+    r"eval_accuracy",
+    r"eval/accuracy",
+    r"eval_.*acc.*",
+    r"eval/.*acc.*",
+    r"test.*acc.*",
+)
 
 
 class TrainingLogError(RlvrError):
@@ -64,8 +72,12 @@ def read_log(path: str | Path) -> TrainingLog:
     if name.endswith((".jsonl", ".json.lines", ".log")):
         records, fmt = _read_jsonl(file)
         return TrainingLog(file, fmt, records)
-    raise _error(file, "a .jsonl, trainer_state.json, .csv or events.out.tfevents.* file", f"'{name}'",
-                 "pass the log file itself, or the folder that holds it")
+    raise _error(
+        file,
+        "a .jsonl, trainer_state.json, .csv or events.out.tfevents.* file",
+        f"'{name}'",
+        "pass the log file itself, or the folder that holds it",
+    )
 
 
 def find_log_file(path: Path) -> Path:
@@ -73,13 +85,23 @@ def find_log_file(path: Path) -> Path:
         return path
     if not path.is_dir():
         raise _error(path, "a log file or a folder holding one", "no such file or folder", "check the path")
-    for pattern in ("trainer_state.json", "*.jsonl", "events.out.tfevents.*", "*.csv",
-                    "checkpoint-*/trainer_state.json", "**/events.out.tfevents.*"):
+    for pattern in (
+        "trainer_state.json",
+        "*.jsonl",
+        "events.out.tfevents.*",
+        "*.csv",
+        "checkpoint-*/trainer_state.json",
+        "**/events.out.tfevents.*",
+    ):
         found = sorted(path.glob(pattern), key=_newest_checkpoint_first)
         if found:
             return found[0]
-    raise _error(path, "a trainer_state.json, *.jsonl, *.csv or events.out.tfevents.* inside", "none",
-                 "pass the log file explicitly")
+    raise _error(
+        path,
+        "a trainer_state.json, *.jsonl, *.csv or events.out.tfevents.* inside",
+        "none",
+        "pass the log file explicitly",
+    )
 
 
 def pick_metrics(log: TrainingLog, reward: str | None, test: str | None) -> tuple[str, str | None]:
@@ -87,12 +109,20 @@ def pick_metrics(log: TrainingLog, reward: str | None, test: str | None) -> tupl
     names = log.names()
     for given, what in ((reward, "--reward"), (test, "--test")):
         if given is not None and given not in names:
-            raise _error(log.path, f"a metric named '{given}' ({what})", f"metrics {names[:12]}",
-                         f"pass {what} with one of the logged metric names")
+            raise _error(
+                log.path,
+                f"a metric named '{given}' ({what})",
+                f"metrics {names[:12]}",
+                f"pass {what} with one of the logged metric names",
+            )
     reward = reward or _first_match(names, REWARD_CANDIDATES)
     if reward is None:
-        raise _error(log.path, "a train-reward metric (critic/score/mean, train/reward, reward)",
-                     f"metrics {names[:12]}", "pass --reward KEY")
+        raise _error(
+            log.path,
+            "a train-reward metric (critic/score/mean, train/reward, reward)",
+            f"metrics {names[:12]}",
+            "pass --reward KEY",
+        )
     return reward, test or _first_match(names, TEST_CANDIDATES)
 
 
@@ -119,24 +149,40 @@ def _read_jsonl(file: Path) -> tuple[list[tuple[int, str, float]], str]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise _error(file, "one JSON object per line", f"invalid JSON at line {number} ({exc.msg})",
-                         "the log was cut short or corrupted: remove or repair that line") from None
+            raise _error(
+                file,
+                "one JSON object per line",
+                f"invalid JSON at line {number} ({exc.msg})",
+                "the log was cut short or corrupted: remove or repair that line",
+            ) from None
         if not isinstance(obj, dict):
-            raise _error(file, "one JSON object per line", f"a {type(obj).__name__} at line {number}",
-                         "check that this is a training log")
+            raise _error(
+                file,
+                "one JSON object per line",
+                f"a {type(obj).__name__} at line {number}",
+                "check that this is a training log",
+            )
         if "data" in obj and "step" in obj:
             fmt = fmt or "verl"
             if not isinstance(obj["data"], dict):
-                raise _error(file, "'data' to be an object of metrics", f"a {type(obj['data']).__name__} "
-                             f"at line {number}", "check that this is verl's file-logger output")
+                raise _error(
+                    file,
+                    "'data' to be an object of metrics",
+                    f"a {type(obj['data']).__name__} at line {number}",
+                    "check that this is verl's file-logger output",
+                )
             step, values = _step(obj["step"], file, number), obj["data"]
         else:
             fmt = fmt or "jsonl"
             step, values = _step(_step_value(obj, file, number), file, number), obj
         records += [(step, k, float(v)) for k, v in values.items() if _numeric(v) and k not in STEP_KEYS]
     if not records:
-        raise _error(file, "numeric metrics with steps", "an empty log" if not lines else "no numeric metrics",
-                     "point at the training run's metrics log")
+        raise _error(
+            file,
+            "numeric metrics with steps",
+            "an empty log" if not lines else "no numeric metrics",
+            "point at the training run's metrics log",
+        )
     return records, fmt or "jsonl"
 
 
@@ -144,17 +190,26 @@ def _read_trainer_state(file: Path) -> list[tuple[int, str, float]]:
     try:
         state = json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise _error(file, "a JSON trainer_state", f"invalid JSON at line {exc.lineno} ({exc.msg})",
-                     "re-copy the file; it was cut short or corrupted") from None
+        raise _error(
+            file,
+            "a JSON trainer_state",
+            f"invalid JSON at line {exc.lineno} ({exc.msg})",
+            "re-copy the file; it was cut short or corrupted",
+        ) from None
     history = state.get("log_history") if isinstance(state, dict) else None
     if not isinstance(history, list) or not history:
-        raise _error(file, "a non-empty 'log_history' list", "none" if history is None else repr(history)[:40],
-                     "point at the trainer_state.json of a run that logged metrics")
+        raise _error(
+            file,
+            "a non-empty 'log_history' list",
+            "none" if history is None else repr(history)[:40],
+            "point at the trainer_state.json of a run that logged metrics",
+        )
     records = []
     for index, entry in enumerate(history, start=1):
         if not isinstance(entry, dict) or "step" not in entry:
-            raise _error(file, "log_history entries with a 'step'", f"entry {index}: {str(entry)[:60]}",
-                         "check the file")
+            raise _error(
+                file, "log_history entries with a 'step'", f"entry {index}: {str(entry)[:60]}", "check the file"
+            )
         step = _step(entry["step"], file, index)
         records += [(step, k, float(v)) for k, v in entry.items() if _numeric(v) and k not in STEP_KEYS]
     return records
@@ -169,16 +224,17 @@ def _read_csv(file: Path) -> list[tuple[int, str, float]]:
     step_col = next((i for i, h in enumerate(header) if h in STEP_KEYS), None)
     if step_col is None:
         raise _error(file, f"a step column ({', '.join(STEP_KEYS)})", f"columns {header[:8]}", "export with steps")
-    names = [_csv_metric(h) for h in header]
+    names: list[str | None] = [_csv_metric(h) for h in header]
     records = []
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise _error(file, f"{len(header)} fields per row", f"{len(row)} at line {number}", "repair that line")
         step = _step(row[step_col], file, number)
         for i, cell in enumerate(row):
-            if i != step_col and names[i] and cell.strip():
+            name = names[i]
+            if i != step_col and name and cell.strip():
                 try:
-                    records.append((step, names[i], float(cell)))
+                    records.append((step, name, float(cell)))
                 except ValueError:
                     continue  # text columns (run names, notes) are not metrics
     return records
@@ -198,8 +254,11 @@ def _read_tensorboard(file: Path) -> list[tuple[int, str, float]]:
         accumulator.Reload()
     except Exception as exc:  # the reader raises its own types on corrupt files
         raise _error(file, "a TensorBoard event file", f"{type(exc).__name__}: {exc}", "re-copy the file") from exc
-    records = [(int(e.step), tag, float(e.value)) for tag in accumulator.Tags().get("scalars", [])
-               for e in accumulator.Scalars(tag)]
+    records = [
+        (int(e.step), tag, float(e.value))
+        for tag in accumulator.Tags().get("scalars", [])
+        for e in accumulator.Scalars(tag)
+    ]
     if not records:
         raise _error(file, "scalar summaries", "none", "point at the event file the trainer wrote metrics to")
     return records
@@ -209,8 +268,12 @@ def _step_value(obj: dict, file: Path, number: int):
     for key in STEP_KEYS:
         if key in obj:
             return obj[key]
-    raise _error(file, f"a step key ({', '.join(STEP_KEYS)}) in every line", f"none at line {number}",
-                 "use a log that records the training step")
+    raise _error(
+        file,
+        f"a step key ({', '.join(STEP_KEYS)}) in every line",
+        f"none at line {number}",
+        "use a log that records the training step",
+    )
 
 
 def _step(value, file: Path, number: int) -> int:
@@ -243,7 +306,13 @@ def summarize(log: TrainingLog, reward: str, test: str | None) -> dict:
     if len(shared) >= 3:
         value = spearmanr([rewards[s] for s in shared], [tests[s] for s in shared]).statistic
         rho = float(value) if value == value else math.nan
-    return {"reward_metric": reward, "test_metric": test, "spearman": rho,
-            "reward_peak_step": max(rewards, key=lambda s: (rewards[s], -s)) if rewards else None,
-            "test_peak_step": max(tests, key=lambda s: (tests[s], -s)) if tests else None,
-            "n_shared_steps": len(shared), "log_format": log.format, "log_path": str(log.path)}
+    return {
+        "reward_metric": reward,
+        "test_metric": test,
+        "spearman": rho,
+        "reward_peak_step": max(rewards, key=lambda s: (rewards[s], -s)) if rewards else None,
+        "test_peak_step": max(tests, key=lambda s: (tests[s], -s)) if tests else None,
+        "n_shared_steps": len(shared),
+        "log_format": log.format,
+        "log_path": str(log.path),
+    }

@@ -14,8 +14,10 @@ from pathlib import Path
 from ..errors import PathNotAllowedError
 from ..readers.layout import step_of
 
-_FIX = ("choose a folder under one of them, or add its parent to `data_roots` in the config file "
-        "(or $RLVR_DATA_ROOTS, folders separated by ':')")
+_FIX = (
+    "choose a folder under one of them, or add its parent to `data_roots` in the config file "
+    "(or $RLVR_DATA_ROOTS, folders separated by ':')"
+)
 
 
 def _real(roots: list[Path]) -> list[Path]:
@@ -40,8 +42,9 @@ def allowed_path(path: str | Path, roots: list[Path]) -> Path:
     if any(_inside(real, root) for root in real_roots):
         return real
     via = "" if real == given else f" (it leads to {real})"
-    raise PathNotAllowedError(str(path), "a path under the data roots " + ", ".join(str(r) for r in roots),
-                              f"a path outside them{via}", _FIX)
+    raise PathNotAllowedError(
+        str(path), "a path under the data roots " + ", ".join(str(r) for r in roots), f"a path outside them{via}", _FIX
+    )
 
 
 def find_runs(roots: list[Path], max_depth: int = 3, limit: int = 500) -> list[Path]:

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..cache import Cache
+from ..cache import queue as jobs
 from ..system.libc import die_with_parent
 from ..system.settings import CACHE_ENV, CONFIG_ENV, Settings
-from ..cache import queue as jobs
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 """The dashboard's entry point, at the top of a checkout (next to the `rlvr_core` package)."""
@@ -61,7 +61,7 @@ def gpu_ids() -> list[str]:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
     except (OSError, subprocess.TimeoutExpired):
         return []
-    return [str(i) for i, line in enumerate(l for l in out.splitlines() if l.startswith("GPU "))]
+    return [str(i) for i, line in enumerate(row for row in out.splitlines() if row.startswith("GPU "))]
 
 
 def worker_devices(settings: Settings, gpus: list[str]) -> list[str]:
@@ -79,10 +79,27 @@ def plan(settings: Settings, cache: Path, config: str | None) -> list[Child]:
     env = {**os.environ, CACHE_ENV: str(cache), "PYTHONUNBUFFERED": "1"}
     if config:
         env[CONFIG_ENV] = str(Path(config).resolve())
-    dashboard = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(settings.server.port),
-                 "--server.address", settings.server.address, "--server.headless", "true",
-                 "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-                 "--server.enableXsrfProtection", "true", "--client.toolbarMode", "viewer"]
+    dashboard = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.port",
+        str(settings.server.port),
+        "--server.address",
+        settings.server.address,
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.enableXsrfProtection",
+        "true",
+        "--client.toolbarMode",
+        "viewer",
+    ]
     if settings.auth.mode == "oidc":
         dashboard += ["--secrets.files", str(Path(settings.auth.secrets_file).resolve())]
     children = [Child("dashboard", dashboard, env, restart=False)]
@@ -96,7 +113,7 @@ def seed_demo(settings: Settings, cache: Path) -> str:
     """On an empty cache with `demo = "auto"`: copy the prebuilt demo cache in, or queue the demo build."""
     target = Cache(cache)
     if settings.demo == "off" or target.has_runs():
-        return "demo: not needed (the cache has runs, or demo = \"off\")"
+        return 'demo: not needed (the cache has runs, or demo = "off")'
     source = Cache(Path(settings.demo_cache).expanduser()) if settings.demo_cache else None
     if source is not None and source.has_runs():
         target.copy_runs_from(source)
@@ -110,8 +127,10 @@ def seed_demo(settings: Settings, cache: Path) -> str:
 def supervise(children: list[Child], poll: float = 0.5) -> int:
     """Run the children until SIGTERM/SIGINT (exit 0) or the dashboard's exit (exit 1)."""
     stopping: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: stopping.append(signum))
-                for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: stopping.append(signum))
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
     status = 0
     try:
         for child in children:
@@ -155,17 +174,17 @@ def _backoff(failures: int) -> float:
 
 
 def _stop_all(children: list[Child]) -> None:
-    running = [c for c in children if c.proc and c.proc.poll() is None]
-    for child in running:
-        child.proc.send_signal(signal.SIGTERM)
+    running = [(c.name, c.proc) for c in children if c.proc is not None and c.proc.poll() is None]
+    for _, proc in running:
+        proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE
-    for child in running:
+    for name, proc in running:
         try:
-            child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            say(f"{child.name} did not stop in {STOP_GRACE:.0f} s: killing it")
-            child.proc.kill()
-            child.proc.wait()
+            say(f"{name} did not stop in {STOP_GRACE:.0f} s: killing it")
+            proc.kill()
+            proc.wait()
 
 
 def say(message: str) -> None:

@@ -24,11 +24,11 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..cache import queue as jobs
 from ..errors import UsageError
 from ..system.devices import visible_devices
 from ..system.libc import die_with_parent
 from ..system.settings import CONFIG_ENV
-from ..cache import queue as jobs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,16 +77,26 @@ def run_job(job: jobs.Job, config: WorkerConfig) -> str:
     log = jobs.log_path(cache, job.id)
     log.parent.mkdir(parents=True, exist_ok=True)
     argv = list(job.argv) + ([] if "--cache" in job.argv else ["--cache", str(cache)])
-    env = {**os.environ, jobs.JOB_ENV: job.id, jobs.DB_ENV: str(jobs.db_path(cache)), "PYTHONUNBUFFERED": "1",
-           "CUDA_VISIBLE_DEVICES": visible_devices(config.device)}
+    env = {
+        **os.environ,
+        jobs.JOB_ENV: job.id,
+        jobs.DB_ENV: str(jobs.db_path(cache)),
+        "PYTHONUNBUFFERED": "1",
+        "CUDA_VISIBLE_DEVICES": visible_devices(config.device),
+    }
     if config.config:
         env[CONFIG_ENV] = str(Path(config.config).resolve())
     with log.open("a", encoding="utf-8") as out:
         out.write(f"--- attempt {job.attempt} on {job.worker}: rlvr {job.kind} {' '.join(argv)}\n")
         out.flush()
-        proc = subprocess.Popen([sys.executable, "-m", "rlvr_core", job.kind, *argv], stdout=out,
-                                stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent,
-                                cwd=job.cwd if job.cwd and Path(job.cwd).is_dir() else None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rlvr_core", job.kind, *argv],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=die_with_parent,
+            cwd=job.cwd if job.cwd and Path(job.cwd).is_dir() else None,
+        )
         try:
             outcome = _watch(proc, job, config)
         except KeyboardInterrupt:  # the worker is stopping (SIGTERM, Ctrl-C): stop the job, give it back
@@ -135,7 +145,7 @@ def failure_message(log_tail: str, returncode: int) -> str:
     lines = [line.strip() for line in log_tail.splitlines() if line.strip() and not line.startswith("---")]
     for line in reversed(lines):
         if line.startswith("error: "):
-            return line[len("error: "):]
+            return line[len("error: ") :]
     if returncode < 0:
         name = signal.Signals(-returncode).name
         hint = " (the system's out-of-memory killer sends SIGKILL)" if returncode == -signal.SIGKILL else ""
@@ -148,15 +158,21 @@ def run_ray(config: WorkerConfig, address: str, max_jobs: int | None = None, in_
     try:
         import ray
     except ImportError:
-        raise UsageError("--backend ray", "the ray package", "not installed",
-                         "pip install -r requirements-ray.txt") from None
-    ray.init(address=None if address == "local" else address, ignore_reinit_error=True, log_to_driver=False,
-             include_dashboard=False)
+        raise UsageError(
+            "--backend ray", "the ray package", "not installed", "pip install -r requirements-ray.txt"
+        ) from None
+    ray.init(
+        address=None if address == "local" else address,
+        ignore_reinit_error=True,
+        log_to_driver=False,
+        include_dashboard=False,
+    )
     gpu = config.device != "cpu"
     task = ray.remote(num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1, max_retries=0)(_ray_task)
     limit = in_flight or max(1, int(ray.cluster_resources().get("GPU" if gpu else "CPU", 1)))
     name = config.name or f"ray:{socket.gethostname()}:{os.getpid()}"
-    pending, dispatched = [], 0
+    pending: list = []
+    dispatched = 0
     while max_jobs is None or dispatched < max_jobs or pending:
         if len(pending) < limit and (max_jobs is None or dispatched < max_jobs):
             job = jobs.claim(config.cache, name, config.lease)

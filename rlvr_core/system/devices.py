@@ -36,8 +36,11 @@ def parse_device(text: str, allow_auto: bool = True) -> Device:
     """`auto`, `cpu`, `cuda` or `cuda:N` as a `Device`; anything else is a UsageError naming --device."""
     match = _DEVICE.fullmatch(str(text).strip())
     kinds = "auto, cpu, cuda or cuda:N" if allow_auto else "cpu, cuda or cuda:N"
-    if match is None or (match.group(2) is not None and match.group(1) != "cuda") \
-            or (match.group(1) == "auto" and not allow_auto):
+    if (
+        match is None
+        or (match.group(2) is not None and match.group(1) != "cuda")
+        or (match.group(1) == "auto" and not allow_auto)
+    ):
         raise UsageError("--device", kinds, repr(text), "pass one of those")
     index = match.group(2)
     return Device(match.group(1), None if index is None else int(index))
@@ -56,7 +59,7 @@ def visible_devices(text: str) -> str:
     return str(device.index)
 
 
-def resolve_device(text: str) -> "torch.device":
+def resolve_device(text: str) -> torch.device:
     """The torch device for `text`: `auto` is CUDA when available, else the CPU; an unavailable CUDA device
     is a UsageError."""
     import torch
@@ -65,6 +68,10 @@ def resolve_device(text: str) -> "torch.device":
     if device.kind == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.kind == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device", "a visible CUDA GPU", "torch.cuda.is_available() is False",
-                         "use --device cpu, or install the CUDA build of torch==2.13.0")
+        raise UsageError(
+            "--device",
+            "a visible CUDA GPU",
+            "torch.cuda.is_available() is False",
+            "use --device cpu, or install the CUDA build of torch==2.13.0",
+        )
     return torch.device(str(device))

@@ -88,16 +88,24 @@ class Settings:
 
 
 _ENV = {  # env var -> (section or "", key)
-    CACHE_ENV: ("", "cache"), "RLVR_DATA_ROOTS": ("", "data_roots"), "RLVR_READ_ONLY": ("", "read_only"),
-    "RLVR_DEMO": ("", "demo"), "RLVR_DEMO_CACHE": ("", "demo_cache"), "RLVR_AUTH": ("auth", "mode"),
-    "RLVR_AUTH_HEADER": ("auth", "header"), "RLVR_AUTH_SECRETS": ("auth", "secrets_file"),
-    "RLVR_PORT": ("server", "port"), "RLVR_ADDRESS": ("server", "address"), "RLVR_WORKERS": ("server", "workers"),
+    CACHE_ENV: ("", "cache"),
+    "RLVR_DATA_ROOTS": ("", "data_roots"),
+    "RLVR_READ_ONLY": ("", "read_only"),
+    "RLVR_DEMO": ("", "demo"),
+    "RLVR_DEMO_CACHE": ("", "demo_cache"),
+    "RLVR_AUTH": ("auth", "mode"),
+    "RLVR_AUTH_HEADER": ("auth", "header"),
+    "RLVR_AUTH_SECRETS": ("auth", "secrets_file"),
+    "RLVR_PORT": ("server", "port"),
+    "RLVR_ADDRESS": ("server", "address"),
+    "RLVR_WORKERS": ("server", "workers"),
 }
 _SECTIONS = {"": Settings, "auth": AuthSettings, "server": ServerSettings}
 
 
-def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | None = None,
-                  flags: Mapping[str, object] | None = None) -> Settings:
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None, flags: Mapping[str, object] | None = None
+) -> Settings:
     """Settings from the TOML file at `path` (else $RLVR_CONFIG, else none), overridden by the environment,
     then by `flags` (command-line values by key, e.g. {"cache": "/tmp/c"}; None values are ignored;
     `server.port` style keys for sections)."""
@@ -108,8 +116,9 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         try:
             raw = tomllib.loads(Path(path).read_text())
         except FileNotFoundError:
-            raise ConfigError(str(path), "a TOML settings file", "no such file",
-                              f"create it (see the README) or unset ${CONFIG_ENV}") from None
+            raise ConfigError(
+                str(path), "a TOML settings file", "no such file", f"create it (see the README) or unset ${CONFIG_ENV}"
+            ) from None
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(str(path), "valid TOML", str(error), "fix the syntax at that line") from None
     values = {name: dict(raw.pop(name, {}) or {}) for name in ("auth", "server")}
@@ -121,8 +130,10 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         if value is not None:
             section, _, key = name.rpartition(".")
             values[section][key] = value
-    parts = {section: _build(_SECTIONS[section], values[section], str(path or "environment"), section)
-             for section in ("auth", "server")}
+    parts = {
+        section: _build(_SECTIONS[section], values[section], str(path or "environment"), section)
+        for section in ("auth", "server")
+    }
     return replace(_build(Settings, values[""], str(path or "environment"), ""), **parts)
 
 
@@ -146,17 +157,26 @@ def _build(cls, values: dict, source: str, section: str):
     clean = {}
     for key, value in values.items():
         if key not in known:
-            raise ConfigError(f"{source}: {where}{key}", f"one of {', '.join(known)}", f"unknown key '{key}'",
-                              "check the spelling against the README's settings table")
+            raise ConfigError(
+                f"{source}: {where}{key}",
+                f"one of {', '.join(known)}",
+                f"unknown key '{key}'",
+                "check the spelling against the README's settings table",
+            )
         default = known[key].default
         expected = list if key == "data_roots" else type(default)
         if key == "workers" and isinstance(value, int):
             value = str(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise ConfigError(f"{source}: {where}{key}", f"a {expected.__name__}", f"{value!r}",
-                              f"write for example {key} = {default!r}" if key != "data_roots"
-                              else 'write for example data_roots = ["/models"]')
-        clean[key] = tuple(str(v) for v in value) if key == "data_roots" else value
+            raise ConfigError(
+                f"{source}: {where}{key}",
+                f"a {expected.__name__}",
+                f"{value!r}",
+                f"write for example {key} = {default!r}"
+                if key != "data_roots"
+                else 'write for example data_roots = ["/models"]',
+            )
+        clean[key] = tuple(str(v) for v in value) if isinstance(value, list) else value
     result = cls(**clean)
     _check(result, source, where)
     return result
@@ -164,13 +184,25 @@ def _build(cls, values: dict, source: str, section: str):
 
 def _check(result, source: str, where: str) -> None:
     if isinstance(result, AuthSettings) and result.mode not in AUTH_MODES:
-        raise ConfigError(f"{source}: {where}mode", f"one of {', '.join(AUTH_MODES)}", repr(result.mode),
-                          'write mode = "none", "oidc" or "header"')
+        raise ConfigError(
+            f"{source}: {where}mode",
+            f"one of {', '.join(AUTH_MODES)}",
+            repr(result.mode),
+            'write mode = "none", "oidc" or "header"',
+        )
     if isinstance(result, AuthSettings) and result.mode == "oidc" and not result.secrets_file:
-        raise ConfigError(f"{source}: {where}secrets_file", "a Streamlit secrets file with an [auth] section for "
-                          "mode = \"oidc\"", "none", "set secrets_file (or $RLVR_AUTH_SECRETS); see the README")
+        raise ConfigError(
+            f"{source}: {where}secrets_file",
+            'a Streamlit secrets file with an [auth] section for mode = "oidc"',
+            "none",
+            "set secrets_file (or $RLVR_AUTH_SECRETS); see the README",
+        )
     if isinstance(result, ServerSettings) and result.workers != "auto" and not result.workers.isdigit():
-        raise ConfigError(f"{source}: {where}workers", '"auto" or a number of workers', repr(result.workers),
-                          'write workers = "auto" or workers = 2')
+        raise ConfigError(
+            f"{source}: {where}workers",
+            '"auto" or a number of workers',
+            repr(result.workers),
+            'write workers = "auto" or workers = 2',
+        )
     if isinstance(result, Settings) and result.demo not in ("auto", "off"):
         raise ConfigError(f"{source}: demo", '"auto" or "off"', repr(result.demo), 'write demo = "auto" or "off"')

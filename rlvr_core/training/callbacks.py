@@ -34,8 +34,15 @@ class RankKSubstitutionCallback(TrainerCallback):
     `rank`, `mode`, `alpha`, `modules`: as in `substitution.substitute_rank_k_`.
     """
 
-    def __init__(self, base: str | Path | Mapping[str, torch.Tensor], every: int, rank: int = 1,
-                 mode: str = "truncated", alpha: float = 1.0, modules: str | None = None) -> None:
+    def __init__(
+        self,
+        base: str | Path | Mapping[str, torch.Tensor],
+        every: int,
+        rank: int = 1,
+        mode: str = "truncated",
+        alpha: float = 1.0,
+        modules: str | None = None,
+    ) -> None:
         if every < 1:
             raise UsageError("RankKSubstitutionCallback", "every >= 1", str(every), "pass every=25 (for example)")
         self.base_source, self.every, self.rank, self.mode = base, every, rank, mode
@@ -44,8 +51,9 @@ class RankKSubstitutionCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         module = _unwrap(model)
-        self.periodic = PeriodicSubstitution(load_base_linear(self.base_source, module), self.every, self.rank,
-                                             self.mode, self.alpha, self.modules)
+        self.periodic = PeriodicSubstitution(
+            load_base_linear(self.base_source, module), self.every, self.rank, self.mode, self.alpha, self.modules
+        )
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self.periodic is not None:
@@ -55,12 +63,19 @@ class RankKSubstitutionCallback(TrainerCallback):
 def load_base_linear(base: str | Path | Mapping[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The base weights of `model`'s linear block weights, on each parameter's device and dtype."""
     checkpoint = None if isinstance(base, Mapping) else Checkpoint(base)
-    params = {name: param for name, param in model.named_parameters()
-              if classify_tensor(name, tuple(param.shape)).kind == LINEAR}
+    params = {
+        name: param
+        for name, param in model.named_parameters()
+        if classify_tensor(name, tuple(param.shape)).kind == LINEAR
+    }
     for name, param in params.items():
         if param.dim() != 2:
-            raise UsageError(name, "a whole 2-D weight in this process", f"a sharded parameter {tuple(param.shape)}",
-                             "use the callback without FSDP full sharding / ZeRO-3, or the FSDP recipe in the README")
+            raise UsageError(
+                name,
+                "a whole 2-D weight in this process",
+                f"a sharded parameter {tuple(param.shape)}",
+                "use the callback without FSDP full sharding / ZeRO-3, or the FSDP recipe in the README",
+            )
     if checkpoint is None:
         assert isinstance(base, Mapping)
         shapes, where = {n: tuple(t.shape) for n, t in base.items()}, "state dict"
@@ -69,8 +84,8 @@ def load_base_linear(base: str | Path | Mapping[str, torch.Tensor], model: torch
     check_same_tensors(shapes, {n: tuple(p.shape) for n, p in params.items()}, params, where, "the model", "model's")
     out = {}
     for name, param in params.items():
-        value = base[name] if checkpoint is None else checkpoint.read_tensor(name)  # type: ignore[index]
-        out[name] = value.to(param.device, param.dtype)
+        value = checkpoint.read_tensor(name) if checkpoint is not None else base[name]  # type: ignore[index]
+        out[name] = torch.as_tensor(value).to(param.device, param.dtype)
     return out
 
 

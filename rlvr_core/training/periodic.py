@@ -21,10 +21,18 @@ from ..readers.naming import LINEAR, classify_tensor
 
 __all__ = ["MODES", "PeriodicSubstitution", "linear_state", "rank_k_update", "substitute_rank_k_"]
 
+
 @torch.no_grad()
-def substitute_rank_k_(model: torch.nn.Module, base: Mapping[str, torch.Tensor], rank: int = 1,
-                       mode: str = "truncated", alpha: float = 1.0, modules: str | None = None, *,
-                       k: int | None = None) -> list[str]:
+def substitute_rank_k_(
+    model: torch.nn.Module,
+    base: Mapping[str, torch.Tensor],
+    rank: int = 1,
+    mode: str = "truncated",
+    alpha: float = 1.0,
+    modules: str | None = None,
+    *,
+    k: int | None = None,
+) -> list[str]:
     """Set every linear block weight W of `model` to W_base + rank-k(W - W_base), in place (k = `rank`;
     `k=` is its old name, still accepted).
 
@@ -36,11 +44,19 @@ def substitute_rank_k_(model: torch.nn.Module, base: Mapping[str, torch.Tensor],
     """
     rank = k if k is not None else rank
     pattern = re.compile(modules) if modules else None
-    params = {name: param for name, param in model.named_parameters()
-              if classify_tensor(name, tuple(param.shape)).kind == LINEAR
-              and (pattern is None or pattern.search(name))}
-    check_same_tensors({n: tuple(b.shape) for n, b in base.items()}, {n: tuple(p.shape) for n, p in params.items()},
-                       params, "weights given", "the model", "model's")
+    params = {
+        name: param
+        for name, param in model.named_parameters()
+        if classify_tensor(name, tuple(param.shape)).kind == LINEAR and (pattern is None or pattern.search(name))
+    }
+    check_same_tensors(
+        {n: tuple(b.shape) for n, b in base.items()},
+        {n: tuple(p.shape) for n, p in params.items()},
+        params,
+        "weights given",
+        "the model",
+        "model's",
+    )
     changed = []
     for name, param in params.items():
         b = base[name].to(param.device, torch.float64)
@@ -60,8 +76,15 @@ class PeriodicSubstitution:
     weights, on any device and dtype; keep it in the training dtype to halve its memory.
     """
 
-    def __init__(self, base: Mapping[str, torch.Tensor], every: int, rank: int = 1, mode: str = "truncated",
-                 alpha: float = 1.0, modules: str | None = None) -> None:
+    def __init__(
+        self,
+        base: Mapping[str, torch.Tensor],
+        every: int,
+        rank: int = 1,
+        mode: str = "truncated",
+        alpha: float = 1.0,
+        modules: str | None = None,
+    ) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.base, self.every, self.rank, self.mode, self.alpha, self.modules = base, every, rank, mode, alpha, modules
@@ -77,5 +100,8 @@ class PeriodicSubstitution:
 
 def linear_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached copy of the model's linear block weights: the `base` for `PeriodicSubstitution`."""
-    return {name: p.detach().clone() for name, p in model.named_parameters()
-            if classify_tensor(name, tuple(p.shape)).kind == LINEAR}
+    return {
+        name: p.detach().clone()
+        for name, p in model.named_parameters()
+        if classify_tensor(name, tuple(p.shape)).kind == LINEAR
+    }

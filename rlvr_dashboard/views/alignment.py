@@ -37,7 +37,9 @@ dynamic = pick("Rank-1 measure", list(DYNAMICS), "dynamic", container=right)
 st.subheader("Rank-1 dynamics")
 if per_layer:
     rows = q.layer_measure_per_layer(run, group, dynamic)
-    figure = px.line(rows, x="step", y="value", color="layer", markers=True, title=f"{DYNAMICS[dynamic]}: {group} per layer")
+    figure = px.line(
+        rows, x="step", y="value", color="layer", markers=True, title=f"{DYNAMICS[dynamic]}: {group} per layer"
+    )
 else:
     rows = q.layer_measure_by_module(run, dynamic)
     figure = banded(rows, dynamic, f"{DYNAMICS[dynamic]} (median over layers, quartile bands) — {run}")
@@ -48,8 +50,15 @@ column = pick("Measure", list(MEASURES), "measure")
 st.caption(f"{column}: {MEASURES[column]}")
 if per_layer:
     curves = q.alignment_per_layer(run, group, column)
-    figure = px.line(curves, x="step", y="value", color="layer", markers=True, title=f"{column}: {group} per layer",
-                     range_y=[0, 1.02])
+    figure = px.line(
+        curves,
+        x="step",
+        y="value",
+        color="layer",
+        markers=True,
+        title=f"{column}: {group} per layer",
+        range_y=[0, 1.02],
+    )
 else:
     curves = q.alignment_by_module(run, column)
     figure = banded(curves, column, f"{column} (median over layers, quartile bands) — {run}")
@@ -57,8 +66,18 @@ else:
 st.plotly_chart(figure, width="stretch")
 grid = q.alignment_grid(run, column, group if per_layer else None)
 grid = grid.pivot_table(index="layer", columns="step", values="value")
-st.plotly_chart(px.imshow(grid, aspect="auto", labels={"color": column, "x": "step"}, zmin=0, zmax=1,
-                          title=f"{column}, " + (group if per_layer else "mean over the modules of each layer")),
-                width="stretch")
-st.download_button("Download the alignment curves (CSV)", curves.to_csv(index=False), f"alignment_{run}.csv", "text/csv")
+st.plotly_chart(
+    px.imshow(
+        grid,
+        aspect="auto",
+        labels={"color": column, "x": "step"},
+        zmin=0,
+        zmax=1,
+        title=f"{column}, " + (group if per_layer else "mean over the modules of each layer"),
+    ),
+    width="stretch",
+)
+st.download_button(
+    "Download the alignment curves (CSV)", curves.to_csv(index=False), f"alignment_{run}.csv", "text/csv"
+)
 st.download_button("Download the rank-1 dynamics (CSV)", rows.to_csv(index=False), f"rank1_{run}.csv", "text/csv")

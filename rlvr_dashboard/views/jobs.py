@@ -15,13 +15,28 @@ st.title("Jobs")
 def queue() -> None:
     rows = jobs_list()
     if not rows:
-        st.info("No jobs yet: queue the demo or an analysis on the Runs page, then start a worker with "
-                "`rlvr worker` (`rlvr serve` starts one).")
+        st.info(
+            "No jobs yet: queue the demo or an analysis on the Runs page, then start a worker with "
+            "`rlvr worker` (`rlvr serve` starts one)."
+        )
         return
-    st.dataframe([{"id": j.id, "kind": j.kind, "state": j.state, "progress": round(j.progress, 3),
-                   "message": j.error or j.message, "submitted by": j.submitted_by, "attempt": j.attempt}
-                  for j in rows], hide_index=True, width="stretch",
-                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)})
+    st.dataframe(
+        [
+            {
+                "id": j.id,
+                "kind": j.kind,
+                "state": j.state,
+                "progress": round(j.progress, 3),
+                "message": j.error or j.message,
+                "submitted by": j.submitted_by,
+                "attempt": j.attempt,
+            }
+            for j in rows
+        ],
+        hide_index=True,
+        width="stretch",
+        column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)},
+    )
 
 
 queue()

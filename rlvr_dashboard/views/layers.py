@@ -22,7 +22,9 @@ if layers.empty:
     st.info(f"Step {step} has no target {target} (the base model, step 0, has W only).")
     st.stop()
 grid = layers.pivot_table(index="layer", columns="module", values=metric)
-st.plotly_chart(px.imshow(grid, aspect="auto", labels={"color": metric},
-                          title=f"{metric} of {target} — {run}, step {step}"), width="stretch")
+st.plotly_chart(
+    px.imshow(grid, aspect="auto", labels={"color": metric}, title=f"{metric} of {target} — {run}, step {step}"),
+    width="stretch",
+)
 st.dataframe(layers, hide_index=True, width="stretch")
 st.download_button("Download (CSV)", layers.to_csv(index=False), f"layers_{run}_{step}_{target}.csv", "text/csv")

@@ -4,8 +4,17 @@ detected, analysis queued), ingest a training log, queue the demo and watch it b
 import streamlit as st
 
 from rlvr_dashboard import access
-from rlvr_dashboard.ui import (AnalyzeRequest, DemoRequest, LogsRequest, active_demo, cache, check_run_folder,
-                               demo_progress, queries, submit)
+from rlvr_dashboard.ui import (
+    AnalyzeRequest,
+    DemoRequest,
+    LogsRequest,
+    active_demo,
+    cache,
+    check_run_folder,
+    demo_progress,
+    queries,
+    submit,
+)
 
 st.title("Runs")
 demo_progress()
@@ -14,16 +23,21 @@ runs = q.runs_overview()
 if runs.empty:
     building = active_demo() is not None
     if building:
-        st.info(f"No runs in the cache `{cache().root}` yet: the demo is being built (above); its runs appear here "
-                "when it is done. Meanwhile you can add your own run below.")
+        st.info(
+            f"No runs in the cache `{cache().root}` yet: the demo is being built (above); its runs appear here "
+            "when it is done. Meanwhile you can add your own run below."
+        )
     else:
-        st.info(f"No runs in the cache `{cache().root}` yet: queue the built-in demo (a small GRPO run trained on CPU "
-                "in a few minutes), or add your own run below (`rlvr analyze RUN_DIR --base BASE_DIR` from a shell).")
+        st.info(
+            f"No runs in the cache `{cache().root}` yet: queue the built-in demo (a small GRPO run trained on CPU "
+            "in a few minutes), or add your own run below (`rlvr analyze RUN_DIR --base BASE_DIR` from a shell)."
+        )
     if access.can_submit() and not building and st.button("Queue the demo", type="primary"):
         submit(DemoRequest(if_missing=True))
 else:
-    st.dataframe(runs, hide_index=True, width="stretch",
-                 column_config={"step_list": st.column_config.ListColumn("step list")})
+    st.dataframe(
+        runs, hide_index=True, width="stretch", column_config={"step_list": st.column_config.ListColumn("step list")}
+    )
     with st.expander("Every analysed checkpoint"):
         st.dataframe(q.checkpoints(), hide_index=True, width="stretch")
 
@@ -33,14 +47,22 @@ if not access.can_submit():
 roots = access.settings().roots
 if roots:
     st.caption("Runs and models are read only under the data roots: " + ", ".join(str(r) for r in roots))
-    st.selectbox("Runs found under the data roots", access.runs_under_roots(), index=None, key="found_run",
-                 placeholder="pick one",
-                 on_change=lambda: st.session_state.update(run_dir=st.session_state["found_run"] or ""))
+    st.selectbox(
+        "Runs found under the data roots",
+        access.runs_under_roots(),
+        index=None,
+        key="found_run",
+        placeholder="pick one",
+        on_change=lambda: st.session_state.update(run_dir=st.session_state["found_run"] or ""),
+    )
 left, right = st.columns(2)
 with left, st.form("add_run"):
     st.subheader("Add a run")
-    run_dir = st.text_input("Run folder", key="run_dir", help="holding checkpoint-N/ (TRL), global_step_N/ (verl), "
-                            "global_stepN_hf/ (OpenRLHF) or step_N/ folders")
+    run_dir = st.text_input(
+        "Run folder",
+        key="run_dir",
+        help="holding checkpoint-N/ (TRL), global_step_N/ (verl), global_stepN_hf/ (OpenRLHF) or step_N/ folders",
+    )
     base_dir = st.text_input("Base model folder", key="base_dir", help="the model RL started from (step 0)")
     name = st.text_input("Name in the cache (optional)", key="run_name")
     check, queue = st.columns(2)
@@ -49,7 +71,9 @@ with left, st.form("add_run"):
     run_path = access.allowed(run_dir, "Run folder") if (checking or queuing) and run_dir else None
     steps = check_run_folder(run_path) if run_path else None
     if steps:
-        st.success(f"{steps[0].layout} layout: {len(steps)} checkpoints, steps " + ", ".join(str(c.step) for c in steps))
+        st.success(
+            f"{steps[0].layout} layout: {len(steps)} checkpoints, steps " + ", ".join(str(c.step) for c in steps)
+        )
         base_path = access.allowed(base_dir, "Base model folder") if base_dir else None
         if queuing and not base_dir:
             st.error("Give the base model folder too: every update dW is measured against it.")
@@ -57,8 +81,11 @@ with left, st.form("add_run"):
             submit(AnalyzeRequest(run_dir=str(run_path), base=str(base_path), quiet=True, run=name or None))
 with right, st.form("ingest"):
     st.subheader("Ingest a training log")
-    log_path = st.text_input("Log file or folder", key="log_path",
-                             help="verl JSONL, TRL trainer_state.json, OpenRLHF JSONL, TensorBoard events or CSV")
+    log_path = st.text_input(
+        "Log file or folder",
+        key="log_path",
+        help="verl JSONL, TRL trainer_state.json, OpenRLHF JSONL, TensorBoard events or CSV",
+    )
     log_run = st.text_input("Run name", key="log_run")
     reward = st.text_input("Reward metric (optional)", key="log_reward")
     test = st.text_input("Test metric (optional)", key="log_test")

@@ -22,22 +22,35 @@ def compare_form() -> None:
         ranks = middle.text_input("Ranks", "1")
         mode = right.selectbox("Mode", ["truncated", "norm-matched"])
         left, middle, right = st.columns(3)
-        dataset = left.text_input("Dataset(s)", "arithmetic", key="dataset",
-                                  help="arithmetic, a name in $RLVR_DATA, or a .jsonl path")
+        dataset = left.text_input(
+            "Dataset(s)", "arithmetic", key="dataset", help="arithmetic, a name in $RLVR_DATA, or a .jsonl path"
+        )
         n = middle.number_input("Samples per problem", 1, 64, 1)
         temperature = right.number_input("Temperature", 0.0, 2.0, 0.0, step=0.1)
         limit = left.number_input("Limit (0: all problems)", 0, 100000, 0, key="limit")
         max_new = middle.number_input("Max new tokens", 1, 32768, 1024, key="max_new_tokens")
         if not st.form_submit_button("Start the comparison") or run not in sources:
             return
-    base, step_paths = sources[run]
+    base_path, step_paths = sources[run]
     run_dir = access.allowed(run_folder_of(step_paths[0]), "Run folder")
-    base = access.allowed(base, "Base model folder")
+    base = access.allowed(base_path, "Base model folder")
     files = [access.allowed(d, "Dataset") for d in dataset.split(",") if d.endswith(".jsonl") or "/" in d]
     if run_dir and base and all(files):
-        submit(CompareRequest(run_dir=str(run_dir), base=str(base), run=run, ranks=ranks, mode=mode, dataset=dataset,
-                              n=int(n), temperature=float(temperature), max_new_tokens=int(max_new),
-                              steps=steps or None, limit=int(limit) or None))
+        submit(
+            CompareRequest(
+                run_dir=str(run_dir),
+                base=str(base),
+                run=run,
+                ranks=ranks,
+                mode=mode,
+                dataset=dataset,
+                n=int(n),
+                temperature=float(temperature),
+                max_new_tokens=int(max_new),
+                steps=steps or None,
+                limit=int(limit) or None,
+            )
+        )
 
 
 if access.can_submit():
@@ -48,15 +61,27 @@ if recovery.empty:
     st.info("No comparisons yet: start one above (a worker runs it: `rlvr worker`).")
     st.stop()
 recovery["variant"] = recovery["mode"] + " rank-" + recovery["rank"].astype(str) + " on " + recovery["dataset"]
-st.plotly_chart(px.line(recovery, x="step", y="recovery", color="variant", facet_col="run", markers=True,
-                        title="recovery = (acc rank-k − acc base) / (acc full − acc base)"), width="stretch")
+st.plotly_chart(
+    px.line(
+        recovery,
+        x="step",
+        y="recovery",
+        color="variant",
+        facet_col="run",
+        markers=True,
+        title="recovery = (acc rank-k − acc base) / (acc full − acc base)",
+    ),
+    width="stretch",
+)
 st.dataframe(recovery.drop(columns=["eval_id_rank"]), hide_index=True, width="stretch")
 st.download_button("Download (CSV)", recovery.to_csv(index=False), "recovery.csv", "text/csv")
 
 st.subheader("Drill-down")
 evals = q.evaluations()
-label = {row.eval_id: f"{row.run} step {row.step} {row.variant} on {row.dataset} ({row.accuracy:.3f})"
-         for row in evals.itertuples()}
+label = {
+    row.eval_id: f"{row.run} step {row.step} {row.variant} on {row.dataset} ({row.accuracy:.3f})"
+    for row in evals.itertuples()
+}
 chosen = pick("Evaluation", list(label), "eval", format_func=label.get)
 only_wrong = st.checkbox("Only wrong answers")
 st.dataframe(q.eval_samples(chosen, only_wrong), hide_index=True, width="stretch")
