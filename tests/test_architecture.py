@@ -198,3 +198,35 @@ def test_readme_python_imports_resolve():
     code = "\n".join(line.strip() for line in lines)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
+
+
+def _config_classes():
+    for file in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(file.read_text())):
+            if (
+                isinstance(node, ast.ClassDef)
+                and node.name.endswith(("Config", "Settings"))
+                and any("dataclass" in ast.unparse(d) for d in node.decorator_list)
+            ):
+                yield file, node
+
+
+def test_config_dataclasses_are_keyword_only_with_a_docstring_per_field():
+    found = list(_config_classes())
+    assert len(found) >= 9
+    for file, node in found:
+        where = f"{file.relative_to(ROOT)}:{node.name}"
+        assert any("kw_only=True" in ast.unparse(d) for d in node.decorator_list), where
+        body = node.body
+        for i, item in enumerate(body):
+            if isinstance(item, ast.AnnAssign):
+                following = body[i + 1] if i + 1 < len(body) else None
+                documented = isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant)
+                assert documented, f"{where}.{ast.unparse(item.target)} has no docstring"
+
+
+def test_pages_import_only_the_dashboard_helpers_and_the_cache_query_api():
+    allowed = ("rlvr_dashboard", "rlvr_core.cache.queries", "streamlit", "plotly", "numpy")
+    for page in sorted((ROOT / "rlvr_dashboard" / "views").glob("*.py")):
+        for name in _module_names(page):
+            assert name.startswith(allowed), f"{page.name} imports {name}"

@@ -80,7 +80,9 @@ class Settings:
     demo_cache: str = ""
     """A prebuilt demo cache (the Docker image has one) to copy from. Env RLVR_DEMO_CACHE."""
     auth: AuthSettings = field(default_factory=AuthSettings)
+    """The `[auth]` section: who may see the dashboard."""
     server: ServerSettings = field(default_factory=ServerSettings)
+    """The `[server]` section: how `rlvr serve` listens and how many workers it runs."""
 
     @property
     def roots(self) -> list[Path]:
