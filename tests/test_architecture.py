@@ -34,7 +34,7 @@ ALLOWED = {  # subpackage -> the rlvr_core subpackages (and top-level modules) i
     "demo": {"errors", "system", "readers", "math", "cache", "pipelines", "training"},
     "service": {"errors", "system", "readers", "cache"},
     "cli": {"errors", "system", "readers", "math", "cache", "pipelines", "training", "demo", "service"},
-    "fixtures": {"errors", "readers"},
+    "fixtures": {"errors", "readers", "demo"},
 }
 
 

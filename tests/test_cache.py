@@ -7,10 +7,12 @@ import multiprocessing
 import threading
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rlvr_core.cache import Cache, open_cache, publishing
+from rlvr_core.cache import EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS, Cache, open_cache, publishing
+from rlvr_core.cache.store import _DUCK_TYPES
 from rlvr_core.errors import UsageError
 
 
@@ -102,3 +104,19 @@ def test_old_module_paths_are_the_new_modules():
     for old, new in _aliases.OLD_PATHS.items():
         assert not (Path(rlvr_core.store.__file__).parents[1] / f"{old}.py").exists(), old
         assert (Path(rlvr_core.store.__file__).parents[1] / (new.replace(".", "/") + ".py")).is_file(), new
+
+
+def test_a_cache_written_before_a_column_was_added_still_opens(tmp_path):
+    """Files written by an older version lack the newer columns: the views give NULL there."""
+    old_schema = pa.schema([f for f in RUN_SCHEMAS["run_summary"] if f.name not in ("test_metric_note", "n_log_files")])
+    folder = tmp_path / "runs" / "old"
+    folder.mkdir(parents=True)
+    row = {"run": "old", "reward_metric": "reward", "test_metric": "eval_accuracy", "spearman": 0.5}
+    pq.write_table(pa.Table.from_pylist([row], schema=old_schema), folder / "run_summary.parquet")
+    con = open_cache(tmp_path)
+    assert con.execute("SELECT run, test_metric, test_metric_note, n_log_files FROM run_summary").fetchall() == [
+        ("old", "eval_accuracy", None, None)
+    ]
+    assert Cache(tmp_path).queries().run_summaries()["run"].tolist() == ["old"]
+    types = {str(f.type) for group in (SCHEMAS, RUN_SCHEMAS, EVAL_SCHEMAS) for s in group.values() for f in s}
+    assert types <= set(_DUCK_TYPES)

@@ -103,11 +103,16 @@ def test_compare_base_full_rank1_on_cpu_stores_recovery(quick_demo, cli, tmp_pat
     assert rc == 0, err
     con = store.open_cache(cache)
     rows = con.execute(
-        "SELECT step, rank, acc_base, acc_full, acc_rank, recovery FROM recovery ORDER BY step"
+        "SELECT step, rank, acc_base, acc_full, acc_rank, recovery, recovery_low, recovery_high, recovery_note, "
+        "gain_low FROM recovery ORDER BY step"
     ).fetchall()
     assert [(r[0], r[1]) for r in rows] == [(10, 1), (20, 1)]
-    for _, _, acc_base, acc_full, acc_rank, recovery in rows:
-        assert recovery == pytest.approx((acc_rank - acc_base) / (acc_full - acc_base))
+    for _, _, acc_base, acc_full, acc_rank, recovery, low, high, note, gain_low in rows:
+        if recovery is None:  # no real gain over these 300 problems: the reason is stored instead
+            assert note and (acc_full <= acc_base or gain_low <= 0), note
+        else:
+            assert recovery == pytest.approx((acc_rank - acc_base) / (acc_full - acc_base))
+            assert low <= recovery <= high and note is None and gain_low > 0
     evals = con.execute("SELECT variant, step, n_problems, accuracy FROM evaluations ORDER BY variant, step").fetchall()
     assert [(v, s, n) for v, s, n, _ in evals] == [
         ("base", 0, 300),

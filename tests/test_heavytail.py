@@ -7,8 +7,10 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from rlvr_core.math.heavytail import fit_esd, log_histogram, scan_xmin
+from rlvr_core.math.spectral import decompose
 
 
 def pareto_sv(alpha: float, n: int, seed: int, xmin: float = 1.0) -> np.ndarray:
@@ -141,3 +143,48 @@ def test_powerlaw_density_integrates_to_the_tail_fraction():
     assert np.isnan(y[x < 10]).all()
     keep = ~np.isnan(y)
     assert np.trapezoid(y[keep], x[keep]) == pytest.approx(0.3, rel=1e-3)
+
+
+def _planted_update(seed: int = 3) -> torch.Tensor:
+    """A 300 x 200 'update' U diag(s) V^T whose eigenvalues s^2 are Pareto-tailed (alpha 2.5), in float64."""
+    gen = torch.Generator().manual_seed(seed)
+    u, _ = torch.linalg.qr(torch.randn(300, 200, generator=gen, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(200, 200, generator=gen, dtype=torch.float64))
+    s = torch.from_numpy(np.sort(pareto_sv(2.5, 200, seed=seed))[::-1].copy())
+    return (u * s) @ v.T
+
+
+def test_dw_fits_are_scale_free():
+    """The dW fit of c * dW gives the same alpha, KS distance and verdicts, and xmin * c^2, for c from
+    1e-4 (a real 7B update's scale) to 100, through the real spectral engine."""
+    delta = _planted_update()
+    fits = {c: fit_esd(decompose(c * delta).sv.numpy(), relative_floor=True) for c in (1e-4, 1e-2, 1.0, 100.0)}
+    ref = fits[1.0]
+    assert ref.fit_status == "ok" and 2.0 < ref.alpha < 3.0
+    for c, fit in fits.items():
+        assert fit.fit_status == "ok", (c, fit.fit_error)
+        assert abs(fit.alpha - ref.alpha) < 1e-9, (c, fit.alpha, ref.alpha)
+        assert fit.xmin / c**2 == pytest.approx(ref.xmin, rel=1e-9)
+        assert fit.ks_d == pytest.approx(ref.ks_d, abs=1e-9) and fit.n_tail == ref.n_tail
+        assert fit.heavy_tailed == ref.heavy_tailed
+        for name in ("lr_exponential", "lr_lognormal", "lr_truncated_power_law"):
+            assert getattr(fit, name) == pytest.approx(getattr(ref, name), rel=1e-6, abs=1e-6), (c, name)
+    # WeightWatcher's absolute floor (target W) drops the whole spectrum of a small update
+    assert fit_esd(decompose(1e-4 * delta).sv.numpy()).fit_status == "failed"
+    lo, _, _ = log_histogram(decompose(1e-4 * delta).sv.numpy(), relative_floor=True)
+    assert lo.size == 60
+
+
+def test_small_real_scale_updates_are_fitted_end_to_end(tmp_path, cli):
+    """An fp32 run whose updates are of lr-1e-6 size (sigma1 1e-3, noise 1e-6): every dW fit succeeds."""
+    from rlvr_core.cache import open_cache
+    from rlvr_core.fixtures import ModelShape, build_run
+
+    fx = build_run(tmp_path / "d", ModelShape(n_layers=1), steps=(10,), dtype="fp32", sigma=1e-3, noise=1e-6)
+    assert cli("analyze", fx.run_dir, "--base", fx.base_dir, "--cache", tmp_path / "c", "--quiet")[0] == 0
+    status = (
+        open_cache(tmp_path / "c")
+        .execute("SELECT fit_status, count(*) FROM fits WHERE target = 'dW' GROUP BY fit_status")
+        .fetchall()
+    )
+    assert status == [("ok", 7)]

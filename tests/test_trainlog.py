@@ -19,6 +19,10 @@ TEST = {2: 0.30, 4: 0.36, 6: 0.33}  # peaks at step 4 while the reward keeps ris
 
 
 def write_verl(folder: Path) -> Path:
+    """verl's file logger, as read from verl 0.9.1 (`verl/utils/tracking.py` FileLogger: one
+    `{"step": N, "data": {...}}` per line; `val-core/<source>/<acc|reward>/mean@<n>` from
+    `RayPPOTrainer._val_metrics_update`). verl does not install beside the pinned transformers (it pins an
+    older one), so this file is hand-built."""
     path = folder / "verl_metrics.jsonl"
     with open(path, "w") as f:
         for step, r in REWARD.items():
@@ -30,6 +34,8 @@ def write_verl(folder: Path) -> Path:
 
 
 def write_trl(folder: Path) -> Path:
+    """A trainer_state.json of transformers' Trainer with an accuracy metric (tests/test_trl.py covers the
+    files TRL's own GRPOTrainer writes)."""
     history = []
     for step, r in REWARD.items():
         history.append({"epoch": step / 6, "step": step, "reward": r, "loss": 0.01, "learning_rate": 1e-6})
@@ -42,6 +48,9 @@ def write_trl(folder: Path) -> Path:
 
 
 def write_tensorboard(folder: Path) -> Path:
+    """OpenRLHF's TensorBoard logging, as read from OpenRLHF 0.11.0 (`openrlhf/utils/logging_utils.py`
+    TensorboardLogger: `train/<key>` and `eval/<key>` through torch's SummaryWriter, the writer used here;
+    `eval_<ds>_pass1` from `compute_eval_metrics`). OpenRLHF does not install here (it builds flash-attn)."""
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(log_dir=str(folder / "tb"))
@@ -155,3 +164,44 @@ def test_summary_without_a_test_metric(tmp_path) -> None:
     log = read_log(path)
     summary = summarize(log, *pick_metrics(log, None, None))
     assert summary["test_metric"] is None and math.isnan(summary["spearman"]) and summary["reward_peak_step"] == 6
+
+
+def test_verl_reward_only_validation_is_the_test_metric(tmp_path):
+    """verl 0.9.1 logs `val-core/<source>/reward/mean@<n>` when the reward function returns no `acc`."""
+    path = tmp_path / "verl.jsonl"
+    path.write_text(
+        "\n".join(
+            json.dumps({"step": s, "data": {"critic/score/mean": r, "val-core/gsm8k/reward/mean@4": r}})
+            for s, r in REWARD.items()
+        )
+    )
+    assert pick_metrics(read_log(path), None, None) == ("critic/score/mean", "val-core/gsm8k/reward/mean@4")
+
+
+def test_a_wrong_metric_name_lists_the_likely_ones_first(tmp_path, cli):
+    history = [
+        {
+            "step": s,
+            "reward": r,
+            **{f"clip_ratio/{k}": 0.0 for k in ("low", "high")},
+            **{f"completions/{k}": 4.0 for k in ("mean_length", "max_length")},
+        }
+        for s, r in REWARD.items()
+    ]
+    history += [{"step": s, "eval_reward": t, "eval_loss": 0.3} for s, t in TEST.items()]
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps({"log_history": history}))
+    rc, _, err = cli("logs", path, "--run", "x", "--test", "eval_rewad", "--cache", tmp_path / "c")
+    assert rc == 2
+    listed = err[err.index("found metrics [") + len("found metrics [") :].split("]")[0]
+    assert listed.startswith("'eval_reward', 'eval_loss'"), listed
+
+
+def test_rlvr_runs_lists_a_run_that_only_has_a_log(tmp_path, cli):
+    cache = tmp_path / "cache"
+    assert cli("logs", write_verl(tmp_path), "--run", "logonly", "--cache", cache)[0] == 0
+    rc, out, _ = cli("runs", "--cache", cache)
+    assert rc == 0 and out.startswith("logonly\tnot analysed\t") and "logged values" in out
+    rc, out, _ = cli("runs", "--cache", cache, "--json")
+    (entry,) = json.loads(out)
+    assert entry["run"] == "logonly" and entry["steps"] == [] and entry["logged_values"] > 0

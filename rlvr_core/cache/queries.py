@@ -17,6 +17,20 @@ if TYPE_CHECKING:  # pragma: no cover
     import duckdb
     import pandas as pd
 
+_KNOWN_RUNS = (
+    "known AS (SELECT run FROM checkpoints UNION SELECT run FROM run_summary UNION SELECT run FROM metrics "
+    "UNION SELECT run FROM evaluations WHERE run IS NOT NULL UNION SELECT run FROM recovery)"
+)
+"""Every run the cache knows: analysed, with an ingested log, or with evaluations."""
+_RUNS_SQL = (
+    f"WITH {_KNOWN_RUNS} SELECT k.run, count(c.step) FILTER (WHERE NOT c.is_base) AS steps, "
+    "coalesce(list(c.step ORDER BY c.step) FILTER (WHERE c.step IS NOT NULL), []) AS step_list, "
+    "sum(c.n_analyzed) AS tensors_analysed, any_value(c.base_path) AS base, max(c.analyzed_at) AS last_analysed, "
+    "(SELECT count(*) FROM metrics m WHERE m.run = k.run) AS logged_values, "
+    "(SELECT count(*) FROM evaluations e WHERE e.run = k.run) AS evaluations "
+    "FROM known k LEFT JOIN checkpoints c USING (run) GROUP BY k.run ORDER BY k.run"
+)
+"""One row per known run (the Runs page's table and `rlvr runs`)."""
 LAYER_MEASURES = ("rank1_energy", "stable_rank", "spectral_norm", "fro_norm")
 """Per-tensor measures of the `layers` view that can be plotted."""
 ALIGNMENT_MEASURES = (
@@ -60,25 +74,15 @@ class Queries:
         return self._column("SELECT step FROM checkpoints WHERE run = ? ORDER BY step", [run])
 
     def runs_overview(self) -> pd.DataFrame:
-        """One row per analysed run: steps, tensors analysed, base, logged values, evaluations."""
-        return self._df(
-            "SELECT c.run, count(*) FILTER (WHERE NOT c.is_base) AS steps, list(c.step ORDER BY c.step) AS step_list, "
-            "sum(c.n_analyzed) AS tensors_analysed, any_value(c.base_path) AS base, "
-            "max(c.analyzed_at) AS last_analysed, "
-            "(SELECT count(*) FROM metrics m WHERE m.run = c.run) AS logged_values, "
-            "(SELECT count(*) FROM evaluations e WHERE e.run = c.run) AS evaluations "
-            "FROM checkpoints c GROUP BY c.run ORDER BY c.run"
-        )
+        """One row per run the cache knows (analysed checkpoints, an ingested log, evaluations): steps,
+        tensors analysed, base, logged values, evaluations."""
+        return self._df(_RUNS_SQL)
 
-    def run_listing(self) -> list[tuple[str, list[int], int, Any]]:
-        """(run, steps, number of checkpoints, last analysed) per run, for `rlvr runs`."""
-        return [
-            tuple(row)
-            for row in self.con.execute(
-                "SELECT run, list(step ORDER BY step) AS steps, count(*) AS n, max(analyzed_at) AS last "
-                "FROM checkpoints GROUP BY run ORDER BY run"
-            ).fetchall()
-        ]
+    def run_listing(self) -> list[tuple[str, list[int], int, Any, int, int]]:
+        """(run, steps, number of checkpoints, last analysed, logged values, evaluations) per run the cache
+        knows, for `rlvr runs`."""
+        rows = self.con.execute(_RUNS_SQL).fetchall()
+        return [(r[0], list(r[2]), len(r[2]), r[5], int(r[6]), int(r[7])) for r in rows]
 
     def checkpoints(self) -> pd.DataFrame:
         """Every analysed checkpoint."""
@@ -218,7 +222,7 @@ class Queries:
     def run_summaries(self) -> pd.DataFrame:
         return self._df(
             "SELECT run, reward_metric, test_metric, spearman, reward_peak_step, test_peak_step, "
-            "n_shared_steps, log_format FROM run_summary ORDER BY run"
+            "n_shared_steps, log_format, test_metric_note FROM run_summary ORDER BY run"
         )
 
     def reward_and_test(self, runs: list[str]) -> pd.DataFrame:
@@ -241,9 +245,12 @@ class Queries:
         )
 
     def recovery(self) -> pd.DataFrame:
+        """Every recovery row: accuracies, the recovery with its 95% interval, or the reason it has none."""
         return self._df(
-            "SELECT run, step, rank, mode, dataset, acc_base, acc_full, acc_rank, recovery, n_problems, "
-            "eval_id_rank FROM recovery ORDER BY run, dataset, mode, rank, step"
+            "SELECT run, step, rank, mode, dataset, acc_base, acc_full, acc_rank, recovery, recovery_low, "
+            "recovery_high, recovery_note, gain_low, gain_high, n_problems, eval_id_rank, "
+            "recovery_high - recovery AS error_plus, recovery - recovery_low AS error_minus FROM recovery "
+            "ORDER BY run, dataset, mode, rank, step"
         )
 
     def eval_samples(self, eval_id: str, only_wrong: bool = False) -> pd.DataFrame:

@@ -179,6 +179,8 @@ RUN_SCHEMAS: dict[str, pa.Schema] = {
             ("n_shared_steps", pa.int64()),
             ("log_format", pa.string()),
             ("log_path", pa.string()),
+            ("test_metric_note", pa.string()),
+            ("n_log_files", pa.int64()),
         ]
     ),
     "recovery": pa.schema(
@@ -196,6 +198,11 @@ RUN_SCHEMAS: dict[str, pa.Schema] = {
             ("eval_id_base", pa.string()),
             ("eval_id_full", pa.string()),
             ("eval_id_rank", pa.string()),
+            ("gain_low", pa.float64()),
+            ("gain_high", pa.float64()),
+            ("recovery_low", pa.float64()),
+            ("recovery_high", pa.float64()),
+            ("recovery_note", pa.string()),
         ]
     ),
 }

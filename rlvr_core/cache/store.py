@@ -213,6 +213,18 @@ class Cache:
         rows = self._read_rows(self.eval_dir(eval_id) / "evaluations.parquet")
         return rows[0] if rows else None
 
+    def eval_scores(self, eval_id: str) -> dict[str, float]:
+        """problem_id -> the share of its samples graded correct, for one stored evaluation."""
+        file = self.eval_dir(eval_id) / "eval_samples.parquet"
+        if not file.is_file():
+            return {}
+        table = (
+            pq.read_table(file, columns=["problem_id", "correct"])
+            .group_by("problem_id")
+            .aggregate([("correct", "mean")])
+        )
+        return dict(zip(table.column("problem_id").to_pylist(), table.column("correct_mean").to_pylist()))
+
     def steps_with(self, run: str, view: str) -> list[int]:
         """The cached steps of `run` that hold the per-step view `view`, ascending."""
         folder = self.run_dir(run)
@@ -265,16 +277,45 @@ def _connect(cache: Path) -> duckdb.DuckDBPyConnection:
     views += [(name, schema, f"evals/*/{name}.parquet") for name, schema in EVAL_SCHEMAS.items()]
     for name, schema, pattern in views:
         files = sorted(cache.glob(pattern))
-        columns = ", ".join(f'"{field.name}"' for field in schema)
         if files:
             listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
             source = f"read_parquet([{listing}], union_by_name = true)"
+            columns = _columns(schema, files)
         else:
             con.register(f"_empty_{name}", pa.Table.from_pylist([], schema=schema))
-            source = f"_empty_{name}"
+            source, columns = f"_empty_{name}", ", ".join(f'"{field.name}"' for field in schema)
         con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM {source}")
     con.execute(_ALIGNMENT_BY_MODULE)
     return con
+
+
+def _columns(schema: pa.Schema, files: list[Path]) -> str:
+    """The view's select list: each column of `schema`, as NULL of its type where no file has it yet (a
+    cache written before the column was added)."""
+    present: set[str] = set()
+    for file in files:
+        present.update(pq.read_schema(file).names)
+        if len(present) >= len(schema) and all(f.name in present for f in schema):
+            break
+    return ", ".join(
+        f'"{f.name}"' if f.name in present else f'CAST(NULL AS {_DUCK_TYPES[str(f.type)]}) AS "{f.name}"'
+        for f in schema
+    )
+
+
+_DUCK_TYPES = {
+    "string": "VARCHAR",
+    "int64": "BIGINT",
+    "int32": "INTEGER",
+    "double": "DOUBLE",
+    "float": "FLOAT",
+    "bool": "BOOLEAN",
+    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
+    "list<item: double>": "DOUBLE[]",
+    "list<item: float>": "FLOAT[]",
+    "list<item: int64>": "BIGINT[]",
+}
+"""Arrow type (as `str(pa.DataType)`) -> DuckDB type, for columns added to a schema after files were written."""
 
 
 _ALIGNED = (

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..errors import UsageError
@@ -137,13 +138,22 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 
     cache = cache_of(args)
     log, summary = ingest_log(cache, args.run, args.path, args.reward, args.test)
-    rho = summary["spearman"]
-    print(
-        f"run '{args.run}': {len(log.records)} values of {len(log.names())} metrics from {log.path} "
-        f"({log.format}); reward '{summary['reward_metric']}' peaks at step {summary['reward_peak_step']}, "
-        f"test '{summary['test_metric']}' at step {summary['test_peak_step']}; Spearman rho {rho:.3f} over "
-        f"{summary['n_shared_steps']} shared steps; cache {cache.root}"
+    files = len(log.sources)
+    source = f"{log.path} ({log.format}" + (f", {files} event files merged by step)" if files > 1 else ")")
+    test = (
+        "no test metric"
+        if summary["test_metric"] is None
+        else (
+            f"test '{summary['test_metric']}' at step {summary['test_peak_step']}; Spearman rho "
+            f"{summary['spearman']:.3f} over {summary['n_shared_steps']} shared steps"
+        )
     )
+    print(
+        f"run '{args.run}': {len(log.records)} values of {len(log.names())} metrics from {source}; reward "
+        f"'{summary['reward_metric']}' peaks at step {summary['reward_peak_step']}, {test}; cache {cache.root}"
+    )
+    if summary["test_metric_note"]:
+        print(f"warning: {log.path}: {summary['test_metric_note']}", file=sys.stderr)
     return 0
 
 
@@ -151,11 +161,32 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     cache = cache_of(args)
     rows = cache.queries().run_listing()
     if args.json:
-        print(json.dumps([{"run": r[0], "steps": r[1], "last_analyzed": str(r[3])} for r in rows]))
+        print(
+            json.dumps(
+                [
+                    {
+                        "run": r[0],
+                        "steps": r[1],
+                        "last_analyzed": None if r[3] is None else str(r[3]),
+                        "logged_values": r[4],
+                        "evaluations": r[5],
+                    }
+                    for r in rows
+                ]
+            )
+        )
         return 0
     if not rows:
         print(f"no runs cached in {cache.root}: run `rlvr analyze RUN_DIR --base BASE_DIR`")
         return 0
-    for run, steps, n, last in rows:
-        print(f"{run}\t{n} checkpoint(s)\tsteps {','.join(map(str, steps))}\tlast analysed {last:%Y-%m-%d %H:%M}")
+    for run, steps, n, last, logged, evaluations in rows:
+        analysed = (
+            f"{n} checkpoint(s)\tsteps {','.join(map(str, steps))}\tlast analysed {last:%Y-%m-%d %H:%M}"
+            if n
+            else "not analysed"
+        )
+        extra = "".join(
+            f"\t{count} {what}" for count, what in ((logged, "logged values"), (evaluations, "evaluations")) if count
+        )
+        print(f"{run}\t{analysed}{extra}")
     return 0

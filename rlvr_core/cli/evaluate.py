@@ -198,7 +198,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     rows = compare(config, progress)
     reporter.flush()
     for r in rows:
-        rec = "n/a (no gain)" if r["recovery"] is None else f"{r['recovery']:.2f}"
+        rec = (
+            f"n/a ({r['recovery_note']})"
+            if r["recovery"] is None
+            else (f"{r['recovery']:.2f} (95% interval {r['recovery_low']:.2f} to {r['recovery_high']:.2f})")
+        )
         print(
             f"{r['run']} step {r['step']} rank-{r['rank']} {r['mode']} on {r['dataset']}: base {r['acc_base']:.3f}, "
             f"full {r['acc_full']:.3f}, rank-{r['rank']} {r['acc_rank']:.3f}, recovery {rec}"

@@ -4,8 +4,18 @@ Math only: arrays in, numbers out.
 
 ESD. For a weight matrix X (W or dW) with singular values sigma_i, the ESD is the set of eigenvalues
 lambda_i = sigma_i^2 of X^T X, with no 1/N normalisation, exactly as WeightWatcher computes it
-(`evals = sv**2` of the unnormalised weight). Eigenvalues <= 1e-5 (WeightWatcher's `EVALS_THRESH`) are
-dropped before fitting, as WeightWatcher does.
+(`evals = sv**2` of the unnormalised weight). Before fitting, eigenvalues at or below a floor are dropped:
+
+- target W (trained weights): WeightWatcher's absolute `EVALS_THRESH` = 1e-5, so our alpha equals
+  WeightWatcher's.
+- target dW (updates): a floor relative to the largest eigenvalue, lambda > lambda_max * `RELATIVE_THRESH`
+  (1e-12). An absolute floor is wrong for updates: at lr 1e-6 a 7B update's singular values sit near 1e-3
+  (lambda ~ 1e-6), below 1e-5, so almost every fit would fail on exactly the runs the tool exists for. A
+  power-law exponent does not depend on the scale of the data, and with a relative floor neither does
+  the fit: for any c > 0 the fit of c * dW has the same alpha, KS distance and likelihood-ratio verdicts,
+  and xmin scaled by c^2. The factor drops only round-off: the Gram route's eigenvalues carry an absolute
+  error of about 1e-16 * lambda_max, so below 1e-12 * lambda_max their relative error exceeds 1e-4 (the
+  exact zeros of a low-rank update read as such round-off).
 
 Power-law fit (Clauset, Shalizi & Newman 2009, the method of WeightWatcher's `WW_powerlaw.WWFit`). For
 the ascending eigenvalues x_0 <= ... <= x_{N-1} and every candidate xmin = x_i (i < N - 1), with n = N - i:
@@ -23,7 +33,7 @@ law). `heavy_tailed` is R > 0 and p < 0.05 against the exponential.
 
 WeightWatcher metrics: alpha_weighted = alpha * log10(lambda_max), log_spectral_norm = log10(lambda_max),
 log_norm = log10(sum lambda) (= log10 ||X||_F^2, WeightWatcher's `log_norm`), log_fro_norm =
-log10 ||X||_F, stable_rank = sum lambda / lambda_max (all over the eigenvalues above EVALS_THRESH for
+log10 ||X||_F, stable_rank = sum lambda / lambda_max (all over the eigenvalues above the floor for
 lambda_max; the sums use every eigenvalue).
 """
 
@@ -36,6 +46,9 @@ from dataclasses import dataclass
 import numpy as np
 
 EVALS_THRESH = 1e-5
+"""Target W: WeightWatcher's absolute eigenvalue floor."""
+RELATIVE_THRESH = 1e-12
+"""Target dW: the eigenvalue floor as a fraction of the largest eigenvalue (scale-free)."""
 MIN_EVALS = 10
 MIN_TAIL = 5
 _BLOCK = 256
@@ -99,13 +112,22 @@ def scan_xmin(evals: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return best, alphas, ds
 
 
-def fit_esd(sv: np.ndarray, compare: bool = True) -> PowerLawFit:
-    """Fit the ESD of singular values `sv` (any order). Never raises on degenerate spectra."""
+def eigen_floor(evals: np.ndarray, relative: bool) -> float:
+    """The floor below which eigenvalues are dropped: `EVALS_THRESH`, or lambda_max * `RELATIVE_THRESH`."""
+    if not relative:
+        return EVALS_THRESH
+    return float(evals.max()) * RELATIVE_THRESH if evals.size else 0.0
+
+
+def fit_esd(sv: np.ndarray, compare: bool = True, relative_floor: bool = False) -> PowerLawFit:
+    """Fit the ESD of singular values `sv` (any order). `relative_floor`: the scale-free floor of updates
+    (target dW) instead of WeightWatcher's absolute one. Never raises on degenerate spectra."""
     evals = esd(sv)
-    kept = evals[evals > EVALS_THRESH]
+    floor = eigen_floor(evals, relative_floor)
+    kept = evals[evals > floor]
     if kept.size < MIN_EVALS:
         return _failed(
-            f"{kept.size} eigenvalues above {EVALS_THRESH:g} (need >= {MIN_EVALS}): "
+            f"{kept.size} eigenvalues above {floor:.3g} (need >= {MIN_EVALS}): "
             "the spectrum is too short or the update is (nearly) zero",
             evals,
         )
@@ -266,10 +288,13 @@ def powerlaw_density(x: np.ndarray, alpha: float, xmin: float, tail_fraction: fl
     return np.where(x >= xmin, density, np.nan)
 
 
-def log_histogram(sv: np.ndarray, bins: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Log-binned density of the ESD: (bin_lo, bin_hi, density), density integrating to 1 over lambda."""
+def log_histogram(
+    sv: np.ndarray, bins: int = 60, relative_floor: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Log-binned density of the ESD above the floor (see `fit_esd`): (bin_lo, bin_hi, density), density
+    integrating to 1 over lambda."""
     evals = esd(sv)
-    evals = evals[evals > EVALS_THRESH]
+    evals = evals[evals > eigen_floor(evals, relative_floor)]
     if evals.size == 0:
         return np.zeros(0), np.zeros(0), np.zeros(0)
     lo, hi = math.log10(evals[0]), math.log10(evals[-1])
@@ -300,9 +325,11 @@ def single_threaded() -> None:
         pass
 
 
-def fit_with_histogram(sv: np.ndarray) -> tuple[PowerLawFit, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def fit_with_histogram(
+    sv: np.ndarray, relative_floor: bool = False
+) -> tuple[PowerLawFit, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """`fit_esd` and `log_histogram` of one spectrum (one call, for a worker process)."""
-    return fit_esd(sv), log_histogram(sv)
+    return fit_esd(sv, relative_floor=relative_floor), log_histogram(sv, relative_floor=relative_floor)
 
 
 def _with_comparisons(fit: PowerLawFit, evals: np.ndarray) -> PowerLawFit:

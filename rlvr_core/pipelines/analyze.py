@@ -135,6 +135,8 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
             "modules": config.modules,
             "fits": config.fits,
             "include_embeddings": config.include_embeddings,
+            # fits of dW with the scale-free eigenvalue floor: steps cached with the older absolute one are redone
+            **({"dw_floor": "relative"} if config.fits else {}),
         },
         sort_keys=True,
     )
@@ -310,7 +312,8 @@ def _analyze_step(
                 for target, result in results:
                     rows.add(role, target, shape, result, job.ckpt.tensors[role.name].dtype)
                     if fitter is not None:  # in the fit process, while the workers decompose the next tensors
-                        fits.append((role.name, target, fitter.submit(heavytail.fit_with_histogram, result.sv.numpy())))
+                        fit = fitter.submit(heavytail.fit_with_histogram, result.sv.numpy(), target == "dW")
+                        fits.append((role.name, target, fit))
                 done += 1
                 if progress is not None:
                     progress(done, total, f"step {job.step.step} {role.name}")

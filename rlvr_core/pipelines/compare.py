@@ -1,7 +1,11 @@
 """`rlvr compare`: base, full and rank-k variants of a run's steps, evaluated on the same problems with
 the same sampling, and the recovery of each variant:
 
-    recovery = (acc_rank_k - acc_base) / (acc_full - acc_base)      (None when acc_full == acc_base)
+    recovery = (acc_rank_k - acc_base) / (acc_full - acc_base)
+
+reported only when the full model's gain over the base is larger than the noise of those problems (a
+paired bootstrap over problems, `math.stats`), with its 95% interval; otherwise NULL with the reason in
+`recovery_note`.
 
 The rank-k checkpoints are built once into the cache's variant folders (`Cache.variant_dir`; rebuilt when
 the step or base changed); evaluations are cached
@@ -17,7 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from ..cache import Cache, check_run_name
+from ..math.stats import RecoveryEstimate, recovery_estimate
 from ..readers.checkpoint import Checkpoint
 from ..readers.datasets import EvalSet
 from ..readers.layout import discover_steps
@@ -65,24 +72,24 @@ def compare(config: CompareConfig, progress: Callable[[str], None] = lambda m: N
     """Evaluate everything, store and return the recovery rows."""
     run = check_run_name(config.run or Path(config.run_dir).resolve().name)
     checkpoints = discover_steps(config.run_dir, config.steps)
+    cache = Cache(config.cache)
     rows = []
     for dataset in config.datasets:
 
         def run_eval(model_dir, step, variant, rank=None, ds=dataset):
-            row = evaluate(
-                EvalRequest(
-                    model_dir=Path(model_dir),
-                    dataset=ds,
-                    sampling=config.sampling,
-                    cache=config.cache,
-                    device=config.device,
-                    run=run,
-                    step=step,
-                    variant=variant,
-                    rank=rank,
-                    mode=config.mode if rank else None,
-                )
+            request = EvalRequest(
+                model_dir=Path(model_dir),
+                dataset=ds,
+                sampling=config.sampling,
+                cache=config.cache,
+                device=config.device,
+                run=run,
+                step=step,
+                variant=variant,
+                rank=rank,
+                mode=config.mode if rank else None,
             )
+            row = evaluate(request)
             progress(f"{ds.name} step {step} {variant}: accuracy {row['accuracy']:.3f}")
             return row
 
@@ -92,7 +99,7 @@ def compare(config: CompareConfig, progress: Callable[[str], None] = lambda m: N
             for rank in config.ranks:
                 folder = variant_folder(config, run, checkpoint.step, checkpoint.path, rank)
                 variant = run_eval(folder, checkpoint.step, f"rank-{rank}", rank)
-                gain = full["accuracy"] - base["accuracy"]
+                estimate = _estimate(cache, base, full, variant)
                 rows.append(
                     {
                         "run": run,
@@ -103,15 +110,28 @@ def compare(config: CompareConfig, progress: Callable[[str], None] = lambda m: N
                         "acc_base": base["accuracy"],
                         "acc_full": full["accuracy"],
                         "acc_rank": variant["accuracy"],
-                        "recovery": (variant["accuracy"] - base["accuracy"]) / gain if gain else None,
+                        "recovery": estimate.recovery,
                         "n_problems": base["n_problems"],
                         "eval_id_base": base["eval_id"],
                         "eval_id_full": full["eval_id"],
                         "eval_id_rank": variant["eval_id"],
+                        "gain_low": estimate.gain_low,
+                        "gain_high": estimate.gain_high,
+                        "recovery_low": estimate.recovery_low,
+                        "recovery_high": estimate.recovery_high,
+                        "recovery_note": estimate.note,
                     }
                 )
-    Cache(config.cache).merge_run_rows(run, "recovery", rows, RECOVERY_KEY)
+    cache.merge_run_rows(run, "recovery", rows, RECOVERY_KEY)
     return rows
+
+
+def _estimate(cache: Cache, base: dict, full: dict, variant: dict) -> RecoveryEstimate:
+    """The recovery with its noise rule, from the three evaluations' per-problem scores."""
+    scores = [cache.eval_scores(row["eval_id"]) for row in (base, full, variant)]
+    problems = sorted(scores[0])
+    base_scores, full_scores, variant_scores = (np.array([s[p] for p in problems]) for s in scores)
+    return recovery_estimate(base_scores, full_scores, variant_scores)
 
 
 def variant_folder(config: CompareConfig, run: str, step: int, step_dir: Path, rank: int) -> Path:

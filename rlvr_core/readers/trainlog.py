@@ -4,14 +4,14 @@ Formats (detected from the file name and content):
 - verl's file logger: JSONL, one `{"step": N, "data": {"critic/score/mean": ..., ...}}` per line.
 - TRL / transformers: `trainer_state.json`, whose `log_history` is a list of `{"step": N, "reward": ...}`.
 - TensorBoard event files (`events.out.tfevents.*`), read with the `tensorboard` package (no TensorFlow).
+  Given a folder, every event file under it is read and merged by step: a resumed run writes a new
+  `runs/<date>_<host>/` folder (TRL, transformers' Trainer), several hosts write one each; where a
+  (step, metric) was logged twice, the value with the later wall time wins.
 - Generic CSV (a W&B "Export CSV": a `Step` column, metric columns named `<run> - <metric>`, whose
   `__MIN`/`__MAX` companions are dropped) and generic JSONL (flat objects with a step key).
 
-Default metrics (overridable): the train reward is the first present of `critic/score/mean` (verl),
-`train/reward` (OpenRLHF, TRL on TensorBoard), `reward` (TRL); the test accuracy the first key matching
-`val-core/<source>/acc/mean@<n>` or `val/test_score/<source>` (verl), `eval/eval_<ds>_pass1` (OpenRLHF),
-`eval_accuracy` / `eval/accuracy` or another `eval_*acc*` key (TRL). A malformed log raises
-`TrainingLogError` naming the file and line; nothing is stored.
+Default metrics (overridable): see `log_metrics`, which lists the names each framework writes. A malformed
+log raises `TrainingLogError` naming the file and line; nothing is stored.
 """
 
 from __future__ import annotations
@@ -24,19 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RlvrError
+from .log_metrics import REWARD_CANDIDATES, TEST_CANDIDATES, first_match, likely_names, summarize_series, test_note
+
+__all__ = ["TrainingLog", "TrainingLogError", "pick_metrics", "read_log", "summarize", "test_note"]
 
 STEP_KEYS = ("step", "Step", "_step", "global_step", "train/global_step", "trainer/global_step")
-REWARD_CANDIDATES = (r"critic/score/mean", r"train/reward", r"reward", r"train/rewards?/mean", r"rewards?/mean")
-TEST_CANDIDATES = (
-    r"val-core/.+/acc/mean@\d+",
-    r"val/test_score/.+",
-    r"eval/eval_.+_pass1",
-    r"eval_accuracy",
-    r"eval/accuracy",
-    r"eval_.*acc.*",
-    r"eval/.*acc.*",
-    r"test.*acc.*",
-)
+EVENTS = "events.out.tfevents.*"
 
 
 class TrainingLogError(RlvrError):
@@ -50,6 +43,12 @@ class TrainingLog:
     path: Path
     format: str
     records: list[tuple[int, str, float]]
+    files: tuple[Path, ...] = ()
+    """Every file read (several TensorBoard event files are merged); `(path,)` when empty."""
+
+    @property
+    def sources(self) -> tuple[Path, ...]:
+        return self.files or (self.path,)
 
     def names(self) -> list[str]:
         return sorted({name for _, name, _ in self.records})
@@ -64,7 +63,9 @@ def read_log(path: str | Path) -> TrainingLog:
     file = find_log_file(Path(path))
     name = file.name
     if name.startswith("events.out.tfevents"):
-        return TrainingLog(file, "tensorboard", _read_tensorboard(file))
+        given = Path(path)
+        files = sorted(given.rglob(EVENTS)) if given.is_dir() else [file]
+        return TrainingLog(given if given.is_dir() else file, "tensorboard", _read_tensorboard(files), tuple(files))
     if name.endswith(".json"):
         return TrainingLog(file, "trl", _read_trainer_state(file))
     if name.endswith(".csv"):
@@ -105,33 +106,26 @@ def find_log_file(path: Path) -> Path:
 
 
 def pick_metrics(log: TrainingLog, reward: str | None, test: str | None) -> tuple[str, str | None]:
-    """The reward and test metric names: the given ones (which must exist) or the defaults."""
+    """(reward metric, test metric or None): the given names (which must exist) or the defaults of
+    `log_metrics`. Without a test metric, `test_note(log.names())` says why."""
     names = log.names()
     for given, what in ((reward, "--reward"), (test, "--test")):
         if given is not None and given not in names:
             raise _error(
                 log.path,
                 f"a metric named '{given}' ({what})",
-                f"metrics {names[:12]}",
+                f"metrics {likely_names(names, given)}",
                 f"pass {what} with one of the logged metric names",
             )
-    reward = reward or _first_match(names, REWARD_CANDIDATES)
+    reward = reward or first_match(names, REWARD_CANDIDATES)
     if reward is None:
         raise _error(
             log.path,
             "a train-reward metric (critic/score/mean, train/reward, reward)",
-            f"metrics {names[:12]}",
+            f"metrics {likely_names(names, 'reward')}",
             "pass --reward KEY",
         )
-    return reward, test or _first_match(names, TEST_CANDIDATES)
-
-
-def _first_match(names: list[str], patterns: tuple[str, ...]) -> str | None:
-    for pattern in patterns:
-        for name in names:
-            if re.fullmatch(pattern, name):
-                return name
-    return None
+    return reward, test or first_match(names, TEST_CANDIDATES)
 
 
 def _newest_checkpoint_first(p: Path) -> tuple:
@@ -246,22 +240,26 @@ def _csv_metric(header: str) -> str | None:
     return header.split(" - ", 1)[1] if " - " in header else header
 
 
-def _read_tensorboard(file: Path) -> list[tuple[int, str, float]]:
+def _read_tensorboard(files: list[Path]) -> list[tuple[int, str, float]]:
+    """Scalars of every event file, merged by (step, tag): the value with the latest wall time wins."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    accumulator = EventAccumulator(str(file), size_guidance={"scalars": 0, "tensors": 0})
-    try:
-        accumulator.Reload()
-    except Exception as exc:  # the reader raises its own types on corrupt files
-        raise _error(file, "a TensorBoard event file", f"{type(exc).__name__}: {exc}", "re-copy the file") from exc
-    records = [
-        (int(e.step), tag, float(e.value))
-        for tag in accumulator.Tags().get("scalars", [])
-        for e in accumulator.Scalars(tag)
-    ]
-    if not records:
-        raise _error(file, "scalar summaries", "none", "point at the event file the trainer wrote metrics to")
-    return records
+    latest: dict[tuple[int, str], tuple[float, float]] = {}
+    for file in files:
+        accumulator = EventAccumulator(str(file), size_guidance={"scalars": 0, "tensors": 0})
+        try:
+            accumulator.Reload()
+        except Exception as exc:  # the reader raises its own types on corrupt files
+            raise _error(file, "a TensorBoard event file", f"{type(exc).__name__}: {exc}", "re-copy the file") from exc
+        for tag in accumulator.Tags().get("scalars", []):
+            for event in accumulator.Scalars(tag):
+                key = (int(event.step), tag)
+                if key not in latest or event.wall_time >= latest[key][0]:
+                    latest[key] = (event.wall_time, float(event.value))
+    if not latest:
+        where = files[0] if len(files) == 1 else files[0].parent
+        raise _error(where, "scalar summaries", "none", "point at the event files the trainer wrote metrics to")
+    return [(step, tag, value) for (step, tag), (_, value) in sorted(latest.items())]
 
 
 def _step_value(obj: dict, file: Path, number: int):
@@ -297,22 +295,15 @@ def _error(file: Path, expected: str, found: str, fix: str) -> TrainingLogError:
 
 
 def summarize(log: TrainingLog, reward: str, test: str | None) -> dict:
-    """Spearman rho between reward and test over their shared steps, and the step where each peaks."""
-    from scipy.stats import spearmanr
-
-    rewards, tests = log.series(reward), log.series(test) if test else {}
-    shared = sorted(set(rewards) & set(tests))
-    rho = math.nan
-    if len(shared) >= 3:
-        value = spearmanr([rewards[s] for s in shared], [tests[s] for s in shared]).statistic
-        rho = float(value) if value == value else math.nan
+    """Spearman rho between reward and test over their shared steps, the step where each peaks, and the
+    log's format, path and files (a `run_summary` row without its run); without a test metric, why."""
+    note = None if test else test_note(log.names())
     return {
         "reward_metric": reward,
         "test_metric": test,
-        "spearman": rho,
-        "reward_peak_step": max(rewards, key=lambda s: (rewards[s], -s)) if rewards else None,
-        "test_peak_step": max(tests, key=lambda s: (tests[s], -s)) if tests else None,
-        "n_shared_steps": len(shared),
+        **summarize_series(log.series(reward), log.series(test) if test else {}),
         "log_format": log.format,
         "log_path": str(log.path),
+        "test_metric_note": note,
+        "n_log_files": len(log.sources),
     }

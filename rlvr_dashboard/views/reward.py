@@ -16,6 +16,11 @@ if summary.empty:
     st.stop()
 chosen = pick_many("Runs", summary["run"].tolist(), "runs", summary["run"].tolist())
 window = st.slider("Reward: rolling mean over steps", 1, 50, 10)
+for row in summary[summary["run"].isin(chosen) & summary["test_metric"].isna()].itertuples():
+    st.warning(
+        f"{row.run}: no test metric, so only its reward is drawn: {row.test_metric_note}. Ingest the log "
+        "again with the test metric named (Runs page, or `rlvr logs PATH --run NAME --test KEY`)."
+    )
 series = q.reward_and_test(chosen)
 evals = q.evaluations(chosen)
 figure = make_subplots(specs=[[{"secondary_y": True}]])

@@ -69,11 +69,16 @@ st.plotly_chart(
         color="variant",
         facet_col="run",
         markers=True,
-        title="recovery = (acc rank-k − acc base) / (acc full − acc base)",
+        error_y="error_plus",
+        error_y_minus="error_minus",
+        title="recovery = (acc rank-k − acc base) / (acc full − acc base), with 95% paired-bootstrap intervals",
     ),
     width="stretch",
 )
-st.dataframe(recovery.drop(columns=["eval_id_rank"]), hide_index=True, width="stretch")
+missing = recovery[recovery["recovery"].isna()]
+for row in missing.itertuples():
+    st.warning(f"{row.run} step {row.step} {row.variant}: no recovery: {row.recovery_note}")
+st.dataframe(recovery.drop(columns=["eval_id_rank", "error_plus", "error_minus"]), hide_index=True, width="stretch")
 st.download_button("Download (CSV)", recovery.to_csv(index=False), "recovery.csv", "text/csv")
 
 st.subheader("Drill-down")
