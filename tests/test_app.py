@@ -327,3 +327,19 @@ def test_runs_page_shows_the_demo_build_in_progress(tmp_path, monkeypatch) -> No
     assert status.label == f"Building the demo (job {ident}): warm-up step 100: loss 1.234"
     assert status.icon == "spinner" and "validation accuracy 0.031" in at.code[0].value
     assert not [b for b in at.button if b.label == "Queue the demo"]  # already building
+
+
+def test_reward_page_says_why_a_run_has_no_test_curve(tmp_path, monkeypatch):
+    import json as _json
+
+    log = tmp_path / "trainer_state.json"
+    history = [{"step": s, "reward": 0.1 * s, "eval_loss": 1.0 / s, "clip_ratio/low_mean": 0.0} for s in range(1, 6)]
+    log.write_text(_json.dumps({"log_history": history}))
+    cache = tmp_path / "cache"
+    assert main(["logs", str(log), "--run", "noeval", "--cache", str(cache)]) == 0
+    monkeypatch.setenv("RLVR_CACHE", str(cache))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("rlvr_dashboard/views/reward.py").run()
+    assert not at.exception
+    (warning,) = [w.value for w in at.warning]
+    assert warning.startswith("noeval: no test metric") and "held-out names it holds: eval_loss" in warning
