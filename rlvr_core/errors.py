@@ -48,5 +48,10 @@ class ConfigError(RlvrError):
     """A settings file or environment override that cannot be used (unknown key, wrong type, bad value)."""
 
 
+class OutputFolderError(RlvrError):
+    """An output folder the tool will not replace: an input or its parent, the cache, `/`, or a folder of
+    files the tool did not write."""
+
+
 class PathNotAllowedError(RlvrError):
     """A path outside the configured data roots (directly, through `..`, or through a symlink)."""

@@ -63,10 +63,11 @@ def can_submit() -> bool:
     return not settings().read_only
 
 
-def allowed(path: str, what: str) -> Path | None:
-    """`path` resolved under the data roots, or None after showing why it is refused."""
+def allowed(path: str, what: str, kind: str = "folder") -> Path | None:
+    """`path` (a `kind`: folder or file) resolved under the data roots, or None after showing why it is
+    refused. Pages pass the resolved path on to jobs: what the job opens is what was checked."""
     try:
-        return allowed_path(path, settings().roots)
+        return allowed_path(path, settings().roots, kind)
     except RlvrError as error:
         st.error(f"{what}: {error}")
         return None

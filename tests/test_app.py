@@ -117,6 +117,9 @@ def test_runs_page_checks_a_run_folder_and_queues_its_analysis(tmp_path, monkeyp
     at.text_input(key="log_path").set_value(str(tmp_path / "log.jsonl"))
     at.text_input(key="log_run").set_value("mine")
     next(b for b in at.button if b.label == "Queue the ingestion").click().run()
+    assert "no such file or folder" in at.error[0].value  # a missing log is refused on the page
+    (tmp_path / "log.jsonl").write_text('{"step": 1, "reward": 0.5}\n')
+    next(b for b in at.button if b.label == "Queue the ingestion").click().run()
     assert [j.kind for j in jobs.list_jobs(cache)].count("logs") == 1
 
 

@@ -31,7 +31,6 @@ import fcntl
 import os
 import re
 import shutil
-import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -43,7 +42,7 @@ import pyarrow.parquet as pq
 
 from ..errors import CacheError, UsageError
 from ..system.settings import CACHE_ENV, DEFAULT_CACHE
-from .atomic import publishing, write_file_atomic
+from .atomic import STALE_SECONDS, publishing, write_file_atomic
 from .schemas import EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,11 +50,17 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .queries import Queries
 
-__all__ = ["CACHE_ENV", "DEFAULT_CACHE", "Cache", "check_run_name", "open_cache", "resolve_cache"]
+__all__ = [
+    "CACHE_ENV",
+    "DEFAULT_CACHE",
+    "STALE_SECONDS",
+    "Cache",
+    "check_run_name",
+    "open_cache",
+    "resolve_cache",
+]
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-STALE_SECONDS = 6 * 3600
-"""Temporary folders of a killed writer older than this are deleted by the next write beside them."""
 
 
 def check_run_name(run: str) -> str:
@@ -131,7 +136,6 @@ class Cache:
         """Atomically publish one analysed step: all `tables` (`SCHEMAS` views) appear together or not at all."""
         final = self.step_dir(run, step)
         _writable(final.parent)
-        _remove_stale(final.parent)
         with publishing(final, f"step-{step}") as tmp:
             for name, table in tables.items():
                 pq.write_table(table.cast(SCHEMAS[name]), tmp / f"{name}.parquet")
@@ -355,15 +359,3 @@ def _writable(folder: Path) -> None:
 
 def _write_parquet(path: Path, table: pa.Table) -> None:
     write_file_atomic(path, lambda tmp: pq.write_table(table, tmp))
-
-
-def _remove_stale(run_dir: Path) -> None:
-    """Delete temporary step folders left by a killed writer (older than STALE_SECONDS, so never one
-    that a live writer is still filling)."""
-    now = time.time()
-    for leftover in list(run_dir.glob(".tmp-step-*")) + list(run_dir.glob(".old-step-*")):
-        try:
-            if now - leftover.stat().st_mtime > STALE_SECONDS:
-                shutil.rmtree(leftover, ignore_errors=True)
-        except OSError:
-            continue

@@ -22,8 +22,9 @@ import os
 import signal
 import sys
 
-from ..errors import RlvrError
-from . import analyze, demo, evaluate, jobs, serve
+from ..errors import RlvrError, UsageError
+from ..system import dataroots
+from . import analyze, common, demo, evaluate, jobs, serve
 
 COMMAND_GROUPS = (analyze, demo, evaluate, jobs, serve)
 """The modules that register commands, in the order `rlvr --help` lists them."""
@@ -39,12 +40,19 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     return parser, commands
 
 
+READS_USERS_FILES = frozenset({"analyze", "logs", "substitute", "evaluate", "compare"})
+"""Commands that open users' files: they check every file against the data roots (`system.dataroots`)."""
+WRITES = frozenset({"analyze", "logs", "demo", "substitute", "evaluate", "compare", "cancel", "worker"})
+"""Commands that write (the cache, the queue or an output folder): refused in read-only mode."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser, _ = build_parser()
     args = parser.parse_args(argv)
     if os.environ.get("RLVR_JOB_ID"):  # running as a queued job: SIGTERM (cancel) unwinds like Ctrl-C
         signal.signal(signal.SIGTERM, jobs.interrupt)
     try:
+        _apply_settings(args)
         return args.func(args)
     except RlvrError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -52,3 +60,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; finished steps are cached, the step in progress was not written", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not the user's input: one line, a distinct status, the traceback on request
+        if os.environ.get("RLVR_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {exc} (a bug in RLVR Lens: rerun with RLVR_DEBUG=1 for the "
+            "traceback, and report it)",
+            file=sys.stderr,
+        )
+        return 70
+
+
+def _apply_settings(args: argparse.Namespace) -> None:
+    """Data roots for commands that read users' files; read-only mode refuses commands that write."""
+    settings = common.settings_of(args)
+    if args.command in READS_USERS_FILES:
+        dataroots.activate(settings.data_roots)
+    if settings.read_only and args.command in WRITES:
+        raise UsageError(
+            f"rlvr {args.command}",
+            "a deployment that writes",
+            "read-only mode (read_only in the config file or $RLVR_READ_ONLY)",
+            "ask the server's admin, or unset read-only mode",
+        )

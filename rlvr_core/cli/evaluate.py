@@ -26,7 +26,9 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
     _variant_flags(s)
     s.add_argument("--cache", help="reuse triplets cached by `rlvr analyze` for this exact base and step")
     add_config_flag(s)
-    s.add_argument("--out", required=True, help="the output folder (replaced if it exists)")
+    s.add_argument(
+        "--out", required=True, help="the output folder: new, empty, or one rlvr substitute wrote (then replaced)"
+    )
     s.set_defaults(func=_cmd_substitute)
 
     e = sub.add_parser("evaluate", help="generate on an evaluation set, grade and store the accuracy")

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import Cache
+from ..cache.atomic import MARKER, guard_output
 from . import arithmetic
 from .grpo import GRPOConfig
 from .warmup import WarmupConfig
@@ -117,7 +118,8 @@ def _build(config: DemoConfig, progress: Callable[[str], None]) -> dict:
     hf_logging.set_verbosity_error()
     started, timings = time.perf_counter(), {}
     out = Path(config.out)
-    _clear(out, config)
+    runs = {RUN: None, substituted_run(config): config.substitute_every}
+    _clear(out, config, list(runs))
     splits = arithmetic.make_splits(config.seed, config.n_pool, config.n_test, config.n_val)
     _write_sets(out / "data", splits)
 
@@ -135,7 +137,6 @@ def _build(config: DemoConfig, progress: Callable[[str], None]) -> dict:
     timings["warmup_s"] = time.perf_counter() - started
     progress(f"base: {warm.steps} warm-up steps, test accuracy {base_acc:.3f}")
 
-    runs = {RUN: None, substituted_run(config): config.substitute_every}
     histories = {}
     for name, every in runs.items():
         t0 = time.perf_counter()
@@ -275,16 +276,24 @@ def analyze_runs(config: DemoConfig, out: Path, runs: list[str], progress: Calla
     }
 
 
-def _clear(out: Path, config: DemoConfig) -> None:
-    """Remove what an earlier demo wrote to `out` (only the demo's own folders)."""
-    for folder in [out / "base", out / "data", *(out / "runs").glob(f"{RUN}*")]:
+def _clear(out: Path, config: DemoConfig, runs: list[str]) -> None:
+    """Remove what an earlier demo wrote to `out` (only the demo's own folders, each holding the tool's
+    marker: a folder of the same name that the demo did not write stops it, before anything is changed),
+    then create and mark the run folders."""
+    folders = [out / "base", out / "data", *(out / "runs").glob(f"{RUN}*")]
+    for folder in folders:
+        guard_output(folder, MARKER, protected=[config.cache])
+    for folder in folders:
         if folder.is_dir():
             shutil.rmtree(folder)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    for name in runs:
+        (out / "runs" / name).mkdir(parents=True, exist_ok=True)
+        (out / "runs" / name / MARKER).write_text("written by RLVR Lens (rlvr demo)\n")
 
 
 def _write_sets(folder: Path, splits: arithmetic.Splits) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text("written by RLVR Lens (rlvr demo)\n")
     for name, problems in (("train_pool", splits.pool), ("test", splits.test)):
         lines = (json.dumps(r) for r in arithmetic.as_records(problems))
         (folder / f"arithmetic_{name}.jsonl").write_text("\n".join(lines) + "\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..cache.atomic import publishing
+from ..cache.atomic import MARKER, publishing
 
 
 def trainer_state(history: list[dict], step: int, max_steps: int) -> dict:
@@ -42,7 +42,7 @@ def trainer_state(history: list[dict], step: int, max_steps: int) -> dict:
 
 def save_checkpoint(model, tokenizer, folder: Path, history: list[dict], step: int, max_steps: int) -> Path:
     """Write `folder` (model, tokenizer, trainer_state.json) atomically; replaces an older one."""
-    with publishing(Path(folder)) as tmp:
+    with publishing(Path(folder), marker=MARKER) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "trainer_state.json").write_text(json.dumps(trainer_state(history, step, max_steps), indent=2) + "\n")
@@ -51,7 +51,7 @@ def save_checkpoint(model, tokenizer, folder: Path, history: list[dict], step: i
 
 def save_model(model, tokenizer, folder: Path) -> Path:
     """Write a plain model folder (the base) atomically."""
-    with publishing(Path(folder)) as tmp:
+    with publishing(Path(folder), marker=MARKER) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
     return Path(folder)

@@ -23,6 +23,7 @@ from ..math import grading
 from ..readers.checkpoint import Checkpoint
 from ..readers.datasets import EvalSet
 from ..readers.layout import locate_step
+from ..system.dataroots import guard
 from .generation import Sampling, build_prompt, choose_backend, generate_transformers, generate_vllm
 from .substitute import RECIPE_FILE
 
@@ -120,6 +121,10 @@ def _generate(request: EvalRequest, progress) -> tuple[list[tuple[list[str], int
     """Completions, the backend used, and the seconds spent generating (model loading excluded)."""
     backend = choose_backend(request.device)
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    for item in Path(request.model_dir).iterdir():  # every file transformers may load, under the data roots
+        if item.is_file():
+            guard(item)
 
     tokenizer = AutoTokenizer.from_pretrained(request.model_dir)
     prompts = [build_prompt(tokenizer, p, request.dataset.kind) for p in request.dataset.problems]

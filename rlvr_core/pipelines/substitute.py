@@ -24,11 +24,13 @@ from safetensors.torch import save_file
 
 from .. import __version__
 from ..cache import Cache, publishing
+from ..cache.atomic import guard_output
 from ..errors import UsageError
 from ..math.rank_k import MODES, rank_k_part, rank_k_update
 from ..readers.checkpoint import Checkpoint, check_same_tensors
 from ..readers.layout import locate_step
 from ..readers.naming import LINEAR, classify_tensor
+from ..system.dataroots import guard
 
 RECIPE_FILE = "rlvr_substitution.json"
 """The recipe file in every folder `rlvr substitute` writes: how it was made."""
@@ -45,7 +47,8 @@ class SubstituteConfig:
     base_dir: Path
     """The base checkpoint (dW = W_step - W_base)."""
     out: Path
-    """The output folder (replaced if it exists)."""
+    """The output folder: new, empty, or one `rlvr substitute` wrote before (holding its recipe file), which is
+    replaced; never an input, a folder holding one, the cache, `/` or the home folder."""
     rank: int = 1
     """How many singular directions of each update are kept."""
     mode: str = "truncated"
@@ -67,6 +70,12 @@ class SubstituteConfig:
 def write_substituted(config: SubstituteConfig) -> dict:
     """Build the substituted checkpoint folder; returns its recipe."""
     _check(config)
+    guard_output(
+        config.out,
+        RECIPE_FILE,
+        inputs=[config.step_dir, config.base_dir],
+        protected=[config.cache] if config.cache else [],
+    )
     step_ck, base_ck = Checkpoint(config.step_dir), Checkpoint(config.base_dir)
     pattern = re.compile(config.modules) if config.modules else None
     selected = {
@@ -81,11 +90,11 @@ def write_substituted(config: SubstituteConfig) -> dict:
         if config.cache
         else None
     )
-    with publishing(Path(config.out)) as tmp:
+    with publishing(Path(config.out), marker=RECIPE_FILE) as tmp:
         used_cache = _write_shards(step_ck, base_ck, selected, config, stored, tmp)
         for item in Path(config.step_dir).iterdir():
             if item.is_file() and (not SKIP_FILES.search(item.name) or item.name.endswith(".index.json")):
-                shutil.copy2(item, tmp / item.name)
+                shutil.copy2(guard(item), tmp / item.name)
         recipe = _recipe(config, step_ck, base_ck, sorted(selected), used_cache, stored)
         (tmp / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n")
     return recipe

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import CheckpointFormatError, TensorMismatchError
+from ..system.dataroots import guard
+from .safetensors_header import read_header
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -30,7 +31,6 @@ if TYPE_CHECKING:  # pragma: no cover
 SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
-_MAX_HEADER = 100 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -142,73 +142,18 @@ def check_none_missing(expected: Iterable[str], present: Mapping[str, object], w
         )
 
 
-def read_header(file: Path) -> tuple[bytes, dict]:
-    """Return the raw JSON header bytes and the parsed header of one safetensors file, validated."""
-    size = file.stat().st_size
-    with open(file, "rb") as handle:
-        prefix = handle.read(8)
-        if len(prefix) < 8:
-            raise _not_safetensors(file, f"a file of {size} bytes")
-        (length,) = struct.unpack("<Q", prefix)
-        if length > min(size - 8, _MAX_HEADER):
-            raise _not_safetensors(file, f"a header length of {length} bytes in a file of {size} bytes")
-        raw = handle.read(length)
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _not_safetensors(file, "a header that is not JSON") from None
-    if not isinstance(header, dict):
-        raise _not_safetensors(file, "a header that is not a JSON object")
-    data_size = size - 8 - length
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            start, end = entry["data_offsets"]
-            dtype, shape = entry["dtype"], entry["shape"]
-        except (KeyError, TypeError, ValueError):
-            raise _not_safetensors(file, f"a malformed entry for '{name}'") from None
-        if end > data_size or start > end:
-            raise CheckpointFormatError(
-                f"{file} tensor '{name}'",
-                f"its bytes {start}..{end} inside the {data_size}-byte data section",
-                f"a file that ends {end - data_size} bytes too early (truncated)",
-                "re-copy or re-download this shard; the file was cut short",
-            )
-        if not isinstance(dtype, str) or not isinstance(shape, list):
-            raise _not_safetensors(file, f"a malformed dtype or shape for '{name}'")
-    return raw, header
-
-
-def _not_safetensors(file: Path, found: str) -> CheckpointFormatError:
-    return CheckpointFormatError(
-        str(file),
-        "a safetensors file (8-byte header length, then a JSON header)",
-        found,
-        "point the tool at safetensors weights; convert others with "
-        "model.save_pretrained(DIR, safe_serialization=True)",
-    )
-
-
 def _weight_files(folder: Path) -> tuple[list[Path], bytes]:
-    """The safetensors files of a checkpoint folder, and the index bytes (b'' for a single file)."""
+    """The safetensors files of a checkpoint folder, and the index bytes (b'' for a single file); every
+    file guarded by the data roots."""
     if not folder.is_dir():
         raise CheckpointFormatError(
             str(folder), "a checkpoint folder", "no such folder", "check the path (a Hugging Face model folder)"
         )
+    guard(folder)
     index = folder / INDEX_FILE
     if index.is_file():
-        raw = index.read_bytes()
-        try:
-            weight_map = json.loads(raw)["weight_map"]
-            names = sorted(set(weight_map.values()))
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise CheckpointFormatError(
-                str(index),
-                "a JSON object with a 'weight_map'",
-                "something else",
-                "re-save the checkpoint with save_pretrained",
-            ) from None
+        raw = guard(index).read_bytes()
+        names = _shard_names(index, raw)
         missing = [n for n in names if not (folder / n).is_file()]
         if missing:
             raise CheckpointFormatError(
@@ -217,10 +162,35 @@ def _weight_files(folder: Path) -> tuple[list[Path], bytes]:
                 f"missing {', '.join(missing[:3])}",
                 "copy the missing shards",
             )
-        return [folder / n for n in names], raw
+        return [guard(folder / n) for n in names], raw
     if (folder / SINGLE_FILE).is_file():
-        return [folder / SINGLE_FILE], b""
+        return [guard(folder / SINGLE_FILE)], b""
     raise CheckpointFormatError(str(folder), f"{SINGLE_FILE} or {INDEX_FILE}", _describe(folder), _remedy(folder))
+
+
+def _shard_names(index: Path, raw: bytes) -> list[str]:
+    """The shard file names an index's `weight_map` names: plain file names in the checkpoint's folder."""
+    try:
+        weight_map = json.loads(raw.decode("utf-8"))["weight_map"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        weight_map = None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointFormatError(
+            str(index),
+            "a JSON object whose 'weight_map' maps tensor names to shard file names",
+            "something else",
+            "re-save the checkpoint with save_pretrained",
+        )
+    names = sorted(set(weight_map.values()))
+    odd = [n for n in names if not n or n in (".", "..") or "/" in n or "\\" in n or "\x00" in n]
+    if odd:
+        raise CheckpointFormatError(
+            str(index),
+            "shard file names in the checkpoint's own folder",
+            f"{odd[0]!r}",
+            "re-save the checkpoint with save_pretrained",
+        )
+    return names
 
 
 def _describe(folder: Path) -> str:

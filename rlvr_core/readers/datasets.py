@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..demo import arithmetic
 from ..errors import UsageError
+from ..system.dataroots import guard
 
 DATA_ENV = "RLVR_DATA"
 KINDS = ("math", "choice", "exact")
@@ -54,7 +55,7 @@ def load_dataset(name_or_path: str, data_dir: str | Path | None = None, limit: i
     path = Path(name_or_path)
     if path.suffix != ".jsonl" or not path.is_file():
         path = _named(name_or_path, data_dir)
-    rows = _read_jsonl(path)
+    rows = _read_jsonl(guard(path))
     problems = [_problem(row, i, path) for i, row in enumerate(rows)]
     kinds = {"choice" if p.choices else "math" for p in problems}
     if len(kinds) > 1:
@@ -94,16 +95,26 @@ def _named(name: str, data_dir: str | Path | None) -> Path:
 
 def _read_jsonl(path: Path) -> list[dict]:
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            str(path),
+            "a UTF-8 text file",
+            f"a byte that is not UTF-8 at offset {exc.start}",
+            "convert the file to UTF-8",
+        ) from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
             raise UsageError(
                 f"{path} line {number}",
                 "one JSON object per line",
-                f"invalid JSON ({exc.msg})",
+                f"invalid JSON ({reason})",
                 "repair or remove that line",
             ) from None
         if not isinstance(row, dict):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RlvrError
+from ..system.dataroots import guard
 from .log_metrics import REWARD_CANDIDATES, TEST_CANDIDATES, first_match, likely_names, summarize_series, test_note
 
 __all__ = ["TrainingLog", "TrainingLogError", "pick_metrics", "read_log", "summarize", "test_note"]
@@ -60,11 +61,11 @@ class TrainingLog:
 
 def read_log(path: str | Path) -> TrainingLog:
     """Detect the format of `path` (a log file, or a folder holding one) and parse it."""
-    file = find_log_file(Path(path))
+    file = guard(find_log_file(Path(path)))
     name = file.name
     if name.startswith("events.out.tfevents"):
         given = Path(path)
-        files = sorted(given.rglob(EVENTS)) if given.is_dir() else [file]
+        files = [guard(f) for f in sorted(given.rglob(EVENTS))] if given.is_dir() else [file]
         return TrainingLog(given if given.is_dir() else file, "tensorboard", _read_tensorboard(files), tuple(files))
     if name.endswith(".json"):
         return TrainingLog(file, "trl", _read_trainer_state(file))

@@ -90,6 +90,6 @@ with right, st.form("ingest"):
     reward = st.text_input("Reward metric (optional)", key="log_reward")
     test = st.text_input("Test metric (optional)", key="log_test")
     if st.form_submit_button("Queue the ingestion") and log_path and log_run:
-        log_file = access.allowed(log_path, "Log")
+        log_file = access.allowed(log_path, "Log", "file or folder")
         if log_file:
             submit(LogsRequest(path=str(log_file), run=log_run, reward=reward or None, test=test or None))

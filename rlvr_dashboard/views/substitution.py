@@ -34,8 +34,10 @@ def compare_form() -> None:
     base_path, step_paths = sources[run]
     run_dir = access.allowed(run_folder_of(step_paths[0]), "Run folder")
     base = access.allowed(base_path, "Base model folder")
-    files = [access.allowed(d, "Dataset") for d in dataset.split(",") if d.endswith(".jsonl") or "/" in d]
-    if run_dir and base and all(files):
+    # a dataset given as a file is passed on as the path it was checked as; names are looked up by the job
+    names = [d.strip() for d in dataset.split(",") if d.strip()]
+    resolved = [access.allowed(d, "Dataset", "file") if d.endswith(".jsonl") or "/" in d else d for d in names]
+    if run_dir and base and all(resolved):
         submit(
             CompareRequest(
                 run_dir=str(run_dir),
@@ -43,7 +45,7 @@ def compare_form() -> None:
                 run=run,
                 ranks=ranks,
                 mode=mode,
-                dataset=dataset,
+                dataset=",".join(str(d) for d in resolved),
                 n=int(n),
                 temperature=float(temperature),
                 max_new_tokens=int(max_new),
