@@ -19,6 +19,8 @@ from rlvr_core.errors import RlvrError
 from rlvr_core.service.dataroots import allowed_path, find_runs
 from rlvr_core.system.settings import Settings, load_settings
 
+from .text import escape as _escape
+
 
 def settings() -> Settings:
     """The deployment's settings ($RLVR_CONFIG and the environment), read at each call."""
@@ -69,7 +71,7 @@ def allowed(path: str, what: str, kind: str = "folder") -> Path | None:
     try:
         return allowed_path(path, settings().roots, kind)
     except RlvrError as error:
-        st.error(f"{what}: {error}")
+        st.error(f"{what}: {_escape(error)}")
         return None
 
 

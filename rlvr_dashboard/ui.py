@@ -26,19 +26,23 @@ from rlvr_core.errors import RlvrError
 from rlvr_core.readers.layout import StepCheckpoint, discover_steps, locate_step
 
 from . import access
+from .text import escape
 
 __all__ = [
     "AnalyzeRequest",
     "CompareRequest",
     "DemoRequest",
     "LogsRequest",
+    "RlvrError",
     "active_demo",
     "cache",
     "cancel_job",
     "check_run_folder",
     "demo_progress",
+    "escape",
     "job_log",
     "jobs_list",
+    "may_cancel",
     "pick",
     "pick_many",
     "queries",
@@ -92,9 +96,11 @@ def submit(request: requests.JobRequest) -> str | None:
         st.error("This dashboard is read-only: it shows results but starts no jobs.")
         return None
     try:
-        ident, new = requests.submit(cache().root, request, submitted_by=access.user())
+        ident, new = requests.submit(
+            cache().root, request, submitted_by=access.user(), max_per_user=access.settings().max_queued_per_user
+        )
     except RlvrError as error:
-        st.error(str(error))
+        st.error(escape(error))
         return None
     if new:
         st.success(
@@ -102,8 +108,25 @@ def submit(request: requests.JobRequest) -> str | None:
             "runs it; follow it on the Jobs page."
         )
     else:
-        st.info(f"An identical {request.kind} job is already queued or running: {ident}.")
+        st.info(f"An identical {request.kind} job is already queued or running: {escape(ident)}.")
     return ident
+
+
+def broken_notice() -> None:
+    """In the sidebar of every page: cache files that cannot be read (left out of the views) and the fix."""
+    broken = queries().broken()
+    if broken.empty:
+        return
+    lines = [
+        f"{r.run or 'evaluation ' + str(r.eval_id)}"
+        + (f" step {int(r.step)}" if r.step == r.step and r.step is not None else "")
+        + f": {r.path}"
+        for r in broken.itertuples()
+    ]
+    st.sidebar.warning(
+        "Broken cache files, left out of every view (analyse the run again to repair them):\n\n"
+        + "\n\n".join(escape(line) for line in lines[:20])
+    )
 
 
 def jobs_list() -> list[jobs.Job]:
@@ -111,9 +134,15 @@ def jobs_list() -> list[jobs.Job]:
     return jobs.list_jobs(cache().root)
 
 
+def may_cancel(job: jobs.Job) -> bool:
+    """Whether the signed-in user may cancel `job`: their own, or any job for an admin (anyone without auth)."""
+    user = access.user()
+    return access.can_submit() and (user is None or user == job.submitted_by or user in access.settings().admins)
+
+
 def cancel_job(ident: str) -> str:
-    """Cancel a job; returns its state afterwards."""
-    return jobs.cancel(cache().root, ident)
+    """Cancel a job as the signed-in user (only their own, unless an admin); returns its state afterwards."""
+    return jobs.cancel(cache().root, ident, access.user(), access.settings().admins)
 
 
 def job_log(ident: str, max_bytes: int = 8000) -> str:
@@ -126,7 +155,7 @@ def check_run_folder(path: Path) -> list[StepCheckpoint] | None:
     try:
         return discover_steps(path)
     except RlvrError as error:
-        st.error(str(error))
+        st.error(escape(error))
         return None
 
 
@@ -157,5 +186,7 @@ def demo_progress() -> None:
             "(`rlvr serve` starts one for you)."
         )
         return
-    status = st.status(f"Building the demo (job {job.id}): {job.message or 'starting'}", expanded=True, state="running")
+    status = st.status(
+        f"Building the demo (job {job.id}): {escape(job.message or 'starting')}", expanded=True, state="running"
+    )
     status.code(job_log(job.id, 1500) or "(no output yet)", language=None)

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rlvr_core.cache import EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS, Cache, open_cache, publishing
-from rlvr_core.cache.store import _DUCK_TYPES
+from rlvr_core.cache.views import _DUCK_TYPES
 from rlvr_core.errors import UsageError
 
 

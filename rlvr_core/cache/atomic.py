@@ -120,7 +120,7 @@ def _swap_in(tmp: Path, final: Path, old: Path) -> None:
 
 def remove_leftovers(folder: Path) -> list[Path]:
     """Remove the temporary and moved-aside folders of dead writers in `folder`; returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(folder.iterdir())
     except OSError:

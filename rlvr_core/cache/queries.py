@@ -101,6 +101,11 @@ class Queries:
             ).fetchall()
         ]
 
+    def broken(self) -> pd.DataFrame:
+        """Cache files that cannot be read (left out of every other view): path, run, step, eval_id, view,
+        error."""
+        return self._df("SELECT * FROM broken ORDER BY run, step, eval_id, path")
+
     # ---- per-layer measures ----------------------------------------------------------------------------
     def layers(self, run: str, step: int, target: str) -> pd.DataFrame:
         """The per-tensor measures of one step and target."""

@@ -30,13 +30,15 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UsageError
+from ..errors import CacheError, UsageError
 from .store import Cache
 
 KINDS = ("analyze", "compare", "demo", "logs")
 STATES = ("queued", "running", "done", "failed", "cancelled")
 JOB_ENV, DB_ENV = "RLVR_JOB_ID", "RLVR_JOB_DB"
 LEASE_SECONDS = 30.0
+MAX_ARGV_BYTES = 16 * 1024
+"""The longest command line a job may have (far below the OS's limit on a process's arguments)."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, argv TEXT NOT NULL, request_key TEXT NOT NULL,
@@ -77,25 +79,58 @@ def db_path(cache: Path) -> Path:
     return Cache(cache).jobs_db
 
 
-def connect(cache: Path) -> sqlite3.Connection:
-    Cache(cache).ensure()
-    con = sqlite3.connect(db_path(cache), timeout=30, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA busy_timeout=30000")
-    con.executescript(_SCHEMA)
-    return con
+def connect(cache: Path, read_only: bool = False) -> sqlite3.Connection:
+    """A short connection to the queue (created on first use, unless `read_only`). A file that is not a
+    SQLite database is one clear error saying how to recover."""
+    path = db_path(cache)
+    try:
+        if read_only:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
+            con.execute("PRAGMA busy_timeout=30000")
+            con.execute("SELECT count(*) FROM jobs").fetchone()
+            return con
+        Cache(cache).ensure()
+        con = sqlite3.connect(path, timeout=30, isolation_level=None)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA busy_timeout=30000")
+        con.executescript(_SCHEMA)
+        return con
+    except sqlite3.DatabaseError as exc:
+        raise CacheError(
+            str(path),
+            "the job queue (a SQLite database)",
+            f"a file SQLite cannot use ({exc})",
+            f"stop the workers, move it aside (mv {path} {path}.corrupt) and start again: the queue "
+            "starts empty (queued jobs are lost, results in the cache are not)",
+        ) from None
 
 
 def submit(
-    cache: Path, kind: str, argv: list[str], submitted_by: str | None = None, cwd: str | None = None
+    cache: Path,
+    kind: str,
+    argv: list[str],
+    submitted_by: str | None = None,
+    cwd: str | None = None,
+    max_per_user: int | None = None,
 ) -> tuple[str, bool]:
-    """(job id, True if newly queued); an identical queued or running request returns its id, False."""
+    """(job id, True if newly queued); an identical queued or running request returns its id, False.
+    A command line longer than `MAX_ARGV_BYTES`, or a user who already has `max_per_user` jobs queued or
+    running, is refused."""
     if kind not in KINDS:
         raise UsageError(
             f"job kind '{kind}'", f"one of {', '.join(KINDS)}", repr(kind), f"rlvr submit {'|'.join(KINDS)} ..."
         )
+    size = sum(len(a.encode()) + 1 for a in argv)
+    if size > MAX_ARGV_BYTES:
+        raise UsageError(
+            f"rlvr {kind}",
+            f"arguments of at most {MAX_ARGV_BYTES} bytes",
+            f"{size} bytes",
+            "shorten the fields (paths, names, patterns)",
+        )
     cwd = cwd or os.getcwd()
     key = json.dumps([kind, argv, cwd])
+    user = submitted_by or _user()
     with closing(connect(cache)) as con:
         con.execute("BEGIN IMMEDIATE")
         row = con.execute(
@@ -104,11 +139,23 @@ def submit(
         if row:
             con.execute("COMMIT")
             return row[0], False
+        if max_per_user is not None:
+            (waiting,) = con.execute(
+                "SELECT count(*) FROM jobs WHERE submitted_by = ? AND state IN ('queued', 'running')", [user]
+            ).fetchone()
+            if waiting >= max_per_user:
+                con.execute("COMMIT")
+                raise UsageError(
+                    f"user '{user}'",
+                    f"at most {max_per_user} jobs queued or running",
+                    f"{waiting} already",
+                    "wait for them to finish, or cancel some on the Jobs page",
+                )
         ident = uuid.uuid4().hex[:12]
         con.execute(
             "INSERT INTO jobs (id, kind, argv, request_key, state, submitted_by, created_at, cwd) "
             "VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)",
-            [ident, kind, json.dumps(argv), key, submitted_by or _user(), time.time(), cwd],
+            [ident, kind, json.dumps(argv), key, user, time.time(), cwd],
         )
         con.execute("COMMIT")
     return ident, True
@@ -179,9 +226,20 @@ def release(cache: Path, job: Job, message: str = "requeued: its worker was stop
         return cur.rowcount == 1
 
 
-def cancel(cache: Path, ident: str) -> str:
+def cancel(cache: Path, ident: str, user: str | None = None, admins: tuple[str, ...] = ()) -> str:
     """Cancel a job: returns its state afterwards (`cancelled` when it was queued; `running` with the
-    request recorded when it runs; unchanged when it had already ended)."""
+    request recorded when it runs; unchanged when it had already ended). With `user` (a shared server),
+    only the job's submitter or one of `admins` may cancel it."""
+    job = get(cache, ident)
+    if job is None:
+        raise UsageError(f"job '{ident}'", "a job id from `rlvr jobs`", "no such job", "list the jobs with `rlvr jobs`")
+    if user is not None and user != job.submitted_by and user not in admins:
+        raise UsageError(
+            f"job '{ident}'",
+            f"a job of yours ({user}) to cancel",
+            f"a job of {job.submitted_by}",
+            "ask its submitter, or an admin (`admins` in the server's settings)",
+        )
     with closing(connect(cache)) as con:
         con.execute("BEGIN IMMEDIATE")
         con.execute(
@@ -240,7 +298,10 @@ def get(cache: Path, ident: str) -> Job | None:
 
 
 def list_jobs(cache: Path, ident: str | None = None) -> list[Job]:
-    with closing(connect(cache)) as con:
+    """The jobs (newest first), or one job; reading never creates the queue (a read-only cache has none)."""
+    if not db_path(cache).is_file():
+        return []
+    with closing(connect(cache, read_only=True)) as con:
         query = (
             "SELECT id, kind, argv, state, progress, message, error, submitted_by, created_at, started_at, "
             "finished_at, worker, attempt, cancel_requested, cwd FROM jobs"

@@ -44,6 +44,7 @@ from ..errors import CacheError, UsageError
 from ..system.settings import CACHE_ENV, DEFAULT_CACHE
 from .atomic import STALE_SECONDS, publishing, write_file_atomic
 from .schemas import EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS
+from .views import connect_views
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -200,17 +201,35 @@ class Cache:
 
     @staticmethod
     def _read_rows(file: Path) -> list[dict[str, Any]]:
-        return pq.read_table(file).to_pylist() if file.is_file() else []
+        """The rows of one file; none when it is missing or unreadable (a broken file is as good as none)."""
+        if not file.is_file():
+            return []
+        try:
+            return pq.read_table(file).to_pylist()
+        except Exception:  # truncated or corrupt: pyarrow raises its own types
+            return []
 
     # ---- reads for the pipelines ---------------------------------------------------------------------
     def has_runs(self) -> bool:
         """True when at least one step of any run is cached."""
-        return any((self.root / "runs").glob("*/step-*"))
+        return any(not p.parent.name.startswith(".") for p in (self.root / "runs").glob("*/step-*"))
 
     def checkpoint_row(self, run: str, step: int) -> dict[str, Any] | None:
         """The stored `checkpoints` row of one step, or None when the step is not cached."""
         rows = self._read_rows(self.step_dir(run, step) / "checkpoints.parquet")
         return rows[0] if rows else None
+
+    def step_intact(self, run: str, step: int) -> bool:
+        """True when the step folder holds its `checkpoints` file and every file in it can be read."""
+        folder = self.step_dir(run, step)
+        if not (folder / "checkpoints.parquet").is_file():
+            return False
+        try:
+            for file in folder.glob("*.parquet"):
+                pq.ParquetFile(file).metadata  # noqa: B018 - reading the footer is the check
+        except Exception:  # truncated or corrupt: pyarrow raises its own types
+            return False
+        return True
 
     def eval_row(self, eval_id: str) -> dict[str, Any] | None:
         """The stored `evaluations` row of one evaluation, or None."""
@@ -232,7 +251,9 @@ class Cache:
     def steps_with(self, run: str, view: str) -> list[int]:
         """The cached steps of `run` that hold the per-step view `view`, ascending."""
         folder = self.run_dir(run)
-        return sorted(int(p.name.split("-", 1)[1]) for p in folder.glob("step-*") if (p / f"{view}.parquet").is_file())
+        return sorted(
+            int(p.name[5:]) for p in folder.glob("step-*") if p.name[5:].isdigit() and (p / f"{view}.parquet").is_file()
+        )
 
     def has_run_view(self, run: str, view: str) -> bool:
         """True when the run-level view `view` (`RUN_SCHEMAS`) has a file for `run`."""
@@ -246,6 +267,8 @@ class Cache:
     def find_step(self, fingerprint: str, base_fingerprint: str) -> tuple[str, int] | None:
         """(run, step) of a cached step analysed from exactly this checkpoint against exactly this base."""
         for row_file in sorted((self.root / "runs").glob("*/step-*/checkpoints.parquet")):
+            if row_file.parent.parent.name.startswith("."):
+                continue
             rows = self._read_rows(row_file)
             if rows and rows[0]["fingerprint"] == fingerprint and rows[0]["base_fingerprint"] == base_fingerprint:
                 return rows[0]["run"], int(rows[0]["step"])
@@ -254,7 +277,7 @@ class Cache:
     # ---- reads for the pages and the CLI -------------------------------------------------------------
     def connect(self) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with the views (see `open_cache`)."""
-        return _connect(self.root)
+        return connect_views(self.root)
 
     def queries(self) -> Queries:
         """The named queries over a fresh connection (views bound now)."""
@@ -269,79 +292,7 @@ def open_cache(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     `alignment`, `rank1_dynamics`, `metrics`, `run_summary`, `recovery`, `evaluations`, `eval_samples`)
     over the Parquet files of the cache at `path` (see `resolve_cache`), and `alignment_by_module`
     (alignment aggregated over layers per module kind: mean and quartiles)."""
-    return _connect(resolve_cache(path))
-
-
-def _connect(cache: Path) -> duckdb.DuckDBPyConnection:
-    import duckdb  # only readers need it: the worker writes Parquet with pyarrow alone
-
-    con = duckdb.connect(":memory:")
-    views = [(name, schema, f"runs/*/step-*/{name}.parquet") for name, schema in SCHEMAS.items()]
-    views += [(name, schema, f"runs/*/{name}.parquet") for name, schema in RUN_SCHEMAS.items()]
-    views += [(name, schema, f"evals/*/{name}.parquet") for name, schema in EVAL_SCHEMAS.items()]
-    for name, schema, pattern in views:
-        files = sorted(cache.glob(pattern))
-        if files:
-            listing = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-            source = f"read_parquet([{listing}], union_by_name = true)"
-            columns = _columns(schema, files)
-        else:
-            con.register(f"_empty_{name}", pa.Table.from_pylist([], schema=schema))
-            source, columns = f"_empty_{name}", ", ".join(f'"{field.name}"' for field in schema)
-        con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM {source}")
-    con.execute(_ALIGNMENT_BY_MODULE)
-    return con
-
-
-def _columns(schema: pa.Schema, files: list[Path]) -> str:
-    """The view's select list: each column of `schema`, as NULL of its type where no file has it yet (a
-    cache written before the column was added)."""
-    present: set[str] = set()
-    for file in files:
-        present.update(pq.read_schema(file).names)
-        if len(present) >= len(schema) and all(f.name in present for f in schema):
-            break
-    return ", ".join(
-        f'"{f.name}"' if f.name in present else f'CAST(NULL AS {_DUCK_TYPES[str(f.type)]}) AS "{f.name}"'
-        for f in schema
-    )
-
-
-_DUCK_TYPES = {
-    "string": "VARCHAR",
-    "int64": "BIGINT",
-    "int32": "INTEGER",
-    "double": "DOUBLE",
-    "float": "FLOAT",
-    "bool": "BOOLEAN",
-    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
-    "list<item: double>": "DOUBLE[]",
-    "list<item: float>": "FLOAT[]",
-    "list<item: int64>": "BIGINT[]",
-}
-"""Arrow type (as `str(pa.DataType)`) -> DuckDB type, for columns added to a schema after files were written."""
-
-
-_ALIGNED = (
-    "cos_u_final",
-    "cos_u_prev",
-    "cos_u_first",
-    "cos_v_final",
-    "cos_v_prev",
-    "cos_v_first",
-    "overlap_topk_final",
-    "overlap_base_principal",
-)
-_ALIGNMENT_BY_MODULE = (
-    "CREATE VIEW alignment_by_module AS SELECT run, module, step, count(*) AS n_tensors, "
-    + ", ".join(
-        f"avg({c}) AS {c}_mean, quantile_cont({c}, 0.25) AS {c}_q1, median({c}) AS {c}_median, "
-        f"quantile_cont({c}, 0.75) AS {c}_q3"
-        for c in _ALIGNED
-    )
-    + " FROM alignment GROUP BY run, module, step"
-)
-"""Alignment aggregated over the layers of each module kind (mean and quartiles), for the dashboard."""
+    return connect_views(resolve_cache(path))
 
 
 def _writable(folder: Path) -> None:

@@ -159,24 +159,37 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 
 def _cmd_runs(args: argparse.Namespace) -> int:
     cache = cache_of(args)
-    rows = cache.queries().run_listing()
-    if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "run": r[0],
-                        "steps": r[1],
-                        "last_analyzed": None if r[3] is None else str(r[3]),
-                        "logged_values": r[4],
-                        "evaluations": r[5],
-                    }
-                    for r in rows
-                ]
-            )
+    queries = cache.queries()
+    rows, broken = queries.run_listing(), queries.broken()
+    problems: dict[str, list[str]] = {}
+    for b in broken.itertuples():
+        what = (
+            f"step {int(b.step)}"
+            if b.step == b.step and b.step is not None
+            else (f"evaluation {b.eval_id}" if b.eval_id else "run file")
         )
+        problems.setdefault(b.run or "(evaluations)", []).append(f"{what}: {b.path} unreadable")
+    if args.json:
+        known = {r[0] for r in rows}
+        entries = [
+            {
+                "run": r[0],
+                "steps": r[1],
+                "last_analyzed": None if r[3] is None else str(r[3]),
+                "logged_values": r[4],
+                "evaluations": r[5],
+                "broken": problems.get(r[0], []),
+            }
+            for r in rows
+        ]
+        entries += [
+            {"run": run, "steps": [], "last_analyzed": None, "logged_values": 0, "evaluations": 0, "broken": found}
+            for run, found in problems.items()
+            if run not in known
+        ]
+        print(json.dumps(entries))
         return 0
-    if not rows:
+    if not rows and not problems:
         print(f"no runs cached in {cache.root}: run `rlvr analyze RUN_DIR --base BASE_DIR`")
         return 0
     for run, steps, n, last, logged, evaluations in rows:
@@ -189,4 +202,8 @@ def _cmd_runs(args: argparse.Namespace) -> int:
             f"\t{count} {what}" for count, what in ((logged, "logged values"), (evaluations, "evaluations")) if count
         )
         print(f"{run}\t{analysed}{extra}")
+    for run, found in problems.items():
+        print(
+            f"{run}\tBROKEN\t{'; '.join(found)}: run `rlvr analyze` on it again to repair (or delete the listed files)"
+        )
     return 0

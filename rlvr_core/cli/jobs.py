@@ -72,7 +72,9 @@ def _cmd_submit(args: argparse.Namespace) -> int:
             "read-only mode (read_only in the config file or $RLVR_READ_ONLY)",
             "ask the server's admin, or unset read-only mode",
         )
-    ident, new = requests.submit(Path(settings.cache), request, args.submitted_by)
+    ident, new = requests.submit(
+        Path(settings.cache), request, args.submitted_by, max_per_user=settings.max_queued_per_user
+    )
     print(ident)
     if not new:
         print(f"(an identical {args.kind} job is already queued or running: {ident})", file=sys.stderr)

@@ -24,6 +24,8 @@ from ..cache import queue as jobs
 from ..errors import UsageError
 
 _POSITIONAL = {"positional": True}
+MAX_FIELD = 4096
+"""The longest text a request field may hold (a path, a name, a pattern)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,9 +180,24 @@ def from_argv(kind: str, argv: list[str]) -> JobRequest:
 
 
 def submit(
-    cache: Path, request: JobRequest, submitted_by: str | None = None, cwd: str | None = None
+    cache: Path,
+    request: JobRequest,
+    submitted_by: str | None = None,
+    cwd: str | None = None,
+    max_per_user: int | None = None,
 ) -> tuple[str, bool]:
-    """Check `request` with its command's parser, then queue it: (job id, True if newly queued)."""
+    """Check `request` (each text field at most `MAX_FIELD` characters, then the command's own parser) and
+    queue it: (job id, True if newly queued). `max_per_user`: the submitter's limit of waiting jobs."""
+    for f in fields(request):
+        value = getattr(request, f.name)
+        for text in value if isinstance(value, tuple) else (value,):
+            if isinstance(text, str) and len(text) > MAX_FIELD:
+                raise UsageError(
+                    f"{request.kind} {f.name}",
+                    f"at most {MAX_FIELD} characters",
+                    f"{len(text)} characters",
+                    "shorten it",
+                )
     argv = request.argv()
     parse(request.kind, argv)
-    return jobs.submit(cache, request.kind, argv, submitted_by, cwd)
+    return jobs.submit(cache, request.kind, argv, submitted_by, cwd, max_per_user or None)

@@ -245,9 +245,11 @@ def _match(base: Checkpoint, step: Checkpoint, roles: list[TensorRole], base_rol
 
 
 def _is_cached(cache: Cache, run: str, job: _Job, base_fp: str, settings: str) -> bool:
+    """Cached unchanged: every file of the step folder readable (a broken one is redone), same inputs."""
     row = cache.checkpoint_row(run, job.step.step)
     return bool(
         row
+        and cache.step_intact(run, job.step.step)
         and row["fingerprint"] == job.ckpt.fingerprint
         and row["base_fingerprint"] == base_fp
         and row["settings"] == settings

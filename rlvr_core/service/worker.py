@@ -89,14 +89,20 @@ def run_job(job: jobs.Job, config: WorkerConfig) -> str:
     with log.open("a", encoding="utf-8") as out:
         out.write(f"--- attempt {job.attempt} on {job.worker}: rlvr {job.kind} {' '.join(argv)}\n")
         out.flush()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "rlvr_core", job.kind, *argv],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            preexec_fn=die_with_parent,
-            cwd=job.cwd if job.cwd and Path(job.cwd).is_dir() else None,
-        )
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "rlvr_core", job.kind, *argv],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                preexec_fn=die_with_parent,
+                cwd=job.cwd if job.cwd and Path(job.cwd).is_dir() else None,
+            )
+        except (OSError, ValueError) as exc:  # e.g. E2BIG: the job fails once, with the reason; the worker goes on
+            reason = f"the job's process could not start: {type(exc).__name__}: {exc}"
+            out.write(f"--- {reason}\n")
+            jobs.finish(cache, job, "failed", error=reason)
+            return "failed"
         try:
             outcome = _watch(proc, job, config)
         except KeyboardInterrupt:  # the worker is stopping (SIGTERM, Ctrl-C): stop the job, give it back

@@ -1,7 +1,8 @@
 """Settings: a TOML file (`--config FILE` on any `rlvr` command, or $RLVR_CONFIG) with environment
 overrides, resolved once and the same way for every entry point (`rlvr` commands, `streamlit run app.py`,
-`rlvr serve`, the workers). Precedence: command-line flags > environment > file > defaults. Every key is
-documented on its field below; the README's "Shared lab server" section shows a complete file.
+`rlvr serve`, the workers). Precedence: command-line flags > environment > the config file > a defaults
+file ($RLVR_DEFAULTS: the Docker image's, so an admin's config file beats the image) > built-in defaults.
+Every key is documented on its field below; the README's "Shared lab server" section shows a complete file.
 
     cache = "/data/cache"
     data_roots = ["/models", "/opt/rlvr/demo"]
@@ -31,6 +32,9 @@ from pathlib import Path
 from ..errors import ConfigError
 
 CONFIG_ENV = "RLVR_CONFIG"
+DEFAULTS_ENV = "RLVR_DEFAULTS"
+"""A TOML file of defaults below the config file (the Docker image sets its defaults this way, so an
+admin's config file beats them; an explicit environment variable beats both)."""
 CACHE_ENV = "RLVR_CACHE"
 DEFAULT_CACHE = "cache"
 AUTH_MODES = ("none", "oidc", "header")
@@ -79,6 +83,12 @@ class Settings:
     (shown with its progress on the Runs page); `off`: never. Env RLVR_DEMO."""
     demo_cache: str = ""
     """A prebuilt demo cache (the Docker image has one) to copy from. Env RLVR_DEMO_CACHE."""
+    admins: tuple[str, ...] = ()
+    """Signed-in users who may cancel anyone's job (everyone else cancels only their own). Env RLVR_ADMINS
+    (separated by ',')."""
+    max_queued_per_user: int = 20
+    """Jobs one user may have queued or running at once (0: no limit), so one user cannot starve the
+    others. Env RLVR_MAX_QUEUED."""
     auth: AuthSettings = field(default_factory=AuthSettings)
     """The `[auth]` section: who may see the dashboard."""
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -95,6 +105,8 @@ _ENV = {  # env var -> (section or "", key)
     "RLVR_READ_ONLY": ("", "read_only"),
     "RLVR_DEMO": ("", "demo"),
     "RLVR_DEMO_CACHE": ("", "demo_cache"),
+    "RLVR_ADMINS": ("", "admins"),
+    "RLVR_MAX_QUEUED": ("", "max_queued_per_user"),
     "RLVR_AUTH": ("auth", "mode"),
     "RLVR_AUTH_HEADER": ("auth", "header"),
     "RLVR_AUTH_SECRETS": ("auth", "secrets_file"),
@@ -113,18 +125,21 @@ def load_settings(
     `server.port` style keys for sections)."""
     environ = os.environ if environ is None else environ
     path = path or environ.get(CONFIG_ENV)
-    raw: dict = {}
-    if path:
-        try:
-            raw = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(
-                str(path), "a TOML settings file", "no such file", f"create it (see the README) or unset ${CONFIG_ENV}"
-            ) from None
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(str(path), "valid TOML", str(error), "fix the syntax at that line") from None
-    values = {name: dict(raw.pop(name, {}) or {}) for name in ("auth", "server")}
-    values[""] = raw
+    values: dict[str, dict] = {"": {}, "auth": {}, "server": {}}
+    for layer, variable in ((environ.get(DEFAULTS_ENV), DEFAULTS_ENV), (path, CONFIG_ENV)):
+        if layer:
+            raw = _read_toml(layer, variable)
+            for section in ("auth", "server"):
+                part = raw.pop(section, {})
+                if not isinstance(part, dict):
+                    raise ConfigError(
+                        f"{layer}: {section}",
+                        f"a [{section}] table",
+                        repr(part),
+                        f"write the keys under a [{section}] line",
+                    )
+                values[section].update(part)
+            values[""].update(raw)
     for var, (section, key) in _ENV.items():
         if var in environ:
             values[section][key] = _from_env(var, key, environ[var])
@@ -139,16 +154,29 @@ def load_settings(
     return replace(_build(Settings, values[""], str(path or "environment"), ""), **parts)
 
 
+def _read_toml(path: str | Path, variable: str) -> dict:
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            str(path), "a TOML settings file", "no such file", f"create it (see the README) or unset ${variable}"
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(str(path), "valid TOML", str(error), "fix the syntax at that line") from None
+
+
 def _from_env(var: str, key: str, text: str):
     if key == "data_roots":
         return [p for p in text.split(os.pathsep) if p]
+    if key == "admins":
+        return [p.strip() for p in text.split(",") if p.strip()]
     if key == "read_only":
         if text.lower() not in ("1", "0", "true", "false", "yes", "no", ""):
             raise ConfigError(f"${var}", "1 or 0", repr(text), f"set {var}=1 for read-only, 0 otherwise")
         return text.lower() in ("1", "true", "yes")
-    if key == "port":
+    if key in ("port", "max_queued_per_user"):
         if not text.isdigit():
-            raise ConfigError(f"${var}", "a port number", repr(text), f"set {var}=8501 for example")
+            raise ConfigError(f"${var}", "a whole number", repr(text), f"set for example {var}=8501")
         return int(text)
     return text
 
@@ -166,7 +194,7 @@ def _build(cls, values: dict, source: str, section: str):
                 "check the spelling against the README's settings table",
             )
         default = known[key].default
-        expected = list if key == "data_roots" else type(default)
+        expected = list if isinstance(default, tuple) else type(default)
         if key == "workers" and isinstance(value, int):
             value = str(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):

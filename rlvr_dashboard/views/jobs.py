@@ -5,8 +5,7 @@ Substitution page); a worker (`rlvr worker`, or `rlvr serve`) runs it."""
 
 import streamlit as st
 
-from rlvr_dashboard import access
-from rlvr_dashboard.ui import cancel_job, job_log, jobs_list
+from rlvr_dashboard.ui import RlvrError, cancel_job, escape, job_log, jobs_list, may_cancel
 
 st.title("Jobs")
 
@@ -44,9 +43,13 @@ by_id = {j.id: j for j in jobs_list()}
 if by_id:
     chosen = st.selectbox("Job", list(by_id), format_func=lambda i: f"{i} ({by_id[i].kind}, {by_id[i].state})")
     job = by_id[chosen]
-    st.caption(" ".join([job.kind] + job.argv))
+    st.code(" ".join(["rlvr", job.kind, *job.argv]), language=None)  # user text: shown as plain text
+    st.text(f"submitted by {job.submitted_by}")
     if job.error:
-        st.error(job.error)
-    if job.state in ("queued", "running") and access.can_submit() and st.button("Cancel this job"):
-        st.warning(f"{chosen}: {cancel_job(chosen)}")
+        st.error(escape(job.error))
+    if job.state in ("queued", "running") and may_cancel(job) and st.button("Cancel this job"):
+        try:
+            st.warning(f"{escape(chosen)}: {cancel_job(chosen)}")
+        except RlvrError as error:
+            st.error(escape(error))
     st.code(job_log(chosen) or "(no output yet)", language=None)

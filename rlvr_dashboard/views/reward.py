@@ -6,7 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from rlvr_dashboard.ui import pick_many, queries
+from rlvr_dashboard.ui import escape, pick_many, queries
 
 st.title("Reward vs test")
 q = queries()
@@ -18,7 +18,7 @@ chosen = pick_many("Runs", summary["run"].tolist(), "runs", summary["run"].tolis
 window = st.slider("Reward: rolling mean over steps", 1, 50, 10)
 for row in summary[summary["run"].isin(chosen) & summary["test_metric"].isna()].itertuples():
     st.warning(
-        f"{row.run}: no test metric, so only its reward is drawn: {row.test_metric_note}. Ingest the log "
+        f"{row.run}: no test metric, so only its reward is drawn: {escape(row.test_metric_note)}. Ingest the log "
         "again with the test metric named (Runs page, or `rlvr logs PATH --run NAME --test KEY`)."
     )
 series = q.reward_and_test(chosen)

@@ -12,6 +12,7 @@ from rlvr_dashboard.ui import (
     cache,
     check_run_folder,
     demo_progress,
+    escape,
     queries,
     submit,
 )
@@ -46,7 +47,7 @@ if not access.can_submit():
     st.stop()
 roots = access.settings().roots
 if roots:
-    st.caption("Runs and models are read only under the data roots: " + ", ".join(str(r) for r in roots))
+    st.caption("Runs and models are read only under the data roots: " + escape(", ".join(str(r) for r in roots)))
     st.selectbox(
         "Runs found under the data roots",
         access.runs_under_roots(),

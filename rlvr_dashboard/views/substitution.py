@@ -5,7 +5,7 @@ import plotly.express as px
 import streamlit as st
 
 from rlvr_dashboard import access
-from rlvr_dashboard.ui import CompareRequest, pick, queries, run_folder_of, submit
+from rlvr_dashboard.ui import CompareRequest, escape, pick, queries, run_folder_of, submit
 
 st.title("Rank-k substitution")
 q = queries()
@@ -79,7 +79,7 @@ st.plotly_chart(
 )
 missing = recovery[recovery["recovery"].isna()]
 for row in missing.itertuples():
-    st.warning(f"{row.run} step {row.step} {row.variant}: no recovery: {row.recovery_note}")
+    st.warning(escape(f"{row.run} step {row.step} {row.variant}: no recovery: {row.recovery_note}"))
 st.dataframe(recovery.drop(columns=["eval_id_rank", "error_plus", "error_minus"]), hide_index=True, width="stretch")
 st.download_button("Download (CSV)", recovery.to_csv(index=False), "recovery.csv", "text/csv")
 
