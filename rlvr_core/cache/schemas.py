@@ -122,6 +122,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("dtype", pa.string()),
             ("shape", pa.list_(pa.int64())),
             ("analyzed", pa.bool_()),
+            ("nonfinite", pa.bool_()),
         ]
     ),
 }

@@ -259,6 +259,14 @@ class Cache:
         """True when the run-level view `view` (`RUN_SCHEMAS`) has a file for `run`."""
         return (self.run_dir(run) / f"{view}.parquet").is_file()
 
+    def read_run(self, run: str, view: str, columns: list[str] | None = None) -> pa.Table | None:
+        """One run-level view of `run` (only `columns` when given), or None when absent or unreadable."""
+        file = self.run_dir(run) / f"{view}.parquet"
+        try:
+            return pq.read_table(file, columns=columns) if file.is_file() else None
+        except Exception:  # truncated or corrupt: as good as none
+            return None
+
     def read_step(self, run: str, step: int, view: str, columns: list[str] | None = None) -> pa.Table | None:
         """One per-step view of one cached step (only `columns` when given), or None when absent."""
         file = self.step_dir(run, step) / f"{view}.parquet"

@@ -53,6 +53,8 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
         "--no-alignment", action="store_true", help="skip the run-level alignment and rank-1 dynamics across steps"
     )
     analyze.add_argument("--force", action="store_true", help="recompute steps that are already cached")
+    analyze.add_argument("--allow-nonfinite", action="store_true",
+                         help="record tensors holding NaN/Inf as not analysed instead of stopping")
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(func=_cmd_analyze)
 
@@ -109,6 +111,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         workers=args.workers,
         fits=not args.no_fits,
         alignment=not args.no_alignment,
+        allow_nonfinite=args.allow_nonfinite,
     )
     bar, reporter = (None if args.quiet else ProgressBar("tensor")), Reporter()
 

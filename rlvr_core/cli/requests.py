@@ -78,6 +78,7 @@ class AnalyzeRequest(JobRequest):
     no_fits: bool = False
     no_alignment: bool = False
     force: bool = False
+    allow_nonfinite: bool = False
     quiet: bool = False
 
 

@@ -23,7 +23,6 @@ import multiprocessing
 import os
 import re
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -34,19 +33,18 @@ from pathlib import Path
 
 import pyarrow as pa
 import torch
-from threadpoolctl import threadpool_limits
 
 from .. import __version__
 from ..cache import SCHEMAS, Cache, check_run_name
 from ..errors import CheckpointFormatError, UsageError
-from ..math import heavytail, spectral
+from ..math import heavytail
 from ..readers.checkpoint import FLOAT_DTYPES, Checkpoint, check_none_missing, check_same_tensors
 from ..readers.layout import StepCheckpoint
 from ..readers.naming import EMBEDDING, LINEAR, LM_HEAD, TensorRole, classify_tensor
 from ..system.devices import resolve_device
-from ..system.libc import return_large_blocks_to_os
+from ..system.libc import die_with_parent, return_large_blocks_to_os
 from . import run_alignment
-from .step_rows import StepRows
+from .analyze_step import analyze_step
 
 Progress = Callable[[int, int, str], None]
 """Called after each tensor as progress(done, total, message)."""
@@ -83,6 +81,8 @@ class AnalyzeConfig:
     """Recompute the run-level alignment and rank-1 dynamics files from all cached steps of the run."""
     fits: bool = True
     """Fit a power law to each ESD (W and dW) and store log-binned ESD histograms (`fits`, `esd_hist`)."""
+    allow_nonfinite: bool = False
+    """Record tensors holding NaN/Inf (in the step or the base) as not analysed instead of stopping."""
     workers: int | None = None
     """Tensors computed at once. None: one per CPU thread on CPU (each single-threaded), three on CUDA
     (each on its own CUDA stream, so reading, copying and computing overlap)."""
@@ -137,6 +137,7 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
             "include_embeddings": config.include_embeddings,
             # fits of dW with the scale-free eigenvalue floor: steps cached with the older absolute one are redone
             **({"dw_floor": "relative"} if config.fits else {}),
+            **({"allow_nonfinite": True} if config.allow_nonfinite else {}),
         },
         sort_keys=True,
     )
@@ -149,7 +150,7 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
     with _fit_process(config.fits and bool(todo)) as fitter:
         for job in todo:
             t0 = time.perf_counter()
-            tables, done = _analyze_step(config, job, base, device, done, total, progress, fitter)
+            tables, done = analyze_step(config, job, base, device, done, total, progress, fitter)
             seconds = time.perf_counter() - t0
             tables["checkpoints"] = _checkpoint_table(config, job, base_fp, settings, device, seconds)
             cache.write_step(config.run, job.step.step, tables)
@@ -177,12 +178,19 @@ def _fit_process(enabled: bool) -> Iterator[Executor | None]:
         pool: Executor = ThreadPoolExecutor(max_workers=1)
     else:
         pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=heavytail.single_threaded
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_fit_process
         )
     try:
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _start_fit_process() -> None:
+    """In the fit process: die with the analysis (however it dies: no orphan fitting for nobody), and run
+    single-threaded at a low priority."""
+    die_with_parent()
+    heavytail.single_threaded()
 
 
 def _plan(config: AnalyzeConfig) -> tuple[Checkpoint, list[_Job]]:
@@ -240,8 +248,11 @@ def _select(ckpt: Checkpoint, pattern: re.Pattern[str] | None, embeddings: bool)
 
 
 def _match(base: Checkpoint, step: Checkpoint, roles: list[TensorRole], base_roles: list[TensorRole]) -> None:
-    check_same_tensors(base.shapes, step.shapes, [r.name for r in roles], str(base.path), str(step.path))
+    """Every selected tensor of the step is in the base with the same shape, and every tensor selected in
+    the base is in the step with the same shape (a weight whose rank changed is an error, not skipped)."""
     check_none_missing([r.name for r in base_roles], step.tensors, str(step.path))
+    names = sorted({r.name for r in roles} | {r.name for r in base_roles})
+    check_same_tensors(base.shapes, step.shapes, names, str(base.path), str(step.path))
 
 
 def _is_cached(cache: Cache, run: str, job: _Job, base_fp: str, settings: str) -> bool:
@@ -254,117 +265,6 @@ def _is_cached(cache: Cache, run: str, job: _Job, base_fp: str, settings: str) -
         and row["base_fingerprint"] == base_fp
         and row["settings"] == settings
     )
-
-
-def _analyze_step(
-    config: AnalyzeConfig,
-    job: _Job,
-    base: Checkpoint,
-    device: torch.device,
-    done: int,
-    total: int,
-    progress: Progress | None,
-    fitter: Executor | None,
-) -> tuple[dict[str, pa.Table], int]:
-    """Compute every tensor of one step; returns the step's tables and the updated progress count.
-
-    Tensors are independent, so they run in a thread pool. On CPU each worker thread runs its BLAS and
-    LAPACK calls single-threaded, one worker per core (eigen-solvers scale poorly across threads: 1.7x
-    faster on 10 matrices in a micro-benchmark, about 15% on a whole 0.5B checkpoint on 2 cores). On
-    CUDA three workers, each on its own stream, overlap reading, copying and computing.
-    """
-    method = config.triplet_method
-    if method == "auto":
-        method = "eigh"
-    threads = torch.get_num_threads()
-    workers = config.workers or (3 if device.type == "cuda" else max(threads, 1))
-    rows = StepRows(config.run, job.step.step)
-    fits: list = []
-
-    streams = threading.local()
-
-    def work(role: TensorRole) -> tuple[TensorRole, tuple[int, int], list]:
-        if device.type == "cuda":  # one CUDA stream per worker thread, so their kernels can overlap
-            if not hasattr(streams, "stream"):
-                streams.stream = torch.cuda.Stream(device)
-            with torch.cuda.stream(streams.stream):
-                return _work(role)
-        return _work(role)
-
-    def _work(role: TensorRole) -> tuple[TensorRole, tuple[int, int], list]:
-        w, b = _load(job, base, role, device)
-        shape = tuple(w.shape)
-        w64 = w.to(torch.float64)
-        del w
-        # the base keeps W's top-k triplets too: its principal directions, for the alignment analysis
-        results = [("W", spectral.decompose(w64, config.topk if job.is_base else 0, method))]
-        if b is not None:
-            dw = w64.sub_(b)  # in place (W is done with): the exact stored values, float64 throughout
-            del b
-            results.append(("dW", spectral.decompose(dw, config.topk, method)))
-        return role, shape, [(target, _to_host(r)) for target, r in results]
-
-    if device.type == "cuda":  # initialise CUDA's linear-algebra libraries once, before the worker threads
-        spectral.decompose(torch.eye(2, device=device), topk=1, method="eigh")
-    per_worker = max(threads // workers, 1) if device.type == "cpu" else threads
-    torch.set_num_threads(per_worker)
-    try:
-        with threadpool_limits(limits=per_worker), ThreadPoolExecutor(max_workers=workers) as pool:
-            for role, shape, results in pool.map(work, job.roles):
-                for target, result in results:
-                    rows.add(role, target, shape, result, job.ckpt.tensors[role.name].dtype)
-                    if fitter is not None:  # in the fit process, while the workers decompose the next tensors
-                        fit = fitter.submit(heavytail.fit_with_histogram, result.sv.numpy(), target == "dW")
-                        fits.append((role.name, target, fit))
-                done += 1
-                if progress is not None:
-                    progress(done, total, f"step {job.step.step} {role.name}")
-    finally:
-        torch.set_num_threads(threads)
-    for tensor, target, future in fits:
-        rows.add_fit(tensor, target, *future.result())
-    tables = rows.tables()
-    tables["tensors"] = _tensor_table(config.run, job)
-    return tables, done
-
-
-def _tensor_table(run: str, job: _Job) -> pa.Table:
-    """Every stored tensor of the step, labelled, and whether it was analysed."""
-    analysed = {r.name for r in job.roles}
-    tensors = [
-        {
-            "run": run,
-            "step": job.step.step,
-            "tensor": n,
-            "layer": r.layer,
-            "module": r.module,
-            "kind": r.kind,
-            "dtype": i.dtype,
-            "shape": list(i.shape),
-            "analyzed": n in analysed,
-        }
-        for n, i in job.ckpt.tensors.items()
-        for r in [classify_tensor(n, i.shape)]
-    ]
-    return pa.Table.from_pylist(tensors, schema=SCHEMAS["tensors"])
-
-
-def _load(job: _Job, base: Checkpoint, role: TensorRole, device: torch.device):
-    """(W, B) for one tensor on `device`, oriented out x in; B is None for the base step."""
-
-    def fetch(ckpt: Checkpoint) -> torch.Tensor:
-        t = ckpt.read_tensor(role.name).to(device)
-        return t.T if role.transposed else t
-
-    return fetch(job.ckpt), (None if job.is_base else fetch(base))
-
-
-def _to_host(result: spectral.MatrixSpectrum) -> spectral.MatrixSpectrum:
-    """Move a result to CPU memory (float32 vectors, as stored) so no GPU memory outlives its tensor."""
-    t = result.triplets
-    if t is not None:
-        t = spectral.Triplets(t.sigma.cpu(), t.u.to(torch.float32).cpu(), t.v.to(torch.float32).cpu())
-    return spectral.MatrixSpectrum(result.sv.cpu(), result.stats, t)
 
 
 def _checkpoint_table(

@@ -33,8 +33,12 @@ class _Top:
 
 
 def is_current(cache: Cache, run: str) -> bool:
-    """True when the run's alignment files exist (they are rewritten after every analysis)."""
-    return cache.has_run_view(run, "alignment")
+    """True when the run's alignment covers exactly its cached steps (after a killed analysis, or one run
+    with --no-alignment, it does not, and the next analysis recomputes it)."""
+    table = cache.read_run(run, "alignment", ["step"])
+    if table is None or not cache.has_run_view(run, "rank1_dynamics"):
+        return False
+    return set(table.column("step").to_pylist()) == {s for s in cache.steps_with(run, "vectors") if s != 0}
 
 
 def update_run(cache: Cache, run: str) -> tuple[int, int]:

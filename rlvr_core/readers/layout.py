@@ -20,11 +20,12 @@ from pathlib import Path
 from ..errors import RunLayoutError, UsageError
 from .checkpoint import has_weights
 
+_STEP = r"([0-9]{1,18})"  # ASCII digits only (not `checkpoint-٣`), and a step that fits in int64
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("trl", re.compile(r"^checkpoint-(\d+)$")),
-    ("verl", re.compile(r"^global_step_(\d+)$")),
-    ("openrlhf", re.compile(r"^global_step(\d+)_hf$")),
-    ("plain", re.compile(r"^(?:.+-)?step[-_](\d+)$")),
+    ("trl", re.compile(rf"checkpoint-{_STEP}")),
+    ("verl", re.compile(rf"global_step_{_STEP}")),
+    ("openrlhf", re.compile(rf"global_step{_STEP}_hf")),
+    ("plain", re.compile(rf"(?:.+-)?step[-_]{_STEP}")),
 )
 
 
@@ -53,7 +54,7 @@ def discover_steps(run_dir: str | Path, steps: list[int] | None = None) -> list[
         if not child.is_dir():
             continue
         for layout, pattern in _PATTERNS:
-            match = pattern.match(child.name)
+            match = pattern.fullmatch(child.name)
             if match:
                 step = int(match.group(1))
                 path = child / "actor" / "huggingface" if layout == "verl" else child
@@ -82,7 +83,7 @@ def discover_steps(run_dir: str | Path, steps: list[int] | None = None) -> list[
 def step_of(name: str) -> int | None:
     """The step number in a checkpoint folder's name (`checkpoint-100`, `global_step_100`, ...), or None."""
     for _, pattern in _PATTERNS:
-        match = pattern.match(name)
+        match = pattern.fullmatch(name)
         if match:
             return int(match.group(1))
     return None
@@ -94,7 +95,7 @@ def locate_step(model_dir: str | Path) -> tuple[int, Path] | None:
     folder = Path(model_dir).resolve()
     for candidate in (folder, folder.parent, folder.parent.parent):
         for _, pattern in _PATTERNS:
-            match = pattern.match(candidate.name)
+            match = pattern.fullmatch(candidate.name)
             if match:
                 return int(match.group(1)), candidate.parent
     return None
@@ -105,7 +106,7 @@ def parse_explicit(pairs: list[str]) -> list[StepCheckpoint]:
     result: dict[int, StepCheckpoint] = {}
     for pair in pairs:
         step_text, sep, path = pair.partition("=")
-        if not sep or not step_text.strip().isdigit() or not path:
+        if not sep or not re.fullmatch(_STEP, step_text.strip()) or not path:
             raise UsageError(
                 f"--checkpoint {pair!r}",
                 "STEP=PATH (for example 100=/runs/a/ckpt100)",
@@ -123,8 +124,11 @@ def parse_explicit(pairs: list[str]) -> list[StepCheckpoint]:
 
 def parse_steps(text: str) -> list[int]:
     """Parse `--steps 100,200` into [100, 200]."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
     try:
-        steps = sorted({int(part) for part in text.split(",") if part.strip()})
+        if not all(re.fullmatch(_STEP, part) for part in parts):
+            raise ValueError(text)
+        steps = sorted({int(part) for part in parts})
     except ValueError:
         raise UsageError(
             "--steps",

@@ -143,11 +143,12 @@ def _read_jsonl(file: Path) -> tuple[list[tuple[int, str, float]], str]:
             continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
             raise _error(
                 file,
                 "one JSON object per line",
-                f"invalid JSON at line {number} ({exc.msg})",
+                f"invalid JSON at line {number} ({reason})",
                 "the log was cut short or corrupted: remove or repair that line",
             ) from None
         if not isinstance(obj, dict):
@@ -183,12 +184,13 @@ def _read_jsonl(file: Path) -> tuple[list[tuple[int, str, float]], str]:
 
 def _read_trainer_state(file: Path) -> list[tuple[int, str, float]]:
     try:
-        state = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        state = json.loads(_text(file))
+    except (json.JSONDecodeError, RecursionError) as exc:
+        where = f"at line {exc.lineno} ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
         raise _error(
             file,
             "a JSON trainer_state",
-            f"invalid JSON at line {exc.lineno} ({exc.msg})",
+            f"invalid JSON {where}",
             "re-copy the file; it was cut short or corrupted",
         ) from None
     history = state.get("log_history") if isinstance(state, dict) else None
@@ -211,8 +213,10 @@ def _read_trainer_state(file: Path) -> list[tuple[int, str, float]]:
 
 
 def _read_csv(file: Path) -> list[tuple[int, str, float]]:
-    with open(file, newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
+    try:
+        rows = list(csv.reader(_text(file).splitlines()))
+    except csv.Error as exc:
+        raise _error(file, "a CSV file", f"{exc}", "export the run's history again") from None
     if len(rows) < 2:
         raise _error(file, "a header and at least one row", f"{len(rows)} line(s)", "export the run's history again")
     header = rows[0]
@@ -229,7 +233,9 @@ def _read_csv(file: Path) -> list[tuple[int, str, float]]:
             name = names[i]
             if i != step_col and name and cell.strip():
                 try:
-                    records.append((step, name, float(cell)))
+                    number_value = float(cell)
+                    if math.isfinite(number_value):  # NaN / inf cells are no measurement
+                        records.append((step, name, number_value))
                 except ValueError:
                     continue  # text columns (run names, notes) are not metrics
     return records
@@ -280,15 +286,36 @@ def _step(value, file: Path, number: int) -> int:
         raise _error(file, "an integer step", f"{value!r} at line {number}", "check the log's step field")
     try:
         step = float(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise _error(file, "an integer step", f"{value!r} at line {number}", "check the log's step field") from None
-    if not math.isfinite(step) or step != int(step):
-        raise _error(file, "an integer step", f"{value!r} at line {number}", "check the log's step field")
+    if not math.isfinite(step) or step != int(step) or not 0 <= step < 2**63:
+        raise _error(
+            file, "an integer step from 0 to 2^63 - 1", f"{value!r} at line {number}", "check the log's step field"
+        )
     return int(step)
 
 
+def _text(file: Path) -> str:
+    """The file as UTF-8 text, or a one-line error naming the first byte that is not."""
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise _error(
+            file,
+            "a UTF-8 text file",
+            f"a byte that is not UTF-8 at offset {exc.start}",
+            "convert the log to UTF-8, or point at the trainer's own log file",
+        ) from None
+
+
 def _numeric(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite number that fits a float64 (an integer of 400 digits does not)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _error(file: Path, expected: str, found: str, fix: str) -> TrainingLogError:
