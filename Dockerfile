@@ -6,15 +6,16 @@
 FROM python:3.11-slim
 
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Where the demo is built (build time only).
+ARG RLVR_DEMO_OUT=/opt/rlvr/demo
+ARG RLVR_DEMO_CACHE=/opt/rlvr/demo/cache
+# Settings defaults (cache /data/cache, data roots /models, /opt/rlvr/demo and /benchmarks, address 0.0.0.0)
+# come from a defaults file, which an admin's config file (-e RLVR_CONFIG=...) overrides: baked-in RLVR_*
+# environment variables would beat it.
 ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    RLVR_CACHE=/data/cache \
-    RLVR_DATA_ROOTS=/models:/opt/rlvr/demo:/benchmarks \
-    RLVR_DATA=/benchmarks \
-    RLVR_DEMO_OUT=/opt/rlvr/demo \
-    RLVR_DEMO_CACHE=/opt/rlvr/demo/cache \
-    RLVR_ADDRESS=0.0.0.0 \
-    RLVR_PORT=8501
+    RLVR_DEFAULTS=/app/docker/defaults.toml \
+    RLVR_DATA=/benchmarks
 
 WORKDIR /app
 COPY requirements.txt ./

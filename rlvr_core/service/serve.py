@@ -114,12 +114,12 @@ def seed_demo(settings: Settings, cache: Path) -> str:
     target = Cache(cache)
     if settings.demo == "off" or target.has_runs():
         return 'demo: not needed (the cache has runs, or demo = "off")'
+    if settings.read_only:  # read-only never writes: not even the demo into an empty cache
+        return "demo: the cache is empty and the service is read-only: nothing to show yet"
     source = Cache(Path(settings.demo_cache).expanduser()) if settings.demo_cache else None
     if source is not None and source.has_runs():
         target.copy_runs_from(source)
         return f"demo: copied the prebuilt demo cache {source.root} into {cache}"
-    if settings.read_only:
-        return "demo: the cache is empty and the service is read-only: nothing to show yet"
     ident, _ = jobs.submit(cache, "demo", ["--if-missing"], submitted_by="rlvr serve")
     return f"demo: queued the demo build (job {ident}); the Runs page shows its progress"
 
