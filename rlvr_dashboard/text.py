@@ -5,9 +5,14 @@ from __future__ import annotations
 import re
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+_AUTOLINK = re.compile(r"(?<=[A-Za-z])://|(?<=[Ww]{3})\.|@")
+_ZWSP = "\u200b"
 
 
 def escape(text: object) -> str:
     """`text` as literal characters inside Streamlit's Markdown (messages, captions, labels): no link, image,
-    HTML or formatting that a user's run name, path or error could smuggle into another user's page."""
-    return _MARKDOWN.sub(r"\\\1", str(text))
+    HTML or formatting that a user's run name, path or error could smuggle into another user's page.
+    Markdown characters are backslash-escaped; the starts of bare links (`http://`, `www.`, `@`), which
+    Streamlit turns into links even when escaped, get a zero-width space."""
+    defused = _AUTOLINK.sub(lambda m: _ZWSP + m.group(0), str(text))
+    return _MARKDOWN.sub(r"\\\1", defused)

@@ -130,8 +130,12 @@ def broken_notice() -> None:
 
 
 def jobs_list() -> list[jobs.Job]:
-    """Every job of the queue, newest first."""
-    return jobs.list_jobs(cache().root)
+    """Every job of the queue, newest first; none (after saying why) when the queue cannot be read."""
+    try:
+        return jobs.list_jobs(cache().root)
+    except RlvrError as error:
+        st.error(escape(error))
+        return []
 
 
 def may_cancel(job: jobs.Job) -> bool:

@@ -162,3 +162,67 @@ def test_every_page_renders_and_an_analysis_runs_from_the_ui(server, tmp_path):
         page.goto(url)
         page.wait_for_selector("[data-testid^=glide-cell] >> text=from-the-ui", state="attached", timeout=60000)
         browser.close()
+
+
+def test_two_users_one_cannot_cancel_the_others_job_and_user_text_stays_text(tmp_path):
+    """alice's job carries Markdown in its arguments and its error (an image pointing at a local server);
+    bob's browser shows them as text, fetches nothing, and offers him no Cancel; alice's does."""
+    import http.server
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    hits: list[str] = []
+
+    class Pixel(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    pixel = http.server.HTTPServer(("127.0.0.1", 0), Pixel)
+    threading.Thread(target=pixel.serve_forever, daemon=True).start()
+    lure = f"![pwned](http://127.0.0.1:{pixel.server_port}/pixel.png)"
+    cache = tmp_path / "cache"
+    failed, _ = jobs.submit(cache, "demo", ["--out", lure], submitted_by="alice")
+    job = jobs.claim(cache, "w")
+    running, _ = jobs.submit(cache, "logs", ["/models/x", "--run", lure], submitted_by="alice")
+    jobs.finish(cache, job, "failed", error=f"could not read {lure}: [click here](http://127.0.0.1:9/phish)")
+    proc, url = _start(cache, RLVR_AUTH="header", RLVR_AUTH_HEADER="X-Forwarded-User")
+    try:
+        with sync_playwright() as p:
+            browser = _launch(p)
+            bob = browser.new_context(extra_http_headers={"X-Forwarded-User": "bob"}).new_page()
+            for ident in (failed, running):
+                bob.goto(f"{url}/jobs")
+                bob.wait_for_selector("h1:has-text('Jobs')", timeout=60000)
+                _choose_job(bob, ident)
+                shown = bob.locator("[data-testid='stCode']", has_text=lure).first  # the literal text, as text
+                shown.wait_for(timeout=30000)
+                bob.wait_for_timeout(1500)  # let the page settle (an image would be fetched by now)
+                bob.screenshot(path=str(tmp_path / f"bob-{ident}.png"), full_page=True)
+                assert bob.get_by_role("button", name="Cancel this job").count() == 0
+                assert bob.locator("a[href*='phish'], img[src*='pixel']").count() == 0
+            alice = browser.new_context(extra_http_headers={"X-Forwarded-User": "alice"}).new_page()
+            alice.goto(f"{url}/jobs")
+            alice.wait_for_selector("h1:has-text('Jobs')", timeout=60000)
+            _choose_job(alice, running)
+            alice.get_by_role("button", name="Cancel this job").click()
+            alice.wait_for_selector("text=cancelled", timeout=30000)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        pixel.shutdown()
+    assert hits == []
+    assert jobs.get(cache, running).state == "cancelled" and jobs.get(cache, failed).state == "failed"
+
+
+def _choose_job(page, ident: str) -> None:
+    """Pick a job in the Jobs page's selectbox."""
+    page.wait_for_selector("[data-testid='stSelectbox']", timeout=60000)
+    page.locator("[data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name=ident).click()

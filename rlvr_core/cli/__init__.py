@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         _apply_settings(args)
         return args.func(args)
     except RlvrError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted; finished steps are cached, the step in progress was not written", file=sys.stderr)
@@ -69,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 70
+
+
+def one_line(message: str) -> str:
+    """`message` with control characters (a newline in a folder name, say) written as escapes: one line."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], message)
 
 
 def _apply_settings(args: argparse.Namespace) -> None:
