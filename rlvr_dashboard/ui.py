@@ -1,8 +1,9 @@
 """Dashboard widgets and services shared by the pages (streamlit only; no math, no SQL).
 
 - `cache()` / `queries()`: the cache the settings name, and its named queries (views bound at each call).
-- `pick` / `pick_many`: selectboxes whose choice also lives in the page's URL (`?run=...&step=...`), so a
-  view on a lab server can be shared by copying the address bar.
+- `pick`, `pick_many`, `toggle`, `slider`: widgets whose choice lives in the page's URL (`?run=...&step=...`,
+  so a copied address reproduces the view) and in the session (so the run, step, target, tensor and module
+  chosen on one page are the next page's too).
 - `submit`: the one way a page starts work: a typed job request (`AnalyzeRequest`, `CompareRequest`,
   `DemoRequest`, `LogsRequest`, re-exported here), checked by its command's parser and queued for the
   signed-in user.
@@ -47,7 +48,9 @@ __all__ = [
     "pick_many",
     "queries",
     "run_folder_of",
+    "slider",
     "submit",
+    "toggle",
 ]
 
 
@@ -61,30 +64,69 @@ def queries() -> Queries:
     return cache().queries()
 
 
+def _wanted(key: str) -> str | None:
+    """The value asked for: the URL's (a shared link, a reload), else this session's last choice (made on
+    another page: the run, step, target, tensor and module follow the user from page to page)."""
+    if key in st.query_params:
+        return st.query_params[key]
+    return st.session_state.get("selection", {}).get(key)
+
+
+def _remember(key: str, value: str) -> None:
+    """Put a choice in the URL (so a copied address reproduces the view) and in the session (so the next
+    page starts from it)."""
+    if st.query_params.get(key) != value:
+        st.query_params[key] = value
+    st.session_state.setdefault("selection", {})[key] = value
+
+
 def pick(
     label: str, options: list, key: str, default_index: int = 0, container=st, radio: bool = False, format_func=str
 ):
-    """A selectbox (or a horizontal radio) initialised from the URL query parameter `key` (when it names an
-    option) that writes the chosen value back to the URL."""
+    """A selectbox (or a horizontal radio) starting from the URL's `key`, else the session's last choice,
+    else `default_index`; the choice goes back to both."""
     names = [str(o) for o in options]
-    wanted = st.query_params.get(key)
+    wanted = _wanted(key)
     index = names.index(wanted) if wanted in names else min(default_index, max(len(options) - 1, 0))
+    widget_key = f"url_{key}"
+    if widget_key in st.session_state and str(st.session_state[widget_key]) not in names:
+        del st.session_state[widget_key]  # a choice left by another page that this one does not offer
     if radio:
-        value = container.radio(label, options, index=index, key=f"url_{key}", horizontal=True, format_func=format_func)
+        value = container.radio(label, options, index=index, key=widget_key, horizontal=True, format_func=format_func)
     else:
-        value = container.selectbox(label, options, index=index, key=f"url_{key}", format_func=format_func)
+        value = container.selectbox(label, options, index=index, key=widget_key, format_func=format_func)
     if value is not None:
-        st.query_params[key] = str(value)
+        _remember(key, str(value))
     return value
 
 
 def pick_many(label: str, options: list, key: str, default: list, container=st) -> list:
-    """A multiselect whose choice lives in the URL as a comma-separated list (`?runs=a,b`)."""
+    """A multiselect whose choice lives in the URL as a comma-separated list (`?runs=a,b`) and in the session."""
     names = {str(o): o for o in options}
-    wanted = st.query_params.get(key)
+    wanted = _wanted(key)
     chosen = [names[n] for n in wanted.split(",") if n in names] if wanted is not None else list(default)
-    value = container.multiselect(label, options, default=chosen, key=f"url_{key}")
-    st.query_params[key] = ",".join(str(v) for v in value)
+    widget_key = f"url_{key}"
+    if widget_key in st.session_state and any(str(v) not in names for v in st.session_state[widget_key]):
+        del st.session_state[widget_key]
+    value = container.multiselect(label, options, default=chosen, key=widget_key)
+    _remember(key, ",".join(str(v) for v in value))
+    return value
+
+
+def toggle(label: str, key: str, default: bool = False, container=st) -> bool:
+    """A checkbox whose state lives in the URL (`?key=1`) and the session."""
+    wanted = _wanted(key)
+    value = container.checkbox(label, value=default if wanted is None else wanted == "1", key=f"url_{key}")
+    _remember(key, "1" if value else "0")
+    return value
+
+
+def slider(label: str, low: int, high: int, default: int, key: str, container=st, help: str | None = None) -> int:
+    """An integer slider whose value lives in the URL and the session."""
+    wanted = _wanted(key)
+    start = int(wanted) if wanted is not None and wanted.isdigit() and low <= int(wanted) <= high else default
+    value = container.slider(label, low, high, start, key=f"url_{key}", help=help)
+    _remember(key, str(value))
     return value
 
 
@@ -193,4 +235,5 @@ def demo_progress() -> None:
     status = st.status(
         f"Building the demo (job {job.id}): {escape(job.message or 'starting')}", expanded=True, state="running"
     )
+    status.progress(min(max(job.progress, 0.0), 1.0), text=f"{job.progress:.0%} done")
     status.code(job_log(job.id, 1500) or "(no output yet)", language=None)

@@ -163,6 +163,7 @@ def test_embeddings_only_on_request(run_fixture, tmp_path, cli) -> None:
     assert labelled and all(k == "vector" and not a for k, a in labelled)
 
 
+@pytest.mark.slow
 def test_rerun_skips_and_a_changed_checkpoint_is_recomputed(run_fixture, tmp_path, cli) -> None:
     cache = tmp_path / "cache"
     args = ("analyze", run_fixture.run_dir, "--base", run_fixture.base_dir, "--cache", cache)
@@ -183,6 +184,9 @@ def test_rerun_skips_and_a_changed_checkpoint_is_recomputed(run_fixture, tmp_pat
 
 def test_runs_lists_runs_and_steps(run_fixture, tmp_path, cli) -> None:
     cache = tmp_path / "cache"
+    rc, _, err = cli("runs", "--cache", cache)  # a mistyped --cache is an error, not "no runs"
+    assert rc == 2 and "no such folder" in err
+    cache.mkdir()
     rc, out, _ = cli("runs", "--cache", cache)
     assert rc == 0 and "no runs cached" in out
     cli("analyze", run_fixture.run_dir, "--base", run_fixture.base_dir, "--cache", cache, "--run", "grpo-a")
@@ -196,6 +200,7 @@ def test_cache_from_environment(run_fixture, tmp_path, cli, monkeypatch) -> None
     assert (tmp_path / "envcache" / "runs" / "run" / "step-10" / "layers.parquet").is_file()
 
 
+@pytest.mark.slow
 def test_console_entry_point_runs(run_fixture, tmp_path) -> None:
     """The real entry point (`python -m rlvr_core`) in a fresh process, as a user runs it."""
     env = dict(os.environ, RLVR_CACHE=str(tmp_path / "c"))

@@ -136,7 +136,7 @@ def test_reward_page_on_the_demo(demo_cache) -> None:
     at.switch_page("rlvr_dashboard/views/reward.py").run()
     assert not at.exception
     assert set(at.multiselect[0].value) == {"demo-grpo", "demo-grpo-rank1-k10"}
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("plotly_chart")) == 2  # reward vs test, and the other logged metrics
     assert set(at.dataframe[0].value["run"]) == {"demo-grpo", "demo-grpo-rank1-k10"}
     at.multiselect[0].set_value(["demo-grpo"]).run()
     assert set(at.dataframe[0].value["run"]) == {"demo-grpo"}
@@ -208,7 +208,8 @@ def test_substitution_page_queues_a_comparison_and_shows_recovery(quick_demo, tm
     monkeypatch.setenv("RLVR_CACHE", str(cache))
     at = AppTest.from_file(APP, default_timeout=60)
     at.switch_page("rlvr_dashboard/views/substitution.py").run()
-    assert not at.exception and "No comparisons yet" in at.info[0].value
+    demo_rows = at.dataframe[0].value  # the demo's own rank-1 evaluations are there from the start
+    assert not at.exception and set(demo_rows["keep"]) == {"step"} and sorted(demo_rows["step"]) == [10, 20]
     at.text_input(key="dataset").set_value("arithmetic")
     at.number_input(key="limit").set_value(50)
     at.number_input(key="max_new_tokens").set_value(5)
@@ -226,9 +227,11 @@ def test_substitution_page_queues_a_comparison_and_shows_recovery(quick_demo, tm
     at.switch_page("rlvr_dashboard/views/substitution.py").run()
     assert not at.exception
     table = at.dataframe[0].value
+    table = table[table["keep"] == "base"]
     assert sorted(table["step"]) == [10, 20] and set(table["n_problems"]) == {50}
+    at.selectbox(key="url_eval").set_value(table["eval_id_rank"].iloc[0]).run()
     assert len(at.dataframe[1].value) == 50  # the drill-down: one row per problem
-    at.checkbox[0].check().run()
+    at.checkbox(key="url_wrong").check().run()
     assert (~at.dataframe[1].value["correct"]).all()
 
 

@@ -133,6 +133,7 @@ def test_readme_settings_table_matches_the_settings_dataclasses():
         assert row[1].startswith(f"`{env[key]}`"), (key, row[1])
 
 
+@pytest.mark.slow
 def test_the_dashboard_never_imports_torch(tmp_path, run_fixture):
     """Every page runs (AppTest) on a cache holding an analysed run, in a fresh process whose own imports are
     the modules app.py and the pages import (read from their source): torch must never be loaded."""

@@ -226,3 +226,49 @@ def _choose_job(page, ident: str) -> None:
     page.wait_for_selector("[data-testid='stSelectbox']", timeout=60000)
     page.locator("[data-testid='stSelectbox']").first.click()
     page.get_by_role("option", name=ident).click()
+
+
+def _widgets(page) -> list[str]:
+    """The shown value of every selectbox, radio choice and multiselect of a page, in order."""
+    page.wait_for_selector("h1", timeout=60000)
+    page.wait_for_timeout(1500)
+    boxes = page.locator("[data-testid='stSelectbox'] input[role='combobox']").evaluate_all(
+        "els => els.map(e => e.value)"
+    )
+    radios = page.locator("[data-testid='stRadio'] input:checked").evaluate_all("els => els.map(e => e.value)")
+    return [b.strip() for b in boxes] + [str(r) for r in radios]
+
+
+def test_selections_follow_the_user_and_every_url_round_trips(server, tmp_path):
+    """Layers -> Spectra -> Alignment -> Layers with a non-default run and step: kept on every page; each
+    page's URL, opened in a fresh browser, shows the same widgets; an unknown page says so."""
+    from playwright.sync_api import sync_playwright
+
+    url, _ = server
+    with sync_playwright() as p:
+        browser = _launch(p)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/layers")
+        page.wait_for_selector("h1:has-text('Layers')", timeout=60000)
+        for label, value in (("Run", "demo-grpo-rank1-k10"), ("Step", "10")):
+            page.get_by_role("combobox", name=label, exact=True).click()
+            page.get_by_role("option", name=value, exact=True).click()
+            page.wait_for_timeout(1000)
+        urls = {}
+        for name in ("Spectra", "Alignment", "Layers"):
+            page.get_by_role("link", name=name, exact=True).click()
+            page.wait_for_selector(f"h1:has-text('{name if name != 'Alignment' else 'Rank-1'}')", timeout=60000)
+            shown = _widgets(page)
+            assert "demo-grpo-rank1-k10" in shown, (name, shown)
+            if name != "Alignment":
+                assert "10" in shown, (name, shown)
+            assert "run=demo-grpo-rank1-k10" in page.url, page.url
+            urls[name] = (page.url, shown)
+        for name, (address, shown) in urls.items():
+            fresh = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            fresh.goto(address)
+            assert _widgets(fresh) == shown, name
+            fresh.close()
+        page.goto(f"{url}/reward_vs_test")
+        page.wait_for_selector("text=Page not found", timeout=60000)
+        browser.close()

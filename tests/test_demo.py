@@ -101,3 +101,26 @@ def test_if_missing_skips_a_built_demo_and_bad_flags_are_usage_errors(quick_demo
     rc, _, err = cli("demo", "--quick", "--threads", "0", "--out", tmp_path / "d")
     assert rc == 2 and "expected --threads and --substitute-every of at least 1" in err
     assert not (tmp_path / "d").exists()
+
+
+def test_the_report_is_valid_json_and_the_cli_counts_steps_as_the_pages_do(quick_demo, cli):
+    out, cache, _ = quick_demo
+
+    def refuse(constant):
+        raise AssertionError(f"bare {constant} in demo_report.json")
+
+    json.loads((out / "demo_report.json").read_text(), parse_constant=refuse)
+    rc, listing, _ = cli("runs", "--cache", cache)
+    assert "demo-grpo\t2 step(s) + the base (step 0)\tsteps 0,10,20" in listing
+
+
+def test_the_demo_reports_a_fraction_that_only_grows():
+    from rlvr_core.demo.build import SHARES, _stage
+
+    seen: list[float] = []
+    progress = lambda message, fraction=None: seen.append(fraction)  # noqa: E731
+    for stage in SHARES:
+        report = _stage(progress, stage)
+        for done in (0.0, 0.5, 1.0):
+            report("working", done)
+    assert seen == sorted(seen) and seen[0] == 0.0 and abs(seen[-1] - 1.0) < 1e-9

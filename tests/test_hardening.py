@@ -104,6 +104,7 @@ def test_leftovers_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
     assert live.exists() and not dead.exists() and not (tmp_path / ".lock-out-deadbeef").exists()
 
 
+@pytest.mark.slow
 def test_a_killed_substitute_leaves_nothing_behind_after_the_next_run(run_fixture, tmp_path):
     fx, out = run_fixture, tmp_path / "variant"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -220,13 +221,14 @@ def test_a_dataset_outside_the_roots_is_refused_by_the_job(rooted, tmp_path, cli
 # ---- one corrupt file never takes the tool down ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_truncated_cache_file_marks_its_step_broken_and_analyze_repairs_it(run_fixture, tmp_path, cli):
     fx, cache = run_fixture, tmp_path / "cache"
     assert cli("analyze", fx.run_dir, "--base", fx.base_dir, "--cache", cache, "--quiet", "--run", "r")[0] == 0
     layers = cache / "runs" / "r" / "step-20" / "layers.parquet"
     layers.write_bytes(layers.read_bytes()[:100])
     rc, out, _ = cli("runs", "--cache", cache)
-    assert rc == 0 and "r\t2 checkpoint(s)\tsteps 0,10" in out and "BROKEN" in out and str(layers) in out
+    assert rc == 0 and "r\t1 step(s) + the base (step 0)\tsteps 0,10" in out and "BROKEN" in out and str(layers) in out
     con = open_cache(cache)
     assert con.execute("SELECT DISTINCT step FROM layers ORDER BY step").fetchall() == [(0,), (10,)]
     assert con.execute("SELECT step, view FROM broken").fetchall() == [(20, "layers")]
@@ -354,6 +356,7 @@ def test_csv_logs_drop_nan_and_inf(tmp_path, cli):
     assert con.execute("SELECT reward_peak_step FROM run_summary").fetchone()[0] == 4
 
 
+@pytest.mark.slow
 def test_alignment_skipped_once_is_recomputed_by_the_next_analysis(run_fixture, tmp_path, cli):
     fx, cache = run_fixture, tmp_path / "c"
     assert cli("analyze", fx.run_dir, "--base", fx.base_dir, "--cache", cache, "--steps", "10", "--quiet")[0] == 0
@@ -370,6 +373,7 @@ def test_alignment_skipped_once_is_recomputed_by_the_next_analysis(run_fixture, 
 # ---- no orphans -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_fit_process_dies_with_a_killed_analysis(tmp_path):
     fx = build_run(tmp_path / "d", ModelShape(n_layers=4, hidden=64, intermediate=128), steps=(10, 20, 30))
     proc = subprocess.Popen(

@@ -83,6 +83,7 @@ def _snapshot(folder: Path) -> dict[str, float]:
     return {str(p): p.stat().st_mtime for p in folder.rglob("*")}
 
 
+@pytest.mark.slow
 def test_read_only_mode_writes_nothing_and_write_commands_refuse(tmp_path, run_fixture, monkeypatch, cli):
     cache = tmp_path / "cache"
     assert cli("analyze", run_fixture.run_dir, "--base", run_fixture.base_dir, "--cache", cache, "--quiet")[0] == 0

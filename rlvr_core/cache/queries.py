@@ -23,12 +23,27 @@ _KNOWN_RUNS = (
 )
 """Every run the cache knows: analysed, with an ingested log, or with evaluations."""
 _RUNS_SQL = (
-    f"WITH {_KNOWN_RUNS} SELECT k.run, count(c.step) FILTER (WHERE NOT c.is_base) AS steps, "
+    f"WITH {_KNOWN_RUNS}, "
+    "latest AS (SELECT run, max(step) AS step FROM tensors GROUP BY run), "
+    "size AS (SELECT t.run, sum(list_aggregate(t.shape, 'product')) FILTER (WHERE len(t.shape) > 0) AS parameters "
+    "FROM tensors t JOIN latest l ON t.run = l.run AND t.step = l.step GROUP BY t.run), "
+    "tests AS (SELECT m.run, arg_min(m.value, m.step) AS test_first, arg_max(m.value, m.step) AS test_final "
+    "FROM metrics m JOIN run_summary s ON m.run = s.run AND m.name = s.test_metric GROUP BY m.run), "
+    "rewards AS (SELECT m.run, m.step, m.value, row_number() OVER (PARTITION BY m.run ORDER BY m.step DESC) AS back "
+    "FROM metrics m JOIN run_summary s ON m.run = s.run AND m.name = s.reward_metric), "
+    "final_rewards AS (SELECT run, avg(value) AS final_reward FROM rewards WHERE back <= 10 GROUP BY run) "
+    "SELECT k.run, count(c.step) FILTER (WHERE NOT c.is_base) AS steps, "
     "coalesce(list(c.step ORDER BY c.step) FILTER (WHERE c.step IS NOT NULL), []) AS step_list, "
     "sum(c.n_analyzed) AS tensors_analysed, any_value(c.base_path) AS base, max(c.analyzed_at) AS last_analysed, "
     "(SELECT count(*) FROM metrics m WHERE m.run = k.run) AS logged_values, "
-    "(SELECT count(*) FROM evaluations e WHERE e.run = k.run) AS evaluations "
-    "FROM known k LEFT JOIN checkpoints c USING (run) GROUP BY k.run ORDER BY k.run"
+    "(SELECT count(*) FROM evaluations e WHERE e.run = k.run) AS evaluations, "
+    "any_value(c.layout) FILTER (WHERE NOT c.is_base) AS layout, any_value(z.parameters) AS parameters, "
+    "any_value(t.test_first) AS test_first, any_value(t.test_final) AS test_final, "
+    "any_value(r.final_reward) AS final_reward, any_value(s.test_metric) AS test_metric, "
+    "any_value(s.spearman) AS spearman "
+    "FROM known k LEFT JOIN checkpoints c USING (run) LEFT JOIN size z ON z.run = k.run "
+    "LEFT JOIN tests t ON t.run = k.run LEFT JOIN final_rewards r ON r.run = k.run "
+    "LEFT JOIN run_summary s ON s.run = k.run GROUP BY k.run ORDER BY k.run"
 )
 """One row per known run (the Runs page's table and `rlvr runs`)."""
 LAYER_MEASURES = ("rank1_energy", "stable_rank", "spectral_norm", "fro_norm")
@@ -106,6 +121,15 @@ class Queries:
         error."""
         return self._df("SELECT * FROM broken ORDER BY run, step, eval_id, path")
 
+    def run_settings(self, run: str) -> list[tuple[int, str]]:
+        """(step, analysis settings JSON) of each analysed step of `run` (the base included)."""
+        return [
+            tuple(r)
+            for r in self.con.execute(
+                "SELECT step, settings FROM checkpoints WHERE run = ? ORDER BY step", [run]
+            ).fetchall()
+        ]
+
     # ---- per-layer measures ----------------------------------------------------------------------------
     def layers(self, run: str, step: int, target: str) -> pd.DataFrame:
         """The per-tensor measures of one step and target."""
@@ -142,11 +166,13 @@ class Queries:
         return self._column("SELECT DISTINCT step FROM fits WHERE run = ? ORDER BY step", [run])
 
     def fits(self, run: str, step: int, target: str) -> pd.DataFrame:
-        """The power-law fits of one step and target, with each tensor's layer and module."""
+        """The power-law fits of one step and target, with each tensor's layer and module and, for a failed
+        fit, its reason."""
         return self._df(
-            "SELECT f.tensor, t.layer, t.module, f.alpha, f.xmin, f.n_tail, f.n_evals, f.ks_d, f.heavy_tailed, "
-            "f.lr_exponential, f.p_exponential, f.lr_lognormal, f.p_lognormal, f.lr_truncated_power_law, "
-            "f.p_truncated_power_law, f.fit_status FROM fits f JOIN tensors t USING (run, step, tensor) "
+            "SELECT f.tensor, t.layer, t.module, f.alpha, f.alpha_se, f.xmin, f.n_tail, f.n_evals, f.ks_d, "
+            "f.heavy_tailed, f.lr_exponential, f.p_exponential, f.lr_lognormal, f.p_lognormal, "
+            "f.lr_truncated_power_law, f.p_truncated_power_law, f.fit_status, f.fit_error "
+            "FROM fits f JOIN tensors t USING (run, step, tensor) "
             "WHERE f.run = ? AND f.step = ? AND f.target = ? ORDER BY t.layer, t.module",
             [run, step, target],
         )
@@ -212,6 +238,15 @@ class Queries:
             [run] + ([module] if module else []),
         )
 
+    def rank1_dynamics(self, run: str) -> pd.DataFrame:
+        """Per tensor: the R² of a straight line through sigma1 * u1 over the steps, and sigma1 at the first and
+        final steps."""
+        return self._df(
+            "SELECT tensor, layer, module, n_steps, r2_linear, sigma1_first, sigma1_final "
+            "FROM rank1_dynamics WHERE run = ? ORDER BY layer, module",
+            [run],
+        )
+
     def alignment_summary(self, runs: list[str]) -> list[tuple[str, int, float, float, float]]:
         """(run, step, mean |cos u1 final|, median, mean |cos u1 prev|) per step of `runs`."""
         return [
@@ -239,12 +274,25 @@ class Queries:
             [runs],
         )
 
+    def metric_names(self, runs: list[str]) -> list[str]:
+        """Every metric logged by any of `runs`."""
+        return self._column("SELECT DISTINCT name FROM metrics WHERE list_contains(?, run) ORDER BY name", [runs])
+
+    def metric_series(self, runs: list[str], names: list[str]) -> pd.DataFrame:
+        """run, step, name, value of the chosen metrics of `runs`."""
+        return self._df(
+            "SELECT run, step, name, value FROM metrics WHERE list_contains(?, run) AND "
+            "list_contains(?, name) ORDER BY run, name, step",
+            [runs, names],
+        )
+
     # ---- evaluations -----------------------------------------------------------------------------------
     def evaluations(self, runs: list[str] | None = None) -> pd.DataFrame:
-        """eval_id, run, step, variant, dataset, accuracy of every evaluation (of `runs` when given)."""
+        """eval_id, run, step, variant, dataset, accuracy, n_problems, n (samples per problem) of every
+        evaluation (of `runs` when given)."""
         where = "WHERE list_contains(?, run)" if runs is not None else ""
         return self._df(
-            f"SELECT eval_id, run, step, variant, dataset, accuracy FROM evaluations {where} "
+            f"SELECT eval_id, run, step, variant, dataset, accuracy, n_problems, n FROM evaluations {where} "
             "ORDER BY run, dataset, step, variant",
             [runs] if runs is not None else [],
         )
@@ -254,6 +302,7 @@ class Queries:
         return self._df(
             "SELECT run, step, rank, mode, dataset, acc_base, acc_full, acc_rank, recovery, recovery_low, "
             "recovery_high, recovery_note, gain_low, gain_high, n_problems, eval_id_rank, "
+            "coalesce(keep, 'base') AS keep, "
             "recovery_high - recovery AS error_plus, recovery - recovery_low AS error_minus FROM recovery "
             "ORDER BY run, dataset, mode, rank, step"
         )

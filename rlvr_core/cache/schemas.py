@@ -204,6 +204,7 @@ RUN_SCHEMAS: dict[str, pa.Schema] = {
             ("recovery_low", pa.float64()),
             ("recovery_high", pa.float64()),
             ("recovery_note", pa.string()),
+            ("keep", pa.string()),
         ]
     ),
 }

@@ -165,6 +165,13 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 
 def _cmd_runs(args: argparse.Namespace) -> int:
     cache = cache_of(args)
+    if not cache.root.is_dir():
+        raise UsageError(
+            str(cache.root),
+            "a cache folder",
+            "no such folder",
+            "check --cache (or the config's `cache`); `rlvr analyze` or `rlvr demo` creates one",
+        )
     queries = cache.queries()
     rows, broken = queries.run_listing(), queries.broken()
     problems: dict[str, list[str]] = {}
@@ -198,10 +205,12 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     if not rows and not problems:
         print(f"no runs cached in {cache.root}: run `rlvr analyze RUN_DIR --base BASE_DIR`")
         return 0
-    for run, steps, n, last, logged, evaluations in rows:
+    for run, steps, _, last, logged, evaluations in rows:
+        trained = [s for s in steps if s != 0]
+        base = " + the base (step 0)" if 0 in steps else ""
         analysed = (
-            f"{n} checkpoint(s)\tsteps {','.join(map(str, steps))}\tlast analysed {last:%Y-%m-%d %H:%M}"
-            if n
+            f"{len(trained)} step(s){base}\tsteps {','.join(map(str, steps))}\tlast analysed {last:%Y-%m-%d %H:%M}"
+            if steps
             else "not analysed"
         )
         extra = "".join(

@@ -67,9 +67,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     reporter = Reporter()
 
-    def progress(message: str) -> None:
-        print(f"[{time.perf_counter() - start:6.1f} s] {message}", file=sys.stderr, flush=True)
-        reporter(None, message)
+    def progress(message: str, fraction: float | None = None) -> None:
+        elapsed = time.perf_counter() - start
+        print(f"[{elapsed:6.1f} s] {message}", file=sys.stderr, flush=True)
+        eta = "" if not fraction or fraction >= 1 else f" (about {_duration(elapsed * (1 - fraction) / fraction)} left)"
+        reporter(fraction, message + eta)
 
     report = run_demo(config, progress)
     reporter.flush()
@@ -90,3 +92,7 @@ def _demo_present(config) -> bool:
     if not (config.out / "demo_report.json").is_file():
         return False
     return not config.analyze or {RUN, substituted_run(config)} <= set(Cache(config.cache).queries().runs())
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

@@ -19,11 +19,12 @@ Seeds are fixed and torch uses `threads` threads, so a rerun on the same machine
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -93,24 +94,51 @@ def substituted_run(config: DemoConfig) -> str:
     return f"{RUN}-rank1-k{config.substitute_every}"
 
 
-def run_demo(config: DemoConfig, progress: Callable[[str], None] = lambda message: None) -> dict:
+class Progress(Protocol):
+    """progress(message, fraction of the whole demo done, or None)."""
+
+    def __call__(self, message: str, fraction: float | None = None) -> None: ...
+
+
+SHARES = {"warm-up": 0.16, "grpo": 0.33, "grpo-periodic": 0.40, "evaluations": 0.06, "analysis": 0.05}
+"""Each stage's share of the whole build (its share of the measured 192 s on 2 cores), so the demo job
+reports a real fraction, and from it an ETA."""
+
+
+def run_demo(config: DemoConfig, progress: Progress | None = None) -> dict:
     """Build the demo; returns the report (also written to `<out>/demo_report.json`)."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        return _build(config, progress)
+        return _build(config, progress or _quiet)
     finally:
         torch.set_num_threads(threads)
 
 
-def _build(config: DemoConfig, progress: Callable[[str], None]) -> dict:
+def _quiet(message: str, fraction: float | None = None) -> None:
+    pass
+
+
+def _stage(progress: Progress, name: str, prefix: str = "") -> Progress:
+    """A stage's own progress (message, fraction of the stage) as the whole demo's."""
+    start = sum(share for stage, share in SHARES.items() if list(SHARES).index(stage) < list(SHARES).index(name))
+
+    def report(message: str, fraction: float | None = None) -> None:
+        done = min(max(fraction or 0.0, 0.0), 1.0)
+        progress(f"{prefix}{message}", start + SHARES[name] * done)
+
+    return report
+
+
+def _build(config: DemoConfig, progress: Progress) -> dict:
     import torch
     from transformers.utils import logging as hf_logging
 
     from ..training.periodic import PeriodicSubstitution, linear_state
     from . import grpo
+    from .evaluations import rank1_evaluations
     from .trl_files import save_model
     from .warmup import accuracy, warm_up
 
@@ -125,20 +153,21 @@ def _build(config: DemoConfig, progress: Callable[[str], None]) -> dict:
 
     torch.manual_seed(config.seed)
     tokenizer, model = build_model(config.model)
-    progress(
-        f"warm-up: {sum(p.numel() for p in model.parameters()):,} parameters, target validation "
-        f"accuracy {config.warmup.target_accuracy}"
+    warm_progress = _stage(progress, "warm-up")
+    warm_progress(
+        f"warm-up: {sum(p.numel() for p in model.parameters()):,} parameters, target validation accuracy "
+        f"{config.warmup.target_accuracy}"
     )
-    warm = warm_up(model, tokenizer, splits, replace(config.warmup, seed=config.seed), progress)
+    warm = warm_up(model, tokenizer, splits, replace(config.warmup, seed=config.seed), warm_progress)
     save_model(model, tokenizer, out / "base")
     base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     base_linear = linear_state(model)
     base_acc = accuracy(model, tokenizer, splits.test)
     timings["warmup_s"] = time.perf_counter() - started
-    progress(f"base: {warm.steps} warm-up steps, test accuracy {base_acc:.3f}")
+    warm_progress(f"base: {warm.steps} warm-up steps, test accuracy {base_acc:.3f}", 1.0)
 
     histories = {}
-    for name, every in runs.items():
+    for (name, every), stage in zip(runs.items(), ("grpo", "grpo-periodic"), strict=True):
         t0 = time.perf_counter()
         model.load_state_dict(base_state)
         torch.manual_seed(config.seed)
@@ -151,32 +180,43 @@ def _build(config: DemoConfig, progress: Callable[[str], None]) -> dict:
             out / "runs" / name,
             sub,
             base_acc,
-            _prefixed(progress, name),
+            _stage(progress, stage, f"{name}: "),
         )
         timings[f"{name}_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    rank1 = rank1_accuracies(out / "runs" / RUN, base_linear, tokenizer, splits.test)
+    _stage(progress, "evaluations")("rank-1 substitution of each checkpoint, evaluated")
+    records = rank1_evaluations(out / "runs" / RUN, out / "base", base_linear, tokenizer, splits.test)
     timings["rank1_eval_s"] = time.perf_counter() - t0
     report = {
         "config": _jsonable(asdict(config)),
         "warmup": asdict(warm),
         "base_accuracy": base_acc,
         "runs": {name: run_curves(h) for name, h in histories.items()},
-        "rank1": rank1,
+        "rank1": [
+            {
+                "step": r["step"],
+                "full_accuracy": float(np.mean(r["full"][1])),
+                "rank1_accuracy": float(np.mean(r["rank1"][1])),
+            }
+            for r in records[1:]
+        ],
     }
     if config.analyze:
         t0 = time.perf_counter()
-        report["alignment"] = analyze_runs(config, out, list(runs), progress)
+        report["alignment"] = analyze_runs(config, out, list(runs), _stage(progress, "analysis"))
+        _store_evaluations(config, records, splits.test)
         timings["analysis_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     report["timings"] = {k: round(v, 1) for k, v in timings.items()}
-    (out / "demo_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "demo_report.json").write_text(json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n")
     return report
 
 
-def _prefixed(progress: Callable[[str], None], prefix: str) -> Callable[[str], None]:
-    return lambda message: progress(f"{prefix}: {message}")
+def _store_evaluations(config: DemoConfig, records: list[dict], test: list) -> None:
+    from .evaluations import store
+
+    store(Cache(config.cache), RUN, records, test)
 
 
 def build_model(size: ModelSize):
@@ -205,25 +245,6 @@ def build_model(size: ModelSize):
     return tokenizer, model
 
 
-def rank1_accuracies(run_dir: Path, base_linear: dict, tokenizer, test: list) -> list[dict]:
-    """Greedy test accuracy of W_base + rank-1(dW) (truncated) for each checkpoint of `run_dir`."""
-    from transformers import AutoModelForCausalLM
-
-    from ..readers.layout import discover_steps
-    from ..training.periodic import substitute_rank_k_
-    from .warmup import accuracy
-
-    rows = []
-    for checkpoint in discover_steps(run_dir):
-        model = AutoModelForCausalLM.from_pretrained(checkpoint.path)
-        full = accuracy(model, tokenizer, test)
-        substitute_rank_k_(model, base_linear, rank=1, mode="truncated")
-        rows.append(
-            {"step": checkpoint.step, "full_accuracy": full, "rank1_accuracy": accuracy(model, tokenizer, test)}
-        )
-    return rows
-
-
 def run_curves(history: list[dict], window: int = 10) -> list[dict]:
     """Per checkpoint: test and pool accuracy, and the mean sampled reward over the last `window` steps."""
     rewards = {r["step"]: r["reward"] for r in history if "reward" in r}
@@ -242,7 +263,7 @@ def run_curves(history: list[dict], window: int = 10) -> list[dict]:
     return rows
 
 
-def analyze_runs(config: DemoConfig, out: Path, runs: list[str], progress: Callable[[str], None]) -> dict:
+def analyze_runs(config: DemoConfig, out: Path, runs: list[str], progress: Progress) -> dict:
     """Analyse each run into the cache (replacing its old entries), ingest its log; the mean u1 alignment
     with the final step per step, per run."""
     from ..pipelines.analyze import AnalyzeConfig, analyze_run
@@ -264,7 +285,7 @@ def analyze_runs(config: DemoConfig, out: Path, runs: list[str], progress: Calla
             )
         )
         ingest_log(cache, run, folder)
-        progress(f"{run}: analysed into {cache}")
+        progress(f"{run}: analysed into {cache}", (runs.index(run) + 1) / len(runs))
     rows = Cache(cache).queries().alignment_summary(runs)
     return {
         run: [
@@ -300,6 +321,9 @@ def _write_sets(folder: Path, splits: arithmetic.Splits) -> None:
 
 
 def _jsonable(value):
+    """`value` as JSON can hold it: paths as text, NaN and infinities as null (valid JSON, not bare NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

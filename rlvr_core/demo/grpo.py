@@ -79,7 +79,7 @@ def train(
     out_dir: Path,
     substitution: PeriodicSubstitution | None = None,
     base_accuracy: float | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, float | None], None] | None = None,
 ) -> list[dict]:
     """Run GRPO on `model` in place, writing `out_dir/checkpoint-<N>/`; returns the log history."""
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -111,7 +111,10 @@ def train(
             )
             save_checkpoint(model, tokenizer, out_dir / f"checkpoint-{step}", history, step, config.steps)
             if progress:
-                progress(f"step {step}: reward {_recent_reward(history):.3f}, test accuracy {test_acc:.3f}")
+                progress(
+                    f"step {step}: reward {_recent_reward(history):.3f}, test accuracy {test_acc:.3f}",
+                    step / config.steps,
+                )
     return history
 
 

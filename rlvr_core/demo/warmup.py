@@ -58,7 +58,11 @@ def answer_ids(tokenizer, problems: list[arithmetic.Problem]) -> torch.Tensor:
 
 
 def warm_up(
-    model, tokenizer, splits: arithmetic.Splits, config: WarmupConfig, progress: Callable[[str], None] | None = None
+    model,
+    tokenizer,
+    splits: arithmetic.Splits,
+    config: WarmupConfig,
+    progress: Callable[[str, float | None], None] | None = None,
 ) -> WarmupResult:
     """Train `model` in place until the validation accuracy reaches the target."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.0)
@@ -80,7 +84,10 @@ def warm_up(
             acc = accuracy(model, tokenizer, splits.val)
             history.append((step, acc))
             if progress:
-                progress(f"warm-up step {step}: loss {loss.item():.3f}, validation accuracy {acc:.3f}")
+                progress(
+                    f"warm-up step {step}: loss {loss.item():.3f}, validation accuracy {acc:.3f}",
+                    min(acc / config.target_accuracy, 1.0),
+                )
             if acc >= config.target_accuracy:
                 break
             if acc >= config.gentle_from and every != config.gentle_eval_every:

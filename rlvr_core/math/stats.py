@@ -18,6 +18,8 @@ and it means nothing unless the full model's gain over the base is real. The rul
 - otherwise: the recovery and its 95% interval, from the same resamples (those few whose own gain is not
   positive have no recovery and are left out).
 
+A single accuracy's interval (no pairing) is the Wilson score interval (`wilson_interval`).
+
 Math only: arrays in, numbers out.
 """
 
@@ -97,6 +99,17 @@ def accuracy_interval(scores: np.ndarray, resamples: int = RESAMPLES, seed: int 
     scores = np.asarray(scores, dtype=np.float64)
     means = [scores[idx].mean(axis=1) for idx in paired_resamples(scores.size, resamples, seed)]
     return _interval(np.concatenate(means))
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95% by default): exact enough at any n, never outside
+    [0, 1] (Wilson 1927; Brown, Cai & DasGupta 2001 recommend it over the normal interval)."""
+    if n <= 0:
+        return math.nan, math.nan
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _interval(values: np.ndarray) -> tuple[float, float]:

@@ -32,7 +32,7 @@ from .evaluate import EvalRequest, evaluate
 from .generation import Sampling
 from .substitute import RECIPE_FILE, SubstituteConfig, write_substituted
 
-RECOVERY_KEY = ("step", "rank", "mode", "dataset")
+RECOVERY_KEY = ("step", "rank", "mode", "dataset", "keep")
 """The columns that identify a recovery row: a rerun replaces the rows with its own keys only."""
 
 
@@ -120,6 +120,7 @@ def compare(config: CompareConfig, progress: Callable[[str], None] = lambda m: N
                         "recovery_low": estimate.recovery_low,
                         "recovery_high": estimate.recovery_high,
                         "recovery_note": estimate.note,
+                        "keep": config.keep,
                     }
                 )
     cache.merge_run_rows(run, "recovery", rows, RECOVERY_KEY)

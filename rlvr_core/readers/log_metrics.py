@@ -83,8 +83,10 @@ def test_note(names: list[str]) -> str:
     return f"no held-out accuracy or reward among the logged metrics ({holds}); pass --test KEY"
 
 
-def summarize_series(rewards: dict[int, float], tests: dict[int, float]) -> dict:
-    """Spearman rho between reward and test over their shared steps, and the step where each peaks."""
+def summarize_series(rewards: dict[int, float], tests: dict[int, float], window: int = 10) -> dict:
+    """Spearman rho between reward and test over their shared steps, and the step where each peaks: the
+    test's own peak, the reward's as the peak of its rolling mean over `window` logged steps (a one-step
+    spike of a noisy reward is not its peak)."""
     from scipy.stats import spearmanr
 
     shared = sorted(set(rewards) & set(tests))
@@ -92,9 +94,14 @@ def summarize_series(rewards: dict[int, float], tests: dict[int, float]) -> dict
     if len(shared) >= 3:
         value = spearmanr([rewards[s] for s in shared], [tests[s] for s in shared]).statistic
         rho = float(value) if value == value else math.nan
+    ordered = sorted(rewards)
+    smooth = {
+        s: sum(rewards[t] for t in ordered[max(0, i - window + 1) : i + 1]) / min(i + 1, window)
+        for i, s in enumerate(ordered)
+    }
     return {
         "spearman": rho,
-        "reward_peak_step": max(rewards, key=lambda s: (rewards[s], -s)) if rewards else None,
+        "reward_peak_step": max(smooth, key=lambda s: (smooth[s], -s)) if smooth else None,
         "test_peak_step": max(tests, key=lambda s: (tests[s], -s)) if tests else None,
         "n_shared_steps": len(shared),
     }

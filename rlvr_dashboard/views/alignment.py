@@ -1,25 +1,18 @@
 """Rank-1 dynamics and alignment page: how the rank-1 components of the updates dW grow and settle over
-training. sigma1, rank-1 energy and ||dW||_F over steps; |cos| between each tensor's top left (or right)
-singular vector and the final step's (or the previous step's); principal-direction overlap (the top-k
-subspace with the final step's, and u1 with the base weight's own top singular directions). Each per module
-kind (median with quartile bands) or per layer of one module kind, and as a layer x step heatmap."""
+training. σ1, rank-1 energy and ‖dW‖_F over steps; the linearity (R²) of each tensor's rank-1 trajectory;
+|cos| between each tensor's top left (or right) singular vector and the final step's (or the previous
+step's); principal-direction overlap (the top-k subspace with the final step's, and u1 with the base
+weight's own top singular directions). Each per module kind (median with quartile bands) or per layer of
+one module kind, and as a layer x step heatmap."""
 
-import plotly.express as px
 import streamlit as st
 
-from rlvr_dashboard.charts import banded
+from rlvr_core.cache.queries import ALIGNMENT_MEASURES
+from rlvr_dashboard.charts import banded, caption, chart, heatmap, label, lines, module_order
 from rlvr_dashboard.ui import pick, queries
 
-MEASURES = {
-    "cos_u_final": "|cos(u1 at the step, u1 at the final step)|",
-    "cos_u_prev": "|cos(u1 at the step, u1 at the previous analysed step)|",
-    "cos_v_final": "|cos(v1, v1 at the final step)| (right singular vectors)",
-    "cos_v_prev": "|cos(v1, v1 at the previous analysed step)|",
-    "overlap_topk_final": "principal-direction overlap ||U_kᵀ U_k,final||²_F / k of the top-k left subspaces",
-    "overlap_base_principal": "how much of u1 lies in the base weight's top singular directions",
-}
-DYNAMICS = {"spectral_norm": "σ1 of dW", "rank1_energy": "rank-1 energy σ1² / ||dW||²_F", "fro_norm": "||dW||_F"}
-
+MEASURES = [m for m in ALIGNMENT_MEASURES if not m.endswith("_first")]
+DYNAMICS = ["spectral_norm", "rank1_energy", "fro_norm"]
 
 st.title("Rank-1 dynamics and alignment")
 q = queries()
@@ -29,54 +22,44 @@ if not runs:
     st.stop()
 left, middle, right = st.columns(3)
 run = pick("Run", runs, "run", container=left)
-modules = q.alignment_modules(run)
-group = pick("Show", ["median per module kind"] + modules, "group", container=middle)
+modules = module_order(q.alignment_modules(run))
+group = pick("Show", ["median per module kind", *modules], "group", container=middle)
 per_layer = group in modules
-dynamic = pick("Rank-1 measure", list(DYNAMICS), "dynamic", container=right)
+dynamic = pick("Rank-1 measure", DYNAMICS, "dynamic", container=right, format_func=lambda m: f"{label(m)} of dW")
 
 st.subheader("Rank-1 dynamics")
 if per_layer:
     rows = q.layer_measure_per_layer(run, group, dynamic)
-    figure = px.line(
-        rows, x="step", y="value", color="layer", markers=True, title=f"{DYNAMICS[dynamic]}: {group} per layer"
-    )
+    chart(lines(rows, "value", "layer", dynamic, f"{label(dynamic)} of dW: {group} per layer"))
 else:
     rows = q.layer_measure_by_module(run, dynamic)
-    figure = banded(rows, dynamic, f"{DYNAMICS[dynamic]} (median over layers, quartile bands) — {run}")
-st.plotly_chart(figure, width="stretch")
+    chart(banded(rows, dynamic, f"{label(dynamic)} of dW (median over layers, quartile bands): {run}"))
+dynamics = q.rank1_dynamics(run)
+if not dynamics.empty and dynamics["r2_linear"].notna().any():
+    chart(heatmap(dynamics, "r2_linear", "r2_linear", f"linearity of each tensor's rank-1 trajectory: {run}"))
+    st.caption(caption(dynamic, "r2_linear"))
+else:
+    st.caption(caption(dynamic) + "  \nThe linearity R² needs three or more analysed steps.")
 
 st.subheader("Alignment of the rank-1 directions")
-column = pick("Measure", list(MEASURES), "measure")
-st.caption(f"{column}: {MEASURES[column]}")
+column = pick("Measure", MEASURES, "measure", format_func=label)
 if per_layer:
     curves = q.alignment_per_layer(run, group, column)
-    figure = px.line(
-        curves,
-        x="step",
-        y="value",
-        color="layer",
-        markers=True,
-        title=f"{column}: {group} per layer",
-        range_y=[0, 1.02],
-    )
+    chart(lines(curves, "value", "layer", column, f"{label(column)}: {group} per layer"))
 else:
     curves = q.alignment_by_module(run, column)
-    figure = banded(curves, column, f"{column} (median over layers, quartile bands) — {run}")
-    figure.update_layout(yaxis_range=[0, 1.02])
-st.plotly_chart(figure, width="stretch")
+    chart(banded(curves, column, f"{label(column)} (median over layers, quartile bands): {run}"))
 grid = q.alignment_grid(run, column, group if per_layer else None)
-grid = grid.pivot_table(index="layer", columns="step", values="value")
-st.plotly_chart(
-    px.imshow(
+chart(
+    heatmap(
         grid,
-        aspect="auto",
-        labels={"color": column, "x": "step"},
-        zmin=0,
-        zmax=1,
-        title=f"{column}, " + (group if per_layer else "mean over the modules of each layer"),
-    ),
-    width="stretch",
+        "value",
+        column,
+        f"{label(column)}, " + (group if per_layer else "mean over the modules of each layer"),
+        x="step",
+    )
 )
+st.caption(caption(column))
 st.download_button(
     "Download the alignment curves (CSV)", curves.to_csv(index=False), f"alignment_{run}.csv", "text/csv"
 )

@@ -1,11 +1,12 @@
-"""Jobs page: the queue with live progress, cancel, error messages and each job's log.
+"""Jobs page: the queue with live progress, and the chosen job's details (its command, who submitted it,
+its error, its log, and Cancel for its submitter or an admin), all refreshed every 2 s.
 
 Work is only started through the job queue (runs are added on the Runs page, comparisons on the
 Substitution page); a worker (`rlvr worker`, or `rlvr serve`) runs it."""
 
 import streamlit as st
 
-from rlvr_dashboard.ui import RlvrError, cancel_job, escape, job_log, jobs_list, may_cancel
+from rlvr_dashboard.ui import RlvrError, cancel_job, escape, job_log, jobs_list, may_cancel, pick
 
 st.title("Jobs")
 
@@ -36,15 +37,14 @@ def queue() -> None:
         width="stretch",
         column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)},
     )
-
-
-queue()
-by_id = {j.id: j for j in jobs_list()}
-if by_id:
-    chosen = st.selectbox("Job", list(by_id), format_func=lambda i: f"{i} ({by_id[i].kind}, {by_id[i].state})")
+    by_id = {j.id: j for j in rows}
+    chosen = pick("Job", list(by_id), "job", format_func=lambda i: f"{i} ({by_id[i].kind}, {by_id[i].state})")
     job = by_id[chosen]
     st.code(" ".join(["rlvr", job.kind, *job.argv]), language=None)  # user text: shown as plain text
-    st.text(f"submitted by {job.submitted_by}")
+    st.text(
+        f"submitted by {job.submitted_by}; {job.state}, {job.progress:.0%}"
+        + (f"; {job.message}" if job.message and not job.error else "")
+    )
     if job.error:
         st.error(escape(job.error))
     if job.state in ("queued", "running") and may_cancel(job) and st.button("Cancel this job"):
@@ -53,3 +53,6 @@ if by_id:
         except RlvrError as error:
             st.error(escape(error))
     st.code(job_log(chosen) or "(no output yet)", language=None)
+
+
+queue()

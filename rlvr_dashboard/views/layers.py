@@ -1,9 +1,10 @@
-"""Layers page: per-layer norms and rank-1 energy of one checkpoint, as a layer x module heatmap."""
+"""Layers page: per-layer norms, σ1, stable rank and rank-1 energy of one checkpoint's W or dW, as a
+layer x module heatmap (modules in model order, integer layers) and a table."""
 
-import plotly.express as px
 import streamlit as st
 
 from rlvr_core.cache.queries import LAYER_MEASURES
+from rlvr_dashboard.charts import TINY, caption, chart, heatmap, label
 from rlvr_dashboard.ui import pick, queries
 
 st.title("Layers")
@@ -12,19 +13,34 @@ runs = q.runs()
 if not runs:
     st.info("No runs cached yet: see the Runs page.")
     st.stop()
-run = pick("Run", runs, "run")
+left, middle, right = st.columns(3)
+run = pick("Run", runs, "run", container=left)
 steps = q.steps(run)
-step = pick("Step", steps, "step", default_index=len(steps) - 1)
-target = st.radio("Target", ["dW", "W"], horizontal=True)
-metric = pick("Metric", list(LAYER_MEASURES), "metric")
-layers = q.layers(run, step, target)
-if layers.empty:
-    st.info(f"Step {step} has no target {target} (the base model, step 0, has W only).")
-    st.stop()
-grid = layers.pivot_table(index="layer", columns="module", values=metric)
-st.plotly_chart(
-    px.imshow(grid, aspect="auto", labels={"color": metric}, title=f"{metric} of {target} — {run}, step {step}"),
-    width="stretch",
+step = pick(
+    "Step",
+    steps,
+    "step",
+    default_index=len(steps) - 1,
+    container=middle,
+    format_func=lambda s: f"{s} (base)" if s == 0 else str(s),
 )
-st.dataframe(layers, hide_index=True, width="stretch")
+targets = ["W"] if step == 0 else ["dW", "W"]  # the base (step 0) has no update
+target = pick(
+    "Target",
+    targets,
+    "target",
+    container=right,
+    radio=True,
+    format_func=lambda t: "dW (the update)" if t == "dW" else "W (the weight)",
+)
+metric = pick("Measure", list(LAYER_MEASURES), "metric", format_func=label)
+layers = q.layers(run, step, target)
+chart(heatmap(layers, metric, metric, f"{label(metric)} of {target}: {run}, step {step}"))
+st.caption(caption(metric))
+st.dataframe(
+    layers,
+    hide_index=True,
+    width="stretch",
+    column_config={c: st.column_config.NumberColumn(format=TINY) for c in LAYER_MEASURES},
+)
 st.download_button("Download (CSV)", layers.to_csv(index=False), f"layers_{run}_{step}_{target}.csv", "text/csv")

@@ -1,12 +1,15 @@
-"""Reward vs test page: the logged training reward and test accuracy over steps for one or several runs
-(e.g. a normal run against a periodic-substitution run), the decoupling summary of each run, and the
-accuracies of the tool's own evaluations overlaid."""
+"""Reward vs test page: the logged training reward (rolling mean) and held-out test score over steps of
+one or several runs (e.g. a normal run against a periodic-substitution run), the tool's own evaluations
+with their 95% intervals, the decoupling summary of each run, and any other logged metric (pool accuracy,
+KL, entropy, length) over steps."""
 
+import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from rlvr_dashboard.ui import escape, pick_many, queries
+from rlvr_dashboard.charts import chart, steps_axis, with_intervals
+from rlvr_dashboard.ui import escape, pick_many, queries, slider
 
 st.title("Reward vs test")
 q = queries()
@@ -15,14 +18,14 @@ if summary.empty:
     st.info("No training logs ingested yet: `rlvr logs PATH --run NAME` (the demo ingests its own).")
     st.stop()
 chosen = pick_many("Runs", summary["run"].tolist(), "runs", summary["run"].tolist())
-window = st.slider("Reward: rolling mean over steps", 1, 50, 10)
+window = slider("Reward: rolling mean over logged steps", 1, 50, 10, "window")
 for row in summary[summary["run"].isin(chosen) & summary["test_metric"].isna()].itertuples():
     st.warning(
         f"{row.run}: no test metric, so only its reward is drawn: {escape(row.test_metric_note)}. Ingest the log "
         "again with the test metric named (Runs page, or `rlvr logs PATH --run NAME --test KEY`)."
     )
 series = q.reward_and_test(chosen)
-evals = q.evaluations(chosen)
+evals = with_intervals(q.evaluations(chosen), samples="n")
 figure = make_subplots(specs=[[{"secondary_y": True}]])
 for run, frame in series.groupby("run"):
     reward = frame[frame["name"] == frame["reward_metric"]]
@@ -30,13 +33,18 @@ for run, frame in series.groupby("run"):
     figure.add_scatter(
         x=reward["step"],
         y=reward["value"].rolling(window, min_periods=1).mean(),
-        name=f"{run}: reward",
+        name=f"{run}: reward (mean of {window})",
         mode="lines",
         secondary_y=False,
     )
-    figure.add_scatter(
-        x=test["step"], y=test["value"], name=f"{run}: test (logged)", mode="lines+markers", secondary_y=True
-    )
+    if not test.empty:
+        figure.add_scatter(
+            x=test["step"],
+            y=test["value"],
+            name=f"{run}: {test['name'].iloc[0]} (logged)",
+            mode="lines+markers",
+            secondary_y=True,
+        )
 for (run, variant, dataset), frame in evals.groupby(["run", "variant", "dataset"]):
     figure.add_trace(
         go.Scatter(
@@ -44,18 +52,38 @@ for (run, variant, dataset), frame in evals.groupby(["run", "variant", "dataset"
             y=frame["accuracy"],
             mode="markers",
             marker_symbol="diamond",
-            name=f"{run}: {variant} on {dataset} (evaluated)",
+            error_y={"type": "data", "array": frame["error_plus"], "arrayminus": frame["error_minus"]},
+            name=f"{run}: {variant} on {dataset} (evaluated, 95% Wilson)",
         ),
         secondary_y=True,
     )
-figure.update_xaxes(title_text="step")
-figure.update_yaxes(title_text="training reward", secondary_y=False)
-figure.update_yaxes(title_text="test accuracy", secondary_y=True)
-st.plotly_chart(figure, width="stretch")
+steps_axis(figure, series["step"])
+figure.update_yaxes(title_text="training reward", tickformat=".2f", secondary_y=False)
+figure.update_yaxes(title_text="held-out score", tickformat=".2f", secondary_y=True)
+chart(figure)
 st.subheader("Decoupling summary")
 st.caption(
-    "Spearman ρ between reward and test accuracy over the steps where both were logged; a low or "
-    "negative ρ, or a test peak well before the reward peak, means the reward kept rising without the test."
+    "Spearman ρ between reward and test over the steps where both were logged; the reward's peak is "
+    "that of its rolling mean. A low or negative ρ, or a test peak well before the reward peak, means "
+    "the reward kept rising without the test."
 )
-st.dataframe(summary[summary["run"].isin(chosen)], hide_index=True, width="stretch")
+st.dataframe(
+    summary[summary["run"].isin(chosen)].drop(columns=["test_metric_note"]),
+    hide_index=True,
+    width="stretch",
+    column_config={"spearman": st.column_config.NumberColumn(format="%.3f")},
+)
 st.download_button("Download the curves (CSV)", series.to_csv(index=False), "reward_vs_test.csv", "text/csv")
+
+st.subheader("Other logged metrics")
+names = q.metric_names(chosen)
+preferred = [n for n in names if "pool" in n] or names[:1]
+shown = pick_many("Metrics", names, "metrics", preferred)
+if shown:
+    frame = q.metric_series(chosen, shown)
+    figure = px.line(
+        frame, x="step", y="value", color="run", facet_row="name", markers=True, height=max(300, 240 * len(shown))
+    )
+    figure.update_yaxes(matches=None, title="")
+    figure.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+    chart(steps_axis(figure, frame["step"]))

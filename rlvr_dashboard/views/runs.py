@@ -36,8 +36,40 @@ if runs.empty:
     if access.can_submit() and not building and st.button("Queue the demo", type="primary"):
         submit(DemoRequest(if_missing=True))
 else:
+    st.caption(
+        "Overview: steps analysed (the base is step 0), model size, the held-out score first and last "
+        "logged (its metric named), the training reward (mean of the last 10 logged steps), Spearman ρ "
+        "between reward and test, and the tool's own evaluations."
+    )
     st.dataframe(
-        runs, hide_index=True, width="stretch", column_config={"step_list": st.column_config.ListColumn("step list")}
+        runs,
+        hide_index=True,
+        width="stretch",
+        column_order=[
+            "run",
+            "layout",
+            "steps",
+            "step_list",
+            "parameters",
+            "test_metric",
+            "test_first",
+            "test_final",
+            "final_reward",
+            "spearman",
+            "evaluations",
+            "logged_values",
+            "tensors_analysed",
+            "base",
+            "last_analysed",
+        ],
+        column_config={
+            "step_list": st.column_config.ListColumn("step list"),
+            "parameters": st.column_config.NumberColumn("parameters", format="compact"),
+            "test_first": st.column_config.NumberColumn("test (first)", format="%.3f"),
+            "test_final": st.column_config.NumberColumn("test (last)", format="%.3f"),
+            "final_reward": st.column_config.NumberColumn("reward (last 10)", format="%.3f"),
+            "spearman": st.column_config.NumberColumn("ρ reward vs test", format="%.2f"),
+        },
     )
     with st.expander("Every analysed checkpoint"):
         st.dataframe(q.checkpoints(), hide_index=True, width="stretch")
@@ -69,6 +101,8 @@ with left, st.form("add_run"):
     check, queue = st.columns(2)
     checking = check.form_submit_button("Check")
     queuing = queue.form_submit_button("Queue the analysis", type="primary")
+    if (checking or queuing) and not run_dir:
+        st.error("Give the run folder: the folder holding the run's checkpoint folders.")
     run_path = access.allowed(run_dir, "Run folder") if (checking or queuing) and run_dir else None
     steps = check_run_folder(run_path) if run_path else None
     if steps:
@@ -90,7 +124,12 @@ with right, st.form("ingest"):
     log_run = st.text_input("Run name", key="log_run")
     reward = st.text_input("Reward metric (optional)", key="log_reward")
     test = st.text_input("Test metric (optional)", key="log_test")
-    if st.form_submit_button("Queue the ingestion") and log_path and log_run:
-        log_file = access.allowed(log_path, "Log", "file or folder")
-        if log_file:
+    if st.form_submit_button("Queue the ingestion"):
+        missing = [
+            what for what, value in (("the log file or folder", log_path), ("the run name", log_run)) if not value
+        ]
+        log_file = None if missing else access.allowed(log_path, "Log", "file or folder")
+        if missing:
+            st.error("Give " + " and ".join(missing) + ".")
+        elif log_file:
             submit(LogsRequest(path=str(log_file), run=log_run, reward=reward or None, test=test or None))

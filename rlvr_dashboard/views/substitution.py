@@ -1,11 +1,14 @@
-"""Substitution page: start a rank-k comparison (through the job queue), see the recovery per step, and
-drill down into one evaluation's problems and completions."""
+"""Substitution page: start a rank-k comparison (checked against the cache and priced before it is
+queued), see the recovery per step with its 95% interval (or why it has none) and every accuracy with
+its interval, and drill down into one evaluation's problems and completions."""
 
 import plotly.express as px
 import streamlit as st
 
 from rlvr_dashboard import access
-from rlvr_dashboard.ui import CompareRequest, escape, pick, queries, run_folder_of, submit
+from rlvr_dashboard.charts import chart, steps_axis, with_intervals
+from rlvr_dashboard.forms import check_compare
+from rlvr_dashboard.ui import CompareRequest, escape, pick, queries, run_folder_of, submit, toggle
 
 st.title("Rank-k substitution")
 q = queries()
@@ -18,7 +21,7 @@ def compare_form() -> None:
         st.caption("Evaluates the base, each chosen step and its rank-k variants on the same problems, as a job.")
         run = pick("Run", list(sources) or ["(no analysed runs)"], "run")
         left, middle, right = st.columns(3)
-        steps = left.text_input("Steps (comma-separated; empty: all)")
+        steps = left.text_input("Steps (comma-separated; empty: all analysed steps)")
         ranks = middle.text_input("Ranks", "1")
         mode = right.selectbox("Mode", ["truncated", "norm-matched"])
         left, middle, right = st.columns(3)
@@ -32,27 +35,35 @@ def compare_form() -> None:
         if not st.form_submit_button("Start the comparison") or run not in sources:
             return
     base_path, step_paths = sources[run]
+    run_steps = [s for s in q.steps(run) if s != 0]
+    check = check_compare(steps, ranks, dataset, int(limit), int(n), int(max_new), run_steps, q.run_settings(run))
+    for error in check.errors:
+        st.error(escape(error))
+    for note in check.notes:
+        st.info(escape(note))
     run_dir = access.allowed(run_folder_of(step_paths[0]), "Run folder")
     base = access.allowed(base_path, "Base model folder")
-    # a dataset given as a file is passed on as the path it was checked as; names are looked up by the job
-    names = [d.strip() for d in dataset.split(",") if d.strip()]
-    resolved = [access.allowed(d, "Dataset", "file") if d.endswith(".jsonl") or "/" in d else d for d in names]
-    if run_dir and base and all(resolved):
-        submit(
-            CompareRequest(
-                run_dir=str(run_dir),
-                base=str(base),
-                run=run,
-                ranks=ranks,
-                mode=mode,
-                dataset=",".join(str(d) for d in resolved),
-                n=int(n),
-                temperature=float(temperature),
-                max_new_tokens=int(max_new),
-                steps=steps or None,
-                limit=int(limit) or None,
-            )
+    if check.errors or not (run_dir and base):
+        return
+    st.caption(
+        f"Cost: {check.evaluations} evaluations x {check.problems} problems x {int(n)} samples, at most "
+        f"{check.generated_tokens:,} generated tokens."
+    )
+    submit(
+        CompareRequest(
+            run_dir=str(run_dir),
+            base=str(base),
+            run=run,
+            ranks=",".join(map(str, check.ranks)),
+            mode=mode,
+            dataset=",".join(check.datasets),
+            n=int(n),
+            temperature=float(temperature),
+            max_new_tokens=int(max_new),
+            steps=steps.strip() or None,
+            limit=int(limit) or None,
         )
+    )
 
 
 if access.can_submit():
@@ -62,33 +73,88 @@ recovery = q.recovery()
 if recovery.empty:
     st.info("No comparisons yet: start one above (a worker runs it: `rlvr worker`).")
     st.stop()
-recovery["variant"] = recovery["mode"] + " rank-" + recovery["rank"].astype(str) + " on " + recovery["dataset"]
-st.plotly_chart(
-    px.line(
-        recovery,
-        x="step",
-        y="recovery",
-        color="variant",
-        facet_col="run",
-        markers=True,
-        error_y="error_plus",
-        error_y_minus="error_minus",
-        title="recovery = (acc rank-k − acc base) / (acc full − acc base), with 95% paired-bootstrap intervals",
-    ),
-    width="stretch",
+recovery["variant"] = (
+    recovery["mode"]
+    + " rank-"
+    + recovery["rank"].astype(str)
+    + " (rest from the "
+    + recovery["keep"]
+    + ") on "
+    + recovery["dataset"]
 )
-missing = recovery[recovery["recovery"].isna()]
-for row in missing.itertuples():
+figure = px.line(
+    recovery,
+    x="step",
+    y="recovery",
+    color="variant",
+    facet_col="run",
+    markers=True,
+    error_y="error_plus",
+    error_y_minus="error_minus",
+    title="recovery = (acc rank-k − acc base) / (acc full − acc base), 95% paired-bootstrap intervals",
+)
+chart(steps_axis(figure, recovery["step"]))
+for row in recovery[recovery["recovery"].isna()].itertuples():
     st.warning(escape(f"{row.run} step {row.step} {row.variant}: no recovery: {row.recovery_note}"))
-st.dataframe(recovery.drop(columns=["eval_id_rank", "error_plus", "error_minus"]), hide_index=True, width="stretch")
+st.dataframe(
+    recovery,
+    hide_index=True,
+    width="stretch",
+    column_order=[
+        "run",
+        "step",
+        "rank",
+        "mode",
+        "keep",
+        "dataset",
+        "acc_base",
+        "acc_full",
+        "acc_rank",
+        "recovery",
+        "recovery_low",
+        "recovery_high",
+        "recovery_note",
+        "gain_low",
+        "gain_high",
+        "n_problems",
+    ],
+    column_config={
+        c: st.column_config.NumberColumn(format="%.3f")
+        for c in (
+            "acc_base",
+            "acc_full",
+            "acc_rank",
+            "recovery",
+            "recovery_low",
+            "recovery_high",
+            "gain_low",
+            "gain_high",
+        )
+    },
+)
 st.download_button("Download (CSV)", recovery.to_csv(index=False), "recovery.csv", "text/csv")
 
+st.subheader("Accuracies")
+evals = with_intervals(q.evaluations(), samples="n")
+figure = px.scatter(
+    evals,
+    x="step",
+    y="accuracy",
+    color="variant",
+    symbol="dataset",
+    facet_col="run",
+    error_y="error_plus",
+    error_y_minus="error_minus",
+    title="accuracy of each evaluation, 95% Wilson intervals over its problems",
+)
+chart(steps_axis(figure, evals["step"]).update_yaxes(range=[-0.02, 1.02]))
+
 st.subheader("Drill-down")
-evals = q.evaluations()
 label = {
-    row.eval_id: f"{row.run} step {row.step} {row.variant} on {row.dataset} ({row.accuracy:.3f})"
+    row.eval_id: f"{row.run} step {row.step} {row.variant} on {row.dataset} ({row.accuracy:.3f}, "
+    f"95% {row.low:.3f}-{row.high:.3f})"
     for row in evals.itertuples()
 }
 chosen = pick("Evaluation", list(label), "eval", format_func=label.get)
-only_wrong = st.checkbox("Only wrong answers")
+only_wrong = toggle("Only wrong answers", "wrong")
 st.dataframe(q.eval_samples(chosen, only_wrong), hide_index=True, width="stretch")
