@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from rlvr_core.cache import store
+from rlvr_core.cache import CACHE_ENV, EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS, Cache, list_column
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = {
@@ -47,7 +47,7 @@ INTERACTIONS = {  # a selection change per page, timed too: (widget kind, key, v
     "rlvr_dashboard/views/layers.py": ("selectbox", "url_metric", "stable_rank"),
     "rlvr_dashboard/views/spectra.py": ("selectbox", "url_group", "mlp.down_proj"),
     "rlvr_dashboard/views/alignment.py": ("selectbox", "url_group", "self_attn.q_proj"),
-    "rlvr_dashboard/views/substitution.py": ("checkbox", None, True),
+    "rlvr_dashboard/views/substitution.py": ("checkbox", "url_wrong", True),
 }
 PAGES = [
     "rlvr_dashboard/views/runs.py",
@@ -68,7 +68,7 @@ def tensor_rows() -> list[tuple[str, int, str, int, int]]:
     ]
 
 
-def table(name: str, columns: dict, schemas=store.SCHEMAS) -> pa.Table:
+def table(name: str, columns: dict, schemas=SCHEMAS) -> pa.Table:
     """A table of `name`'s schema from the given columns (the rest null)."""
     n = len(next(iter(columns.values())))
     schema = schemas[name]
@@ -168,7 +168,7 @@ def step_tables(step: int, rng: np.random.Generator, spectra: bool) -> dict[str,
     }
     if spectra:
         sv = [np.sort(rng.lognormal(size=min(t[3], t[4])))[::-1] for t, _ in rows]
-        out["spectra"] = table("spectra", {**common, "sv": store.list_column(sv, pa.float64())})
+        out["spectra"] = table("spectra", {**common, "sv": list_column(sv, pa.float64())})
     return out
 
 
@@ -245,13 +245,13 @@ def run_tables(steps: list[int], rng: np.random.Generator) -> dict[str, pa.Table
         "eval_id_rank": ["e1", "e4"],
     }
     return {
-        "alignment": table("alignment", alignment, store.RUN_SCHEMAS),
+        "alignment": table("alignment", alignment, RUN_SCHEMAS),
         "rank1_dynamics": table(
-            "rank1_dynamics", {"run": [RUN] * 196, "tensor": [t[0] for t in tensor_rows()]}, store.RUN_SCHEMAS
+            "rank1_dynamics", {"run": [RUN] * 196, "tensor": [t[0] for t in tensor_rows()]}, RUN_SCHEMAS
         ),
-        "metrics": table("metrics", metrics, store.RUN_SCHEMAS),
-        "run_summary": table("run_summary", summary, store.RUN_SCHEMAS),
-        "recovery": table("recovery", recovery, store.RUN_SCHEMAS),
+        "metrics": table("metrics", metrics, RUN_SCHEMAS),
+        "run_summary": table("run_summary", summary, RUN_SCHEMAS),
+        "recovery": table("recovery", recovery, RUN_SCHEMAS),
     }
 
 
@@ -259,9 +259,10 @@ def write_cache(cache: Path, n_steps: int, spectra: bool) -> float:
     start = time.perf_counter()
     rng = np.random.default_rng(0)
     steps = [0] + [10 * (i + 1) for i in range(n_steps)]
+    owner = Cache(cache)
     for step in steps:
-        store.write_step(cache, RUN, step, step_tables(step, rng, spectra))
-    store.write_run_tables(cache, RUN, run_tables(steps, rng))
+        owner.write_step(RUN, step, step_tables(step, rng, spectra))
+    owner.write_run_tables(RUN, run_tables(steps, rng))
     for ident, rank in (("e1", 1), ("e4", 4)):
         samples = {
             "eval_id": [ident] * 500,
@@ -285,12 +286,11 @@ def write_cache(cache: Path, n_steps: int, spectra: bool) -> float:
             "accuracy": [0.6],
             "n_problems": [500],
         }
-        store.write_eval(
-            cache,
+        owner.write_eval(
             ident,
             {
-                "evaluations": table("evaluations", evaluation, store.EVAL_SCHEMAS),
-                "eval_samples": table("eval_samples", samples, store.EVAL_SCHEMAS),
+                "evaluations": table("evaluations", evaluation, EVAL_SCHEMAS),
+                "eval_samples": table("eval_samples", samples, EVAL_SCHEMAS),
             },
         )
     return time.perf_counter() - start
@@ -299,7 +299,7 @@ def write_cache(cache: Path, n_steps: int, spectra: bool) -> float:
 def time_pages(cache: Path, repeats: int) -> list[tuple[str, float, list[float]]]:
     from streamlit.testing.v1 import AppTest
 
-    os.environ[store.CACHE_ENV] = str(cache)
+    os.environ[CACHE_ENV] = str(cache)
     results = []
     for page in PAGES:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
