@@ -2,13 +2,14 @@
 
     python bench/dashboard.py [--workdir DIR] [--steps 50] [--repeats 3] [--no-spectra] [--keep] [--reuse]
 
-Writes a cache the way the worker does (one Parquet folder per step through `rlvr_core.store`, run-level
-files, evaluations): Qwen2.5-7B shapes (28 layers x 7 linear modules = 196 tensors; q/o 3584x3584, k/v
-512x3584, gate/up 18944x3584, down 3584x18944), `--steps` analysed steps (10, 20, ...) plus the base, each
-with W and dW rows in `layers`, `tensors`, `fits` (with LR tests), `esd_hist` (64 bins), and full singular
-value lists in `spectra` (min(rows, cols) values per matrix, unless --no-spectra); `alignment` for every
-tensor x step, `metrics` (reward, test accuracy, ... logged every step), `run_summary`, and two comparisons
-(`evaluations`, 500 `eval_samples` each, `recovery`). Singular vectors are not written: no page reads them.
+Writes a cache the way the worker does (one Parquet folder per step through the cache owner
+`rlvr_core.cache.Cache`, run-level files, evaluations): Qwen2.5-7B shapes (28 layers x 7 linear modules = 196
+tensors; q/o 3584x3584, k/v 512x3584, gate/up 18944x3584, down 3584x18944), `--steps` analysed steps (10, 20,
+...) plus the base, each with W and dW rows in `layers`, `tensors`, `fits` (with LR tests), `esd_hist` (64
+bins), and full singular value lists in `spectra` (min(rows, cols) values per matrix, unless --no-spectra);
+`alignment` for every tensor x step, `metrics` (reward, test accuracy, ... logged every step), `run_summary`,
+and two comparisons (`evaluations`, 500 `eval_samples` each, `recovery`). Singular vectors are not written: no
+page reads them.
 
 Then each page runs headless in Streamlit's AppTest (the page script, its DuckDB queries over the Parquet
 files, building the plotly figures and serialising them; not the browser's drawing): once (the first load)
@@ -30,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 from rlvr_core.cache import CACHE_ENV, EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS, Cache, list_column
+from rlvr_core.cache.views import ALIGNMENT_MEASURES
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = {
@@ -99,21 +101,7 @@ def step_tables(step: int, rng: np.random.Generator, spectra: bool) -> dict[str,
     }
     fits = {
         **common,
-        **{
-            c: rng.uniform(1.5, 6, n)
-            for c in (
-                "alpha",
-                "xmin",
-                "alpha_se",
-                "ks_d",
-                "lr_exponential",
-                "p_exponential",
-                "lr_lognormal",
-                "p_lognormal",
-                "lr_truncated_power_law",
-                "p_truncated_power_law",
-            )
-        },
+        **{c: rng.uniform(1.5, 6, n) for c in ALIGNMENT_MEASURES},
         "n_tail": rng.integers(20, 400, n),
         "n_evals": [min(t[3], t[4]) for t, _ in rows],
         "heavy_tailed": rng.uniform(size=n) < 0.8,
@@ -182,19 +170,7 @@ def run_tables(steps: list[int], rng: np.random.Generator) -> dict[str, pa.Table
         "layer": [t[1] for t, _ in grid],
         "module": [t[2] for t, _ in grid],
         "sigma1": rng.uniform(0, 5, n),
-        **{
-            c: rng.uniform(0, 1, n)
-            for c in (
-                "cos_u_final",
-                "cos_u_prev",
-                "cos_u_first",
-                "cos_v_final",
-                "cos_v_prev",
-                "cos_v_first",
-                "overlap_topk_final",
-                "overlap_base_principal",
-            )
-        },
+        **{c: rng.uniform(0, 1, n) for c in ALIGNMENT_MEASURES},
     }
     logged = range(1, steps[-1] + 1)
     names = ["reward", "reward_std", "loss", "kl", "entropy", "response_length", "lr", "grad_norm"]

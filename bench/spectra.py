@@ -172,14 +172,10 @@ def compare_fits(args: argparse.Namespace, step: Path) -> None:
     import fits
     import numpy as np
 
-    from rlvr_core.cache.store import open_cache
+    from rlvr_core.cache import Cache
 
-    rows = (
-        open_cache(args.workdir / "cache")
-        .execute("SELECT sv FROM spectra WHERE step = 1 ORDER BY tensor, target")
-        .fetchall()
-    )
-    worst_alpha, worst_xmin, n = fits.exhaustive([np.array(r[0]) for r in rows], args.exhaustive)
+    rows = Cache(args.workdir / "cache").queries().singular_values(1)
+    worst_alpha, worst_xmin, n = fits.exhaustive([np.array(r) for r in rows], args.exhaustive)
     print(
         f"alpha vs powerlaw.Fit(alpha in [1, inf)) exhaustive search, {n} spectra: max |d alpha| "
         f"{worst_alpha:.1e}, max relative d xmin {worst_xmin:.1e}"

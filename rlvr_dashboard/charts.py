@@ -8,7 +8,9 @@
 - p-values and tiny numbers are written in scientific notation (`P_VALUE`, `TINY`).
 - Fits: a failed fit is drawn as its histogram with the cached reason, never a lone dot; a fit's quality
   (tail size, KS distance, the likelihood-ratio verdict) is spelled out (`fit_quality`).
-- Accuracies carry 95% Wilson intervals (`accuracy_interval`), recoveries their bootstrap intervals.
+- Accuracies carry 95% Wilson intervals (`accuracy_interval`), recoveries their bootstrap intervals; runs
+  that are seeds of one experiment are drawn as a band: the mean over seeds and its 95% Student-t interval
+  (`seed_band`, `add_band`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from rlvr_core.math.heavytail import powerlaw_density
-from rlvr_core.math.stats import wilson_interval
+from rlvr_core.math.monitor import FLAG, MonitorRule
+from rlvr_core.math.stats import seed_interval, wilson_interval
 
 PALETTE = px.colors.qualitative.Plotly
 FEW_TAIL = 50
@@ -297,6 +300,79 @@ def with_intervals(frame, accuracy: str = "accuracy", n: str = "n_problems", sam
     return frame
 
 
+def seed_band(frame, value: str, by: list[str], x: str = "step"):
+    """Per `by` group and `x`: the number of seeds, the mean of `value` over them and its 95% Student-t
+    interval (`math.stats.seed_interval`). `frame` holds one row per seed (run) and x."""
+    import pandas as pd
+
+    rows = []
+    for keys, group in frame.groupby([*by, x], sort=True):
+        stats = seed_interval(group[value].tolist())
+        rows.append({**dict(zip([*by, x], keys if isinstance(keys, tuple) else (keys,), strict=True)), **stats})
+    return pd.DataFrame(rows, columns=[*by, x, "n", "mean", "sd", "low", "high"])
+
+
+def add_band(figure: go.Figure, band, name: str, color: str, secondary_y: bool | None = None, x: str = "step") -> None:
+    """The mean line and the shaded interval of one `seed_band` group (a step with one seed: no shading)."""
+    extra = {} if secondary_y is None else {"secondary_y": secondary_y}
+    shaded = band[band["low"].notna()]
+    if not shaded.empty:
+        figure.add_scatter(
+            x=list(shaded[x]) + list(shaded[x])[::-1],
+            y=list(shaded["high"]) + list(shaded["low"])[::-1],
+            fill="toself",
+            fillcolor=color,
+            opacity=0.2,
+            line={"width": 0},
+            hoverinfo="skip",
+            name=f"{name}: 95% interval",
+            **extra,
+        )
+    figure.add_scatter(
+        x=band[x],
+        y=band["mean"],
+        mode="lines+markers",
+        line={"color": color},
+        name=f"{name}: mean of {int(band['n'].max())} seeds",
+        customdata=band[["n", "low", "high"]],
+        hovertemplate="step %{x}: %{y:.3f} (n=%{customdata[0]}, 95% %{customdata[1]:.3f}-%{customdata[2]:.3f})",
+        **extra,
+    )
+
+
 def chart(figure: go.Figure, key: str | None = None) -> None:
     """Draw a figure the way every page does (full width, plotly's own PNG export in its toolbar)."""
     st.plotly_chart(figure, width="stretch", key=key)
+
+
+MONITOR_RULE = (
+    f"The monitor (rlvr_core.math.monitor): at each step with a held-out value, straight lines are fitted to "
+    f"the training reward and to the held-out metric over the last {MonitorRule().evaluations} held-out "
+    "evaluations' steps; flagged when the reward's slope is above 0 with 95% confidence and the held-out "
+    "slope is not (flat, falling, or too noisy to call rising). The gap is training-pool accuracy minus "
+    "test, where the log has it."
+)
+"""The monitor's rule in one caption."""
+
+
+def monitor_banner(run: str, row) -> tuple[bool, str]:
+    """(flagged, the banner text) of a run's last monitor verdict (a row of the `decoupling` view)."""
+
+    def slope(prefix: str) -> str:
+        per = 100  # slopes per 100 steps read better than per step
+        low, high = row[f"{prefix}_low"] * per, row[f"{prefix}_high"] * per
+        return f"{row[f'{prefix}_slope'] * per:+.3f} per 100 steps (95%: {low:+.3f} to {high:+.3f})"
+
+    where = f"{run}, steps {int(row['window_start'])}-{int(row['step'])}"
+    if row["status"] == FLAG:
+        text = (
+            f"{where}: reward rising, test flat or falling since step {int(row['since'])}: "
+            f"{row['reward_metric']} {slope('reward')}, {row['test_metric']} {slope('test')}."
+        )
+    elif row["status"] == "clear":
+        text = f"{where}: clear: {row['reward_metric']} {slope('reward')}, {row['test_metric']} {slope('test')}."
+    else:
+        text = f"{where}: not enough data for the monitor yet ({int(row['n_test'])} held-out values in the window)."
+    if row["gap_widening"]:
+        text += f" The gap {row['pool_metric']} − {row['test_metric']} is widening: {slope('gap')}."
+    return row["status"] == FLAG, text

@@ -100,6 +100,28 @@ def pick(
     return value
 
 
+def pick_step_and_target(steps: list[int], targets: tuple[str, str], columns) -> tuple[int, str]:
+    """The step (default: the last; step 0 shown as the base) and the target (W or dW: the base has only W)
+    pickers every per-checkpoint page shows, in `columns` (two containers); `targets` gives their order."""
+    step = pick(
+        "Step",
+        steps,
+        "step",
+        default_index=len(steps) - 1,
+        container=columns[0],
+        format_func=lambda s: f"{s} (base)" if s == 0 else str(s),
+    )
+    target = pick(
+        "Target",
+        ["W"] if step == 0 else list(targets),
+        "target",
+        container=columns[1],
+        radio=True,
+        format_func=lambda t: "dW (the update)" if t == "dW" else "W (the weight)",
+    )
+    return step, target
+
+
 def pick_many(label: str, options: list, key: str, default: list, container=st) -> list:
     """A multiselect whose choice lives in the URL as a comma-separated list (`?runs=a,b`) and in the session."""
     names = {str(o): o for o in options}

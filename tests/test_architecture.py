@@ -100,7 +100,13 @@ def _readme_table(heading: str) -> list[list[str]]:
 
 
 @pytest.mark.parametrize(
-    "command, heading", [("analyze", "All flags of `rlvr analyze`"), ("compare", "All flags of `rlvr compare`")]
+    "command, heading",
+    [
+        ("analyze", "All flags of `rlvr analyze`"),
+        ("watch", "All flags of `rlvr watch`"),
+        ("compare", "All flags of `rlvr compare`"),
+        ("demo", "All flags of `rlvr demo`"),
+    ],
 )
 def test_readme_flag_tables_match_the_parsers(command, heading):
     _, parsers = build_parser()
@@ -231,3 +237,16 @@ def test_pages_import_only_the_dashboard_helpers_and_the_cache_query_api():
     for page in sorted((ROOT / "rlvr_dashboard" / "views").glob("*.py")):
         for name in _module_names(page):
             assert name.startswith(allowed), f"{page.name} imports {name}"
+
+
+def test_the_readme_lists_every_cache_view_with_its_columns_in_order() -> None:
+    from rlvr_core.cache.schemas import EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS
+
+    section = README[README.index("## The cache") : README.index("## Reliability")]
+    rows = dict(re.findall(r"^\| `(\w+)` \| (.+) \|$", section, re.M))
+    for name, schema in (*SCHEMAS.items(), *RUN_SCHEMAS.items(), *EVAL_SCHEMAS.items()):
+        assert name in rows, f"README's cache table lacks the view {name}"
+        plain = re.sub(r"\([^)]*\)", "", rows[name]).split(": ")[0]  # columns without their descriptions
+        listed = [c.strip() for c in plain.split(",")]
+        positions = [listed.index(column) if column in listed else -1 for column in schema.names]
+        assert -1 not in positions and positions == sorted(positions), (name, schema.names, rows[name])

@@ -115,12 +115,12 @@ def test_the_report_is_valid_json_and_the_cli_counts_steps_as_the_pages_do(quick
 
 
 def test_the_demo_reports_a_fraction_that_only_grows():
-    from rlvr_core.demo.build import SHARES, _stage
+    from rlvr_core.demo.build import SHARES, stage_progress
 
     seen: list[float] = []
     progress = lambda message, fraction=None: seen.append(fraction)  # noqa: E731
     for stage in SHARES:
-        report = _stage(progress, stage)
+        report = stage_progress(progress, stage)
         for done in (0.0, 0.5, 1.0):
             report("working", done)
     assert seen == sorted(seen) and seen[0] == 0.0 and abs(seen[-1] - 1.0) < 1e-9

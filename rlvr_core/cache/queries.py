@@ -9,9 +9,11 @@ May import: `rlvr_core.errors` and this package. Never torch.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
+from .views import ALIGNMENT_MEASURES as ALIGNMENT_MEASURES
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -31,7 +33,9 @@ _RUNS_SQL = (
     "FROM metrics m JOIN run_summary s ON m.run = s.run AND m.name = s.test_metric GROUP BY m.run), "
     "rewards AS (SELECT m.run, m.step, m.value, row_number() OVER (PARTITION BY m.run ORDER BY m.step DESC) AS back "
     "FROM metrics m JOIN run_summary s ON m.run = s.run AND m.name = s.reward_metric), "
-    "final_rewards AS (SELECT run, avg(value) AS final_reward FROM rewards WHERE back <= 10 GROUP BY run) "
+    "final_rewards AS (SELECT run, avg(value) AS final_reward FROM rewards WHERE back <= 10 GROUP BY run), "
+    "monitor AS (SELECT run, status, since FROM (SELECT run, status, since, row_number() OVER (PARTITION BY run "
+    "ORDER BY step DESC) AS back FROM decoupling) WHERE back = 1) "
     "SELECT k.run, count(c.step) FILTER (WHERE NOT c.is_base) AS steps, "
     "coalesce(list(c.step ORDER BY c.step) FILTER (WHERE c.step IS NOT NULL), []) AS step_list, "
     "sum(c.n_analyzed) AS tensors_analysed, any_value(c.base_path) AS base, max(c.analyzed_at) AS last_analysed, "
@@ -40,31 +44,24 @@ _RUNS_SQL = (
     "any_value(c.layout) FILTER (WHERE NOT c.is_base) AS layout, any_value(z.parameters) AS parameters, "
     "any_value(t.test_first) AS test_first, any_value(t.test_final) AS test_final, "
     "any_value(r.final_reward) AS final_reward, any_value(s.test_metric) AS test_metric, "
-    "any_value(s.spearman) AS spearman "
+    "any_value(s.spearman) AS spearman, any_value(mo.status) AS monitor, any_value(mo.since) AS monitor_since "
     "FROM known k LEFT JOIN checkpoints c USING (run) LEFT JOIN size z ON z.run = k.run "
     "LEFT JOIN tests t ON t.run = k.run LEFT JOIN final_rewards r ON r.run = k.run "
-    "LEFT JOIN run_summary s ON s.run = k.run GROUP BY k.run ORDER BY k.run"
+    "LEFT JOIN run_summary s ON s.run = k.run LEFT JOIN monitor mo ON mo.run = k.run GROUP BY k.run ORDER BY k.run"
 )
 """One row per known run (the Runs page's table and `rlvr runs`)."""
 LAYER_MEASURES = ("rank1_energy", "stable_rank", "spectral_norm", "fro_norm")
 """Per-tensor measures of the `layers` view that can be plotted."""
-ALIGNMENT_MEASURES = (
-    "cos_u_final",
-    "cos_u_prev",
-    "cos_u_first",
-    "cos_v_final",
-    "cos_v_prev",
-    "cos_v_first",
-    "overlap_topk_final",
-    "overlap_base_principal",
-)
-"""Measures of the `alignment` view (each also aggregated in `alignment_by_module`)."""
 
 
 def _checked(column: str, allowed: tuple[str, ...]) -> str:
     if column not in allowed:
         raise UsageError("measure", f"one of {', '.join(allowed)}", repr(column), "pick a listed measure")
     return column
+
+
+SEED_NAME = re.compile(r"(?P<family>.+)-s(?P<seed>\d+)")
+"""A seed's run name: the family's name, `-s`, the seed."""
 
 
 class Queries:
@@ -83,6 +80,17 @@ class Queries:
     def runs(self) -> list[str]:
         """Runs with at least one analysed checkpoint."""
         return self._column("SELECT DISTINCT run FROM checkpoints ORDER BY run")
+
+    def seed_families(self) -> dict[str, list[str]]:
+        """Runs that are seeds of one experiment, by family: names `<family>-s<seed>` (as `rlvr demo --seeds`
+        writes them) with at least two seeds cached, analysed or only logged; seeds in numeric order."""
+        names = set(self.runs()) | set(self._column("SELECT DISTINCT run FROM run_summary"))
+        families: dict[str, list[tuple[int, str]]] = {}
+        for name in names:
+            match = SEED_NAME.fullmatch(name)
+            if match:
+                families.setdefault(match["family"], []).append((int(match["seed"]), name))
+        return {f: [n for _, n in sorted(runs)] for f, runs in sorted(families.items()) if len(runs) > 1}
 
     def steps(self, run: str) -> list[int]:
         """The analysed steps of `run` (the base as step 0 included)."""
@@ -185,6 +193,10 @@ class Queries:
             [run, tensor, target, steps],
         )
 
+    def singular_values(self, step: int) -> list[list[float]]:
+        """Every cached singular-value list (`spectra.sv`) of one step, over all runs, by tensor and target."""
+        return self._column("SELECT sv FROM spectra WHERE step = ? ORDER BY run, tensor, target", [step])
+
     def alpha_per_layer(self, run: str, target: str, module: str) -> pd.DataFrame:
         """layer, step, alpha of the successful fits of one module kind."""
         return self._df(
@@ -258,6 +270,19 @@ class Queries:
             ).fetchall()
         ]
 
+    def findings(self, runs: list[str]) -> pd.DataFrame:
+        """Per run, step and target (W, dW): fitted tensors, successful fits, heavy-tailed share of the
+        successful ones, median alpha, median sigma1 and median rank-1 energy (the paper's claims per step)."""
+        return self._df(
+            "SELECT f.run, f.step, f.target, count(*) AS n_tensors, count(f.alpha) AS n_fitted, "
+            "avg(CASE WHEN f.alpha IS NULL THEN NULL ELSE f.heavy_tailed::INT END) AS heavy_share, "
+            "median(f.alpha) AS alpha_median, median(l.spectral_norm) AS sigma1_median, "
+            "median(l.rank1_energy) AS rank1_energy_median FROM fits f LEFT JOIN layers l "
+            "USING (run, step, tensor, target) WHERE list_contains(?, f.run) "
+            "GROUP BY f.run, f.step, f.target ORDER BY f.run, f.target, f.step",
+            [runs],
+        )
+
     # ---- training logs ---------------------------------------------------------------------------------
     def run_summaries(self) -> pd.DataFrame:
         return self._df(
@@ -273,6 +298,18 @@ class Queries:
             "ORDER BY m.run, m.step",
             [runs],
         )
+
+    def decoupling(self, runs: list[str]) -> pd.DataFrame:
+        """Every verdict of the implicit-reward-overfitting monitor (`math.monitor`) for `runs`, by step."""
+        return self._df("SELECT * FROM decoupling WHERE list_contains(?, run) ORDER BY run, step", [runs])
+
+    def monitor_latest(self) -> dict[str, tuple[str, int | None, int]]:
+        """run -> (status, since, step) of the monitor's last verdict, for runs with a test metric."""
+        rows = self.con.execute(
+            "SELECT run, status, since, step FROM (SELECT run, status, since, step, row_number() OVER "
+            "(PARTITION BY run ORDER BY step DESC) AS back FROM decoupling) WHERE back = 1"
+        ).fetchall()
+        return {r[0]: (r[1], None if r[2] is None else int(r[2]), int(r[3])) for r in rows}
 
     def metric_names(self, runs: list[str]) -> list[str]:
         """Every metric logged by any of `runs`."""

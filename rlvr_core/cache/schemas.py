@@ -207,8 +207,34 @@ RUN_SCHEMAS: dict[str, pa.Schema] = {
             ("keep", pa.string()),
         ]
     ),
+    "decoupling": pa.schema(
+        [
+            ("run", pa.string()),
+            ("step", pa.int64()),
+            ("status", pa.string()),
+            ("since", pa.int64()),
+            ("window_start", pa.int64()),
+            ("reward_metric", pa.string()),
+            ("test_metric", pa.string()),
+            ("level", pa.float64()),
+            ("reward_slope", pa.float64()),
+            ("reward_low", pa.float64()),
+            ("reward_high", pa.float64()),
+            ("n_reward", pa.int64()),
+            ("test_slope", pa.float64()),
+            ("test_low", pa.float64()),
+            ("test_high", pa.float64()),
+            ("n_test", pa.int64()),
+            ("pool_metric", pa.string()),
+            ("gap_slope", pa.float64()),
+            ("gap_low", pa.float64()),
+            ("gap_high", pa.float64()),
+            ("gap_widening", pa.bool_()),
+        ]
+    ),
 }
-"""The columns of each per-run view (one file per run folder, rewritten whole, atomically)."""
+"""The columns of each per-run view (one file per run folder, rewritten whole, atomically). `decoupling`:
+the implicit-reward-overfitting monitor (`math.monitor`) at each held-out step of the ingested log."""
 
 EVAL_SCHEMAS: dict[str, pa.Schema] = {
     "evaluations": pa.schema(

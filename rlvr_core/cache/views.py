@@ -131,7 +131,7 @@ _DUCK_TYPES = {
 """Arrow type (as `str(pa.DataType)`) -> DuckDB type, for columns added to a schema after files were written."""
 
 
-_ALIGNED = (
+ALIGNMENT_MEASURES = (
     "cos_u_final",
     "cos_u_prev",
     "cos_u_first",
@@ -141,12 +141,14 @@ _ALIGNED = (
     "overlap_topk_final",
     "overlap_base_principal",
 )
+"""Measures of the `alignment` view (each also aggregated in `alignment_by_module`); a public name, also
+importable from `rlvr_core.cache.queries`."""
 _ALIGNMENT_BY_MODULE = (
     "CREATE VIEW alignment_by_module AS SELECT run, module, step, count(*) AS n_tensors, "
     + ", ".join(
         f"avg({c}) AS {c}_mean, quantile_cont({c}, 0.25) AS {c}_q1, median({c}) AS {c}_median, "
         f"quantile_cont({c}, 0.75) AS {c}_q3"
-        for c in _ALIGNED
+        for c in ALIGNMENT_MEASURES
     )
     + " FROM alignment GROUP BY run, module, step"
 )

@@ -2,6 +2,7 @@
 `register(subparsers) -> {command: parser}`.
 
     rlvr analyze | logs | runs ...                 (cli.analyze)
+    rlvr watch ...                                 (cli.watch)
     rlvr demo ...                                  (cli.demo)
     rlvr substitute | evaluate | compare ...       (cli.evaluate)
     rlvr submit | jobs | cancel | worker ...       (cli.jobs; typed job requests in cli.requests)
@@ -25,9 +26,9 @@ import sys
 
 from ..errors import RlvrError, UsageError
 from ..system import dataroots
-from . import analyze, common, demo, evaluate, jobs, serve
+from . import analyze, common, demo, evaluate, jobs, serve, watch
 
-COMMAND_GROUPS = (analyze, demo, evaluate, jobs, serve)
+COMMAND_GROUPS = (analyze, watch, demo, evaluate, jobs, serve)
 """The modules that register commands, in the order `rlvr --help` lists them."""
 
 
@@ -41,9 +42,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     return parser, commands
 
 
-READS_USERS_FILES = frozenset({"analyze", "logs", "substitute", "evaluate", "compare"})
+READS_USERS_FILES = frozenset({"analyze", "watch", "logs", "substitute", "evaluate", "compare"})
 """Commands that open users' files: they check every file against the data roots (`system.dataroots`)."""
-WRITES = frozenset({"analyze", "logs", "demo", "substitute", "evaluate", "compare", "cancel", "worker"})
+WRITES = frozenset({"analyze", "watch", "logs", "demo", "substitute", "evaluate", "compare", "cancel", "worker"})
 """Commands that write (the cache, the queue or an output folder): refused in read-only mode."""
 
 

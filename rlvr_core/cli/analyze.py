@@ -173,7 +173,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
             "check --cache (or the config's `cache`); `rlvr analyze` or `rlvr demo` creates one",
         )
     queries = cache.queries()
-    rows, broken = queries.run_listing(), queries.broken()
+    rows, broken, monitor = queries.run_listing(), queries.broken(), queries.monitor_latest()
     problems: dict[str, list[str]] = {}
     for b in broken.itertuples():
         what = (
@@ -192,6 +192,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
                 "logged_values": r[4],
                 "evaluations": r[5],
                 "broken": problems.get(r[0], []),
+                "monitor": _monitor_entry(monitor.get(r[0])),
             }
             for r in rows
         ]
@@ -216,9 +217,24 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         extra = "".join(
             f"\t{count} {what}" for count, what in ((logged, "logged values"), (evaluations, "evaluations")) if count
         )
-        print(f"{run}\t{analysed}{extra}")
+        print(f"{run}\t{analysed}{extra}{_monitor_text(monitor.get(run))}")
     for run, found in problems.items():
         print(
             f"{run}\tBROKEN\t{'; '.join(found)}: run `rlvr analyze` on it again to repair (or delete the listed files)"
         )
     return 0
+
+
+def _monitor_entry(verdict: tuple[str, int | None, int] | None) -> dict | None:
+    """The monitor's last verdict for `rlvr runs --json` (None: no test metric logged)."""
+    if verdict is None:
+        return None
+    return {"status": verdict[0], "since": verdict[1], "step": verdict[2]}
+
+
+def _monitor_text(verdict: tuple[str, int | None, int] | None) -> str:
+    """The monitor column of `rlvr runs`: its last verdict, and since when a flag stands."""
+    if verdict is None:
+        return ""
+    status, since, step = verdict
+    return f"\tmonitor at step {step}: {status}" + (f" (since step {since})" if since is not None else "")

@@ -7,6 +7,9 @@
 - `grpo`: stage 2, GRPO with the verifier as reward.
 - `trl_files`: checkpoint folders in TRL's layout.
 - `build`: the whole demo (`run_demo`), analysed into the cache.
+- `seeds`, `seeds_tables`: the demo over several seeds and periods k, every claim with its 95% interval.
+- `smollm2`, `wordproblems`, `real_train`, `real`, `real_report`: the real-model demo (`--model smollm2`):
+  SmolLM2-135M-Instruct trained with TRL's GRPOTrainer on word problems, analysed and reported.
 
 May import: every lower layer (`rlvr_core.math`, `readers`, `cache`, `pipelines`, `training`); torch and
 transformers (except `arithmetic`, plain Python, which `readers.datasets` uses for the built-in set).
@@ -14,7 +17,22 @@ transformers (except `arithmetic`, plain Python, which `readers.datasets` uses f
 
 import importlib
 
-_SUBMODULES = ("arithmetic", "build", "chartok", "grpo", "policy", "trl_files", "warmup")
+_SUBMODULES = (
+    "arithmetic",
+    "build",
+    "chartok",
+    "grpo",
+    "policy",
+    "real",
+    "real_report",
+    "real_train",
+    "seeds",
+    "seeds_tables",
+    "smollm2",
+    "trl_files",
+    "warmup",
+    "wordproblems",
+)
 
 
 def __getattr__(name: str):

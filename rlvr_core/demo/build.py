@@ -81,6 +81,11 @@ class DemoConfig:
     """Held-out test problems."""
     n_val: int = 256
     """Validation problems (warm-up stopping only)."""
+    sweep: tuple[int, ...] = ()
+    """More periods k: one more periodic rank-1 run per k, after the `substitute_every` one (the k sweep of
+    `rlvr demo --seeds`)."""
+    run_suffix: str = ""
+    """Appended to every run name (`-s3` for seed 3 of `rlvr demo --seeds`), so seeds share one cache."""
 
 
 def quick_config(**overrides) -> DemoConfig:
@@ -90,8 +95,20 @@ def quick_config(**overrides) -> DemoConfig:
     return replace(base, **overrides)
 
 
-def substituted_run(config: DemoConfig) -> str:
-    return f"{RUN}-rank1-k{config.substitute_every}"
+def plain_run(config: DemoConfig) -> str:
+    """The plain GRPO run's name (`demo-grpo`, plus the seed suffix)."""
+    return f"{RUN}{config.run_suffix}"
+
+
+def substituted_run(config: DemoConfig, every: int | None = None) -> str:
+    """The periodic rank-1 run's name for period `every` (default `substitute_every`)."""
+    return f"{RUN}-rank1-k{every or config.substitute_every}{config.run_suffix}"
+
+
+def demo_runs(config: DemoConfig) -> dict[str, int | None]:
+    """Every run the demo trains, with its substitution period (None: the plain run)."""
+    periods = dict.fromkeys((config.substitute_every, *config.sweep))
+    return {plain_run(config): None, **{substituted_run(config, k): k for k in periods}}
 
 
 class Progress(Protocol):
@@ -121,13 +138,23 @@ def _quiet(message: str, fraction: float | None = None) -> None:
     pass
 
 
-def _stage(progress: Progress, name: str, prefix: str = "") -> Progress:
-    """A stage's own progress (message, fraction of the stage) as the whole demo's."""
-    start = sum(share for stage, share in SHARES.items() if list(SHARES).index(stage) < list(SHARES).index(name))
+def stage_progress(progress: Progress, name: str, prefix: str = "", shares: dict[str, float] = SHARES) -> Progress:
+    """A stage's own progress (message, fraction of the stage) as the whole build's: `shares` holds each
+    stage's share of the build, in order."""
+    names = list(shares)
+    start = sum(shares[n] for n in names[: names.index(name)])
 
     def report(message: str, fraction: float | None = None) -> None:
-        done = min(max(fraction or 0.0, 0.0), 1.0)
-        progress(f"{prefix}{message}", start + SHARES[name] * done)
+        progress(f"{prefix}{message}", start + shares[name] * min(max(fraction or 0.0, 0.0), 1.0))
+
+    return report
+
+
+def _part(progress: Progress, index: int, parts: int) -> Progress:
+    """Part `index` of `parts` equal parts of a stage."""
+
+    def report(message: str, fraction: float | None = None) -> None:
+        progress(message, (index + min(max(fraction or 0.0, 0.0), 1.0)) / parts)
 
     return report
 
@@ -146,14 +173,14 @@ def _build(config: DemoConfig, progress: Progress) -> dict:
     hf_logging.set_verbosity_error()
     started, timings = time.perf_counter(), {}
     out = Path(config.out)
-    runs = {RUN: None, substituted_run(config): config.substitute_every}
+    runs = demo_runs(config)
     _clear(out, config, list(runs))
     splits = arithmetic.make_splits(config.seed, config.n_pool, config.n_test, config.n_val)
     _write_sets(out / "data", splits)
 
     torch.manual_seed(config.seed)
     tokenizer, model = build_model(config.model)
-    warm_progress = _stage(progress, "warm-up")
+    warm_progress = stage_progress(progress, "warm-up")
     warm_progress(
         f"warm-up: {sum(p.numel() for p in model.parameters()):,} parameters, target validation accuracy "
         f"{config.warmup.target_accuracy}"
@@ -167,7 +194,9 @@ def _build(config: DemoConfig, progress: Progress) -> dict:
     warm_progress(f"base: {warm.steps} warm-up steps, test accuracy {base_acc:.3f}", 1.0)
 
     histories = {}
-    for (name, every), stage in zip(runs.items(), ("grpo", "grpo-periodic"), strict=True):
+    periodic = len(runs) - 1
+    for index, (name, every) in enumerate(runs.items()):
+        stage = "grpo" if every is None else "grpo-periodic"
         t0 = time.perf_counter()
         model.load_state_dict(base_state)
         torch.manual_seed(config.seed)
@@ -180,16 +209,16 @@ def _build(config: DemoConfig, progress: Progress) -> dict:
             out / "runs" / name,
             sub,
             base_acc,
-            _stage(progress, stage, f"{name}: "),
+            _part(stage_progress(progress, stage, f"{name}: "), max(index - 1, 0), periodic if every else 1),
         )
         timings[f"{name}_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    _stage(progress, "evaluations")("rank-1 substitution of each checkpoint, evaluated")
-    records = rank1_evaluations(out / "runs" / RUN, out / "base", base_linear, tokenizer, splits.test)
+    stage_progress(progress, "evaluations")("rank-1 substitution of each checkpoint, evaluated")
+    records = rank1_evaluations(out / "runs" / plain_run(config), out / "base", base_linear, tokenizer, splits.test)
     timings["rank1_eval_s"] = time.perf_counter() - t0
     report = {
-        "config": _jsonable(asdict(config)),
+        "config": jsonable(asdict(config)),
         "warmup": asdict(warm),
         "base_accuracy": base_acc,
         "runs": {name: run_curves(h) for name, h in histories.items()},
@@ -204,19 +233,21 @@ def _build(config: DemoConfig, progress: Progress) -> dict:
     }
     if config.analyze:
         t0 = time.perf_counter()
-        report["alignment"] = analyze_runs(config, out, list(runs), _stage(progress, "analysis"))
+        report["alignment"] = analyze_runs(
+            Path(config.cache), config.threads, out, list(runs), stage_progress(progress, "analysis")
+        )
         _store_evaluations(config, records, splits.test)
         timings["analysis_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - started
     report["timings"] = {k: round(v, 1) for k, v in timings.items()}
-    (out / "demo_report.json").write_text(json.dumps(_jsonable(report), indent=2, allow_nan=False) + "\n")
+    (out / "demo_report.json").write_text(json.dumps(jsonable(report), indent=2, allow_nan=False) + "\n")
     return report
 
 
 def _store_evaluations(config: DemoConfig, records: list[dict], test: list) -> None:
     from .evaluations import store
 
-    store(Cache(config.cache), RUN, records, test)
+    store(Cache(config.cache), plain_run(config), records, test)
 
 
 def build_model(size: ModelSize):
@@ -263,14 +294,13 @@ def run_curves(history: list[dict], window: int = 10) -> list[dict]:
     return rows
 
 
-def analyze_runs(config: DemoConfig, out: Path, runs: list[str], progress: Progress) -> dict:
+def analyze_runs(cache: Path, threads: int, out: Path, runs: list[str], progress: Progress) -> dict:
     """Analyse each run into the cache (replacing its old entries), ingest its log; the mean u1 alignment
     with the final step per step, per run."""
     from ..pipelines.analyze import AnalyzeConfig, analyze_run
     from ..pipelines.logs import ingest_log
     from ..readers.layout import discover_steps
 
-    cache = Path(config.cache)
     for run in runs:
         Cache(cache).remove_run(run)
         folder = out / "runs" / run
@@ -281,7 +311,7 @@ def analyze_runs(config: DemoConfig, out: Path, runs: list[str], progress: Progr
                 run=run,
                 cache=cache,
                 device="cpu",
-                workers=min(2, config.threads),
+                workers=min(2, threads),
             )
         )
         ingest_log(cache, run, folder)
@@ -301,7 +331,7 @@ def _clear(out: Path, config: DemoConfig, runs: list[str]) -> None:
     """Remove what an earlier demo wrote to `out` (only the demo's own folders, each holding the tool's
     marker: a folder of the same name that the demo did not write stops it, before anything is changed),
     then create and mark the run folders."""
-    folders = [out / "base", out / "data", *(out / "runs").glob(f"{RUN}*")]
+    folders = [out / "base", out / "data", *(out / "runs").glob(f"{RUN}*")]  # every run name starts with RUN
     for folder in folders:
         guard_output(folder, MARKER, protected=[config.cache])
     for folder in folders:
@@ -320,12 +350,12 @@ def _write_sets(folder: Path, splits: arithmetic.Splits) -> None:
         (folder / f"arithmetic_{name}.jsonl").write_text("\n".join(lines) + "\n")
 
 
-def _jsonable(value):
+def jsonable(value):
     """`value` as JSON can hold it: paths as text, NaN and infinities as null (valid JSON, not bare NaN)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return str(value) if isinstance(value, Path) else value

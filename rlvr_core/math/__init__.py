@@ -8,6 +8,8 @@
   trajectory (AlphaRL).
 - `rank_k`: the rank-k part of an update, truncated or norm-matched (rank-k substitution).
 - `grading`: answers of math, multiple-choice and exact-match problems, and pass@k.
+- `stats`: intervals of accuracies, recoveries and means over seeds; the noise rule of recovery.
+- `monitor`: the implicit-reward-overfitting monitor (trends of reward and test in a sliding window).
 
 May import: numpy, scipy, torch (`spectral`, `rank_k`), powerlaw and math-verify (lazily), and nothing else
 of `rlvr_core` but `rlvr_core.errors`.

@@ -118,3 +118,50 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
     tail = (1 - LEVEL) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def paired_difference(
+    a: np.ndarray, b: np.ndarray, resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[float, float, float]:
+    """mean(a) - mean(b) for per-problem scores of two models on the same problems, with its 95%
+    paired-bootstrap interval: (difference, low, high)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"per-problem scores must be equal-length vectors, got {a.shape} and {b.shape}")
+    diffs = a - b
+    means = np.concatenate([diffs[idx].mean(axis=1) for idx in paired_resamples(a.size, resamples, seed)])
+    low, high = _interval(means)
+    return float(diffs.mean()), low, high
+
+
+def mean_difference(
+    a: np.ndarray, b: np.ndarray, resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[float, float, float]:
+    """mean(a) - mean(b) for two independent samples (e.g. per-step training rewards of two runs), with
+    its 95% bootstrap interval (each sample resampled on its own): (difference, low, high)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or b.ndim != 1 or a.size == 0 or b.size == 0:
+        raise ValueError(f"two non-empty vectors are needed, got shapes {a.shape} and {b.shape}")
+    rng = np.random.default_rng(seed)
+    draws = a[rng.integers(0, a.size, (resamples, a.size))].mean(axis=1)
+    draws -= b[rng.integers(0, b.size, (resamples, b.size))].mean(axis=1)
+    low, high = _interval(draws)
+    return float(a.mean() - b.mean()), low, high
+
+
+def seed_interval(values) -> dict:
+    """Mean, sample standard deviation and the 95% Student-t interval of the mean over independent runs
+    (seeds): {"n", "mean", "sd", "low", "high"}; NaN values are left out, the interval is NaN below 2."""
+    from scipy import stats as scipy_stats
+
+    data = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    data = data[np.isfinite(data)]
+    n = int(data.size)
+    if n == 0:
+        return {"n": 0, "mean": math.nan, "sd": math.nan, "low": math.nan, "high": math.nan}
+    mean = float(data.mean())
+    if n < 2:
+        return {"n": 1, "mean": mean, "sd": math.nan, "low": math.nan, "high": math.nan}
+    sd = float(data.std(ddof=1))
+    half = float(scipy_stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * sd / math.sqrt(n)
+    return {"n": n, "mean": mean, "sd": sd, "low": mean - half, "high": mean + half}

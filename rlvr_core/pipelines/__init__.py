@@ -4,7 +4,8 @@ command).
 - `analyze` (`rlvr analyze`): checkpoints -> per-layer spectra, triplets and heavy-tail fits in the cache
   (the only module that places tensors on a GPU); `step_rows` builds its tables; `run_alignment`
   recomputes the run-level alignment and rank-1 dynamics from the cached steps.
-- `logs` (`rlvr logs`): a training log -> `metrics` and `run_summary`.
+- `logs` (`rlvr logs`): a training log -> `metrics`, `run_summary` and the monitor's `decoupling`.
+- `watch` (`rlvr watch`): a run being written -> each complete checkpoint analysed, the log re-ingested.
 - `substitute` (`rlvr substitute`): a checkpoint folder with each linear weight W_base + rank-k(dW).
 - `evaluate` (`rlvr evaluate`) with `generation`: generate, grade, store an evaluation.
 - `compare` (`rlvr compare`): base, full and rank-k variants evaluated alike; recovery rows.

@@ -3,8 +3,9 @@ transformers' `generate` (batched, left-padded, CUDA or CPU). Both return, per p
 texts and the number of generated tokens, so results do not depend on the backend's format.
 
 Prompts: math sets get "Please reason step by step, and put your final answer within \\boxed{}." after
-the question, inside the model's chat template when it has one; multiple-choice sets list the options as
-"A) ..." and ask for the letter in \\boxed{}; the demo's arithmetic task is its plain prompt.
+the question (or the row's own `instruction`), inside the model's chat template when it has one;
+multiple-choice sets list the options as "A) ..." and ask for the letter in \\boxed{}; the demo's
+arithmetic task is its plain prompt.
 """
 
 from __future__ import annotations
@@ -38,15 +39,22 @@ class Sampling:
     """Seed of the sampling."""
 
 
-def build_prompt(tokenizer, problem: EvalProblem, kind: str) -> str:
-    """The text the model is given for `problem` of a set of `kind`."""
+def prompt_body(problem: EvalProblem, kind: str) -> str:
+    """The user's message for `problem` of a set of `kind` (the question, the options, the instruction)."""
     if kind == "exact":
         return problem.question
     if kind == "choice":
         options = "\n".join(f"{LETTERS[i]}) {c}" for i, c in enumerate(problem.choices or ()))
-        body = f"{problem.question}\n\n{options}\n\n{CHOICE_INSTRUCTION}"
-    else:
-        body = f"{problem.question}\n{MATH_INSTRUCTION}"
+        return f"{problem.question}\n\n{options}\n\n{problem.instruction or CHOICE_INSTRUCTION}"
+    return f"{problem.question}\n{problem.instruction or MATH_INSTRUCTION}"
+
+
+def build_prompt(tokenizer, problem: EvalProblem, kind: str) -> str:
+    """The text the model is given for `problem` of a set of `kind`: `prompt_body` inside the chat
+    template when the tokenizer has one (the same text a TRL trainer builds from a conversational prompt)."""
+    if kind == "exact":
+        return problem.question
+    body = prompt_body(problem, kind)
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(
             [{"role": "user", "content": body}], tokenize=False, add_generation_prompt=True

@@ -6,6 +6,9 @@
 - `naming`: tensor names -> (layer, module, kind) for the supported architectures.
 - `trainlog`: training logs (verl, TRL, OpenRLHF, TensorBoard, CSV/JSONL) -> (step, metric, value).
 - `datasets`: evaluation sets (JSONL benchmarks, the demo's built-in arithmetic set).
+- `log_metrics`: which logged names are the reward, the test score and the training-pool accuracy.
+- `safetensors_header`: the full header check.
+- `completeness`: whether a checkpoint a trainer is still writing is complete (`rlvr watch`).
 
 May import: `rlvr_core.errors`, and `rlvr_core.demo.arithmetic` (the built-in evaluation set, plain Python).
 Never imports torch at module level (the dashboard lists checkpoints through these readers).

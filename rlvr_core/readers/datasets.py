@@ -2,9 +2,10 @@
 arithmetic test set built in.
 
 A row's question is `problem` or `question`; its gold answer `answer` (numbers are written back as text:
-AMC's 27.0 is "27"); a row with `choices` is multiple choice (gold = a letter). Names are looked up as
-`<data dir>/<name>.jsonl`, the data dir being `--data-dir`, else `$RLVR_DATA`. `arithmetic` is the demo's
-held-out test set (seed 0), graded by exact match. Plain Python: no torch.
+AMC's 27.0 is "27"); a row with `choices` is multiple choice (gold = a letter); a row's `instruction`, when
+present, is said after the question instead of the default instruction of its kind (`generation`).
+Names are looked up as `<data dir>/<name>.jsonl`, the data dir being `--data-dir`, else `$RLVR_DATA`.
+`arithmetic` is the demo's held-out test set (seed 0), graded by exact match. Plain Python: no torch.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class EvalProblem:
     question: str
     answer: str
     choices: tuple[str, ...] | None = None
+    instruction: str | None = None
+    """The row's own instruction after the question (replaces the set kind's default instruction)."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,8 @@ class EvalSet:
         """A short hash of the content (so a changed file is a different evaluation)."""
         h = hashlib.sha256(self.kind.encode())
         for p in self.problems:
-            h.update(json.dumps([p.id, p.question, p.answer, p.choices]).encode())
+            fields = [p.id, p.question, p.answer, p.choices] + ([p.instruction] if p.instruction else [])
+            h.update(json.dumps(fields).encode())
         return h.hexdigest()[:16]
 
 
@@ -139,4 +143,9 @@ def _problem(row: dict, index: int, path: Path) -> EvalProblem:
         answer = int(answer)
     choices = row.get("choices")
     ident = row.get("id", row.get("unique_id", index))
-    return EvalProblem(str(ident), str(question), str(answer).strip(), tuple(map(str, choices)) if choices else None)
+    instruction = row.get("instruction")
+    if instruction is not None and not isinstance(instruction, str):
+        raise UsageError(f"{path} row {index + 1}", "`instruction` as text", type(instruction).__name__, "quote it")
+    return EvalProblem(
+        str(ident), str(question), str(answer).strip(), tuple(map(str, choices)) if choices else None, instruction
+    )

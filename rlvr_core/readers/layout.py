@@ -80,6 +80,26 @@ def discover_steps(run_dir: str | Path, steps: list[int] | None = None) -> list[
     return chosen
 
 
+def step_folders(run_dir: str | Path) -> list[StepCheckpoint]:
+    """The checkpoint folders under `run_dir` by step, as a trainer writes them: never raises (a folder
+    that is missing, or a step found twice, is skipped), weights not required (`rlvr watch` waits for
+    them). verl's `global_step_N` is listed once its `actor/huggingface/` folder exists."""
+    found: dict[int, StepCheckpoint] = {}
+    try:
+        children = sorted(Path(run_dir).iterdir())
+    except OSError:
+        return []
+    for child in children:
+        for layout, pattern in _PATTERNS:
+            match = pattern.fullmatch(child.name)
+            if match and child.is_dir():
+                path = child / "actor" / "huggingface" if layout == "verl" else child
+                if path.is_dir():
+                    found.setdefault(int(match.group(1)), StepCheckpoint(int(match.group(1)), path, layout))
+                break
+    return [found[step] for step in sorted(found)]
+
+
 def step_of(name: str) -> int | None:
     """The step number in a checkpoint folder's name (`checkpoint-100`, `global_step_100`, ...), or None."""
     for _, pattern in _PATTERNS:

@@ -23,6 +23,9 @@ only held-out signal TRL's GRPOTrainer logs):
 | `eval_reward`, `eval/reward` | TRL 1.16.0 `GRPOTrainer.log` (`eval_` prefix; TensorBoard: `eval/`) |
 | `eval_rewards/<func>/mean`, `eval/rewards/<func>/mean` | TRL 1.16.0, per reward function |
 
+The accuracy on the training pool (`eval_pool_accuracy`, `eval/pool_accuracy`, `train_pool_accuracy`;
+the demo logs it) is never taken as the test metric; the monitor uses it for the generalisation gap.
+
 When none is present the test metric is None and `test_note` says which held-out-looking names the log
 does hold. Plain Python: no torch.
 """
@@ -40,8 +43,8 @@ TEST_CANDIDATES = (
     r"eval/eval_.+_pass1",
     r"eval_accuracy",
     r"eval/accuracy",
-    r"eval_.*acc.*",
-    r"eval/.*acc.*",
+    r"eval_(?!pool_).*acc.*",
+    r"eval/(?!pool_).*acc.*",
     r"test.*acc.*",
     r"val-core/.+/reward/mean@\d+",
     r"eval_reward",
@@ -49,6 +52,10 @@ TEST_CANDIDATES = (
     r"eval_rewards/.+/mean",
     r"eval/rewards/.+/mean",
 )
+POOL_CANDIDATES = (r"eval_pool_accuracy", r"eval/pool_accuracy", r"train_pool_accuracy", r"train/pool_accuracy")
+"""Accuracy on the training prompts themselves (greedy), where a log has it (the demo's `eval_pool_accuracy`):
+with the test metric it gives the generalisation gap the monitor (`math.monitor`) watches. Never a test
+metric."""
 _HELD_OUT = re.compile(r"^(eval|val|test)", re.IGNORECASE)
 _SCORE_LIKE = re.compile(r"acc|reward|score|pass", re.IGNORECASE)
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from rlvr_core.cache.queries import LAYER_MEASURES
 from rlvr_dashboard.charts import TINY, caption, chart, heatmap, label
-from rlvr_dashboard.ui import pick, queries
+from rlvr_dashboard.ui import pick, pick_step_and_target, queries
 
 st.title("Layers")
 q = queries()
@@ -16,23 +16,7 @@ if not runs:
 left, middle, right = st.columns(3)
 run = pick("Run", runs, "run", container=left)
 steps = q.steps(run)
-step = pick(
-    "Step",
-    steps,
-    "step",
-    default_index=len(steps) - 1,
-    container=middle,
-    format_func=lambda s: f"{s} (base)" if s == 0 else str(s),
-)
-targets = ["W"] if step == 0 else ["dW", "W"]  # the base (step 0) has no update
-target = pick(
-    "Target",
-    targets,
-    "target",
-    container=right,
-    radio=True,
-    format_func=lambda t: "dW (the update)" if t == "dW" else "W (the weight)",
-)
+step, target = pick_step_and_target(steps, ("dW", "W"), (middle, right))
 metric = pick("Measure", list(LAYER_MEASURES), "metric", format_func=label)
 layers = q.layers(run, step, target)
 chart(heatmap(layers, metric, metric, f"{label(metric)} of {target}: {run}, step {step}"))

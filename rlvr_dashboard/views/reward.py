@@ -1,6 +1,7 @@
 """Reward vs test page: the logged training reward (rolling mean) and held-out test score over steps of
 one or several runs (e.g. a normal run against a periodic-substitution run), the tool's own evaluations
-with their 95% intervals, the decoupling summary of each run, and any other logged metric (pool accuracy,
+with their 95% intervals, the implicit-reward-overfitting monitor's verdict (a banner per run, every step
+in a table), the decoupling summary of each run, and any other logged metric (pool accuracy,
 KL, entropy, length) over steps."""
 
 import plotly.express as px
@@ -8,7 +9,16 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from rlvr_dashboard.charts import chart, steps_axis, with_intervals
+from rlvr_dashboard.charts import (
+    MONITOR_RULE,
+    PALETTE,
+    add_band,
+    chart,
+    monitor_banner,
+    seed_band,
+    steps_axis,
+    with_intervals,
+)
 from rlvr_dashboard.ui import escape, pick_many, queries, slider
 
 st.title("Reward vs test")
@@ -24,6 +34,10 @@ for row in summary[summary["run"].isin(chosen) & summary["test_metric"].isna()].
         f"{row.run}: no test metric, so only its reward is drawn: {escape(row.test_metric_note)}. Ingest the log "
         "again with the test metric named (Runs page, or `rlvr logs PATH --run NAME --test KEY`)."
     )
+verdicts = q.decoupling(chosen)
+for run, rows in verdicts.groupby("run"):
+    flagged, text = monitor_banner(run, rows.iloc[-1])
+    (st.warning if flagged else st.info)(escape(text))
 series = q.reward_and_test(chosen)
 evals = with_intervals(q.evaluations(chosen), samples="n")
 figure = make_subplots(specs=[[{"secondary_y": True}]])
@@ -61,6 +75,32 @@ steps_axis(figure, series["step"])
 figure.update_yaxes(title_text="training reward", tickformat=".2f", secondary_y=False)
 figure.update_yaxes(title_text="held-out score", tickformat=".2f", secondary_y=True)
 chart(figure)
+families = q.seed_families()
+if families:
+    st.subheader("Seeds")
+    st.caption(
+        "Runs named `<name>-s<seed>` are seeds of one experiment (`rlvr demo --seeds`): each family is drawn "
+        "as the mean over its seeds with the 95% Student-t interval of that mean (reward: each seed's "
+        "rolling mean first)."
+    )
+    shown_families = pick_many("Seed families", list(families), "families", list(families)[:2])
+    logged = q.reward_and_test([run for f in shown_families for run in families[f]])
+    logged["family"] = logged["run"].map({run: f for f in shown_families for run in families[f]})
+    is_reward = logged["name"] == logged["reward_metric"]
+    logged.loc[is_reward, "value"] = (
+        logged[is_reward].groupby("run")["value"].transform(lambda v: v.rolling(window, min_periods=1).mean())
+    )
+    logged["series"] = is_reward.map({True: "reward", False: "test"})
+    bands = seed_band(logged, "value", ["family", "series"])
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    for i, ((family, kind), band) in enumerate(bands.groupby(["family", "series"])):
+        add_band(figure, band, f"{family}: {kind}", PALETTE[i % len(PALETTE)], secondary_y=kind == "test")
+    steps_axis(figure, bands["step"])
+    figure.update_yaxes(title_text=f"training reward (mean of {window})", tickformat=".2f", secondary_y=False)
+    figure.update_yaxes(title_text="held-out score", tickformat=".2f", secondary_y=True)
+    chart(figure, key="seed-bands")
+    st.dataframe(bands, hide_index=True, width="stretch")
+
 st.subheader("Decoupling summary")
 st.caption(
     "Spearman ρ between reward and test over the steps where both were logged; the reward's peak is "
@@ -73,6 +113,9 @@ st.dataframe(
     width="stretch",
     column_config={"spearman": st.column_config.NumberColumn(format="%.3f")},
 )
+with st.expander("The monitor at every held-out step"):
+    st.caption(MONITOR_RULE)
+    st.dataframe(verdicts, hide_index=True, width="stretch")
 st.download_button("Download the curves (CSV)", series.to_csv(index=False), "reward_vs_test.csv", "text/csv")
 
 st.subheader("Other logged metrics")

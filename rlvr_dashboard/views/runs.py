@@ -39,7 +39,8 @@ else:
     st.caption(
         "Overview: steps analysed (the base is step 0), model size, the held-out score first and last "
         "logged (its metric named), the training reward (mean of the last 10 logged steps), Spearman ρ "
-        "between reward and test, and the tool's own evaluations."
+        "between reward and test, the implicit-reward-overfitting monitor's last verdict, and the tool's own "
+        "evaluations."
     )
     st.dataframe(
         runs,
@@ -56,6 +57,8 @@ else:
             "test_final",
             "final_reward",
             "spearman",
+            "monitor",
+            "monitor_since",
             "evaluations",
             "logged_values",
             "tensors_analysed",
@@ -69,6 +72,10 @@ else:
             "test_final": st.column_config.NumberColumn("test (last)", format="%.3f"),
             "final_reward": st.column_config.NumberColumn("reward (last 10)", format="%.3f"),
             "spearman": st.column_config.NumberColumn("ρ reward vs test", format="%.2f"),
+            "monitor": st.column_config.TextColumn(
+                "monitor", help="the implicit-reward-overfitting monitor's last verdict (see Reward vs test)"
+            ),
+            "monitor_since": st.column_config.NumberColumn("flag since step", format="%d"),
         },
     )
     with st.expander("Every analysed checkpoint"):

@@ -16,7 +16,7 @@ from rlvr_dashboard.charts import (
     lines,
     module_order,
 )
-from rlvr_dashboard.ui import escape, pick, pick_many, queries
+from rlvr_dashboard.ui import escape, pick, pick_many, pick_step_and_target, queries
 
 st.title("Spectra and heavy tails")
 q = queries()
@@ -27,23 +27,7 @@ if not runs:
 left, middle, right = st.columns(3)
 run = pick("Run", runs, "run", container=left)
 steps = q.fit_steps(run)
-step = pick(
-    "Step",
-    steps,
-    "step",
-    default_index=len(steps) - 1,
-    container=middle,
-    format_func=lambda s: f"{s} (base)" if s == 0 else str(s),
-)
-targets = ["W"] if step == 0 else ["W", "dW"]
-target = pick(
-    "Target",
-    targets,
-    "target",
-    container=right,
-    radio=True,
-    format_func=lambda t: "dW (the update)" if t == "dW" else "W (the weight)",
-)
+step, target = pick_step_and_target(steps, ("W", "dW"), (middle, right))
 fits = q.fits(run, step, target)
 tensor = pick("Tensor", fits["tensor"].tolist(), "tensor")
 fit = fits[fits["tensor"] == tensor].iloc[0].to_dict()

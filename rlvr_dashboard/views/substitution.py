@@ -3,10 +3,11 @@ queued), see the recovery per step with its 95% interval (or why it has none) an
 its interval, and drill down into one evaluation's problems and completions."""
 
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from rlvr_dashboard import access
-from rlvr_dashboard.charts import chart, steps_axis, with_intervals
+from rlvr_dashboard.charts import PALETTE, add_band, chart, seed_band, steps_axis, with_intervals
 from rlvr_dashboard.forms import check_compare
 from rlvr_dashboard.ui import CompareRequest, escape, pick, queries, run_folder_of, submit, toggle
 
@@ -133,6 +134,23 @@ st.dataframe(
     },
 )
 st.download_button("Download (CSV)", recovery.to_csv(index=False), "recovery.csv", "text/csv")
+
+families = {f: runs for f, runs in q.seed_families().items() if recovery["run"].isin(runs).any()}
+if families:
+    st.subheader("Seeds")
+    st.caption(
+        "Runs named `<name>-s<seed>` are seeds of one experiment: the mean recovery over the seeds whose gain "
+        "was real (the others have none, see the table) with the 95% Student-t interval of that mean."
+    )
+    members = {run: f for f, runs in families.items() for run in runs}
+    seeded = recovery[recovery["run"].isin(members)].assign(family=lambda f: f["run"].map(members))
+    bands = seed_band(seeded, "recovery", ["family", "variant"])
+    figure = go.Figure()
+    for i, ((family, variant), band) in enumerate(bands.groupby(["family", "variant"])):
+        add_band(figure, band, f"{family}: {variant}", PALETTE[i % len(PALETTE)])
+    figure.update_layout(title="recovery over seeds", yaxis_title="recovery")
+    chart(steps_axis(figure, bands["step"]), key="seed-recovery")
+    st.dataframe(bands, hide_index=True, width="stretch")
 
 st.subheader("Accuracies")
 evals = with_intervals(q.evaluations(), samples="n")

@@ -1,0 +1,85 @@
+"""`rlvr watch`: follow a training run as it writes checkpoints (`pipelines.watch`).
+
+rlvr watch RUN_DIR --base BASE_DIR [--run NAME] [--log PATH] [--interval SECONDS] [--settle SECONDS]
+           [--device auto|cpu|cuda] [--modules REGEX] [--no-fits] [--polls N] [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+from ..errors import UsageError
+from .common import add_cache_flags, cache_of
+
+
+def register(sub) -> dict[str, argparse.ArgumentParser]:
+    watch = sub.add_parser("watch", help="analyse a run's checkpoints as the trainer writes them (until Ctrl-C)")
+    watch.add_argument("run_dir", help="the run folder the trainer writes checkpoints into")
+    watch.add_argument("--base", required=True, help="the base model folder")
+    watch.add_argument("--run", help="the run's name in the cache (default: the run folder's name)")
+    watch.add_argument("--log", help="the training log (file or folder) to ingest again as it grows")
+    watch.add_argument("--interval", type=float, default=30.0, help="seconds between two looks (default 30)")
+    watch.add_argument(
+        "--settle", type=float, default=30.0, help="seconds a checkpoint must stay unchanged before it is read (30)"
+    )
+    watch.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    watch.add_argument("--modules", help="regex on tensor names; only matching tensors are analysed")
+    watch.add_argument("--no-fits", action="store_true", help="skip the power-law fits and ESD histograms")
+    watch.add_argument("--polls", type=int, help="stop after N looks (default: until Ctrl-C or SIGTERM)")
+    add_cache_flags(watch)
+    watch.set_defaults(func=_cmd_watch)
+    return {"watch": watch}
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from ..cache import check_run_name
+    from ..pipelines.watch import WatchConfig, watch
+
+    if args.interval <= 0 or args.settle < 0 or (args.polls is not None and args.polls < 1):
+        raise UsageError(
+            "rlvr watch",
+            "--interval > 0, --settle >= 0, --polls >= 1",
+            f"{args.interval} / {args.settle} / {args.polls}",
+            "e.g. --interval 30 --settle 30",
+        )
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(str(run_dir), "the run folder (it may still be empty)", "no such folder", "create it first")
+    name = args.run or run_dir.resolve().name
+    check_run_name(name)
+    config = WatchConfig(
+        run_dir=run_dir,
+        base=Path(args.base),
+        run=name,
+        cache=cache_of(args).root,
+        log=Path(args.log) if args.log else None,
+        interval=args.interval,
+        settle=args.settle,
+        device=args.device,
+        fits=not args.no_fits,
+        modules=args.modules,
+        polls=args.polls,
+    )
+    stop: list[int] = []
+
+    def stopping(signum: int, _frame) -> None:
+        stop.append(signum)
+        _say(f"{signal.Signals(signum).name}: stopping after the current step")
+
+    previous = {s: signal.signal(s, stopping) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _say(f"watching {run_dir} as run {name} (every {args.interval:g} s, settle {args.settle:g} s)")
+        state = watch(config, lambda: bool(stop), _say)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    _say(f"stopped: {len(state.analysed)} step(s) handled, {state.polls} look(s)")
+    return 0
+
+
+def _say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stdout, flush=True)

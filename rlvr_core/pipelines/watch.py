@@ -1,0 +1,149 @@
+"""`rlvr watch`: follow a training run while it writes checkpoints; analyse each one once it is complete,
+and ingest the training log again whenever it grows.
+
+Every `interval` seconds: list the run folder's checkpoint folders (the layouts of `readers.layout`);
+each step not yet handled is analysed (`pipelines.analyze`, the same analysis as `rlvr analyze`, one step
+at a time, cached steps skipped) as soon as `readers.completeness` calls it complete: every shard there,
+every file as long as its header declares, nothing changed for `settle` seconds, verl's
+`latest_checkpointed_iteration.txt` honoured. A half-written checkpoint is only waited for, never an
+error. The log (`log`), when given, is ingested again (`pipelines.logs`, which also runs the
+implicit-reward-overfitting monitor) when its size or modification time changed and it has settled; a log
+that does not parse yet (a line being written) is retried at the next poll. `should_stop` is asked
+between steps and during the sleep, so Ctrl-C or SIGTERM stop the watch cleanly between steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import RlvrError
+from ..readers import completeness
+from ..readers.layout import StepCheckpoint, step_folders
+
+Say = Callable[[str], None]
+
+
+@dataclass(kw_only=True)
+class WatchConfig:
+    """What `rlvr watch` follows. Fields mirror its flags."""
+
+    run_dir: Path
+    """The run folder the trainer writes checkpoints into."""
+    base: Path
+    """The base model folder."""
+    run: str
+    """The run's name in the cache."""
+    cache: Path = Path("cache")
+    """The cache folder."""
+    log: Path | None = None
+    """The training log (file or folder) to ingest again as it grows; None: no log."""
+    interval: float = 30.0
+    """Seconds between two looks at the run folder."""
+    settle: float = 30.0
+    """Seconds a checkpoint folder (or the log) must stay unchanged before it is read."""
+    device: str = "auto"
+    """Where the decompositions run (as `rlvr analyze --device`)."""
+    fits: bool = True
+    """Fit power laws to each spectrum (as `rlvr analyze`, unless --no-fits)."""
+    modules: str | None = None
+    """Regex on tensor names (as `rlvr analyze --modules`)."""
+    polls: int | None = None
+    """Stop after this many looks (None: until stopped)."""
+
+
+@dataclass
+class WatchState:
+    """What a watch has done so far."""
+
+    analysed: dict[int, float] = field(default_factory=dict)
+    """step -> seconds its analysis took (0 when it was cached already, -1 when it failed)."""
+    waiting: dict[int, str] = field(default_factory=dict)
+    """step -> why it is not complete yet (as last seen)."""
+    log_stamp: tuple[int, int] | None = None
+    """(size, mtime_ns) of the log when last ingested."""
+    polls: int = 0
+    """Looks at the run folder so far."""
+
+
+def watch(config: WatchConfig, should_stop: Callable[[], bool], say: Say) -> WatchState:
+    """Poll until stopped (or `config.polls` looks); returns what was done."""
+    state = WatchState()
+    while not should_stop():
+        poll(config, state, should_stop, say)
+        if config.polls is not None and state.polls >= config.polls:
+            break
+        deadline = time.monotonic() + config.interval
+        while time.monotonic() < deadline and not should_stop():
+            time.sleep(min(0.2, config.interval))
+    return state
+
+
+def poll(config: WatchConfig, state: WatchState, should_stop: Callable[[], bool], say: Say) -> None:
+    """One look: analyse every new complete checkpoint, then the log if it changed."""
+    state.polls += 1
+    for checkpoint in step_folders(config.run_dir):
+        if checkpoint.step in state.analysed:
+            continue
+        why = completeness.state(checkpoint.path, config.settle, checkpoint.step)
+        if why:
+            if state.waiting.get(checkpoint.step) != why:
+                say(f"step {checkpoint.step}: not complete yet: {why}")
+            state.waiting[checkpoint.step] = why
+            continue
+        state.waiting.pop(checkpoint.step, None)
+        try:
+            state.analysed[checkpoint.step] = _analyse(config, checkpoint, say)
+        except RlvrError as exc:  # a complete but bad checkpoint (NaN, a changed shape): said, not retried
+            state.analysed[checkpoint.step] = -1.0
+            say(f"step {checkpoint.step}: error: {str(exc).splitlines()[0]}")
+        if should_stop():
+            return
+    if config.log is not None:
+        _ingest(config, state, say)
+
+
+def _analyse(config: WatchConfig, checkpoint: StepCheckpoint, say: Say) -> float:
+    from .analyze import AnalyzeConfig, analyze_run
+
+    summary = analyze_run(
+        AnalyzeConfig(
+            base=config.base,
+            checkpoints=[checkpoint],
+            run=config.run,
+            cache=config.cache,
+            device=config.device,
+            fits=config.fits,
+            modules=config.modules,
+        )
+    )
+    if checkpoint.step in summary.analyzed:
+        seconds = summary.seconds_per_step.get(checkpoint.step, summary.seconds)
+        say(f"step {checkpoint.step}: analysed in {seconds:.1f} s ({summary.tensors} tensors) into {config.cache}")
+        return seconds
+    say(f"step {checkpoint.step}: cached already")
+    return 0.0
+
+
+def _ingest(config: WatchConfig, state: WatchState, say: Say) -> None:
+    from ..readers.trainlog import find_log_file
+    from .logs import ingest_log
+
+    assert config.log is not None
+    try:
+        file = find_log_file(config.log) if config.log.is_dir() else config.log
+        stat = file.stat()
+    except (OSError, RlvrError):
+        return  # no log yet
+    stamp = (stat.st_size, stat.st_mtime_ns)
+    if stamp == state.log_stamp or time.time() - stat.st_mtime < min(config.settle, 5.0):
+        return
+    try:
+        _, summary = ingest_log(config.cache, config.run, config.log)
+    except RlvrError as exc:
+        say(f"log {file}: not readable yet, retried at the next look ({str(exc).splitlines()[0][:160]})")
+        return
+    state.log_stamp = stamp
+    say(f"log {file}: ingested (reward {summary['reward_metric']}, test {summary['test_metric']})")

@@ -1,0 +1,105 @@
+"""Is a checkpoint that a trainer is still writing complete? (`rlvr watch` analyses only complete ones.)
+
+A checkpoint folder is complete when
+1. its weights are there: `model.safetensors`, or an index `model.safetensors.index.json` that parses and
+   every shard it names exists;
+2. every safetensors file is whole: its size equals 8 + the header length + the end of the last tensor
+   its header declares (a file still being written is shorter, or its header does not parse yet);
+3. nothing in the folder has changed for `settle` seconds (a trainer writes the config, tokenizer and
+   `trainer_state.json` after the weights);
+4. where the run folder holds verl's `latest_checkpointed_iteration.txt`, the step is at most the number
+   it holds (verl writes that file once a checkpoint is saved).
+
+`state(folder, settle)` says why not when it is not, in a short phrase; it never raises on a half-written
+file. Plain Python: no torch, and only the headers are read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+from pathlib import Path
+
+VERL_MARKER = "latest_checkpointed_iteration.txt"
+"""verl's marker of the last completely saved step, in the run folder."""
+
+
+def state(folder: Path, settle: float, step: int | None = None, now: float | None = None) -> str | None:
+    """None when the checkpoint in `folder` is complete, else why not (see the module docstring)."""
+    try:
+        files = _weight_files(folder)
+        for file in files:
+            why = _whole(file)
+            if why:
+                return why
+        changed = _last_change(folder)
+    except (OSError, ValueError) as exc:  # being written, renamed or deleted right now
+        return f"weights not all there yet ({exc})"
+    quiet = settle - ((now if now is not None else time.time()) - changed)
+    if quiet > 0:
+        return f"changed {settle - quiet:.0f} s ago (waiting {settle:.0f} s for it to settle)"
+    if step is not None:
+        marker = _verl_marker(folder)
+        if marker is not None and step > marker:
+            return f"verl's {VERL_MARKER} says step {marker} is the last one saved"
+    return None
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = json.loads(index.read_text()).get("weight_map", {})
+        shards = sorted({folder / name for name in weight_map.values()})
+        missing = [s.name for s in shards if not s.is_file()]
+        if missing or not shards:
+            raise ValueError(f"shards not written yet: {', '.join(missing) or 'none named'}")
+        return shards
+    single = folder / "model.safetensors"
+    if not single.is_file():
+        raise ValueError("no model.safetensors or index")
+    return [single]
+
+
+def _whole(file: Path) -> str | None:
+    """None when the file's size is what its header declares."""
+    size = file.stat().st_size
+    with file.open("rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            return f"{file.name}: header not written yet"
+        (length,) = struct.unpack("<Q", head)
+        if size < 8 + length:
+            return f"{file.name}: header not written yet"
+        try:
+            header = json.loads(handle.read(length))
+        except (ValueError, UnicodeDecodeError):
+            return f"{file.name}: header not readable yet"
+    ends = [e["data_offsets"][1] for k, e in header.items() if k != "__metadata__" and isinstance(e, dict)]
+    expected = 8 + length + max(ends, default=0)
+    if size != expected:
+        return f"{file.name}: {size} of {expected} bytes written"
+    return None
+
+
+def _last_change(folder: Path) -> float:
+    """The newest modification time of the folder and anything in it (one level of subfolders)."""
+    times = [folder.stat().st_mtime]
+    for entry in os.scandir(folder):
+        times.append(entry.stat().st_mtime)
+        if entry.is_dir():
+            times += [sub.stat().st_mtime for sub in os.scandir(entry.path)]
+    return max(times)
+
+
+def _verl_marker(folder: Path) -> int | None:
+    """The step in verl's marker file of the run folder (`global_step_N/actor/huggingface` or its parent)."""
+    for candidate in (folder.parent, folder.parent.parent.parent):
+        marker = candidate / VERL_MARKER
+        if marker.is_file():
+            try:
+                return int(marker.read_text().strip())
+            except ValueError:
+                return None
+    return None
