@@ -312,6 +312,16 @@ def seed_band(frame, value: str, by: list[str], x: str = "step"):
     return pd.DataFrame(rows, columns=[*by, x, "n", "mean", "sd", "low", "high"])
 
 
+def accuracy_bands(recovery):
+    """Seed bands of the full model's and each variant's accuracy (`seed_band` over a `recovery` frame with
+    `family` and `variant` columns): defined for every seed, also where a gain was within noise."""
+    import pandas as pd
+
+    full = recovery.drop_duplicates(["run", "step", "dataset"]).assign(model="full", accuracy=lambda f: f["acc_full"])
+    variants = recovery.assign(model=recovery["variant"], accuracy=recovery["acc_rank"])
+    return seed_band(pd.concat([full, variants], ignore_index=True), "accuracy", ["family", "model"])
+
+
 def add_band(figure: go.Figure, band, name: str, color: str, secondary_y: bool | None = None, x: str = "step") -> None:
     """The mean line and the shaded interval of one `seed_band` group (a step with one seed: no shading)."""
     extra = {} if secondary_y is None else {"secondary_y": secondary_y}
@@ -333,7 +343,7 @@ def add_band(figure: go.Figure, band, name: str, color: str, secondary_y: bool |
         y=band["mean"],
         mode="lines+markers",
         line={"color": color},
-        name=f"{name}: mean of {int(band['n'].max())} seeds",
+        name=f"{name}: mean of {int(band['n'].max())} seed{'s' if int(band['n'].max()) != 1 else ''}",
         customdata=band[["n", "low", "high"]],
         hovertemplate="step %{x}: %{y:.3f} (n=%{customdata[0]}, 95% %{customdata[1]:.3f}-%{customdata[2]:.3f})",
         **extra,

@@ -99,7 +99,7 @@ def test_if_missing_skips_a_built_demo_and_bad_flags_are_usage_errors(quick_demo
     rc, stdout, _ = cli("demo", "--quick", "--if-missing", "--out", out, "--cache", cache)
     assert rc == 0 and "demo already built" in stdout
     rc, _, err = cli("demo", "--quick", "--threads", "0", "--out", tmp_path / "d")
-    assert rc == 2 and "expected --threads and --substitute-every of at least 1" in err
+    assert rc == 2 and "expected --threads, --substitute-every and --steps of at least 1" in err
     assert not (tmp_path / "d").exists()
 
 

@@ -100,10 +100,14 @@ class DemoRequest(JobRequest):
     """`rlvr demo`: build the built-in demo."""
 
     kind: ClassVar[str] = "demo"
-    out: str = "demo"
+    model: str = "tiny"
+    out: str | None = None
     cache: str | None = None
     config: str | None = None
     quick: bool = False
+    steps: int | None = None
+    seeds: str | None = None
+    sweep: str = "10,25,50"
     seed: int | None = None
     threads: int = 2
     substitute_every: int | None = None

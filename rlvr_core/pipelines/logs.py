@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ..cache import Cache, check_run_name
+from ..cache.schemas import RUN_SCHEMAS
 from ..math.monitor import MonitorRule, Trend, monitor
 from ..readers.log_metrics import POOL_CANDIDATES, first_match
 from ..readers.trainlog import TrainingLog, pick_metrics, read_log, summarize
@@ -35,7 +36,9 @@ def ingest_log(
     )
     target = cache if isinstance(cache, Cache) else Cache(cache)
     tables = {"metrics": metrics, "run_summary": pa.Table.from_pylist([summary])}
-    tables["decoupling"] = pa.Table.from_pylist(decoupling_rows(log, run, reward, test))
+    tables["decoupling"] = pa.Table.from_pylist(
+        decoupling_rows(log, run, reward, test), schema=RUN_SCHEMAS["decoupling"]
+    )
     target.write_run_tables(run, tables)
     return log, summary
 

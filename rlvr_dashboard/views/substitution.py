@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from rlvr_dashboard import access
-from rlvr_dashboard.charts import PALETTE, add_band, chart, seed_band, steps_axis, with_intervals
+from rlvr_dashboard.charts import PALETTE, accuracy_bands, add_band, chart, seed_band, steps_axis, with_intervals
 from rlvr_dashboard.forms import check_compare
 from rlvr_dashboard.ui import CompareRequest, escape, pick, queries, run_folder_of, submit, toggle
 
@@ -140,7 +140,8 @@ if families:
     st.subheader("Seeds")
     st.caption(
         "Runs named `<name>-s<seed>` are seeds of one experiment: the mean recovery over the seeds whose gain "
-        "was real (the others have none, see the table) with the 95% Student-t interval of that mean."
+        "was real (the others have none, see the table) with the 95% Student-t interval of that mean; below, "
+        "the accuracies of the full model and of each variant, defined for every seed."
     )
     members = {run: f for f, runs in families.items() for run in runs}
     seeded = recovery[recovery["run"].isin(members)].assign(family=lambda f: f["run"].map(members))
@@ -151,6 +152,12 @@ if families:
     figure.update_layout(title="recovery over seeds", yaxis_title="recovery")
     chart(steps_axis(figure, bands["step"]), key="seed-recovery")
     st.dataframe(bands, hide_index=True, width="stretch")
+    accuracies = accuracy_bands(seeded)
+    figure = go.Figure()
+    for i, ((family, model), band) in enumerate(accuracies.groupby(["family", "model"])):
+        add_band(figure, band, f"{family}: {model}", PALETTE[i % len(PALETTE)])
+    figure.update_layout(title="accuracy of the full model and each variant over seeds", yaxis_title="accuracy")
+    chart(steps_axis(figure, accuracies["step"]), key="seed-accuracy")
 
 st.subheader("Accuracies")
 evals = with_intervals(q.evaluations(), samples="n")
