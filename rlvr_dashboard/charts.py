@@ -382,7 +382,10 @@ def monitor_banner(run: str, row) -> tuple[bool, str]:
     elif row["status"] == "clear":
         text = f"{where}: clear: {row['reward_metric']} {slope('reward')}, {row['test_metric']} {slope('test')}."
     else:
-        text = f"{where}: not enough data for the monitor yet ({int(row['n_test'])} held-out values in the window)."
+        text = (
+            f"{where}: not enough data for the monitor yet ({int(row['n_test'])} of the "
+            f"{MonitorRule().evaluations} held-out values it needs)."
+        )
     if row["gap_widening"]:
         text += f" The gap {row['pool_metric']} − {row['test_metric']} is widening: {slope('gap')}."
     return row["status"] == FLAG, text
