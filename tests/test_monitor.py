@@ -126,3 +126,25 @@ def test_the_reward_page_shows_the_monitor_banner(tmp_path, cli, monkeypatch) ->
     assert any(w.startswith("stalls, steps 250-300: reward rising, test flat or falling since step") for w in warnings)
     assert any(i.value.replace("\\", "").startswith("rises, steps 250-300: clear") for i in at.info)
     assert any("eval_accuracy -0.007 per 100 steps (95%: -0.018 to +0.003)" in w for w in warnings)
+
+
+def test_rlvr_watch_says_when_the_flag_first_rises_and_clears(tmp_path) -> None:
+    from rlvr_core.pipelines.watch import WatchConfig, poll, watch
+
+    log = tmp_path / "log.jsonl"
+    _write_log(log, lambda s: 0.4 + 0.001 * np.minimum(s, 100))
+    (tmp_path / "run").mkdir()
+    lines: list[str] = []
+    config = WatchConfig(
+        run_dir=tmp_path / "run", base=tmp_path, run="live", cache=tmp_path / "c", log=log, settle=0, polls=1
+    )
+    state = watch(config, lambda: False, lines.append)
+    assert any(line.startswith(f"monitor: {FLAG} since step") and "eval_accuracy" in line for line in lines), lines
+    raised = state.flag_since
+    assert raised is not None
+    poll(config, state, lambda: False, lines.append)  # the log unchanged: nothing more to say
+    assert sum("monitor:" in line for line in lines) == 1
+    _write_log(log, lambda s: 0.4 + 0.001 * s)  # the trainer's log now shows the test rising after all
+    state.log_stamp = None
+    poll(config, state, lambda: False, lines.append)
+    assert lines[-1] == f"monitor: the flag raised at step {raised} has cleared" and state.flag_since is None

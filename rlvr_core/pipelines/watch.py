@@ -8,7 +8,8 @@ every file as long as its header declares, nothing changed for `settle` seconds,
 `latest_checkpointed_iteration.txt` honoured. A half-written checkpoint is only waited for, never an
 error. The log (`log`), when given, is ingested again (`pipelines.logs`, which also runs the
 implicit-reward-overfitting monitor) when its size or modification time changed and it has settled; a log
-that does not parse yet (a line being written) is retried at the next poll. `should_stop` is asked
+that does not parse yet (a line being written) is retried at the next poll; when the monitor's flag first
+rises (or clears) the watch says so in one line (under `rlvr serve`, the worker's log). `should_stop` is asked
 between steps and during the sleep, so Ctrl-C or SIGTERM stop the watch cleanly between steps.
 """
 
@@ -66,6 +67,8 @@ class WatchState:
     """(size, mtime_ns) of the log when last ingested."""
     polls: int = 0
     """Looks at the run folder so far."""
+    flag_since: int | None = None
+    """The step since which the monitor's flag stands (None: not flagged)."""
 
 
 def watch(config: WatchConfig, should_stop: Callable[[], bool], say: Say) -> WatchState:
@@ -147,3 +150,26 @@ def _ingest(config: WatchConfig, state: WatchState, say: Say) -> None:
         return
     state.log_stamp = stamp
     say(f"log {file}: ingested (reward {summary['reward_metric']}, test {summary['test_metric']})")
+    _report_flag(config, state, say)
+
+
+def _report_flag(config: WatchConfig, state: WatchState, say: Say) -> None:
+    """One line when the implicit-reward-overfitting flag first rises (and when it clears again)."""
+    from ..cache import Cache
+    from ..math.monitor import FLAG
+
+    latest = Cache(config.cache).queries().monitor_latest().get(config.run)
+    since = latest[1] if latest is not None and latest[0] == FLAG else None
+    if since is not None and state.flag_since is None:
+        say(f"monitor: {FLAG} since step {since} (test metric {_test_metric(config)}; see Reward vs test)")
+    elif since is None and state.flag_since is not None:
+        say(f"monitor: the flag raised at step {state.flag_since} has cleared")
+    state.flag_since = since
+
+
+def _test_metric(config: WatchConfig) -> str:
+    from ..cache import Cache
+
+    summaries = Cache(config.cache).queries().run_summaries()
+    rows = summaries[summaries["run"] == config.run]
+    return str(rows["test_metric"].iloc[0]) if len(rows) else "?"
