@@ -24,6 +24,11 @@ _KNOWN_RUNS = (
     "UNION SELECT run FROM evaluations WHERE run IS NOT NULL UNION SELECT run FROM recovery)"
 )
 """Every run the cache knows: analysed, with an ingested log, or with evaluations."""
+_LAST_VERDICTS = (
+    "(SELECT run, status, since, step FROM (SELECT run, status, since, step, row_number() OVER "
+    "(PARTITION BY run ORDER BY step DESC) AS back FROM decoupling) WHERE back = 1)"
+)
+"""The monitor's last verdict per run (`decoupling`): run, status, since, step."""
 _RUNS_SQL = (
     f"WITH {_KNOWN_RUNS}, "
     "latest AS (SELECT run, max(step) AS step FROM tensors GROUP BY run), "
@@ -34,8 +39,7 @@ _RUNS_SQL = (
     "rewards AS (SELECT m.run, m.step, m.value, row_number() OVER (PARTITION BY m.run ORDER BY m.step DESC) AS back "
     "FROM metrics m JOIN run_summary s ON m.run = s.run AND m.name = s.reward_metric), "
     "final_rewards AS (SELECT run, avg(value) AS final_reward FROM rewards WHERE back <= 10 GROUP BY run), "
-    "monitor AS (SELECT run, status, since FROM (SELECT run, status, since, row_number() OVER (PARTITION BY run "
-    "ORDER BY step DESC) AS back FROM decoupling) WHERE back = 1) "
+    f"monitor AS {_LAST_VERDICTS} "
     "SELECT k.run, count(c.step) FILTER (WHERE NOT c.is_base) AS steps, "
     "coalesce(list(c.step ORDER BY c.step) FILTER (WHERE c.step IS NOT NULL), []) AS step_list, "
     "sum(c.n_analyzed) AS tensors_analysed, any_value(c.base_path) AS base, max(c.analyzed_at) AS last_analysed, "
@@ -305,10 +309,7 @@ class Queries:
 
     def monitor_latest(self) -> dict[str, tuple[str, int | None, int]]:
         """run -> (status, since, step) of the monitor's last verdict, for runs with a test metric."""
-        rows = self.con.execute(
-            "SELECT run, status, since, step FROM (SELECT run, status, since, step, row_number() OVER "
-            "(PARTITION BY run ORDER BY step DESC) AS back FROM decoupling) WHERE back = 1"
-        ).fetchall()
+        rows = self.con.execute(f"SELECT run, status, since, step FROM {_LAST_VERDICTS}").fetchall()
         return {r[0]: (r[1], None if r[2] is None else int(r[2]), int(r[3])) for r in rows}
 
     def metric_names(self, runs: list[str]) -> list[str]:

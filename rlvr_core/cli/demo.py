@@ -137,6 +137,7 @@ def _pin_kernels() -> str:
 def _cmd_seeds(args: argparse.Namespace, pins: str) -> int:
     """`rlvr demo --seeds LIST [--sweep K,...]`."""
     from ..demo.seeds import SeedsConfig, run_seeds
+    from ..demo.seeds_tables import interval
 
     seeds, periods = _int_list(args.seeds, "--seeds"), tuple(_int_list(args.sweep, "--sweep"))
     if min(periods) < 1 or min(seeds) < 0:
@@ -160,28 +161,20 @@ def _cmd_seeds(args: argparse.Namespace, pins: str) -> int:
     summary = report["summary"]
     print(f"CPU kernels: {pins}")
     base = summary["base_accuracy"]
-    print(f"{summary['n_seeds']} seeds in {report['seconds']:.0f} s; base test accuracy {_ci(base)}")
+    print(f"{summary['n_seeds']} seeds in {report['seconds']:.0f} s; base test accuracy {interval(base)}")
     for step, row in summary["per_step"].items():
         print(
-            f"step {step}: test {_ci(row['test_accuracy'])}, reward {_ci(row['reward'])}, rank-1 recovery "
-            f"{_ci(row['rank1_recovery'])} ({row['seeds_with_real_gain']} seeds with a real gain), u1 alignment "
-            f"{_ci(row['alignment'])}"
+            f"step {step}: test {interval(row['test_accuracy'])}, reward {interval(row['reward'])}, rank-1 recovery "
+            f"{interval(row['rank1_recovery'])} ({row['seeds_with_real_gain']} seeds with a real gain), u1 alignment "
+            f"{interval(row['alignment'])}"
         )
     for k, row in summary["decoupling"].items():
         print(
-            f"k={k}: reward gain kept {_ci(row['reward_share'])}, test gain kept {_ci(row['test_share'])}: "
+            f"k={k}: reward gain kept {interval(row['reward_share'])}, test gain kept {interval(row['test_share'])}: "
             + row["verdict"]
         )
     print(f"every number: {config.out / 'seeds_report.json'}")
     return 0
-
-
-def _ci(stats: dict) -> str:
-    if stats["n"] == 0:
-        return "n/a"
-    if stats["low"] != stats["low"]:
-        return f"{stats['mean']:.3f} (n={stats['n']})"
-    return f"{stats['mean']:.3f} [{stats['low']:.3f}, {stats['high']:.3f}]"
 
 
 def _int_list(text: str, flag: str) -> list[int]:

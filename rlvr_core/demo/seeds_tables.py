@@ -19,12 +19,12 @@ START, END = "<!-- seeds-tables:start -->", "<!-- seeds-tables:end -->"
 
 
 def interval(stats: dict, digits: int = 3) -> str:
-    """`mean [low, high]`; the mean alone for one value, `n/a` for none (NaN is null once in JSON)."""
+    """`mean [low, high]`; `mean (n=1)` for one value, `n/a` for none (NaN is null once in JSON)."""
     if not stats or stats.get("n", 0) == 0:
         return "n/a"
     mean = f"{stats['mean']:.{digits}f}"
     if stats["n"] < 2 or stats["low"] is None or not math.isfinite(stats["low"]):
-        return mean
+        return f"{mean} (n={stats['n']})"
     return f"{mean} [{stats['low']:.{digits}f}, {stats['high']:.{digits}f}]"
 
 

@@ -30,7 +30,7 @@ Math only: arrays in, numbers out.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -76,7 +76,7 @@ class Verdict:
     test: Trend
     gap: Trend | None = None
     gap_widening: bool = False
-    since: int | None = field(default=None)
+    since: int | None = None
 
 
 def trend(steps, values, level: float = 0.95) -> Trend:
@@ -108,10 +108,10 @@ def assess(reward: tuple, test: tuple, step: int, rule: MonitorRule, pool: tuple
         keep = (x >= start) & (x <= step) & np.isfinite(y)
         return x[keep], y[keep]
 
-    reward_fit, test_fit = trend(*window(reward), rule.level), trend(*window(test), rule.level)
+    test_x, test_y = window(test)
+    reward_fit, test_fit = trend(*window(reward), rule.level), trend(test_x, test_y, rule.level)
     gap_fit = None
     if pool is not None:
-        test_x, test_y = window(test)
         pool_x, pool_y = window(pool)
         shared, test_at, pool_at = np.intersect1d(test_x, pool_x, return_indices=True)
         gap_fit = trend(shared, pool_y[pool_at] - test_y[test_at], rule.level)
@@ -134,5 +134,5 @@ def monitor(reward: tuple, test: tuple, rule: MonitorRule | None = None, pool: t
     for step in steps:
         verdict = assess(reward, test, step, rule, pool)
         since = (since if since is not None else step) if verdict.status == FLAG else None
-        verdicts.append(Verdict(**{**verdict.__dict__, "since": since}))
+        verdicts.append(replace(verdict, since=since))
     return verdicts

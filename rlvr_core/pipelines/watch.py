@@ -150,10 +150,10 @@ def _ingest(config: WatchConfig, state: WatchState, say: Say) -> None:
         return
     state.log_stamp = stamp
     say(f"log {file}: ingested (reward {summary['reward_metric']}, test {summary['test_metric']})")
-    _report_flag(config, state, say)
+    _report_flag(config, state, summary["test_metric"], say)
 
 
-def _report_flag(config: WatchConfig, state: WatchState, say: Say) -> None:
+def _report_flag(config: WatchConfig, state: WatchState, test_metric: str | None, say: Say) -> None:
     """One line when the implicit-reward-overfitting flag first rises (and when it clears again)."""
     from ..cache import Cache
     from ..math.monitor import FLAG
@@ -161,15 +161,7 @@ def _report_flag(config: WatchConfig, state: WatchState, say: Say) -> None:
     latest = Cache(config.cache).queries().monitor_latest().get(config.run)
     since = latest[1] if latest is not None and latest[0] == FLAG else None
     if since is not None and state.flag_since is None:
-        say(f"monitor: {FLAG} since step {since} (test metric {_test_metric(config)}; see Reward vs test)")
+        say(f"monitor: {FLAG} since step {since} (test metric {test_metric}; see Reward vs test)")
     elif since is None and state.flag_since is not None:
         say(f"monitor: the flag raised at step {state.flag_since} has cleared")
     state.flag_since = since
-
-
-def _test_metric(config: WatchConfig) -> str:
-    from ..cache import Cache
-
-    summaries = Cache(config.cache).queries().run_summaries()
-    rows = summaries[summaries["run"] == config.run]
-    return str(rows["test_metric"].iloc[0]) if len(rows) else "?"

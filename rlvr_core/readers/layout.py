@@ -51,22 +51,17 @@ def discover_steps(run_dir: str | Path, steps: list[int] | None = None) -> list[
         raise RunLayoutError(str(run_dir), "a run folder of checkpoints", "no such folder", "check the path")
     found: dict[int, StepCheckpoint] = {}
     for child in sorted(run_dir.iterdir()):
-        if not child.is_dir():
+        checkpoint = _checkpoint_folder(child)
+        if checkpoint is None:
             continue
-        for layout, pattern in _PATTERNS:
-            match = pattern.fullmatch(child.name)
-            if match:
-                step = int(match.group(1))
-                path = child / "actor" / "huggingface" if layout == "verl" else child
-                if step in found:
-                    raise RunLayoutError(
-                        str(run_dir),
-                        "one checkpoint per step",
-                        f"step {step} in both {found[step].path} and {path}",
-                        "name the checkpoints explicitly with --checkpoint STEP=PATH",
-                    )
-                found[step] = StepCheckpoint(step, path, layout)
-                break
+        if checkpoint.step in found:
+            raise RunLayoutError(
+                str(run_dir),
+                "one checkpoint per step",
+                f"step {checkpoint.step} in both {found[checkpoint.step].path} and {checkpoint.path}",
+                "name the checkpoints explicitly with --checkpoint STEP=PATH",
+            )
+        found[checkpoint.step] = checkpoint
     if not found:
         raise RunLayoutError(
             str(run_dir),
@@ -90,14 +85,22 @@ def step_folders(run_dir: str | Path) -> list[StepCheckpoint]:
     except OSError:
         return []
     for child in children:
-        for layout, pattern in _PATTERNS:
-            match = pattern.fullmatch(child.name)
-            if match and child.is_dir():
-                path = child / "actor" / "huggingface" if layout == "verl" else child
-                if path.is_dir():
-                    found.setdefault(int(match.group(1)), StepCheckpoint(int(match.group(1)), path, layout))
-                break
+        checkpoint = _checkpoint_folder(child)
+        if checkpoint is not None and checkpoint.path.is_dir():
+            found.setdefault(checkpoint.step, checkpoint)
     return [found[step] for step in sorted(found)]
+
+
+def _checkpoint_folder(child: Path) -> StepCheckpoint | None:
+    """The checkpoint a folder of a run folder holds by its name (verl's: its `actor/huggingface/`), or None."""
+    if not child.is_dir():
+        return None
+    for layout, pattern in _PATTERNS:
+        match = pattern.fullmatch(child.name)
+        if match:
+            path = child / "actor" / "huggingface" if layout == "verl" else child
+            return StepCheckpoint(int(match.group(1)), path, layout)
+    return None
 
 
 def step_of(name: str) -> int | None:
