@@ -10,7 +10,7 @@ Subpackages, bottom to top (each may import only those above it in this list, an
 - `pipelines`: analyze, logs, substitute, evaluate, compare: inputs -> math -> cache.
 - `training`: periodic rank-k substitution inside users' training loops (TRL / Trainer callback).
 - `demo`: the built-in tiny GRPO run.
-- `service`: the job queue, workers, `rlvr serve`, data roots.
+- `service`: workers, the watcher of registered watches, `rlvr serve`, data roots.
 - `cli`: the `rlvr` command line, and typed job requests.
 - `fixtures`: builders of tiny real checkpoints with planted structure, for tests and benchmarks.
 

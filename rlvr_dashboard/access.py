@@ -65,11 +65,11 @@ def can_submit() -> bool:
     return not settings().read_only
 
 
-def allowed(path: str, what: str, kind: str = "folder") -> Path | None:
+def allowed(path: str, what: str, kind: str = "folder", must_exist: bool = True) -> Path | None:
     """`path` (a `kind`: folder or file) resolved under the data roots, or None after showing why it is
     refused. Pages pass the resolved path on to jobs: what the job opens is what was checked."""
     try:
-        return allowed_path(path, settings().roots, kind)
+        return allowed_path(path, settings().roots, kind, must_exist)
     except RlvrError as error:
         st.error(f"{what}: {_escape(error)}")
         return None

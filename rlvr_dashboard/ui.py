@@ -14,20 +14,21 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import streamlit as st
 
-from rlvr_core.cache import Cache
+from rlvr_core.cache import Cache, watches
 from rlvr_core.cache import queue as jobs
 from rlvr_core.cache.queries import Queries
 from rlvr_core.cli import requests
-from rlvr_core.cli.requests import AnalyzeRequest, CompareRequest, DemoRequest, LogsRequest
+from rlvr_core.cli.requests import AnalyzeRequest, CompareRequest, DemoRequest, LogsRequest, WatchRequest
 from rlvr_core.errors import RlvrError
 from rlvr_core.readers.layout import StepCheckpoint, discover_steps, locate_step
 
 from . import access
-from .text import escape
+from .text import clock, escape
 
 __all__ = [
     "AnalyzeRequest",
@@ -35,22 +36,28 @@ __all__ = [
     "DemoRequest",
     "LogsRequest",
     "RlvrError",
+    "WatchRequest",
     "active_demo",
     "cache",
     "cancel_job",
     "check_run_folder",
+    "clock",
     "demo_progress",
     "escape",
     "job_log",
     "jobs_list",
+    "live",
     "may_cancel",
+    "may_stop",
     "pick",
     "pick_many",
     "queries",
     "run_folder_of",
     "slider",
+    "stop_watch",
     "submit",
     "toggle",
+    "watches_list",
 ]
 
 
@@ -166,7 +173,14 @@ def submit(request: requests.JobRequest) -> str | None:
     except RlvrError as error:
         st.error(escape(error))
         return None
-    if new:
+    if isinstance(request, WatchRequest):
+        st.success(
+            f"Watching run {escape(ident)}"
+            + ("" if new else " (it was watched already)")
+            + ": each checkpoint is analysed once it is complete (`rlvr serve` runs the watcher and the workers); "
+            "the Jobs page lists the watched runs and stops a watch."
+        )
+    elif new:
         st.success(
             f"{request.kind} job {ident} queued: a worker (`rlvr worker`, or the one `rlvr serve` starts) "
             "runs it; follow it on the Jobs page."
@@ -211,6 +225,61 @@ def may_cancel(job: jobs.Job) -> bool:
 def cancel_job(ident: str) -> str:
     """Cancel a job as the signed-in user (only their own, unless an admin); returns its state afterwards."""
     return jobs.cancel(cache().root, ident, access.user(), access.settings().admins)
+
+
+def watches_list(only_watching: bool = False) -> list[watches.Watch]:
+    """The registered watches (newest first); none (after saying why) when the queue cannot be read."""
+    try:
+        return watches.list_watches(cache().root, only_watching)
+    except RlvrError as error:
+        st.error(escape(error))
+        return []
+
+
+def may_stop(watch: watches.Watch) -> bool:
+    """Whether the signed-in user may stop `watch`: their own, or any for an admin (anyone without auth)."""
+    user = access.user()
+    return access.can_submit() and (user is None or user == watch.submitted_by or user in access.settings().admins)
+
+
+def stop_watch(run: str) -> str:
+    """Stop watching `run` as the signed-in user (only their own watch, unless an admin)."""
+    return watches.stop(cache().root, run, access.user(), access.settings().admins)
+
+
+LIVE_EVERY = 3.0
+"""Seconds between two looks of a page at the watches of the runs it shows."""
+
+
+@st.fragment(run_every=LIVE_EVERY)
+def live(runs: list[str] | None = None) -> None:
+    """While a run the page shows (None: any run, for a page with nothing to show yet) is watched:
+    "live: step N analysed m s ago", and a rerun of the whole page (selections kept: they live in the URL
+    and the session) when a new step or log has been analysed."""
+    shown = [w for w in watches_list(only_watching=True) if runs is None or w.run in runs]
+    if not shown:
+        return
+    runs = runs if runs is not None else [w.run for w in shown]
+    version = [(w.run, w.last_analysed_step, w.last_analysed_at, w.log_checked) for w in shown]
+    key = "live_version:" + ",".join(sorted(runs))
+    before = st.session_state.get(key)
+    st.session_state[key] = version
+    if before is not None and before != version:
+        st.rerun(scope="app")
+    now = time.time()
+    parts = []
+    for w in shown:
+        done = (
+            f"step {w.last_analysed_step} analysed {_ago(now - (w.last_analysed_at or now))} ago"
+            if w.last_analysed_step is not None
+            else "no step analysed yet"
+        )
+        parts.append(f"{w.run}: {done}" if len(runs) > 1 else done)
+    st.caption(":green[● live]: " + escape("; ".join(parts)), help="the page follows the watched run, redrawing itself")
+
+
+def _ago(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def job_log(ident: str, max_bytes: int = 8000) -> str:

@@ -272,3 +272,47 @@ def test_selections_follow_the_user_and_every_url_round_trips(server, tmp_path):
         page.goto(f"{url}/reward_vs_test")
         page.wait_for_selector("text=Page not found", timeout=60000)
         browser.close()
+
+
+def test_a_page_showing_a_watched_run_gains_its_new_step_and_keeps_the_selection(tmp_path):
+    """The Layers page open on a watched run, step 10 chosen; the trainer writes step 30, the watcher and a
+    worker analyse it: without a reload the page's step picker offers 30, still shows 10, and the live
+    indicator says step 30 was analysed."""
+    from playwright.sync_api import sync_playwright
+
+    fx = build_run(tmp_path / "fx", ModelShape(n_layers=2), steps=(10, 20, 30))
+    run_dir, cache = tmp_path / "live", tmp_path / "cache"
+    for step in (10, 20):
+        shutil.copytree(fx.run_dir / f"checkpoint-{step}", run_dir / f"checkpoint-{step}")
+    watch = [str(run_dir), "--base", str(fx.base_dir), "--run", "live", "--interval", "0.5", "--settle", "1"]
+    rlvr = [sys.executable, "-m", "rlvr_core"]
+    subprocess.run([*rlvr, "submit", "watch", *watch, "--cache", str(cache)], check=True, capture_output=True)
+    helpers = [
+        subprocess.Popen([*rlvr, command, "--cache", str(cache)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for command in ("watcher", "worker")
+    ]
+    proc, url = _start(cache)
+    shots = Path(os.environ.get("RLVR_SCREENSHOTS", tmp_path / "screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as p:
+            browser = _launch(p)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{url}/layers?run=live&step=10")
+            page.wait_for_selector("text=live: step 20 analysed", timeout=180000)
+            assert _widgets(page)[:2] == ["live", "10"]
+            shutil.copytree(fx.run_dir / "checkpoint-30", run_dir / "checkpoint-30")
+            page.wait_for_selector("text=live: step 30 analysed", timeout=180000)
+            page.wait_for_timeout(1500)
+            assert _widgets(page)[:2] == ["live", "10"] and "step=10" in page.url
+            page.get_by_role("combobox", name="Step", exact=True).click()
+            page.get_by_role("option", name="30", exact=True).wait_for(timeout=10000)
+            page.keyboard.press("Escape")
+            page.screenshot(path=str(shots / "layers-live.png"), full_page=True)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        for helper in helpers:
+            helper.terminate()
+            helper.wait(timeout=60)

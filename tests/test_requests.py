@@ -20,7 +20,7 @@ def test_each_request_has_one_field_per_flag_of_its_command(kind):
     dests = {a.dest for a in parsers[kind]._actions if a.dest not in ("help",)}
     fields = {f.name for f in dataclasses.fields(requests.REQUESTS[kind])}
     assert fields == dests
-    assert set(requests.REQUESTS) == set(jobs.KINDS)
+    assert set(requests.REQUESTS) == {*jobs.KINDS, "watch"}  # every job kind, and the registered watch
 
 
 @pytest.mark.parametrize(

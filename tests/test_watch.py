@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
@@ -20,33 +19,6 @@ from rlvr_core.cache import Cache
 from rlvr_core.fixtures import ModelShape, build_run
 from rlvr_core.readers import completeness
 from rlvr_core.readers.layout import step_folders
-
-WRITER = textwrap.dedent(
-    """
-    import os, sys, time, json
-    from pathlib import Path
-
-    source, target, pause, go = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3]), Path(sys.argv[4])
-    order = lambda f: (not f.name.endswith(".safetensors"), f.name.endswith(".index.json"), f.name)
-    steps = sorted(source.iterdir(), key=lambda p: int(p.name.split("-")[1]))
-    for step in steps:
-        if step == steps[-1]:  # the last step once the watcher is idle, to time its latency alone
-            while not go.exists():
-                time.sleep(0.05)
-        folder = target / step.name
-        folder.mkdir()
-        for file in sorted(step.iterdir(), key=order):
-            data = file.read_bytes()
-            with open(folder / file.name, "wb") as out:
-                for k in range(3):  # in pieces, with pauses: what a watcher must not read
-                    out.write(data[k * len(data) // 3 : (k + 1) * len(data) // 3])
-                    out.flush()
-                    os.fsync(out.fileno())
-                    time.sleep(pause)
-        print(json.dumps({"step": int(step.name.split("-")[1]), "complete_at": time.time()}), flush=True)
-        time.sleep(pause)
-    """
-)
 
 
 def test_completeness_waits_for_every_shard_byte_and_quiet(tmp_path) -> None:
@@ -82,7 +54,8 @@ def test_watch_analyses_each_step_once_when_complete_and_stops_on_sigterm(tmp_pa
     try:
         go = tmp_path / "go"
         writer = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(fx.run_dir), str(run_dir), "0.3", str(go)],
+            [sys.executable, "-m", "rlvr_core.fixtures.slow_writer", str(fx.run_dir), str(run_dir), "0.3"]
+            + ["--hold-last", str(go)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -118,3 +91,5 @@ def test_watch_analyses_each_step_once_when_complete_and_stops_on_sigterm(tmp_pa
     assert "SIGTERM: stopping" in out and "stopped: 3 step(s) handled" in out
     shutil.rmtree(run_dir / "checkpoint-10")  # the trainer's save_total_limit: cached results stay
     assert 10 in Cache(cache).queries().steps("live")
+    files = Cache(cache).queries().checkpoints().set_index("step")["files"]
+    assert (files[10], files[20]) == ("gone", "there")  # what the Runs page says

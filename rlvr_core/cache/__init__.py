@@ -4,6 +4,7 @@
   `open_cache(path)` (DuckDB views over the Parquet files; the public entry point for users' scripts).
 - `schemas`: the columns of every view (a public contract).
 - `queries`: the named queries the dashboard, the CLI and the demo ask.
+- `queue` / `watches`: the job queue and the registered watches (one SQLite database in the cache).
 - `atomic`: atomic publishing of folders and files (also used by the checkpoint writers).
 
 Everything else (pipelines, CLI, pages) goes through this package: no other module spells a cache path

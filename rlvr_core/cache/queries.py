@@ -10,6 +10,7 @@ May import: `rlvr_core.errors` and this package. Never torch.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
@@ -112,11 +113,14 @@ class Queries:
         return [(r[0], list(r[2]), len(r[2]), r[5], int(r[6]), int(r[7])) for r in rows]
 
     def checkpoints(self) -> pd.DataFrame:
-        """Every analysed checkpoint."""
-        return self._df(
+        """Every analysed checkpoint, with `files`: `there`, or `gone` when its folder was deleted after the
+        analysis (a trainer's `save_total_limit`: the cached results stay)."""
+        frame = self._df(
             "SELECT run, step, is_base, n_analyzed AS tensors, layout, device, round(seconds, 1) AS seconds, "
             "analyzed_at, path FROM checkpoints ORDER BY run, step"
         )
+        frame["files"] = ["there" if Path(p).exists() else "gone" for p in frame["path"]]
+        return frame
 
     def run_sources(self) -> list[tuple[str, str, list[str]]]:
         """(run, base model path, step checkpoint paths in step order) per analysed run (base step left out)."""

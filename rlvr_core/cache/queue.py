@@ -130,7 +130,7 @@ def submit(
         )
     cwd = cwd or os.getcwd()
     key = json.dumps([kind, argv, cwd])
-    user = submitted_by or _user()
+    user = submitted_by or current_user()
     with closing(connect(cache)) as con:
         con.execute("BEGIN IMMEDIATE")
         row = con.execute(
@@ -344,7 +344,7 @@ def log_tail(cache: Path, ident: str, max_bytes: int = 8000) -> str:
         return handle.read().decode("utf-8", errors="replace")
 
 
-def _user() -> str:
+def current_user() -> str:
     try:
         return getpass.getuser()
     except Exception:  # no passwd entry in some containers

@@ -2,7 +2,7 @@
 `register(subparsers) -> {command: parser}`.
 
     rlvr analyze | logs | runs ...                 (cli.analyze)
-    rlvr watch ...                                 (cli.watch)
+    rlvr watch | watches | unwatch | watcher ...   (cli.watch)
     rlvr demo ...                                  (cli.demo)
     rlvr substitute | evaluate | compare ...       (cli.evaluate)
     rlvr submit | jobs | cancel | worker ...       (cli.jobs; typed job requests in cli.requests)
@@ -44,7 +44,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 READS_USERS_FILES = frozenset({"analyze", "watch", "logs", "substitute", "evaluate", "compare"})
 """Commands that open users' files: they check every file against the data roots (`system.dataroots`)."""
-WRITES = frozenset({"analyze", "watch", "logs", "demo", "substitute", "evaluate", "compare", "cancel", "worker"})
+WRITES = frozenset(
+    {"analyze", "watch", "logs", "demo", "substitute", "evaluate", "compare", "cancel", "worker", "unwatch", "watcher"}
+)
 """Commands that write (the cache, the queue or an output folder): refused in read-only mode."""
 
 

@@ -1,7 +1,8 @@
 """`rlvr submit`, `rlvr jobs`, `rlvr cancel` and `rlvr worker`: the job queue from a shell.
 
 rlvr submit analyze|compare|demo|logs ARGS...     (ARGS exactly as for the direct command; prints the job id)
-rlvr jobs [--cache DIR] [--json]
+rlvr submit watch RUN_DIR --base BASE_DIR ...      (`rlvr watch`'s arguments; registers a watch, prints the run)
+rlvr jobs [--cache DIR] [--json]                   (the jobs, then the watched runs)
 rlvr cancel JOB_ID [--cache DIR]
 rlvr worker [--device cpu|cuda|cuda:N] [--once] [--drain] [--cache DIR] [--lease S] [--backend local|ray]
             [--address ADDR]
@@ -18,16 +19,21 @@ import threading
 from pathlib import Path
 
 from ..cache import queue as jobs
+from ..cache import watches
 from ..errors import UsageError
+from ..system.dataroots import allowed_path
 from ..system.devices import parse_device
 from . import requests
 from .common import add_cache_flags, add_config_flag, cache_of, settings_of
 
 
 def register(sub) -> dict[str, argparse.ArgumentParser]:
-    s = sub.add_parser("submit", help=f"queue a job: {', '.join(jobs.KINDS)} (same arguments as the command)")
+    s = sub.add_parser(
+        "submit",
+        help=f"queue a job: {', '.join(jobs.KINDS)} (same arguments as the command), or register a watch",
+    )
     add_config_flag(s)
-    s.add_argument("kind", choices=jobs.KINDS)
+    s.add_argument("kind", choices=list(requests.REQUESTS))
     s.add_argument("args", nargs=argparse.REMAINDER, help="the command's own arguments")
     s.add_argument("--submitted-by", help=argparse.SUPPRESS)
     s.set_defaults(func=_cmd_submit)
@@ -72,11 +78,22 @@ def _cmd_submit(args: argparse.Namespace) -> int:
             "read-only mode (read_only in the config file or $RLVR_READ_ONLY)",
             "ask the server's admin, or unset read-only mode",
         )
+    if isinstance(request, requests.WatchRequest) and settings.data_roots:
+        for path, must_exist in ((request.run_dir, True), (request.base, True), (request.log, False)):
+            if path:
+                allowed_path(path, [Path(r) for r in settings.data_roots], must_exist=must_exist)
     ident, new = requests.submit(
         Path(settings.cache), request, args.submitted_by, max_per_user=settings.max_queued_per_user
     )
     print(ident)
-    if not new:
+    if isinstance(request, requests.WatchRequest):
+        print(
+            f"watching run '{ident}'" + ("" if new else " (it was watched already)") + ": `rlvr serve` (or "
+            "`rlvr watcher` with `rlvr worker`) analyses each checkpoint once it is complete; stop with "
+            f"`rlvr unwatch {ident}`",
+            file=sys.stderr,
+        )
+    elif not new:
         print(f"(an identical {args.kind} job is already queued or running: {ident})", file=sys.stderr)
     return 0
 
@@ -99,7 +116,27 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         print(
             f"{job.id}\t{job.kind}\t{job.state}\t{job.progress:.0%}\t{job.submitted_by}\t{_iso(job.created_at)}\t{detail}"
         )
+    watched = watches.list_watches(cache_of(args).root, only_watching=True)
+    if watched:
+        print(f"\nwatched runs ({len(watched)}; `rlvr watches` for details, `rlvr unwatch RUN` to stop):")
+        for watch in watched:
+            print(watch_line(watch))
     return 0
+
+
+def watch_line(watch: watches.Watch) -> str:
+    """One watched run in a line: its state, last checkpoint seen, last analysed, next look, message."""
+    seen = "none" if watch.last_seen_step is None else f"step {watch.last_seen_step}"
+    analysed = (
+        "none"
+        if watch.last_analysed_step is None
+        else f"step {watch.last_analysed_step} at {_iso(watch.last_analysed_at)}"
+    )
+    return (
+        f"{watch.run}\t{watch.state}\tlast seen {seen}\tlast analysed {analysed}\t"
+        f"next look {_iso(watch.next_poll) if watch.state == 'watching' and watch.next_poll else '-'}\t"
+        f"{watch.message}"
+    )
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ one-line error, never later inside a worker. `from_argv` goes the other way (for
 
     submit(cache, AnalyzeRequest(run_dir="/models/run", base="/models/base", quiet=True), submitted_by="ann")
 
-May import: `rlvr_core.cli` (its parsers), `rlvr_core.cache.queue`, `rlvr_core.errors`. Never torch.
+May import: `rlvr_core.cli` (its parsers), `rlvr_core.cache` (queue, watches), `rlvr_core.errors`. Never torch.
 """
 
 from __future__ import annotations
@@ -16,11 +16,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..cache import check_run_name, watches
 from ..cache import queue as jobs
+from ..cache.watches import WatchSpec
 from ..errors import UsageError
 
 _POSITIONAL = {"positional": True}
@@ -143,10 +146,49 @@ class CompareRequest(JobRequest):
     config: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class WatchRequest(JobRequest):
+    """`rlvr watch`, registered: the server follows the run (`cache.watches`) and queues an analysis job
+    per complete checkpoint and an ingestion job whenever the log grows. Not a job itself: `submit`
+    registers it (a restart of `rlvr serve` resumes it), `rlvr unwatch RUN` or the Jobs page stops it."""
+
+    kind: ClassVar[str] = "watch"
+    run_dir: str = field(metadata=_POSITIONAL)
+    base: str
+    run: str | None = None
+    log: str | None = None
+    interval: float = 30.0
+    settle: float = 30.0
+    device: str = "auto"
+    modules: str | None = None
+    no_fits: bool = False
+    polls: int | None = None
+    cache: str | None = None
+    config: str | None = None
+
+    def spec(self, cwd: str) -> WatchSpec:
+        """What the watcher follows: the paths made absolute (relative ones are relative to `cwd`)."""
+        if self.polls is not None:
+            raise UsageError(
+                "rlvr submit watch --polls", "no --polls", str(self.polls), "a registered watch runs until stopped"
+            )
+        here = Path(cwd)
+        run_dir = here / self.run_dir
+        return WatchSpec(
+            run=self.run or run_dir.resolve().name,
+            run_dir=str(run_dir.resolve()),
+            base=str((here / self.base).resolve()),
+            log=str((here / self.log).resolve()) if self.log else None,
+            interval=self.interval,
+            settle=self.settle,
+            options={"device": self.device, "modules": self.modules, "fits": not self.no_fits},
+        )
+
+
 REQUESTS: dict[str, type[JobRequest]] = {
-    cls.kind: cls for cls in (AnalyzeRequest, CompareRequest, DemoRequest, LogsRequest)
+    cls.kind: cls for cls in (AnalyzeRequest, CompareRequest, DemoRequest, LogsRequest, WatchRequest)
 }
-"""The request type of each job kind (`cache.queue.KINDS`)."""
+"""The request type of each kind `rlvr submit` takes: the job kinds (`cache.queue.KINDS`) and `watch`."""
 
 
 def parse(kind: str, argv: list[str]) -> argparse.Namespace:
@@ -205,4 +247,8 @@ def submit(
                 )
     argv = request.argv()
     parse(request.kind, argv)
+    if isinstance(request, WatchRequest):  # registered, not queued: (the run's name, True if newly watched)
+        spec = request.spec(cwd or os.getcwd())
+        check_run_name(spec.run)
+        return watches.register(cache, spec, submitted_by)
     return jobs.submit(cache, request.kind, argv, submitted_by, cwd, max_per_user or None)

@@ -1,12 +1,17 @@
-"""`rlvr watch`: follow a training run as it writes checkpoints (`pipelines.watch`).
+"""`rlvr watch`: follow a training run as it writes checkpoints (`pipelines.watch`), in this process; and
+the registered watches that `rlvr serve` follows (`rlvr submit watch ...` registers one).
 
 rlvr watch RUN_DIR --base BASE_DIR [--run NAME] [--log PATH] [--interval SECONDS] [--settle SECONDS]
            [--device auto|cpu|cuda] [--modules REGEX] [--no-fits] [--polls N] [--cache DIR]
+rlvr watches [--json] [--cache DIR]          (the registered watches: last seen, last analysed, next look)
+rlvr unwatch RUN [--cache DIR]               (stop a registered watch; its results stay)
+rlvr watcher [--tick SECONDS] [--cache DIR]  (follow every registered watch; `rlvr serve` runs one)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import time
@@ -32,7 +37,20 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
     watch.add_argument("--polls", type=int, help="stop after N looks (default: until Ctrl-C or SIGTERM)")
     add_cache_flags(watch)
     watch.set_defaults(func=_cmd_watch)
-    return {"watch": watch}
+
+    listing = sub.add_parser("watches", help="list the registered watches (`rlvr submit watch ...`)")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    add_cache_flags(listing)
+    listing.set_defaults(func=_cmd_watches)
+    unwatch = sub.add_parser("unwatch", help="stop a registered watch (its results stay in the cache)")
+    unwatch.add_argument("run", help="the watched run's name")
+    add_cache_flags(unwatch)
+    unwatch.set_defaults(func=_cmd_unwatch)
+    watcher = sub.add_parser("watcher", help="follow every registered watch, queueing jobs (rlvr serve runs one)")
+    watcher.add_argument("--tick", type=float, default=1.0, help="seconds between two looks at the watches (1)")
+    add_cache_flags(watcher)
+    watcher.set_defaults(func=_cmd_watcher)
+    return {"watch": watch, "watches": listing, "unwatch": unwatch, "watcher": watcher}
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
@@ -83,3 +101,43 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 def _say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stdout, flush=True)
+
+
+def _cmd_watches(args: argparse.Namespace) -> int:
+    from ..cache import watches
+    from .jobs import watch_line
+
+    found = watches.list_watches(cache_of(args).root)
+    if args.json:
+        print(json.dumps([w.as_dict() for w in found]))
+        return 0
+    if not found:
+        print("no watches: register one with `rlvr submit watch RUN_DIR --base BASE_DIR [--log PATH]`")
+    for watch in found:
+        print(watch_line(watch))
+    return 0
+
+
+def _cmd_unwatch(args: argparse.Namespace) -> int:
+    from ..cache import watches
+
+    print(f"{args.run}: {watches.stop(cache_of(args).root, args.run)}")
+    return 0
+
+
+def _cmd_watcher(args: argparse.Namespace) -> int:
+    from ..service.watcher import run_watcher, say_to_stderr
+
+    if args.tick <= 0:
+        raise UsageError("--tick", "more than 0 seconds", str(args.tick), "pass --tick 1")
+    stop: list[int] = []
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, _frame: stop.append(signum)) for s in signals}
+    try:
+        say_to_stderr(f"following the registered watches of {cache_of(args).root}")
+        looks = run_watcher(cache_of(args).root, lambda: bool(stop), say_to_stderr, args.tick)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    say_to_stderr(f"stopped after {looks} look(s)")
+    return 0

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import RlvrError
 from ..readers import completeness
-from ..readers.layout import StepCheckpoint, step_folders
+from ..readers.layout import StepCheckpoint
 
 Say = Callable[[str], None]
 
@@ -63,8 +63,8 @@ class WatchState:
     """step -> seconds its analysis took (0 when it was cached already, -1 when it failed)."""
     waiting: dict[int, str] = field(default_factory=dict)
     """step -> why it is not complete yet (as last seen)."""
-    log_stamp: tuple[int, int] | None = None
-    """(size, mtime_ns) of the log when last ingested."""
+    log_stamp: str | None = None
+    """The log's "size:mtime_ns" when last ingested (`readers.completeness.log_changed`)."""
     polls: int = 0
     """Looks at the run folder so far."""
     flag_since: int | None = None
@@ -87,16 +87,12 @@ def watch(config: WatchConfig, should_stop: Callable[[], bool], say: Say) -> Wat
 def poll(config: WatchConfig, state: WatchState, should_stop: Callable[[], bool], say: Say) -> None:
     """One look: analyse every new complete checkpoint, then the log if it changed."""
     state.polls += 1
-    for checkpoint in step_folders(config.run_dir):
-        if checkpoint.step in state.analysed:
-            continue
-        why = completeness.state(checkpoint.path, config.settle, checkpoint.step)
-        if why:
-            if state.waiting.get(checkpoint.step) != why:
-                say(f"step {checkpoint.step}: not complete yet: {why}")
-            state.waiting[checkpoint.step] = why
-            continue
-        state.waiting.pop(checkpoint.step, None)
+    ready, waiting = completeness.scan(config.run_dir, state.analysed, config.settle)
+    for step, why in waiting.items():
+        if state.waiting.get(step) != why:
+            say(f"step {step}: not complete yet: {why}")
+    state.waiting = waiting
+    for checkpoint in ready:
         try:
             state.analysed[checkpoint.step] = _analyse(config, checkpoint, say)
         except RlvrError as exc:  # a complete but bad checkpoint (NaN, a changed shape): said, not retried
@@ -131,18 +127,13 @@ def _analyse(config: WatchConfig, checkpoint: StepCheckpoint, say: Say) -> float
 
 
 def _ingest(config: WatchConfig, state: WatchState, say: Say) -> None:
-    from ..readers.trainlog import find_log_file
     from .logs import ingest_log
 
     assert config.log is not None
-    try:
-        file = find_log_file(config.log) if config.log.is_dir() else config.log
-        stat = file.stat()
-    except (OSError, RlvrError):
-        return  # no log yet
-    stamp = (stat.st_size, stat.st_mtime_ns)
-    if stamp == state.log_stamp or time.time() - stat.st_mtime < min(config.settle, 5.0):
+    changed = completeness.log_changed(config.log, state.log_stamp, config.settle)
+    if changed is None:
         return
+    file, stamp = changed
     try:
         _, summary = ingest_log(config.cache, config.run, config.log)
     except RlvrError as exc:
@@ -156,12 +147,9 @@ def _ingest(config: WatchConfig, state: WatchState, say: Say) -> None:
 def _report_flag(config: WatchConfig, state: WatchState, test_metric: str | None, say: Say) -> None:
     """One line when the implicit-reward-overfitting flag first rises (and when it clears again)."""
     from ..cache import Cache
-    from ..math.monitor import FLAG
+    from ..cache.watches import flag_news
 
-    latest = Cache(config.cache).queries().monitor_latest().get(config.run)
-    since = latest[1] if latest is not None and latest[0] == FLAG else None
-    if since is not None and state.flag_since is None:
-        say(f"monitor: {FLAG} since step {since} (test metric {test_metric}; see Reward vs test)")
-    elif since is None and state.flag_since is not None:
-        say(f"monitor: the flag raised at step {state.flag_since} has cleared")
-    state.flag_since = since
+    verdict = Cache(config.cache).queries().monitor_latest().get(config.run)
+    state.flag_since, news = flag_news(state.flag_since, verdict, test_metric)
+    if news:
+        say(news)

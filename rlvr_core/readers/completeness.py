@@ -11,7 +11,10 @@ A checkpoint folder is complete when
    it holds (verl writes that file once a checkpoint is saved).
 
 `state(folder, settle)` says why not when it is not, in a short phrase; it never raises on a half-written
-file. Plain Python: no torch, and only the headers are read.
+file. `scan(run_dir, handled, settle)` applies it to every checkpoint folder of a run not handled yet, and
+`log_changed(log, stamp, settle)` says whether a training log grew and has settled since it was last read:
+the two looks every watch makes (`rlvr watch` in its own process, and the registered watches of
+`rlvr serve`). Plain Python: no torch, and only the headers are read.
 """
 
 from __future__ import annotations
@@ -20,7 +23,11 @@ import json
 import os
 import struct
 import time
+from collections.abc import Collection
 from pathlib import Path
+
+from ..errors import RlvrError
+from .layout import StepCheckpoint, step_folders
 
 VERL_MARKER = "latest_checkpointed_iteration.txt"
 """verl's marker of the last completely saved step, in the run folder."""
@@ -45,6 +52,38 @@ def state(folder: Path, settle: float, step: int | None = None, now: float | Non
         if marker is not None and step > marker:
             return f"verl's {VERL_MARKER} says step {marker} is the last one saved"
     return None
+
+
+def scan(run_dir: Path, handled: Collection[int], settle: float) -> tuple[list[StepCheckpoint], dict[int, str]]:
+    """(the complete checkpoints of `run_dir` whose step is not in `handled`, by step; step -> why each
+    other new one is not complete yet). Never raises: a missing run folder has no checkpoints yet."""
+    ready, waiting = [], {}
+    for checkpoint in step_folders(run_dir):
+        if checkpoint.step in handled:
+            continue
+        why = state(checkpoint.path, settle, checkpoint.step)
+        if why:
+            waiting[checkpoint.step] = why
+        else:
+            ready.append(checkpoint)
+    return ready, waiting
+
+
+def log_changed(log: Path, stamp: str | None, settle: float) -> tuple[Path, str] | None:
+    """(the log file, its new stamp) when the log (a file, or a folder holding one) differs from `stamp`
+    and has not changed for min(settle, 5) seconds; None when there is no log yet, it is unchanged, or it
+    is still being written. A stamp is "size:mtime_ns"."""
+    from .trainlog import find_log_file
+
+    try:
+        file = find_log_file(log) if log.is_dir() else log
+        info = file.stat()
+    except (OSError, RlvrError):  # no log yet
+        return None
+    new = f"{info.st_size}:{info.st_mtime_ns}"
+    if new == stamp or time.time() - info.st_mtime < min(settle, 5.0):
+        return None
+    return file, new
 
 
 def _weight_files(folder: Path) -> list[Path]:

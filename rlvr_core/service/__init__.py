@@ -2,7 +2,9 @@
 
 - `worker`: `rlvr worker` claims jobs from the cache's queue (`cache.queue`) and runs each as its own
   process (locally, or as Ray tasks), with leases, heartbeats and cancellation.
-- `serve`: `rlvr serve` supervises the dashboard and its workers as one service.
+- `watcher`: `rlvr watcher` follows the registered watches (`cache.watches`), queueing an analysis job per
+  complete checkpoint and an ingestion job per grown log.
+- `serve`: `rlvr serve` supervises the dashboard, its workers and the watcher as one service.
 - `dataroots`: the allow-list of folders a shared server may read.
 
 May import: `rlvr_core.cache`, `rlvr_core.readers`, `rlvr_core.system`, `rlvr_core.errors`. Never torch (the

@@ -2,11 +2,14 @@
 
     rlvr serve [--port 8501] [--address 0.0.0.0] [--workers N|auto] [--cache DIR] [--config FILE]
 
-Starts `streamlit run app.py` and the workers (`auto`: one per visible GPU, else one CPU worker; none in
-read-only mode), each as its own process that dies with this one (PR_SET_PDEATHSIG). A worker that exits
-is restarted (after 1, 2, 4 ... up to 30 s when it keeps failing); if the dashboard exits the service
-stops with status 1. SIGTERM or Ctrl-C stops everything cleanly: SIGTERM to each child (a worker puts its
-running job back in the queue), SIGKILL after 15 s. On an empty cache with `demo = "auto"` it copies a
+Starts `streamlit run app.py`, the workers (`auto`: one per visible GPU, else one CPU worker; none in
+read-only mode) and the watcher (`rlvr watcher`: follows the registered watches, queueing a job per
+complete checkpoint; none in read-only mode), each as its own process that dies with this one
+(PR_SET_PDEATHSIG). Everything a watch knows is in the cache's queue database, so a restart of the
+service resumes every watch. A worker (or the watcher) that exits is restarted (after 1, 2, 4 ... up to
+30 s when it keeps failing); if the dashboard exits the service stops with status 1. SIGTERM or Ctrl-C
+stops everything cleanly: SIGTERM to each child (a worker puts its running job back in the queue),
+SIGKILL after 15 s. On an empty cache with `demo = "auto"` it copies a
 prebuilt demo cache in (`demo_cache`) or queues the demo build, which the Runs page shows with its progress.
 """
 
@@ -106,6 +109,9 @@ def plan(settings: Settings, cache: Path, config: str | None) -> list[Child]:
     for i, device in enumerate(worker_devices(settings, gpu_ids())):
         argv = [sys.executable, "-m", "rlvr_core", "worker", "--cache", str(cache), "--device", device]
         children.append(Child(f"worker {i} ({device})", argv, env, restart=True))
+    if not settings.read_only:
+        argv = [sys.executable, "-m", "rlvr_core", "watcher", "--cache", str(cache)]
+        children.append(Child("watcher", argv, env, restart=True))
     return children
 
 

@@ -39,15 +39,15 @@ def inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def allowed_path(path: str | Path, roots: list[Path], kind: str = "file or folder") -> Path:
+def allowed_path(path: str | Path, roots: list[Path], kind: str = "file or folder", must_exist: bool = True) -> Path:
     """The real path of `path` when it lies under one of `roots` (any existing path when `roots` is empty).
 
     Raises PathNotAllowedError naming the path, the roots, and where it really leads; UsageError when
-    nothing exists there."""
+    nothing exists there (unless not `must_exist`: a log a watched trainer has not written yet)."""
     given = Path(path).expanduser()
     if not roots:
         real = Path(os.path.realpath(given))
-        if not real.exists():
+        if not real.exists() and must_exist:
             raise UsageError(str(path), f"an existing {kind}", f"no such {kind}", "check the path")
         return real
     reals = real_roots(roots)
@@ -61,7 +61,7 @@ def allowed_path(path: str | Path, roots: list[Path], kind: str = "file or folde
             f"a path outside them{via}",
             _FIX,
         )
-    if not real.exists():
+    if not real.exists() and must_exist:
         where = "" if given.is_absolute() else " under any of the data roots"
         raise UsageError(str(path), f"an existing {kind}", f"no such {kind}{where}", "check the path")
     return real

@@ -9,7 +9,7 @@ import streamlit as st
 
 from rlvr_core.cache.queries import ALIGNMENT_MEASURES
 from rlvr_dashboard.charts import banded, caption, chart, heatmap, label, lines, module_order
-from rlvr_dashboard.ui import pick, queries
+from rlvr_dashboard.ui import live, pick, queries
 
 MEASURES = [m for m in ALIGNMENT_MEASURES if not m.endswith("_first")]
 DYNAMICS = ["spectral_norm", "rank1_energy", "fro_norm"]
@@ -19,9 +19,11 @@ q = queries()
 runs = q.alignment_runs()
 if not runs:
     st.info("No alignment yet: it is computed by `rlvr analyze` once a run has two or more steps.")
+    live()  # a watched run's first steps appear without a reload
     st.stop()
 left, middle, right = st.columns(3)
 run = pick("Run", runs, "run", container=left)
+live([run])
 modules = module_order(q.alignment_modules(run))
 group = pick("Show", ["median per module kind", *modules], "group", container=middle)
 per_layer = group in modules

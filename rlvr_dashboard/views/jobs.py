@@ -1,14 +1,67 @@
-"""Jobs page: the queue with live progress, and the chosen job's details (its command, who submitted it,
-its error, its log, and Cancel for its submitter or an admin), all refreshed every 2 s.
+"""Jobs page: the watched runs (last checkpoint seen, last analysed, next look, Stop watching for the
+watch's submitter or an admin), the queue with live progress, and the chosen job's details (its command,
+who submitted it, its error, its log, and Cancel for its submitter or an admin), all refreshed every 2 s.
 
 Work is only started through the job queue (runs are added on the Runs page, comparisons on the
 Substitution page); a worker (`rlvr worker`, or `rlvr serve`) runs it."""
 
 import streamlit as st
 
-from rlvr_dashboard.ui import RlvrError, cancel_job, escape, job_log, jobs_list, may_cancel, pick
+from rlvr_dashboard.ui import (
+    RlvrError,
+    cancel_job,
+    clock,
+    escape,
+    job_log,
+    jobs_list,
+    may_cancel,
+    may_stop,
+    pick,
+    stop_watch,
+    watches_list,
+)
 
 st.title("Jobs")
+
+
+@st.fragment(run_every=2)
+def watched() -> None:
+    found = watches_list()
+    if not found:
+        return
+    st.subheader("Watched runs")
+    st.dataframe(
+        [
+            {
+                "run": w.run,
+                "state": w.state,
+                "last seen": w.last_seen_step,
+                "last analysed": w.last_analysed_step,
+                "analysed at": clock(w.last_analysed_at),
+                "steps waiting/queued/done/failed": "/".join(
+                    str(w.steps[k] + w.steps.get(extra, 0))
+                    for k, extra in (("waiting", ""), ("queued", "running"), ("done", ""), ("failed", "cancelled"))
+                ),
+                "next look": clock(w.next_poll) if w.state == "watching" else None,
+                "message": w.message,
+                "run folder": w.spec.run_dir,
+                "submitted by": w.submitted_by,
+            }
+            for w in found
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+    stoppable = [w.run for w in found if w.state == "watching" and may_stop(w)]
+    if stoppable:
+        left, right = st.columns([3, 1])
+        run = left.selectbox("Watched run", stoppable, key="stop_run", label_visibility="collapsed")
+        if right.button("Stop watching"):
+            try:
+                st.warning(f"{escape(run)}: {stop_watch(run)}")
+            except RlvrError as error:
+                st.error(escape(error))
+    st.subheader("Queue")
 
 
 @st.fragment(run_every=2)
@@ -55,4 +108,5 @@ def queue() -> None:
     st.code(job_log(chosen) or "(no output yet)", language=None)
 
 
+watched()
 queue()

@@ -5,16 +5,18 @@ import streamlit as st
 
 from rlvr_core.cache.queries import LAYER_MEASURES
 from rlvr_dashboard.charts import TINY, caption, chart, heatmap, label
-from rlvr_dashboard.ui import pick, pick_step_and_target, queries
+from rlvr_dashboard.ui import live, pick, pick_step_and_target, queries
 
 st.title("Layers")
 q = queries()
 runs = q.runs()
 if not runs:
     st.info("No runs cached yet: see the Runs page.")
+    live()  # a watched run's first steps appear without a reload
     st.stop()
 left, middle, right = st.columns(3)
 run = pick("Run", runs, "run", container=left)
+live([run])
 steps = q.steps(run)
 step, target = pick_step_and_target(steps, ("dW", "W"), (middle, right))
 metric = pick("Measure", list(LAYER_MEASURES), "metric", format_func=label)

@@ -19,15 +19,17 @@ from rlvr_dashboard.charts import (
     steps_axis,
     with_intervals,
 )
-from rlvr_dashboard.ui import escape, pick_many, queries, slider
+from rlvr_dashboard.ui import escape, live, pick_many, queries, slider
 
 st.title("Reward vs test")
 q = queries()
 summary = q.run_summaries()
 if summary.empty:
     st.info("No training logs ingested yet: `rlvr logs PATH --run NAME` (the demo ingests its own).")
+    live()
     st.stop()
 chosen = pick_many("Runs", summary["run"].tolist(), "runs", summary["run"].tolist())
+live(chosen)
 window = slider("Reward: rolling mean over logged steps", 1, 50, 10, "window")
 for row in summary[summary["run"].isin(chosen) & summary["test_metric"].isna()].itertuples():
     st.warning(

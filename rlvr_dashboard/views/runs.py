@@ -1,5 +1,6 @@
 """Runs page: every cached run with its steps and what is analysed; add a run (framework and steps
-detected, analysis queued), ingest a training log, queue the demo and watch it being built."""
+detected, analysis queued, or "keep watching": the server follows the run as it trains), ingest a
+training log, queue the demo and watch it being built."""
 
 import streamlit as st
 
@@ -8,11 +9,13 @@ from rlvr_dashboard.ui import (
     AnalyzeRequest,
     DemoRequest,
     LogsRequest,
+    WatchRequest,
     active_demo,
     cache,
     check_run_folder,
     demo_progress,
     escape,
+    live,
     queries,
     submit,
 )
@@ -22,6 +25,7 @@ demo_progress()
 q = queries()
 runs = q.runs_overview()
 if runs.empty:
+    live()
     building = active_demo() is not None
     if building:
         st.info(
@@ -78,7 +82,12 @@ else:
             "monitor_since": st.column_config.NumberColumn("flag since step", format="%d"),
         },
     )
+    live(runs["run"].tolist())
     with st.expander("Every analysed checkpoint"):
+        st.caption(
+            "files: `gone` when the checkpoint folder was deleted after its analysis (a trainer's "
+            "save_total_limit, say): its results stay in the cache."
+        )
         st.dataframe(q.checkpoints(), hide_index=True, width="stretch")
 
 if not access.can_submit():
@@ -105,22 +114,36 @@ with left, st.form("add_run"):
     )
     base_dir = st.text_input("Base model folder", key="base_dir", help="the model RL started from (step 0)")
     name = st.text_input("Name in the cache (optional)", key="run_name")
+    keep = st.checkbox(
+        "Keep watching",
+        key="keep_watching",
+        help="the server analyses each new checkpoint once the trainer has written it completely (and "
+        "ingests the log below as it grows), until the watch is stopped on the Jobs page; survives restarts",
+    )
+    watch_log = st.text_input(
+        "Training log to follow (optional, when watching)", key="watch_log", help="file or folder, as for ingestion"
+    )
     check, queue = st.columns(2)
     checking = check.form_submit_button("Check")
     queuing = queue.form_submit_button("Queue the analysis", type="primary")
     if (checking or queuing) and not run_dir:
         st.error("Give the run folder: the folder holding the run's checkpoint folders.")
     run_path = access.allowed(run_dir, "Run folder") if (checking or queuing) and run_dir else None
-    steps = check_run_folder(run_path) if run_path else None
+    watching = keep and queuing and run_path is not None  # a watched run may have no checkpoint yet
+    steps = check_run_folder(run_path) if run_path and not watching else None
     if steps:
         st.success(
             f"{steps[0].layout} layout: {len(steps)} checkpoints, steps " + ", ".join(str(c.step) for c in steps)
         )
-        base_path = access.allowed(base_dir, "Base model folder") if base_dir else None
-        if queuing and not base_dir:
-            st.error("Give the base model folder too: every update dW is measured against it.")
-        elif queuing and base_path:
-            submit(AnalyzeRequest(run_dir=str(run_path), base=str(base_path), quiet=True, run=name or None))
+    base_path = access.allowed(base_dir, "Base model folder") if base_dir and (steps or watching) else None
+    log_file = access.allowed(watch_log, "Log", "file or folder", must_exist=False) if watching and watch_log else None
+    if queuing and (steps or watching) and not base_dir:
+        st.error("Give the base model folder too: every update dW is measured against it.")
+    elif watching and base_path and (log_file or not watch_log):
+        log = str(log_file) if log_file else None
+        submit(WatchRequest(run_dir=str(run_path), base=str(base_path), run=name or None, log=log))
+    elif queuing and steps and base_path:
+        submit(AnalyzeRequest(run_dir=str(run_path), base=str(base_path), quiet=True, run=name or None))
 with right, st.form("ingest"):
     st.subheader("Ingest a training log")
     log_path = st.text_input(

@@ -16,16 +16,18 @@ from rlvr_dashboard.charts import (
     lines,
     module_order,
 )
-from rlvr_dashboard.ui import escape, pick, pick_many, pick_step_and_target, queries
+from rlvr_dashboard.ui import escape, live, pick, pick_many, pick_step_and_target, queries
 
 st.title("Spectra and heavy tails")
 q = queries()
 runs = q.fit_runs()
 if not runs:
     st.info("No power-law fits cached yet: `rlvr analyze` computes them (unless --no-fits).")
+    live()  # a watched run's first steps appear without a reload
     st.stop()
 left, middle, right = st.columns(3)
 run = pick("Run", runs, "run", container=left)
+live([run])
 steps = q.fit_steps(run)
 step, target = pick_step_and_target(steps, ("W", "dW"), (middle, right))
 fits = q.fits(run, step, target)

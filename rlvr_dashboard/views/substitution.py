@@ -9,11 +9,12 @@ import streamlit as st
 from rlvr_dashboard import access
 from rlvr_dashboard.charts import PALETTE, accuracy_bands, add_band, chart, seed_band, steps_axis, with_intervals
 from rlvr_dashboard.forms import check_compare
-from rlvr_dashboard.ui import CompareRequest, escape, pick, queries, run_folder_of, submit, toggle
+from rlvr_dashboard.ui import CompareRequest, escape, live, pick, queries, run_folder_of, submit, toggle
 
 st.title("Rank-k substitution")
 q = queries()
 sources = {run: (base, steps) for run, base, steps in q.run_sources()}
+live(list(sources))
 
 
 def compare_form() -> None:
