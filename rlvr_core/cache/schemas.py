@@ -232,9 +232,50 @@ RUN_SCHEMAS: dict[str, pa.Schema] = {
             ("gap_widening", pa.bool_()),
         ]
     ),
+    "predictions": pa.schema(
+        [
+            ("run", pa.string()),
+            ("from_step", pa.int64()),
+            ("to_step", pa.int64()),
+            ("tensor", pa.string()),
+            ("layer", pa.int64()),
+            ("module", pa.string()),
+            ("rank", pa.int64()),
+            ("cos_u1", pa.float64()),
+            ("sigma_pred", pa.float64()),
+            ("sigma_real", pa.float64()),
+            ("sigma_error", pa.float64()),
+            ("fro_error", pa.float64()),
+            ("fit_slope", pa.float64()),
+            ("fit_intercept", pa.float64()),
+            ("fit_r2", pa.float64()),
+            ("n_fit_steps", pa.int64()),
+        ]
+    ),
+    "metric_correlations": pa.schema(
+        [
+            ("run", pa.string()),
+            ("test_metric", pa.string()),
+            ("metric", pa.string()),
+            ("target", pa.string()),
+            ("level", pa.string()),
+            ("module", pa.string()),
+            ("layer", pa.int64()),
+            ("tensor", pa.string()),
+            ("n_steps", pa.int64()),
+            ("spearman", pa.float64()),
+            ("p_value", pa.float64()),
+            ("exact", pa.bool_()),
+        ]
+    ),
 }
 """The columns of each per-run view (one file per run folder, rewritten whole, atomically). `decoupling`:
-the implicit-reward-overfitting monitor (`math.monitor`) at each held-out step of the ingested log."""
+the implicit-reward-overfitting monitor (`math.monitor`) at each held-out step of the ingested log.
+`predictions`: rank-k extrapolation from the steps <= from_step to to_step (`math.predict`; the real
+columns are NULL when to_step is not analysed, `fro_error` also when its checkpoint files are gone).
+`metric_correlations`: Spearman's rho over steps of each spectral metric with the held-out metric, and its
+permutation p-value (`math.correlate`), per tensor (`level` = `tensor`) and per module kind (`module`: the
+median over layers)."""
 
 EVAL_SCHEMAS: dict[str, pa.Schema] = {
     "evaluations": pa.schema(

@@ -5,6 +5,7 @@
     rlvr watch | watches | unwatch | watcher ...   (cli.watch)
     rlvr demo ...                                  (cli.demo)
     rlvr substitute | evaluate | compare ...       (cli.evaluate)
+    rlvr predict | correlate ...                   (cli.predict)
     rlvr submit | jobs | cancel | worker ...       (cli.jobs; typed job requests in cli.requests)
     rlvr serve ...                                 (cli.serve)
 
@@ -26,9 +27,9 @@ import sys
 
 from ..errors import RlvrError, UsageError
 from ..system import dataroots
-from . import analyze, common, demo, evaluate, jobs, serve, watch
+from . import analyze, common, demo, evaluate, jobs, predict, serve, watch
 
-COMMAND_GROUPS = (analyze, watch, demo, evaluate, jobs, serve)
+COMMAND_GROUPS = (analyze, watch, demo, evaluate, predict, jobs, serve)
 """The modules that register commands, in the order `rlvr --help` lists them."""
 
 
@@ -42,10 +43,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     return parser, commands
 
 
-READS_USERS_FILES = frozenset({"analyze", "watch", "logs", "substitute", "evaluate", "compare"})
+READS_USERS_FILES = frozenset({"analyze", "watch", "logs", "substitute", "evaluate", "compare", "predict"})
 """Commands that open users' files: they check every file against the data roots (`system.dataroots`)."""
 WRITES = frozenset(
-    {"analyze", "watch", "logs", "demo", "substitute", "evaluate", "compare", "cancel", "worker", "unwatch", "watcher"}
+    {"analyze", "watch", "logs", "demo", "substitute", "evaluate", "compare", "predict", "cancel", "worker"}
+    | {"unwatch", "watcher", "correlate"}
 )
 """Commands that write (the cache, the queue or an output folder): refused in read-only mode."""
 

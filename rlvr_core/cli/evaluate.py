@@ -48,6 +48,13 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
     _variant_flags(c, rank=False)
     c.add_argument("--dataset", required=True, help="one or more sets, comma-separated (e.g. math500,gpqa_diamond)")
     c.add_argument("--run", help="the run's name in the cache (default: the run folder's name)")
+    c.add_argument(
+        "--predicted",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also evaluate a checkpoint `rlvr predict` wrote, beside full at its step (repeatable)",
+    )
     _sampling_flags(c)
     c.set_defaults(func=_cmd_compare)
     return {"substitute": s, "evaluate": e, "compare": c}
@@ -187,6 +194,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         cache=cache_of(args).root,
         device=_device(args.device),
         run=args.run,
+        predicted=[Path(folder) for folder in args.predicted],
     )
     reporter = Reporter()
     total = len(datasets) * (1 + len(config.steps or [0]) * (1 + len(ranks))) if config.steps else None

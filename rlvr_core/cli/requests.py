@@ -133,6 +133,7 @@ class CompareRequest(JobRequest):
     modules: str | None = None
     dataset: str
     run: str | None = None
+    predicted: tuple[str, ...] = ()
     data_dir: str | None = None
     limit: int | None = None
     n: int = 1

@@ -45,6 +45,7 @@ from ..system.devices import resolve_device
 from ..system.libc import die_with_parent, return_large_blocks_to_os
 from . import run_alignment
 from .analyze_step import analyze_step
+from .correlate import correlate_run
 
 Progress = Callable[[int, int, str], None]
 """Called after each tensor as progress(done, total, message)."""
@@ -159,6 +160,8 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
             summary.tensors += len(job.roles)
     if config.alignment and (summary.analyzed or not run_alignment.is_current(cache, config.run)):
         summary.alignment_tensors, summary.alignment_steps = run_alignment.update_run(cache, config.run)
+    if summary.analyzed:
+        correlate_run(cache, config.run)  # the metrics (and u1's final step) changed
     summary.seconds = time.perf_counter() - start
     return summary
 

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import Cache, check_run_name
+from ..errors import UsageError
 from ..math.stats import RecoveryEstimate, recovery_estimate
 from ..readers.checkpoint import Checkpoint
 from ..readers.datasets import EvalSet
-from ..readers.layout import discover_steps
+from ..readers.layout import discover_steps, step_folders
 from .evaluate import EvalRequest, evaluate
 from .generation import Sampling
 from .substitute import RECIPE_FILE, SubstituteConfig, write_substituted
@@ -66,17 +67,29 @@ class CompareConfig:
     """A resolved device: `cpu`, `cuda` or `cuda:N`."""
     run: str | None = None
     """The run's name in the cache (default: the run folder's name)."""
+    predicted: list[Path] = field(default_factory=list)
+    """Checkpoints written by `rlvr predict` (of this run): each is evaluated beside base and full at its
+    `to_step` (variant `predicted-from-<t>`), with its recovery (mode `predicted-from-<t>`)."""
 
 
 def compare(config: CompareConfig, progress: Callable[[str], None] = lambda m: None) -> list[dict]:
     """Evaluate everything, store and return the recovery rows."""
     run = check_run_name(config.run or Path(config.run_dir).resolve().name)
     checkpoints = discover_steps(config.run_dir, config.steps)
+    for folder in config.predicted:
+        made_from = prediction_recipe(folder).get("run")
+        if made_from != run:
+            raise UsageError(
+                str(folder),
+                f"a prediction of run '{run}'",
+                f"one of run '{made_from}'",
+                "pass the run's own predictions",
+            )
     cache = Cache(config.cache)
     rows = []
     for dataset in config.datasets:
 
-        def run_eval(model_dir, step, variant, rank=None, ds=dataset):
+        def run_eval(model_dir, step, variant, rank=None, ds=dataset, mode=None):
             request = EvalRequest(
                 model_dir=Path(model_dir),
                 dataset=ds,
@@ -87,44 +100,67 @@ def compare(config: CompareConfig, progress: Callable[[str], None] = lambda m: N
                 step=step,
                 variant=variant,
                 rank=rank,
-                mode=config.mode if rank else None,
+                mode=mode or (config.mode if rank else None),
             )
             row = evaluate(request)
             progress(f"{ds.name} step {step} {variant}: accuracy {row['accuracy']:.3f}")
             return row
 
         base = run_eval(config.base_dir, 0, "base")
+        fulls = {}
         for checkpoint in checkpoints:
-            full = run_eval(checkpoint.path, checkpoint.step, "full")
+            full = fulls[checkpoint.step] = run_eval(checkpoint.path, checkpoint.step, "full")
             for rank in config.ranks:
                 folder = variant_folder(config, run, checkpoint.step, checkpoint.path, rank)
                 variant = run_eval(folder, checkpoint.step, f"rank-{rank}", rank)
-                estimate = _estimate(cache, base, full, variant)
                 rows.append(
-                    {
-                        "run": run,
-                        "step": checkpoint.step,
-                        "rank": rank,
-                        "mode": config.mode,
-                        "dataset": dataset.name,
-                        "acc_base": base["accuracy"],
-                        "acc_full": full["accuracy"],
-                        "acc_rank": variant["accuracy"],
-                        "recovery": estimate.recovery,
-                        "n_problems": base["n_problems"],
-                        "eval_id_base": base["eval_id"],
-                        "eval_id_full": full["eval_id"],
-                        "eval_id_rank": variant["eval_id"],
-                        "gain_low": estimate.gain_low,
-                        "gain_high": estimate.gain_high,
-                        "recovery_low": estimate.recovery_low,
-                        "recovery_high": estimate.recovery_high,
-                        "recovery_note": estimate.note,
-                        "keep": config.keep,
-                    }
+                    _row(cache, run, dataset.name, checkpoint.step, rank, config.mode, config.keep, base, full, variant)
+                )
+        for folder in config.predicted:
+            recipe = prediction_recipe(folder)
+            step, mode = int(recipe["to_step"]), f"predicted-from-{recipe['from_step']}"
+            if step not in fulls:  # the real step T, when the run has it, is the prediction's "full"
+                found = discover_steps(config.run_dir, [step]) if step in _steps(config.run_dir) else []
+                if not found:
+                    progress(f"{folder}: step {step} is not in the run folder: evaluated without a recovery")
+                fulls[step] = run_eval(found[0].path, step, "full") if found else None
+            variant = run_eval(folder, step, mode, int(recipe["rank"]), mode=mode)
+            if fulls[step] is not None:
+                rows.append(
+                    _row(cache, run, dataset.name, step, int(recipe["rank"]), mode, "base", base, fulls[step], variant)
                 )
     cache.merge_run_rows(run, "recovery", rows, RECOVERY_KEY)
     return rows
+
+
+def _row(cache: Cache, run: str, dataset: str, step: int, rank: int, mode: str, keep: str, base, full, variant) -> dict:
+    """One recovery row: the three evaluations and the recovery with its noise rule."""
+    estimate = _estimate(cache, base, full, variant)
+    return {
+        "run": run, "step": step, "rank": rank, "mode": mode, "dataset": dataset, "acc_base": base["accuracy"],
+        "acc_full": full["accuracy"], "acc_rank": variant["accuracy"], "recovery": estimate.recovery,
+        "n_problems": base["n_problems"], "eval_id_base": base["eval_id"], "eval_id_full": full["eval_id"],
+        "eval_id_rank": variant["eval_id"], "gain_low": estimate.gain_low, "gain_high": estimate.gain_high,
+        "recovery_low": estimate.recovery_low, "recovery_high": estimate.recovery_high,
+        "recovery_note": estimate.note, "keep": keep,
+    }  # fmt: skip
+
+
+def _steps(run_dir: Path) -> set[int]:
+    return {c.step for c in step_folders(run_dir)}
+
+
+def prediction_recipe(folder: Path) -> dict:
+    """The recipe of a folder `rlvr predict` wrote, or a UsageError saying it is not one."""
+    from .predict import RECIPE_FILE as PREDICTION_FILE
+
+    try:
+        return json.loads((Path(folder) / PREDICTION_FILE).read_text())
+    except (OSError, ValueError):
+        raise UsageError(
+            str(folder), f"a checkpoint written by `rlvr predict` (holding {PREDICTION_FILE})", "none",
+            "write one: rlvr predict RUN --from-step t --to-step T --out DIR",
+        ) from None  # fmt: skip
 
 
 def _estimate(cache: Cache, base: dict, full: dict, variant: dict) -> RecoveryEstimate:

@@ -14,6 +14,7 @@ from ..cache.schemas import RUN_SCHEMAS
 from ..math.monitor import MonitorRule, Trend, monitor
 from ..readers.log_metrics import POOL_CANDIDATES, first_match
 from ..readers.trainlog import TrainingLog, pick_metrics, read_log, summarize
+from .correlate import correlate_run
 
 
 def ingest_log(
@@ -40,6 +41,7 @@ def ingest_log(
         decoupling_rows(log, run, reward, test), schema=RUN_SCHEMAS["decoupling"]
     )
     target.write_run_tables(run, tables)
+    correlate_run(target, run)
     return log, summary
 
 

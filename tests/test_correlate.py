@@ -1,0 +1,57 @@
+"""Which spectral metric tracks held-out accuracy: Spearman's rho over steps with a permutation p-value
+(`math.correlate`), and the `metric_correlations` view written by `rlvr analyze` / `rlvr logs` /
+`rlvr correlate` on a real planted run (sigma1 of every update grows with the step) against a held-out
+metric that rises with the step (rho = 1) and one that is independent noise (not significant)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rlvr_core.cache import Cache
+from rlvr_core.fixtures import ModelShape, build_run
+from rlvr_core.math.correlate import smallest_p, spearman
+
+
+def test_spearman_with_exact_and_monte_carlo_permutation_p_values() -> None:
+    steps = np.arange(1.0, 7.0)
+    perfect = spearman(steps**2, np.log(steps))  # any monotone relation: rho = 1
+    assert perfect.rho == pytest.approx(1) and perfect.exact and perfect.p_value == pytest.approx(smallest_p(6))
+    assert spearman(steps, -steps).rho == pytest.approx(-1)
+    assert math.isnan(spearman(steps, np.ones(6)).rho) and math.isnan(spearman(steps[:2], steps[:2]).p_value)
+    ties = spearman(np.array([1.0, 1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0, 4.0]))
+    assert ties.rho == pytest.approx(0.9486832980505138)  # scipy.stats.spearmanr's value, ties at mean ranks
+    rng = np.random.default_rng(3)
+    many = np.arange(40.0)
+    strong = spearman(many, many + rng.normal(0, 3, 40), permutations=999)
+    assert not strong.exact and strong.rho > 0.9 and strong.p_value == pytest.approx(1 / 1000)
+    noise = [spearman(many, rng.normal(size=40), permutations=999).p_value for _ in range(40)]
+    assert sum(p < 0.05 for p in noise) <= 6 and min(noise) > 0.001  # independent noise: ~5% below 0.05 by chance
+
+
+@pytest.mark.slow
+def test_the_metric_correlations_view_on_a_planted_run(tmp_path, cli) -> None:
+    steps = (10, 20, 30, 40, 50, 60)
+    fx = build_run(tmp_path / "fx", ModelShape(n_layers=2), steps=steps, dtype="fp32")
+    cache = tmp_path / "cache"
+    assert cli("analyze", str(fx.run_dir), "--base", str(fx.base_dir), "--cache", cache, "--quiet")[0] == 0
+    rng = np.random.default_rng(7)
+    for run, test in (("rises", [0.1 + 0.01 * s for s in steps]), ("noise", list(rng.permutation(6) / 10))):
+        log = tmp_path / f"{run}.jsonl"
+        log.write_text("".join(json.dumps({"step": s, "data": {"reward": 0.5 + 0.001 * s, "eval_accuracy": t}}) + "\n"
+                               for s, t in zip(steps, test, strict=True)))  # fmt: skip
+        assert cli("logs", str(log), "--run", "run", "--cache", cache)[0] == 0  # recomputes the correlations
+        rows = Cache(cache).queries().metric_correlations("run")
+        sigma = rows[(rows.metric == "sigma1") & (rows.level == "module")]
+        assert len(sigma) == 7 and (sigma.n_steps == 6).all() and sigma.exact.all()
+        if run == "rises":
+            assert np.allclose(sigma.spearman, 1) and (sigma.p_value < 0.01).all()
+        else:
+            assert (sigma.p_value > 0.05).all(), sigma[["module", "spearman", "p_value"]]
+    assert {"alpha", "rank1_energy", "stable_rank", "fro_norm", "cos_u1_final"} <= set(rows.metric)
+    assert set(rows[rows.metric == "alpha"].target) == {"W", "dW"}
+    code, out, _ = cli("correlate", "run", "--top", "3", "--cache", cache)
+    assert code == 0 and "correlations with eval_accuracy" in out and len(out.strip().splitlines()) == 4
