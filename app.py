@@ -24,6 +24,8 @@ PAGES = (
     ("alignment", "Alignment"),
     ("reward", "Reward vs test"),
     ("substitution", "Substitution"),
+    ("prediction", "Prediction"),
+    ("metrics", "Metrics vs accuracy"),
     ("jobs", "Jobs"),
 )
 

@@ -23,7 +23,14 @@ from rlvr_core.cache import Cache, watches
 from rlvr_core.cache import queue as jobs
 from rlvr_core.cache.queries import Queries
 from rlvr_core.cli import requests
-from rlvr_core.cli.requests import AnalyzeRequest, CompareRequest, DemoRequest, LogsRequest, WatchRequest
+from rlvr_core.cli.requests import (
+    AnalyzeRequest,
+    CompareRequest,
+    DemoRequest,
+    LogsRequest,
+    PredictRequest,
+    WatchRequest,
+)
 from rlvr_core.errors import RlvrError
 from rlvr_core.readers.layout import StepCheckpoint, discover_steps, locate_step
 
@@ -35,6 +42,7 @@ __all__ = [
     "CompareRequest",
     "DemoRequest",
     "LogsRequest",
+    "PredictRequest",
     "RlvrError",
     "WatchRequest",
     "active_demo",
@@ -51,6 +59,7 @@ __all__ = [
     "may_stop",
     "pick",
     "pick_many",
+    "prediction_folder",
     "queries",
     "run_folder_of",
     "slider",
@@ -88,17 +97,26 @@ def _remember(key: str, value: str) -> None:
 
 
 def pick(
-    label: str, options: list, key: str, default_index: int = 0, container=st, radio: bool = False, format_func=str
+    label: str,
+    options: list,
+    key: str,
+    default_index: int = 0,
+    container=st,
+    radio: bool = False,
+    format_func=str,
+    slider: bool = False,
 ):
-    """A selectbox (or a horizontal radio) starting from the URL's `key`, else the session's last choice,
-    else `default_index`; the choice goes back to both."""
+    """A selectbox (or a horizontal radio, or a slider over the options) starting from the URL's `key`, else
+    the session's last choice, else `default_index`; the choice goes back to both."""
     names = [str(o) for o in options]
     wanted = _wanted(key)
     index = names.index(wanted) if wanted in names else min(default_index, max(len(options) - 1, 0))
     widget_key = f"url_{key}"
     if widget_key in st.session_state and str(st.session_state[widget_key]) not in names:
         del st.session_state[widget_key]  # a choice left by another page that this one does not offer
-    if radio:
+    if slider and options:
+        value = container.select_slider(label, options, value=options[index], key=widget_key, format_func=format_func)
+    elif radio:
         value = container.radio(label, options, index=index, key=widget_key, horizontal=True, format_func=format_func)
     else:
         value = container.selectbox(label, options, index=index, key=widget_key, format_func=format_func)
@@ -285,6 +303,11 @@ def _ago(seconds: float) -> str:
 def job_log(ident: str, max_bytes: int = 8000) -> str:
     """The end of a job's output."""
     return jobs.log_tail(cache().root, ident, max_bytes)
+
+
+def prediction_folder(run: str, from_step: int, to_step: int, rank: int) -> Path:
+    """Where the dashboard has `rlvr predict` write a prediction (a folder the cache owns)."""
+    return cache().prediction_dir(run, from_step, to_step, rank)
 
 
 def check_run_folder(path: Path) -> list[StepCheckpoint] | None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -166,6 +167,8 @@ def test_new_pages_say_what_to_do_on_an_empty_cache(tmp_path, monkeypatch) -> No
     for page, hint in (
         ("rlvr_dashboard/views/reward.py", "rlvr logs"),
         ("rlvr_dashboard/views/alignment.py", "rlvr analyze"),
+        ("rlvr_dashboard/views/prediction.py", "two or more analysed steps"),
+        ("rlvr_dashboard/views/metrics.py", "rlvr correlate"),
     ):
         at = AppTest.from_file(APP, default_timeout=60)
         at.switch_page(page).run()
@@ -351,3 +354,42 @@ def test_reward_page_says_why_a_run_has_no_test_curve(tmp_path, monkeypatch):
     assert not at.exception
     (warning,) = [re.sub(r"\\(.)", r"\1", w.value) for w in at.warning]  # shown with Markdown escaped
     assert warning.startswith("noeval: no test metric") and "held-out names it holds: eval_loss" in warning
+
+
+@pytest.mark.slow
+def test_prediction_page_queues_a_prediction_and_its_evaluation_and_metrics_page_ranks(tmp_path, monkeypatch) -> None:
+    from rlvr_core.cache import queue as jobs
+
+    steps = (10, 20, 30)
+    fx = build_run(tmp_path / "d", ModelShape(n_layers=2), steps=steps, dtype="fp32")
+    cache = tmp_path / "cache"
+    assert main(["analyze", str(fx.run_dir), "--base", str(fx.base_dir), "--cache", str(cache), "--quiet"]) == 0
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps({"step": s, "data": {"reward": s / 100, "eval_accuracy": s / 50}}) + "\n"
+                           for s in steps))  # fmt: skip
+    assert main(["logs", str(log), "--run", "run", "--cache", str(cache)]) == 0
+    monkeypatch.setenv("RLVR_CACHE", str(cache))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("rlvr_dashboard/views/prediction.py").run()
+    assert not at.exception and "not been predicted from step 10" in at.info[0].value
+    next(b for b in at.button if b.label == "Predict it").click().run()
+    (job,) = jobs.list_jobs(cache)
+    assert job.kind == "predict" and job.argv[:5] == ["run", "--from-step", "10", "--to-step", "30"]
+    worker = [sys.executable, "-m", "rlvr_core", "worker", "--drain", "--cache", str(cache)]
+    assert subprocess.run(worker, capture_output=True, timeout=300).returncode == 0
+    assert jobs.get(cache, job.id).state == "done", jobs.log_tail(cache, job.id)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("rlvr_dashboard/views/prediction.py").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2 and not at.info
+    table = at.dataframe[0].value
+    assert set(table.from_step) == {10} and (table.cos_u1 > 0.99).all()
+    next(b for b in at.button if b.label == "Evaluate this prediction").click().run()
+    compare = next(j for j in jobs.list_jobs(cache) if j.kind == "compare")
+    assert compare.argv[compare.argv.index("--predicted") + 1].endswith("predicted-from-10-to-30-rank1")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page("rlvr_dashboard/views/metrics.py").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+    ranked = at.dataframe[0].value
+    assert len(ranked) > 0 and set(ranked.n_steps) == {3}
+    sigma = ranked[ranked.metric == "sigma1"]
+    assert np.allclose(sigma.spearman, 1)  # sigma1 grows with the step, as the accuracy does

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
+from .queries_research import ResearchQueries
 from .views import ALIGNMENT_MEASURES as ALIGNMENT_MEASURES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,20 +56,6 @@ _RUNS_SQL = (
     "LEFT JOIN run_summary s ON s.run = k.run LEFT JOIN monitor mo ON mo.run = k.run GROUP BY k.run ORDER BY k.run"
 )
 """One row per known run (the Runs page's table and `rlvr runs`)."""
-_STEP_METRICS_SQL = (
-    "WITH l AS (SELECT run, step, tensor, layer, module, target, spectral_norm, rank1_energy, stable_rank, "
-    "fro_norm FROM layers WHERE run = $run AND step > 0) "
-    "SELECT step, tensor, layer, module, 'sigma1' AS metric, target, spectral_norm AS value FROM l WHERE target = 'dW' "
-    "UNION ALL SELECT step, tensor, layer, module, 'rank1_energy', target, rank1_energy FROM l WHERE target = 'dW' "
-    "UNION ALL SELECT step, tensor, layer, module, 'stable_rank', target, stable_rank FROM l WHERE target = 'dW' "
-    "UNION ALL SELECT step, tensor, layer, module, 'fro_norm', target, fro_norm FROM l WHERE target = 'dW' "
-    "UNION ALL SELECT f.step, f.tensor, l.layer, l.module, 'alpha', f.target, f.alpha FROM fits f "
-    "JOIN l ON f.run = l.run AND f.step = l.step AND f.tensor = l.tensor AND f.target = l.target "
-    "UNION ALL SELECT step, tensor, layer, module, 'cos_u1_final', 'dW', cos_u_final FROM alignment "
-    "WHERE run = $run AND step > 0"
-)
-"""Every per-step metric `metric_correlations` correlates with accuracy, one row per (step, tensor, metric,
-target): sigma1, rank-1 energy, stable rank and ||.||_F of dW, alpha of W and of dW, |cos(u1, u1 final)|."""
 LAYER_MEASURES = ("rank1_energy", "stable_rank", "spectral_norm", "fro_norm")
 """Per-tensor measures of the `layers` view that can be plotted."""
 
@@ -83,7 +70,7 @@ SEED_NAME = re.compile(r"(?P<family>.+)-s(?P<seed>\d+)")
 """A seed's run name: the family's name, `-s`, the seed."""
 
 
-class Queries:
+class Queries(ResearchQueries):
     """Named queries over one connection."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -329,23 +316,6 @@ class Queries:
         """run -> (status, since, step) of the monitor's last verdict, for runs with a test metric."""
         rows = self.con.execute(f"SELECT run, status, since, step FROM {_LAST_VERDICTS}").fetchall()
         return {r[0]: (r[1], None if r[2] is None else int(r[2]), int(r[3])) for r in rows}
-
-    def predictions(self, run: str) -> pd.DataFrame:
-        """Every row of the `predictions` view of `run` (rank-k extrapolation scores), by from_step, to_step."""
-        return self._df(
-            "SELECT * FROM predictions WHERE run = ? ORDER BY from_step, to_step, rank, layer, module", [run]
-        )
-
-    def step_metrics(self, run: str) -> pd.DataFrame:
-        """step, tensor, layer, module, metric, target, value of every trained step of `run` (`_STEP_METRICS_SQL`)."""
-        return self._df(_STEP_METRICS_SQL.replace("$run", "?"), [run] * 2)
-
-    def metric_correlations(self, run: str) -> pd.DataFrame:
-        """The `metric_correlations` rows of `run`, strongest first (per module kind before per tensor)."""
-        return self._df(
-            "SELECT * FROM metric_correlations WHERE run = ? ORDER BY level DESC, abs(spearman) DESC NULLS LAST",
-            [run],
-        )
 
     def metric_names(self, runs: list[str]) -> list[str]:
         """Every metric logged by any of `runs`."""

@@ -1,7 +1,7 @@
 """The job queue: SQLite in WAL mode in the cache folder (`Cache.jobs_db`), no server needed. Its table and
 every statement on it live here, with the rest of what is stored in the cache.
 
-A job is a command line of `rlvr` (`kind` = analyze, compare, demo or logs; `argv` = its arguments, derived
+A job is a command line of `rlvr` (`kind` = analyze, compare, demo, logs or predict; `argv` = its arguments, derived
 from a typed request by `rlvr_core.cli.requests`, which validates it with the command's own parser).
 States: queued -> running -> done | failed | cancelled.
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from ..errors import CacheError, UsageError
 from .store import Cache
 
-KINDS = ("analyze", "compare", "demo", "logs")
+KINDS = ("analyze", "compare", "demo", "logs", "predict")
 STATES = ("queued", "running", "done", "failed", "cancelled")
 JOB_ENV, DB_ENV = "RLVR_JOB_ID", "RLVR_JOB_DB"
 LEASE_SECONDS = 30.0

@@ -110,6 +110,11 @@ class Cache:
     def eval_dir(self, eval_id: str) -> Path:
         return self.root / "evals" / check_run_name(eval_id)
 
+    def prediction_dir(self, run: str, from_step: int, to_step: int, rank: int) -> Path:
+        """Where the dashboard has `rlvr predict` write a run's predicted checkpoint."""
+        name = f"predicted-from-{int(from_step)}-to-{int(to_step)}-rank{int(rank)}"
+        return self.root / "variants" / check_run_name(run) / name
+
     def variant_dir(self, run: str, step: int, rank: int, mode: str, alpha: float, keep: str) -> Path:
         """Where `rlvr compare` builds the rank-k checkpoint of one of `run`'s steps."""
         scale = "" if alpha == 1 else f"-a{alpha:g}"

@@ -148,6 +148,22 @@ class CompareRequest(JobRequest):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PredictRequest(JobRequest):
+    """`rlvr predict`: extrapolate a run's updates from the steps <= from_step to to_step."""
+
+    kind: ClassVar[str] = "predict"
+    run: str = field(metadata=_POSITIONAL)
+    from_step: int
+    to_step: int
+    rank: int = 1
+    base: str | None = None
+    out: str | None = None
+    modules: str | None = None
+    cache: str | None = None
+    config: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class WatchRequest(JobRequest):
     """`rlvr watch`, registered: the server follows the run (`cache.watches`) and queues an analysis job
     per complete checkpoint and an ingestion job whenever the log grows. Not a job itself: `submit`
@@ -187,7 +203,7 @@ class WatchRequest(JobRequest):
 
 
 REQUESTS: dict[str, type[JobRequest]] = {
-    cls.kind: cls for cls in (AnalyzeRequest, CompareRequest, DemoRequest, LogsRequest, WatchRequest)
+    cls.kind: cls for cls in (AnalyzeRequest, CompareRequest, DemoRequest, LogsRequest, PredictRequest, WatchRequest)
 }
 """The request type of each kind `rlvr submit` takes: the job kinds (`cache.queue.KINDS`) and `watch`."""
 
