@@ -7,7 +7,8 @@ Subpackages, bottom to top (each may import only those above it in this list, an
 - `readers`: checkpoints, run layouts, tensor names, training logs, evaluation sets.
 - `math`: spectra, heavy-tail fits, alignment, rank-k parts, grading. Arrays in, numbers out; no I/O.
 - `cache`: the Parquet cache's one owner: layout, schemas, atomic writes, locked merges, named queries.
-- `pipelines`: analyze, logs, substitute, evaluate, compare: inputs -> math -> cache.
+- `pipelines`: analyze, logs, substitute, evaluate, compare, predict, correlate: inputs -> math -> cache.
+- `report`: the plotly figure builders (every chart), a run's HTML report, publication figures.
 - `training`: periodic rank-k substitution inside users' training loops (TRL / Trainer callback).
 - `demo`: the built-in tiny GRPO run.
 - `service`: workers, the watcher of registered watches, `rlvr serve`, data roots.
@@ -15,8 +16,9 @@ Subpackages, bottom to top (each may import only those above it in this list, an
 - `fixtures`: builders of tiny real checkpoints with planted structure, for tests and benchmarks.
 
 The dashboard (`app.py`, package `rlvr_dashboard`) sits on top and imports only `cache`, `cli.requests`,
-`service` and `system`; it never imports torch. Old flat module paths (`rlvr_core.store`,
-`rlvr_core.substitution`, ...) still import: see `_aliases`.
+`service`, `system`, `report` (figures) and `math` (intervals, the monitor's rule); it never imports
+torch. Old flat module paths (`rlvr_core.store`, `rlvr_core.substitution`, ...) still import: see
+`_aliases`.
 """
 
 from . import _aliases

@@ -1,358 +1,96 @@
-"""The chart rules every page follows, in one place (plotly; no queries).
-
-- Measures have a readable label, a unit where there is one, a one-line definition (`MEASURES`), and a
-  fixed range when they are bounded (cosines, overlaps, energies in [0, 1]), so a flat 1.0 is drawn flat.
-- Layers are integers on every axis; modules are in model order (attention q, k, v, o, then the MLP's gate,
-  up, down; experts grouped, routers last: `module_order`).
-- Steps are integer ticks; a chart with a few steps shows exactly those.
-- p-values and tiny numbers are written in scientific notation (`P_VALUE`, `TINY`).
-- Fits: a failed fit is drawn as its histogram with the cached reason, never a lone dot; a fit's quality
-  (tail size, KS distance, the likelihood-ratio verdict) is spelled out (`fit_quality`).
-- Accuracies carry 95% Wilson intervals (`accuracy_interval`), recoveries their bootstrap intervals; runs
-  that are seeds of one experiment are drawn as a band: the mean over seeds and its 95% Student-t interval
-  (`seed_band`, `add_band`).
+"""The chart rules every page follows: the figure builders of `rlvr_core.report.figures` (re-exported
+here, so `rlvr report` and `rlvr figure` draw the same figures), `chart` (how a page shows one), and the
+monitor's banner text.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass
 
-import numpy as np
-import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from rlvr_core.math.heavytail import powerlaw_density
+from rlvr_core.errors import RlvrError
 from rlvr_core.math.monitor import FLAG, MonitorRule
-from rlvr_core.math.stats import seed_interval, wilson_interval
+from rlvr_core.report.export import FIGURES, export
+from rlvr_core.report.figures import (
+    FEW_TAIL,
+    MEASURES,
+    P_VALUE,
+    PALETTE,
+    TINY,
+    Measure,
+    accuracy_bands,
+    accuracy_interval,
+    add_band,
+    banded,
+    banded_alpha,
+    bounded,
+    caption,
+    esd_figure,
+    fit_quality,
+    heatmap,
+    label,
+    lines,
+    module_order,
+    seed_band,
+    steps_axis,
+    with_intervals,
+)
 
-PALETTE = px.colors.qualitative.Plotly
-FEW_TAIL = 50
-"""Fits on fewer tail eigenvalues than this are flagged as weakly determined."""
-
-
-@dataclass(frozen=True)
-class Measure:
-    label: str
-    definition: str
-    bounds: tuple[float, float] | None = None
-
-
-MEASURES = {
-    "rank1_energy": Measure("rank-1 energy σ1²/‖X‖²_F", "the share of ‖X‖²_F in the top singular direction", (0, 1)),
-    "stable_rank": Measure("stable rank ‖X‖²_F/σ1²", "how many directions carry the energy (1: rank 1)"),
-    "spectral_norm": Measure("σ1 (spectral norm)", "the largest singular value"),
-    "fro_norm": Measure("‖X‖_F (Frobenius norm)", "the square root of the sum of squared entries"),
-    "alpha": Measure("α (power-law exponent)", "the ESD's tail p(λ) ∝ λ^-α above xmin; 2 to 4: heavy-tailed"),
-    "cos_u_final": Measure(
-        "|cos(u1, u1 at the final step)|",
-        "alignment of the top left singular vector of dW with the final step's",
-        (0, 1),
-    ),
-    "cos_u_prev": Measure(
-        "|cos(u1, u1 at the previous step)|", "how much u1 moved since the previous analysed step", (0, 1)
-    ),
-    "cos_u_first": Measure("|cos(u1, u1 at the first step)|", "u1 against the first analysed step's", (0, 1)),
-    "cos_v_final": Measure("|cos(v1, v1 at the final step)|", "the same for the right singular vector", (0, 1)),
-    "cos_v_prev": Measure("|cos(v1, v1 at the previous step)|", "how much v1 moved since the previous step", (0, 1)),
-    "cos_v_first": Measure("|cos(v1, v1 at the first step)|", "v1 against the first analysed step's", (0, 1)),
-    "overlap_topk_final": Measure(
-        "top-k subspace overlap ‖U_kᵀU_k,final‖²_F/k", "how much of the top-k left subspace is the final step's", (0, 1)
-    ),
-    "overlap_base_principal": Measure(
-        "u1 in the base's top directions",
-        "the share of ‖u1‖² inside the span of W_base's top-k left singular vectors",
-        (0, 1),
-    ),
-    "r2_linear": Measure(
-        "R² of a straight line through σ1·u1",
-        "1: the rank-1 part moves on a line over training (AlphaRL's linear dynamics)",
-        (0, 1),
-    ),
-    "accuracy": Measure("accuracy", "the share of problems answered correctly (pass@1)", (0, 1)),
-    "recovery": Measure("recovery", "(acc rank-k − acc base) / (acc full − acc base): the share of the gain kept"),
-}
-P_VALUE = "%.2e"
-"""Number format of p-values in tables."""
-TINY = "%.3g"
-"""Number format of values that span orders of magnitude."""
-
-_ORDER = [
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "query_key_value",
-    "c_attn",
-    "q_a_proj",
-    "q_b_proj",
-    "kv_a_proj_with_mqa",
-    "kv_b_proj",
-    "o_proj",
-    "dense",
-    "c_proj",
-    "gate_proj",
-    "w1",
-    "up_proj",
-    "w3",
-    "c_fc",
-    "dense_h_to_4h",
-    "down_proj",
-    "w2",
-    "dense_4h_to_h",
-    "gate_up_proj",
-    "gate",
+__all__ = [
+    "FEW_TAIL",
+    "MEASURES",
+    "MONITOR_RULE",
+    "PALETTE",
+    "P_VALUE",
+    "TINY",
+    "Measure",
+    "accuracy_bands",
+    "accuracy_interval",
+    "add_band",
+    "banded",
+    "banded_alpha",
+    "bounded",
+    "caption",
+    "chart",
+    "esd_figure",
+    "fit_quality",
+    "heatmap",
+    "label",
+    "lines",
+    "module_order",
+    "monitor_banner",
+    "named_figure",
+    "seed_band",
+    "steps_axis",
+    "with_intervals",
 ]
-_EXPERT = re.compile(r"experts?\.(\d+)\.")
-
-
-def label(measure: str) -> str:
-    return MEASURES[measure].label if measure in MEASURES else measure
-
-
-def caption(*measures: str) -> str:
-    """One line per measure: its label and definition (for `st.caption` under a chart)."""
-    return "  \n".join(f"**{label(m)}**: {MEASURES[m].definition}" for m in measures if m in MEASURES)
-
-
-def module_order(modules) -> list[str]:
-    """Modules in model order: attention (q, k, v, o), then the MLP (gate, up, down), experts grouped by
-    number, routers last; unknown names after, alphabetically."""
-
-    def key(module: str) -> tuple:
-        last = module.split(".")[-1]
-        attention = 0 if re.search(r"attn|attention", module) else 1
-        expert = _EXPERT.search(module)
-        router = module.endswith(".gate") or module == "gate"
-        position = _ORDER.index(last) if last in _ORDER else len(_ORDER)
-        return (attention, router, int(expert.group(1)) if expert else -1, position, module)
-
-    return sorted(set(modules), key=key)
-
-
-def heatmap(frame, value: str, measure: str, title: str, x: str = "module") -> go.Figure:
-    """A layer x module (or layer x step) heatmap: integer layers, modules in model order, a fixed colour
-    range for bounded measures."""
-    grid = frame.pivot_table(index="layer", columns=x, values=value)
-    if x == "module":
-        grid = grid[module_order(grid.columns)]
-    bounds = MEASURES[measure].bounds if measure in MEASURES else None
-    figure = px.imshow(
-        grid,
-        aspect="auto",
-        labels={"color": label(measure), "y": "layer", "x": x},
-        title=title,
-        zmin=bounds[0] if bounds else None,
-        zmax=bounds[1] if bounds else None,
-    )
-    figure.update_yaxes(tickmode="array", tickvals=list(grid.index), ticktext=[str(int(v)) for v in grid.index])
-    if x == "step":
-        figure.update_xaxes(tickmode="array", tickvals=list(grid.columns))
-    return figure
-
-
-def steps_axis(figure: go.Figure, steps) -> go.Figure:
-    """Integer step ticks; with a few steps exactly those (a one-step chart shows one tick)."""
-    steps = sorted({int(s) for s in steps})
-    if 0 < len(steps) <= 12:
-        figure.update_xaxes(tickmode="array", tickvals=steps)
-        if len(steps) == 1:
-            figure.update_xaxes(range=[steps[0] - 1, steps[0] + 1])
-    else:
-        figure.update_xaxes(tickformat="d")
-    return figure.update_xaxes(title="step")
-
-
-def bounded(figure: go.Figure, measure: str) -> go.Figure:
-    """Fix the y range of a bounded measure (slightly padded), and label the axis."""
-    bounds = MEASURES[measure].bounds if measure in MEASURES else None
-    if bounds:
-        pad = 0.02 * (bounds[1] - bounds[0])
-        figure.update_yaxes(range=[bounds[0] - pad, bounds[1] + pad])
-    return figure.update_yaxes(title=label(measure))
-
-
-def lines(frame, y: str, color: str, measure: str, title: str) -> go.Figure:
-    """One line per `color` group over steps (layers as integers, modules in model order)."""
-    frame = frame.copy()
-    if color == "layer":
-        frame["layer"] = frame["layer"].astype("Int64").astype(str)
-        order = {"layer": sorted(frame["layer"].unique(), key=int)}
-    else:
-        order = {color: module_order(frame[color].unique())}
-    figure = px.line(frame, x="step", y=y, color=color, markers=True, title=title, category_orders=order)
-    return bounded(steps_axis(figure, frame["step"]), measure)
-
-
-def banded(frame, measure: str, title: str) -> go.Figure:
-    """Median lines with shaded quartile bands, one per module kind (columns module, step, median, q1, q3)."""
-    figure = go.Figure()
-    for i, module in enumerate(module_order(frame["module"].unique())):
-        part = frame[frame["module"] == module]
-        color = PALETTE[i % len(PALETTE)]
-        band = list(part["step"]) + list(part["step"])[::-1]
-        figure.add_scatter(
-            x=band,
-            y=list(part["q3"]) + list(part["q1"])[::-1],
-            fill="toself",
-            opacity=0.15,
-            fillcolor=color,
-            line={"width": 0},
-            showlegend=False,
-            hoverinfo="skip",
-            name=f"{module} quartiles",
-        )
-        figure.add_scatter(x=part["step"], y=part["median"], mode="lines+markers", name=module, line={"color": color})
-    figure.update_layout(title=title)
-    return bounded(steps_axis(figure, frame["step"]), measure)
-
-
-def banded_alpha(frame, title: str) -> go.Figure:
-    """Median α over steps, one line per module kind in model order (columns module, step, alpha)."""
-    return lines(frame, "alpha", "module", "alpha", title)
-
-
-def esd_figure(hists, step: int, fit: dict, title: str) -> go.Figure:
-    """The ESD (log-binned density on log-log axes) at `step`, overlaid on other steps' ESDs, with the fitted
-    power law and xmin when the fit succeeded, and the fit's failure reason when it did not."""
-    figure = go.Figure()
-    for i, (other, hist) in enumerate(hists[hists["density"] > 0].groupby("step")):  # empty bins: off a log axis
-        centres = np.sqrt(hist["bin_lo"] * hist["bin_hi"])
-        main = other == step
-        figure.add_scatter(
-            x=centres,
-            y=hist["density"],
-            mode="lines+markers",
-            name=f"ESD at step {other}" + (" (base)" if other == 0 else ""),
-            opacity=1.0 if main else 0.7,
-            line={"dash": "solid" if main else "dot", "width": 1},
-            marker={"color": PALETTE[0] if main else PALETTE[2 + i % 8], "size": 7 if main else 4},
-        )
-        if main and fit.get("fit_status") == "ok":
-            density = powerlaw_density(np.asarray(centres), fit["alpha"], fit["xmin"], fit["n_tail"] / fit["n_evals"])
-            figure.add_scatter(
-                x=centres,
-                y=density,
-                mode="lines",
-                name=f"power law, α = {fit['alpha']:.2f}",
-                line={"color": PALETTE[1], "width": 2},
-            )
-            # on a log axis a shape takes the value itself, an annotation its log10 (plotly.js)
-            figure.add_shape(
-                type="line",
-                x0=fit["xmin"],
-                x1=fit["xmin"],
-                y0=0,
-                y1=1,
-                xref="x",
-                yref="paper",
-                line={"dash": "dash", "color": "grey"},
-            )
-            figure.add_annotation(
-                x=math.log10(fit["xmin"]), y=1, xref="x", yref="paper", text="xmin", showarrow=False, yanchor="bottom"
-            )
-    if fit.get("fit_status") == "failed":
-        figure.add_annotation(
-            text=f"no power-law fit: {fit.get('fit_error')}",
-            xref="paper",
-            yref="paper",
-            x=0.5,
-            y=0.02,
-            showarrow=False,
-            bgcolor="rgba(255,240,240,0.9)",
-        )
-    figure.update_xaxes(type="log", title="eigenvalue λ of XᵀX", exponentformat="power")
-    figure.update_yaxes(type="log", title="density", exponentformat="power")
-    return figure.update_layout(title=title)
-
-
-def fit_quality(fit: dict) -> str:
-    """One line on how much to trust a fit: the tail it rests on, the KS distance, the verdict of the
-    likelihood-ratio test against the exponential."""
-    if fit.get("fit_status") != "ok":
-        return f"no fit: {fit.get('fit_error')}"
-    few = " (few: weakly determined)" if fit["n_tail"] < FEW_TAIL else ""
-    lr, p = fit.get("lr_exponential"), fit.get("p_exponential")
-    verdict = "heavy-tailed" if fit.get("heavy_tailed") else "not shown heavy-tailed"
-    test = "" if lr is None or lr != lr else f"; vs exponential R = {lr:.1f}, p = {p:.1e}: {verdict}"
-    return (
-        f"α = {fit['alpha']:.2f} ± {fit['alpha_se']:.2f} from the top {fit['n_tail']} of {fit['n_evals']} "
-        f"eigenvalues{few}; KS distance D = {fit['ks_d']:.3f}{test}"
-    )
-
-
-def accuracy_interval(accuracy: float, n_problems: int, samples: int = 1) -> tuple[float, float]:
-    """The 95% Wilson interval of an accuracy over `n_problems` x `samples` graded answers."""
-    total = max(int(n_problems) * max(int(samples), 1), 1)
-    return wilson_interval(round(accuracy * total), total)
-
-
-def with_intervals(frame, accuracy: str = "accuracy", n: str = "n_problems", samples: str | None = None):
-    """`frame` with `low` and `high` columns: each accuracy's 95% Wilson interval, and error-bar offsets."""
-    frame = frame.copy()
-    spans = [
-        accuracy_interval(a, k, s if samples else 1)
-        for a, k, s in zip(frame[accuracy], frame[n], frame[samples] if samples else [1] * len(frame), strict=True)
-    ]
-    frame["low"], frame["high"] = [lo for lo, _ in spans], [hi for _, hi in spans]
-    frame["error_plus"], frame["error_minus"] = frame["high"] - frame[accuracy], frame[accuracy] - frame["low"]
-    return frame
-
-
-def seed_band(frame, value: str, by: list[str], x: str = "step"):
-    """Per `by` group and `x`: the number of seeds, the mean of `value` over them and its 95% Student-t
-    interval (`math.stats.seed_interval`). `frame` holds one row per seed (run) and x."""
-    import pandas as pd
-
-    rows = []
-    for keys, group in frame.groupby([*by, x], sort=True):
-        stats = seed_interval(group[value].tolist())
-        rows.append({**dict(zip([*by, x], keys if isinstance(keys, tuple) else (keys,), strict=True)), **stats})
-    return pd.DataFrame(rows, columns=[*by, x, "n", "mean", "sd", "low", "high"])
-
-
-def accuracy_bands(recovery):
-    """Seed bands of the full model's and each variant's accuracy (`seed_band` over a `recovery` frame with
-    `family` and `variant` columns): defined for every seed, also where a gain was within noise."""
-    import pandas as pd
-
-    full = recovery.drop_duplicates(["run", "step", "dataset"]).assign(model="full", accuracy=lambda f: f["acc_full"])
-    variants = recovery.assign(model=recovery["variant"], accuracy=recovery["acc_rank"])
-    return seed_band(pd.concat([full, variants], ignore_index=True), "accuracy", ["family", "model"])
-
-
-def add_band(figure: go.Figure, band, name: str, color: str, secondary_y: bool | None = None, x: str = "step") -> None:
-    """The mean line and the shaded interval of one `seed_band` group (a step with one seed: no shading)."""
-    extra = {} if secondary_y is None else {"secondary_y": secondary_y}
-    shaded = band[band["low"].notna()]
-    if not shaded.empty:
-        figure.add_scatter(
-            x=list(shaded[x]) + list(shaded[x])[::-1],
-            y=list(shaded["high"]) + list(shaded["low"])[::-1],
-            fill="toself",
-            fillcolor=color,
-            opacity=0.2,
-            line={"width": 0},
-            hoverinfo="skip",
-            name=f"{name}: 95% interval",
-            **extra,
-        )
-    figure.add_scatter(
-        x=band[x],
-        y=band["mean"],
-        mode="lines+markers",
-        line={"color": color},
-        name=f"{name}: mean of {int(band['n'].max())} seed{'s' if int(band['n'].max()) != 1 else ''}",
-        customdata=band[["n", "low", "high"]],
-        hovertemplate="step %{x}: %{y:.3f} (n=%{customdata[0]}, 95% %{customdata[1]:.3f}-%{customdata[2]:.3f})",
-        **extra,
-    )
 
 
 def chart(figure: go.Figure, key: str | None = None) -> None:
-    """Draw a figure the way every page does (full width, plotly's own PNG export in its toolbar)."""
+    """Draw a figure the way every page does (full width, plotly's own PNG export in its toolbar), with an
+    "SVG / PDF" export in the print style (`rlvr_core.report.export`: the files `rlvr figure` writes)."""
     st.plotly_chart(figure, width="stretch", key=key)
+    title = (figure.layout.title.text or "figure") if figure.layout.title else "figure"
+    name = key or re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-")[:60] or "figure"
+    with st.popover("SVG / PDF", help="this figure for a paper: print style, vector formats"):
+        fmt = st.radio("Format", ["svg", "pdf"], key=f"export_format_{name}", horizontal=True)
+        if st.button("Prepare the file", key=f"export_make_{name}"):
+            try:
+                st.session_state[f"export_file_{name}"] = (fmt, export(figure, fmt))
+            except RlvrError as error:
+                st.error(str(error))
+        ready = st.session_state.get(f"export_file_{name}")
+        if ready:
+            st.download_button(
+                f"Download {ready[0].upper()}", ready[1], file_name=f"{name}.{ready[0]}", key=f"export_get_{name}"
+            )
+
+
+def named_figure(q, run: str, kind: str, target: str = "dW") -> go.Figure:
+    """The figure `rlvr figure --kind KIND` writes (`rlvr_core.report.export.FIGURES`), for a page."""
+    return FIGURES[kind].build(q, run, target)
 
 
 MONITOR_RULE = (

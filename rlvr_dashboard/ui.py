@@ -61,6 +61,7 @@ __all__ = [
     "pick_many",
     "prediction_folder",
     "queries",
+    "report_download",
     "run_folder_of",
     "slider",
     "stop_watch",
@@ -303,6 +304,19 @@ def _ago(seconds: float) -> str:
 def job_log(ident: str, max_bytes: int = 8000) -> str:
     """The end of a job's output."""
     return jobs.log_tail(cache().root, ident, max_bytes)
+
+
+def report_download(runs: list[str]) -> None:
+    """A run picker, "Prepare the report" and its download: the self-contained HTML `rlvr report` writes."""
+    from rlvr_core.report.html import build_report
+
+    left, middle, right = st.columns([2, 1, 1])
+    run = left.selectbox("Report of run", runs, key="report_run", label_visibility="collapsed")
+    if middle.button("Prepare the report", help="one HTML file: figures and tables, opens offline"):
+        st.session_state["report_file"] = (run, build_report(cache(), run).encode())
+    ready = st.session_state.get("report_file")
+    if ready and ready[0] == run:
+        right.download_button("Download the HTML", ready[1], file_name=f"{run}-report.html", mime="text/html")
 
 
 def prediction_folder(run: str, from_step: int, to_step: int, rank: int) -> Path:

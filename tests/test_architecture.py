@@ -33,8 +33,9 @@ ALLOWED = {  # subpackage -> the rlvr_core subpackages (and top-level modules) i
     "training": {"errors", "readers", "math"},
     "demo": {"errors", "system", "readers", "math", "cache", "pipelines", "training"},
     "service": {"errors", "system", "readers", "cache"},
-    "cli": {"errors", "system", "readers", "math", "cache", "pipelines", "training", "demo", "service"},
+    "cli": {"errors", "system", "readers", "math", "cache", "pipelines", "training", "demo", "service", "report"},
     "fixtures": {"errors", "readers", "demo"},
+    "report": {"errors", "system", "math", "cache"},
 }
 
 

@@ -61,7 +61,8 @@ class ResearchQueries:
     def metric_correlations(self, run: str) -> pd.DataFrame:
         """The `metric_correlations` rows of `run`, strongest first (per module kind before per tensor)."""
         return self._df(
-            "SELECT * FROM metric_correlations WHERE run = ? ORDER BY level = 'module' DESC, abs(spearman) DESC NULLS LAST",
+            "SELECT * FROM metric_correlations WHERE run = ? "
+            "ORDER BY level = 'module' DESC, abs(spearman) DESC NULLS LAST",
             [run],
         )
 

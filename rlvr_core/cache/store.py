@@ -104,6 +104,22 @@ class Cache:
     def run_dir(self, run: str) -> Path:
         return self.root / "runs" / check_run_name(run)
 
+    def fingerprint(self, run: str) -> str:
+        """sha256 over the run's cache files (their paths in the run folder and their bytes): which results a
+        report was made from."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        folder = self.run_dir(run)
+        for file in sorted(folder.rglob("*.parquet")) if folder.is_dir() else []:
+            if any(part.startswith(".") for part in file.relative_to(folder).parts):
+                continue  # temporary folders being published
+            digest.update(str(file.relative_to(folder)).encode() + b"\0")
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        return digest.hexdigest()
+
     def step_dir(self, run: str, step: int) -> Path:
         return self.run_dir(run) / f"step-{int(step)}"
 

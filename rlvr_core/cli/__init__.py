@@ -6,6 +6,7 @@
     rlvr demo ...                                  (cli.demo)
     rlvr substitute | evaluate | compare ...       (cli.evaluate)
     rlvr predict | correlate ...                   (cli.predict)
+    rlvr report | figure ...                       (cli.report)
     rlvr submit | jobs | cancel | worker ...       (cli.jobs; typed job requests in cli.requests)
     rlvr serve ...                                 (cli.serve)
 
@@ -27,9 +28,9 @@ import sys
 
 from ..errors import RlvrError, UsageError
 from ..system import dataroots
-from . import analyze, common, demo, evaluate, jobs, predict, serve, watch
+from . import analyze, common, demo, evaluate, jobs, predict, report, serve, watch
 
-COMMAND_GROUPS = (analyze, watch, demo, evaluate, predict, jobs, serve)
+COMMAND_GROUPS = (analyze, watch, demo, evaluate, predict, report, jobs, serve)
 """The modules that register commands, in the order `rlvr --help` lists them."""
 
 

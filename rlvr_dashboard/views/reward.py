@@ -76,7 +76,7 @@ for (run, variant, dataset), frame in evals.groupby(["run", "variant", "dataset"
 steps_axis(figure, series["step"])
 figure.update_yaxes(title_text="training reward", tickformat=".2f", secondary_y=False)
 figure.update_yaxes(title_text="held-out score", tickformat=".2f", secondary_y=True)
-chart(figure)
+chart(figure, key="reward-and-test")
 families = q.seed_families()
 if families:
     st.subheader("Seeds")
@@ -131,4 +131,4 @@ if shown:
     )
     figure.update_yaxes(matches=None, title="")
     figure.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
-    chart(steps_axis(figure, frame["step"]))
+    chart(steps_axis(figure, frame["step"]), key="other-metrics")

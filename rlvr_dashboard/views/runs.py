@@ -17,6 +17,7 @@ from rlvr_dashboard.ui import (
     escape,
     live,
     queries,
+    report_download,
     submit,
 )
 
@@ -83,6 +84,7 @@ else:
         },
     )
     live(runs["run"].tolist())
+    report_download(runs["run"].tolist())
     with st.expander("Every analysed checkpoint"):
         st.caption(
             "files: `gone` when the checkpoint folder was deleted after its analysis (a trainer's "

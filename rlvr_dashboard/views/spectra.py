@@ -7,7 +7,6 @@ import streamlit as st
 
 from rlvr_dashboard.charts import (
     P_VALUE,
-    banded_alpha,
     caption,
     chart,
     esd_figure,
@@ -15,6 +14,7 @@ from rlvr_dashboard.charts import (
     heatmap,
     lines,
     module_order,
+    named_figure,
 )
 from rlvr_dashboard.ui import escape, live, pick, pick_many, pick_step_and_target, queries
 
@@ -59,7 +59,7 @@ group = pick("α over steps", ["median per module kind", *modules], "group")
 if group in modules:
     chart(lines(q.alpha_per_layer(run, target, group), "alpha", "layer", "alpha", f"α of {target}: {group} per layer"))
 else:
-    chart(banded_alpha(q.alpha_by_module(run, target), f"median α of {target} over steps (successful fits)"))
+    chart(named_figure(q, run, "alpha-over-steps", target))  # what `rlvr figure --kind alpha-over-steps` draws
 st.caption(caption("alpha"))
 p_columns = ("p_exponential", "p_lognormal", "p_truncated_power_law")
 st.dataframe(

@@ -95,7 +95,7 @@ figure = px.line(
     error_y_minus="error_minus",
     title="recovery = (acc rank-k − acc base) / (acc full − acc base), 95% paired-bootstrap intervals",
 )
-chart(steps_axis(figure, recovery["step"]))
+chart(steps_axis(figure, recovery["step"]), key="recovery")
 for row in recovery[recovery["recovery"].isna()].itertuples():
     st.warning(escape(f"{row.run} step {row.step} {row.variant}: no recovery: {row.recovery_note}"))
 st.dataframe(
@@ -173,7 +173,7 @@ figure = px.scatter(
     error_y_minus="error_minus",
     title="accuracy of each evaluation, 95% Wilson intervals over its problems",
 )
-chart(steps_axis(figure, evals["step"]).update_yaxes(range=[-0.02, 1.02]))
+chart(steps_axis(figure, evals["step"]).update_yaxes(range=[-0.02, 1.02]), key="evaluations")
 
 st.subheader("Drill-down")
 label = {
