@@ -34,6 +34,7 @@ if access.signed_in():
     navigation = st.navigation(
         [st.Page(VIEWS / f"{name}.py", title=title, default=name == "runs") for name, title in PAGES]
     )
+    access.account_menu()
 else:
     navigation = st.navigation([st.Page(access.login_page, title="Sign in", url_path="login")], position="hidden")
 navigation.run()

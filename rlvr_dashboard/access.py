@@ -5,6 +5,7 @@
 - `signed_in()` / `login_page()`: app.py gives an anonymous visitor (auth on) a navigation holding only the
   login page: with `auth.mode = "oidc"` a login button (Streamlit's `st.login`), with `"header"` a note that
   the lab's proxy must sign them in. No other page can be reached, by the menu or by URL.
+- `account_menu()`: with OIDC, the signed-in user and "Log out" in the sidebar of every page.
 - `user()`: the signed-in user's name (OIDC e-mail or name, the proxy's header), recorded on jobs.
 - `can_submit()`: False in read-only mode; pages then hide their forms.
 - `allowed(path)`: the path when it lies under the data roots, else an error on the page and None.
@@ -49,6 +50,14 @@ def login_page() -> None:
             f"Not signed in: this server expects the lab's sign-in proxy to identify you "
             f"(header {auth.header}). Open the dashboard through the proxy's address."
         )
+
+
+def account_menu() -> None:
+    """In the sidebar of every page, with OIDC: who is signed in, and a "Log out" button (`st.logout`)."""
+    if settings().auth.mode != "oidc" or not st.user.get("is_logged_in", False):
+        return
+    st.sidebar.caption(f"Signed in as {_escape(user())}")
+    st.sidebar.button("Log out", on_click=st.logout)
 
 
 def user() -> str | None:
