@@ -127,3 +127,30 @@ def test_errors_share_one_hierarchy() -> None:
 
     classes = [getattr(errors, n) for n in dir(errors) if n.endswith("Error") and n != "RlvrError"]
     assert classes and all(issubclass(c, RlvrError) for c in classes)
+
+
+def test_read_tensor_reads_at_the_parsed_offsets_exactly_what_safe_open_reads(tmp_path) -> None:
+    """Every dtype, an empty tensor, a scalar: the offsets parsed once give the same tensors as safetensors."""
+    import torch
+    from safetensors.torch import save_file
+
+    from rlvr_core.readers.checkpoint import Checkpoint
+
+    gen = torch.Generator().manual_seed(0)
+    tensors = {
+        f"t.{dtype}".replace("torch.", ""): (torch.randn(5, 7, generator=gen) * 100).to(dtype)
+        for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32,
+                      torch.int16, torch.int8, torch.uint8, torch.bool)
+    }  # fmt: skip
+    tensors["empty"] = torch.zeros(0, 3)
+    tensors["scalar"] = torch.tensor(2.5)
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    checkpoint = Checkpoint(tmp_path)
+    for name, expected in tensors.items():
+        got = checkpoint.read_tensor(name)
+        assert got.dtype == expected.dtype and got.shape == expected.shape, name
+        assert torch.equal(got, expected) and torch.equal(got, checkpoint.read_tensor_safe_open(name)), name
+    with open(tmp_path / "model.safetensors", "r+b") as handle:  # truncated after opening: a clear error
+        handle.truncate(checkpoint.tensors["t.float64"].start + 8)
+    with pytest.raises(CheckpointFormatError, match="the file was truncated"):
+        checkpoint.read_tensor("t.float64")

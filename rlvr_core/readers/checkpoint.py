@@ -33,6 +33,23 @@ INDEX_FILE = "model.safetensors.index.json"
 FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
 
 
+class _TorchDtypes(dict):
+    """safetensors dtype code -> torch dtype, built on first use (torch is imported only to read a tensor)."""
+
+    def get(self, key, default=None):
+        if not self:
+            import torch
+
+            self.update(
+                F64=torch.float64, F32=torch.float32, F16=torch.float16, BF16=torch.bfloat16, I64=torch.int64,
+                I32=torch.int32, I16=torch.int16, I8=torch.int8, U8=torch.uint8, BOOL=torch.bool,
+            )  # fmt: skip
+        return super().get(key, default)
+
+
+_TORCH_DTYPES = _TorchDtypes()
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     """One tensor as the safetensors header describes it."""
@@ -42,6 +59,10 @@ class TensorInfo:
     """safetensors dtype code: `F32`, `F16`, `BF16`, ..."""
     shape: tuple[int, ...]
     file: Path
+    start: int = -1
+    """Where the tensor's bytes start in `file` (8 + header length + its data offset); -1: unknown."""
+    end: int = -1
+    """Where they end (exclusive)."""
 
 
 def has_weights(folder: Path) -> bool:
@@ -63,6 +84,7 @@ class Checkpoint:
             stat = file.stat()
             digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}:".encode())
             digest.update(header_bytes)
+            data = 8 + len(header_bytes)  # the data section starts after the length prefix and the header
             for name, entry in header.items():
                 if name == "__metadata__":
                     continue
@@ -73,7 +95,10 @@ class Checkpoint:
                         f"'{name}' also in {self.tensors[name].file.name}",
                         "rewrite the checkpoint with save_pretrained(safe_serialization=True)",
                     )
-                self.tensors[name] = TensorInfo(name, entry["dtype"], tuple(entry["shape"]), file)
+                begin, finish = entry["data_offsets"]
+                self.tensors[name] = TensorInfo(
+                    name, entry["dtype"], tuple(entry["shape"]), file, data + begin, data + finish
+                )
         self.fingerprint = digest.hexdigest()[:24]
 
     @property
@@ -82,7 +107,37 @@ class Checkpoint:
         return {name: info.shape for name, info in self.tensors.items()}
 
     def read_tensor(self, name: str) -> torch.Tensor:
-        """Load one tensor (CPU, stored dtype) without mapping the rest of the shard."""
+        """Load one tensor (CPU, stored dtype) without mapping the rest of the shard: its bytes are read at
+        the offsets the header parsed in `__init__` gave, so no read parses a header again (re-opening
+        with `safe_open` per tensor re-parsed the whole header each time: quadratic in tensors per shard)."""
+        import torch
+
+        info = self.tensors[name]
+        dtype = _TORCH_DTYPES.get(info.dtype)
+        if dtype is None or info.start < 0:
+            return self.read_tensor_safe_open(name)
+        count = info.end - info.start
+        try:
+            with open(info.file, "rb") as handle:
+                handle.seek(info.start)
+                data = bytearray(handle.read(count))
+        except OSError as exc:
+            raise CheckpointFormatError(
+                f"{info.file} tensor '{name}'", "a readable safetensors tensor", f"{type(exc).__name__}: {exc}",
+                "check the file (it may have been moved or truncated since it was opened)",
+            ) from None  # fmt: skip
+        if len(data) != count:
+            raise CheckpointFormatError(
+                f"{info.file} tensor '{name}'", f"{count} bytes", f"{len(data)} (the file was truncated)",
+                "re-save the checkpoint",
+            )  # fmt: skip
+        if count == 0:
+            return torch.empty(info.shape, dtype=dtype)
+        return torch.frombuffer(data, dtype=dtype).reshape(info.shape)
+
+    def read_tensor_safe_open(self, name: str) -> torch.Tensor:
+        """Load one tensor through `safetensors.safe_open` (parses the shard's header on every call): the
+        fallback for dtypes `read_tensor` does not map, and the baseline of `bench/headers.py`."""
         from safetensors import safe_open
 
         info = self.tensors[name]
