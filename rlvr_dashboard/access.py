@@ -9,6 +9,7 @@
 - `user()`: the signed-in user's name (OIDC e-mail or name, the proxy's header), recorded on jobs.
 - `can_submit()`: False in read-only mode; pages then hide their forms.
 - `allowed(path)`: the path when it lies under the data roots, else an error on the page and None.
+- `model(text)`: a model field: a Hub id where allowed, else `allowed`.
 - `runs_under_roots()`: the run folders found under the data roots (for a picker).
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import streamlit as st
 
 from rlvr_core.errors import RlvrError
+from rlvr_core.readers.hub import is_hub_id
 from rlvr_core.service.dataroots import allowed_path, find_runs
 from rlvr_core.system.settings import Settings, load_settings
 
@@ -82,6 +84,18 @@ def allowed(path: str, what: str, kind: str = "folder", must_exist: bool = True)
     except RlvrError as error:
         st.error(f"{what}: {_escape(error)}")
         return None
+
+
+def model(text: str, what: str) -> str | None:
+    """A model field: a Hub id (`org/name[@rev]`) passed on as it is, where the settings allow ids (always
+    without data roots, else `allow_hub`), or a folder checked by `allowed`; None after showing why not."""
+    if is_hub_id(text):
+        if settings().roots and not settings().allow_hub:
+            st.error(f"{what}: Hub ids are not allowed on this server (allow_hub); give a folder under the data roots.")
+            return None
+        return text
+    path = allowed(text, what)
+    return str(path) if path else None
 
 
 def runs_under_roots() -> list[str]:

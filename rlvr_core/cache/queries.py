@@ -118,7 +118,7 @@ class Queries(ResearchQueries):
         analysis (a trainer's `save_total_limit`: the cached results stay)."""
         frame = self._df(
             "SELECT run, step, is_base, n_analyzed AS tensors, layout, device, round(seconds, 1) AS seconds, "
-            "analyzed_at, path FROM checkpoints ORDER BY run, step"
+            "analyzed_at, path, source, revision FROM checkpoints ORDER BY run, step"
         )
         frame["files"] = ["there" if Path(p).exists() else "gone" for p in frame["path"]]
         return frame

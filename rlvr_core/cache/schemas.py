@@ -31,6 +31,8 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("seconds", pa.float64()),
             ("is_base", pa.bool_()),
             ("tool_version", pa.string()),
+            ("source", pa.string()),
+            ("revision", pa.string()),
         ]
     ),
     "layers": pa.schema(

@@ -163,6 +163,19 @@ class Cache:
                 pq.write_table(table.cast(SCHEMAS[name]), tmp / f"{name}.parquet")
         return final
 
+    def copy_step(self, source_run: str, step: int, run: str) -> Path:
+        """Publish another run's cached step as this run's (its rows with `run` renamed), atomically: a base
+        model several runs share is analysed once."""
+        source = self.step_dir(source_run, step)
+        tables = {}
+        for file in sorted(source.glob("*.parquet")):
+            table = pq.read_table(file)
+            if "run" in table.column_names:
+                index = table.column_names.index("run")
+                table = table.set_column(index, "run", pa.array([run] * table.num_rows, pa.string()))
+            tables[file.stem] = table
+        return self.write_step(run, step, tables)
+
     def write_run_tables(self, run: str, tables: Mapping[str, pa.Table]) -> Path:
         """Replace run-level files (`RUN_SCHEMAS` views), each atomically."""
         folder = self.run_dir(run)

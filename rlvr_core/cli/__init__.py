@@ -87,7 +87,8 @@ def _apply_settings(args: argparse.Namespace) -> None:
     """Data roots for commands that read users' files; read-only mode refuses commands that write."""
     settings = common.settings_of(args)
     if args.command in READS_USERS_FILES:
-        dataroots.activate(settings.data_roots)
+        hub = (settings.hub_cache,) if settings.allow_hub and settings.hub_cache and settings.data_roots else ()
+        dataroots.activate((*settings.data_roots, *hub))
     if settings.read_only and args.command in WRITES:
         raise UsageError(
             f"rlvr {args.command}",

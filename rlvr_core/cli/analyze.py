@@ -1,6 +1,7 @@
 """`rlvr analyze`, `rlvr logs` and `rlvr runs`: checkpoints and training logs into the cache, and what it holds.
 
 rlvr analyze RUN_DIR --base BASE_DIR [--run NAME] [--steps 100,200] [--modules REGEX] [--topk 8]
+rlvr analyze --pair MODEL --base BASE [--run NAME] [--step 1]    (a published base -> RL pair; folders or Hub ids)
              [--device auto|cpu|cuda] [--cache DIR] [--checkpoint STEP=PATH ...] [--include-embeddings]
              [--no-base] [--force] [--triplets auto|eigh|lowrank]
 rlvr logs PATH --run NAME [--reward KEY] [--test KEY] [--cache DIR]
@@ -15,13 +16,17 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import ProgressBar, add_cache_flags, cache_of
+from .common import ProgressBar, add_cache_flags, cache_of, model_dir
 
 
 def register(sub) -> dict[str, argparse.ArgumentParser]:
     analyze = sub.add_parser("analyze", help="compute per-layer spectra of a run's checkpoints into the cache")
     analyze.add_argument("run_dir", nargs="?", help="the run folder (checkpoint-N/, global_step_N/, step_N/ ...)")
-    analyze.add_argument("--base", required=True, help="the base model folder")
+    analyze.add_argument("--base", required=True, help="the base model folder, or a Hub id org/name[@rev]")
+    analyze.add_argument(
+        "--pair", metavar="MODEL", help="analyse one RL model (folder or Hub id) against --base, as a one-step run"
+    )
+    analyze.add_argument("--step", type=int, default=1, help="the step a --pair model is stored as (default 1)")
     analyze.add_argument("--run", help="the run's name in the cache (default: the run folder's name)")
     analyze.add_argument("--steps", help="only these steps, comma-separated (e.g. 100,200)")
     analyze.add_argument(
@@ -84,7 +89,17 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from ..readers.layout import discover_steps, parse_explicit, parse_steps
 
     steps = parse_steps(args.steps) if args.steps else None
-    if args.checkpoint:
+    base = model_dir(args, args.base)
+    if args.pair:  # a published base -> RL pair: a one-step run
+        from ..readers.hub import is_hub_id
+        from ..readers.layout import StepCheckpoint
+
+        if args.step < 1:
+            raise UsageError("--step", "a step of 1 or more (0 is the base)", str(args.step), "pass --step 1")
+        checkpoints = [StepCheckpoint(args.step, model_dir(args, args.pair), "pair")]
+        default = args.pair.rstrip("/").split("@")[0].split("/")[-1] if is_hub_id(args.pair) else None
+        args.run = args.run or default or Path(args.pair).resolve().name
+    elif args.checkpoint:
         checkpoints = parse_explicit(args.checkpoint)
         if steps is not None:
             checkpoints = [c for c in checkpoints if c.step in steps]
@@ -100,7 +115,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     name = args.run or Path(args.run_dir or Path(checkpoints[0].path).parent).resolve().name
     cache = cache_of(args)
     config = AnalyzeConfig(
-        base=Path(args.base),
+        base=base,
         checkpoints=checkpoints,
         run=name,
         cache=cache.root,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..cache import Cache
@@ -27,6 +28,16 @@ def add_config_flag(parser: argparse.ArgumentParser) -> None:
 def settings_of(args: argparse.Namespace, **flags: object) -> Settings:
     """The settings for this command: its flags, then the environment, then the config file, then defaults."""
     return load_settings(getattr(args, "config", None), flags={"cache": getattr(args, "cache", None), **flags})
+
+
+def model_dir(args: argparse.Namespace, text: str) -> Path:
+    """The local folder of a model argument: a folder as given, or a Hub id (`org/name[@rev]`,
+    `hf://...`) resolved in the HF cache or downloaded (`readers.hub`), as the settings allow."""
+    from ..readers.hub import resolve_model
+
+    settings = settings_of(args)
+    allow = not settings.data_roots or settings.allow_hub
+    return resolve_model(text, allow_hub=allow, cache_dir=settings.hub_cache or None).path
 
 
 def cache_of(args: argparse.Namespace) -> Cache:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import ProgressBar, add_cache_flags, add_config_flag, cache_of
+from .common import ProgressBar, add_cache_flags, add_config_flag, cache_of, model_dir
 
 
 def register(sub) -> dict[str, argparse.ArgumentParser]:
@@ -121,8 +121,8 @@ def _cmd_substitute(args: argparse.Namespace) -> int:
     cache = Path(args.cache) if args.cache else None
     recipe = write_substituted(
         SubstituteConfig(
-            step_dir=Path(args.checkpoint),
-            base_dir=Path(args.base),
+            step_dir=model_dir(args, args.checkpoint),
+            base_dir=model_dir(args, args.base),
             out=Path(args.out),
             rank=args.rank,
             mode=args.mode,
@@ -147,7 +147,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(args.dataset, args.data_dir, args.limit)
     request = EvalRequest(
-        model_dir=Path(args.model_dir),
+        model_dir=model_dir(args, args.model_dir),
         dataset=dataset,
         sampling=_sampling(args),
         cache=cache_of(args).root,
@@ -182,7 +182,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     datasets = [load_dataset(name, args.data_dir, args.limit) for name in args.dataset.split(",")]
     config = CompareConfig(
         run_dir=Path(args.run_dir),
-        base_dir=Path(args.base),
+        base_dir=model_dir(args, args.base),
         datasets=datasets,
         steps=parse_steps(args.steps) if args.steps else None,
         ranks=ranks,

@@ -8,7 +8,8 @@ one-line error, never later inside a worker. `from_argv` goes the other way (for
 
     submit(cache, AnalyzeRequest(run_dir="/models/run", base="/models/base", quiet=True), submitted_by="ann")
 
-May import: `rlvr_core.cli` (its parsers), `rlvr_core.cache` (queue, watches), `rlvr_core.errors`. Never torch.
+May import: `rlvr_core.cli` (its parsers), `rlvr_core.cache` (queue, watches), `rlvr_core.readers.hub` (is it a Hub
+id?), `rlvr_core.errors`. Never torch.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..cache import check_run_name, watches
 from ..cache import queue as jobs
 from ..cache.watches import WatchSpec
 from ..errors import UsageError
+from ..readers.hub import is_hub_id
 
 _POSITIONAL = {"positional": True}
 MAX_FIELD = 4096
@@ -67,6 +69,8 @@ class AnalyzeRequest(JobRequest):
     run_dir: str | None = field(default=None, metadata=_POSITIONAL)
     base: str
     run: str | None = None
+    pair: str | None = None
+    step: int = 1
     steps: str | None = None
     checkpoint: tuple[str, ...] = ()
     modules: str | None = None
@@ -194,7 +198,7 @@ class WatchRequest(JobRequest):
         return WatchSpec(
             run=self.run or run_dir.resolve().name,
             run_dir=str(run_dir.resolve()),
-            base=str((here / self.base).resolve()),
+            base=self.base if is_hub_id(self.base) else str((here / self.base).resolve()),
             log=str((here / self.log).resolve()) if self.log else None,
             interval=self.interval,
             settle=self.settle,

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import add_cache_flags, cache_of
+from .common import add_cache_flags, cache_of, model_dir
 
 
 def register(sub) -> dict[str, argparse.ArgumentParser]:
@@ -71,7 +71,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     check_run_name(name)
     config = WatchConfig(
         run_dir=run_dir,
-        base=Path(args.base),
+        base=model_dir(args, args.base),
         run=name,
         cache=cache_of(args).root,
         log=Path(args.log) if args.log else None,

@@ -39,6 +39,7 @@ from ..cache import SCHEMAS, Cache, check_run_name
 from ..errors import CheckpointFormatError, UsageError
 from ..math import heavytail
 from ..readers.checkpoint import FLOAT_DTYPES, Checkpoint, check_none_missing, check_same_tensors
+from ..readers.hub import revision_of
 from ..readers.layout import StepCheckpoint
 from ..readers.naming import EMBEDDING, LINEAR, LM_HEAD, TensorRole, classify_tensor
 from ..system.devices import resolve_device
@@ -151,6 +152,11 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
     with _fit_process(config.fits and bool(todo)) as fitter:
         for job in todo:
             t0 = time.perf_counter()
+            if job.is_base and not config.force and _reuse_base(cache, config.run, base_fp, settings):
+                summary.analyzed.append(0)  # the same base, with the same settings, analysed for another run
+                summary.seconds_per_step[0] = time.perf_counter() - t0
+                done += len(job.roles)
+                continue
             tables, done = analyze_step(config, job, base, device, done, total, progress, fitter)
             seconds = time.perf_counter() - t0
             tables["checkpoints"] = _checkpoint_table(config, job, base_fp, settings, device, seconds)
@@ -258,6 +264,18 @@ def _match(base: Checkpoint, step: Checkpoint, roles: list[TensorRole], base_rol
     check_same_tensors(base.shapes, step.shapes, names, str(base.path), str(step.path))
 
 
+def _reuse_base(cache: Cache, run: str, base_fp: str, settings: str) -> bool:
+    """Copy the base's step 0 from another run that analysed the same base with the same settings."""
+    found = cache.find_step(base_fp, base_fp)
+    if found is None or found[0] == run or found[1] != 0 or not cache.step_intact(*found):
+        return False
+    row = cache.checkpoint_row(*found)
+    if row is None or row["settings"] != settings:
+        return False
+    cache.copy_step(found[0], 0, run)
+    return True
+
+
 def _is_cached(cache: Cache, run: str, job: _Job, base_fp: str, settings: str) -> bool:
     """Cached unchanged: every file of the step folder readable (a broken one is redone), same inputs."""
     row = cache.checkpoint_row(run, job.step.step)
@@ -290,4 +308,6 @@ def _checkpoint_table(
         "is_base": job.is_base,
         "tool_version": __version__,
     }
+    hub = revision_of(job.ckpt.path.resolve())  # a model from the Hugging Face cache: its repo and commit
+    row["source"], row["revision"] = hub if hub else (None, None)
     return pa.Table.from_pylist([row], schema=SCHEMAS["checkpoints"])

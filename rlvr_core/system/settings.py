@@ -89,6 +89,12 @@ class Settings:
     max_queued_per_user: int = 20
     """Jobs one user may have queued or running at once (0: no limit), so one user cannot starve the
     others. Env RLVR_MAX_QUEUED."""
+    allow_hub: bool = False
+    """With data roots set: whether Hugging Face Hub ids (`org/name[@rev]`) may name models too (they are
+    always allowed without data roots). Env RLVR_ALLOW_HUB (1/0)."""
+    hub_cache: str = ""
+    """Where Hub models are found and downloaded (a Hugging Face cache folder; empty: huggingface_hub's own,
+    `$HF_HUB_CACHE` or `$HF_HOME/hub`). With data roots it is read like one. Env RLVR_HUB_CACHE."""
     auth: AuthSettings = field(default_factory=AuthSettings)
     """The `[auth]` section: who may see the dashboard."""
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -107,6 +113,8 @@ _ENV = {  # env var -> (section or "", key)
     "RLVR_DEMO_CACHE": ("", "demo_cache"),
     "RLVR_ADMINS": ("", "admins"),
     "RLVR_MAX_QUEUED": ("", "max_queued_per_user"),
+    "RLVR_ALLOW_HUB": ("", "allow_hub"),
+    "RLVR_HUB_CACHE": ("", "hub_cache"),
     "RLVR_AUTH": ("auth", "mode"),
     "RLVR_AUTH_HEADER": ("auth", "header"),
     "RLVR_AUTH_SECRETS": ("auth", "secrets_file"),
@@ -170,9 +178,9 @@ def _from_env(var: str, key: str, text: str):
         return [p for p in text.split(os.pathsep) if p]
     if key == "admins":
         return [p.strip() for p in text.split(",") if p.strip()]
-    if key == "read_only":
+    if key in ("read_only", "allow_hub"):
         if text.lower() not in ("1", "0", "true", "false", "yes", "no", ""):
-            raise ConfigError(f"${var}", "1 or 0", repr(text), f"set {var}=1 for read-only, 0 otherwise")
+            raise ConfigError(f"${var}", "1 or 0", repr(text), f"set {var}=1 to turn it on, 0 otherwise")
         return text.lower() in ("1", "true", "yes")
     if key in ("port", "max_queued_per_user"):
         if not text.isdigit():

@@ -114,7 +114,9 @@ with left, st.form("add_run"):
         key="run_dir",
         help="holding checkpoint-N/ (TRL), global_step_N/ (verl), global_stepN_hf/ (OpenRLHF) or step_N/ folders",
     )
-    base_dir = st.text_input("Base model folder", key="base_dir", help="the model RL started from (step 0)")
+    base_dir = st.text_input(
+        "Base model folder", key="base_dir", help="the model RL started from (step 0): a folder, or a Hub id org/name"
+    )
     name = st.text_input("Name in the cache (optional)", key="run_name")
     keep = st.checkbox(
         "Keep watching",
@@ -137,7 +139,7 @@ with left, st.form("add_run"):
         st.success(
             f"{steps[0].layout} layout: {len(steps)} checkpoints, steps " + ", ".join(str(c.step) for c in steps)
         )
-    base_path = access.allowed(base_dir, "Base model folder") if base_dir and (steps or watching) else None
+    base_path = access.model(base_dir, "Base model folder") if base_dir and (steps or watching) else None
     log_file = access.allowed(watch_log, "Log", "file or folder", must_exist=False) if watching and watch_log else None
     if queuing and (steps or watching) and not base_dir:
         st.error("Give the base model folder too: every update dW is measured against it.")
