@@ -74,3 +74,90 @@ def test_a_missing_model_and_refused_ids_say_what_to_do(hub, tmp_path, cli, monk
     monkeypatch.setenv("RLVR_HUB_CACHE", str(hub[0]))
     code, _, err = cli("analyze", "--pair", "lab/tiny-rl", "--base", "lab/tiny-base", "--cache", tmp_path / "c")
     assert code == 0, err
+
+
+class _Hub:
+    """A loopback stand-in for the Hub's download endpoints, as huggingface_hub 2.4.0 calls them
+    (`hf_api.repo_info`, `list_repo_tree`, `file_download.get_hf_file_metadata` + GET): one model."""
+
+    def __init__(self, repo: str, folder):
+        import hashlib
+
+        self.repo, self.commit = repo, hashlib.sha1(repo.encode()).hexdigest()
+        self.files = {f.name: f.read_bytes() for f in sorted(folder.iterdir()) if f.is_file()}
+        self.requests: list[str] = []
+
+    def handler(self):
+        import hashlib
+        import http.server
+        import json
+
+        hub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _send(self, code: int, body: bytes = b"", headers: dict | None = None) -> None:
+                self.send_response(code)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_HEAD(self):
+                self.do_GET()
+
+            def do_GET(self):
+                path = self.path.split("?")[0]
+                hub.requests.append(f"{self.command} {path}")
+                api, resolve = f"/api/models/{hub.repo}/", f"/{hub.repo}/resolve/{hub.commit}/"
+                if path.startswith(api + "revision/"):
+                    info = {"id": hub.repo, "sha": hub.commit, "siblings": [{"rfilename": n} for n in hub.files]}
+                    return self._send(200, json.dumps(info).encode(), {"Content-Type": "application/json"})
+                if path.startswith(api + "tree/"):
+                    tree = [{"type": "file", "path": n, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+                            for n, b in hub.files.items()]  # fmt: skip
+                    return self._send(200, json.dumps(tree).encode(), {"Content-Type": "application/json"})
+                if path.startswith(resolve) and path[len(resolve) :] in hub.files:
+                    body = hub.files[path[len(resolve) :]]
+                    tag = f'"{hashlib.sha256(body).hexdigest()}"'
+                    return self._send(200, body, {"X-Repo-Commit": hub.commit, "ETag": tag})
+                return self._send(404, b"{}", {"X-Error-Code": "RepoNotFound", "Content-Type": "application/json"})
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+
+def test_a_hub_model_downloads_from_a_loopback_hub_with_progress(tmp_path) -> None:
+    import http.server
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    fx = build_run(tmp_path / "fx", ModelShape(n_layers=1), steps=(10,), shards=1)
+    hub = _Hub("lab/tiny-rl", fx.step_dirs[10])
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), hub.handler())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    env |= {"HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}", "HF_HUB_CACHE": str(tmp_path / "hf"),
+            "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}  # fmt: skip
+    argv = ["analyze", "--pair", "lab/tiny-rl", "--base", str(fx.base_dir), "--cache", str(tmp_path / "c")]
+    try:
+        done = subprocess.run([sys.executable, "-m", "rlvr_core", *argv], capture_output=True, text=True, env=env)
+        missing = subprocess.run(
+            [sys.executable, "-m", "rlvr_core", "analyze", "--pair", "lab/none", "--base", str(fx.base_dir)],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Fetching" in done.stderr or "%|" in done.stderr  # huggingface_hub's progress bar
+    assert any(r.startswith("GET /lab/tiny-rl/resolve/") and r.endswith(".safetensors") for r in hub.requests)
+    snapshot = tmp_path / "hf" / "models--lab--tiny-rl" / "snapshots" / hub.commit
+    assert (snapshot / "model.safetensors").read_bytes() == hub.files["model.safetensors"]
+    row = Cache(tmp_path / "c").queries().checkpoints().set_index("step").loc[1]
+    assert (row["source"], row["revision"]) == ("lab/tiny-rl", hub.commit)
+    assert missing.returncode == 2 and "Hub model 'lab/none'" in missing.stderr, missing.stderr
