@@ -235,10 +235,16 @@ def jobs_list() -> list[jobs.Job]:
         return []
 
 
-def may_cancel(job: jobs.Job) -> bool:
-    """Whether the signed-in user may cancel `job`: their own, or any job for an admin (anyone without auth)."""
+def _may_act_on(owner: str | None) -> bool:
+    """Whether the signed-in user may act on what `owner` submitted: their own, anything for an admin, and
+    anything for anyone without auth (never in read-only mode)."""
     user = access.user()
-    return access.can_submit() and (user is None or user == job.submitted_by or user in access.settings().admins)
+    return access.can_submit() and (user is None or user == owner or user in access.settings().admins)
+
+
+def may_cancel(job: jobs.Job) -> bool:
+    """Whether the signed-in user may cancel `job`."""
+    return _may_act_on(job.submitted_by)
 
 
 def cancel_job(ident: str) -> str:
@@ -256,9 +262,8 @@ def watches_list(only_watching: bool = False) -> list[watches.Watch]:
 
 
 def may_stop(watch: watches.Watch) -> bool:
-    """Whether the signed-in user may stop `watch`: their own, or any for an admin (anyone without auth)."""
-    user = access.user()
-    return access.can_submit() and (user is None or user == watch.submitted_by or user in access.settings().admins)
+    """Whether the signed-in user may stop `watch`."""
+    return _may_act_on(watch.submitted_by)
 
 
 def stop_watch(run: str) -> str:

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from rlvr_core.cache import Cache
-from rlvr_core.fixtures import ModelShape, build_run
+from rlvr_core.fixtures import ModelShape, build_run, slow_writer
 from rlvr_core.readers import completeness
 from rlvr_core.readers.layout import step_folders
 
@@ -53,13 +53,7 @@ def test_watch_analyses_each_step_once_when_complete_and_stops_on_sigterm(tmp_pa
     )
     try:
         go = tmp_path / "go"
-        writer = subprocess.Popen(
-            [sys.executable, "-m", "rlvr_core.fixtures.slow_writer", str(fx.run_dir), str(run_dir), "0.3"]
-            + ["--hold-last", str(go)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        writer = slow_writer.start(fx.run_dir, run_dir, 0.3, hold_last=go)
         deadline = time.time() + 180
         while time.time() < deadline and not (cache.exists() and 20 in Cache(cache).queries().steps("live")):
             time.sleep(0.1)

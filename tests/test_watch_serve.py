@@ -19,7 +19,7 @@ import pytest
 
 from rlvr_core.cache import Cache, watches
 from rlvr_core.cache import queue as jobs
-from rlvr_core.fixtures import ModelShape, build_run
+from rlvr_core.fixtures import ModelShape, build_run, slow_writer
 from tests.test_monitor import _write_log
 from tests.test_serve import _free_port, _healthy, _wait
 
@@ -152,13 +152,7 @@ def test_serve_follows_a_watch_through_a_restart(tmp_path, monkeypatch) -> None:
     port = _free_port()
     proc = _serve(cache, port, lines)
     go = tmp_path / "go"
-    writer = subprocess.Popen(
-        [sys.executable, "-m", "rlvr_core.fixtures.slow_writer", str(fx.run_dir), str(run_dir), "0.3"]
-        + ["--hold-last", str(go)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    writer = slow_writer.start(fx.run_dir, run_dir, 0.3, hold_last=go)
     try:
         _wait(lambda: _healthy(f"http://127.0.0.1:{port}"), 90, "the dashboard's health check")
         _wait(lambda: 10 in _steps(cache), 180, "step 10 in the cache")

@@ -233,13 +233,7 @@ def cancel(cache: Path, ident: str, user: str | None = None, admins: tuple[str, 
     job = get(cache, ident)
     if job is None:
         raise UsageError(f"job '{ident}'", "a job id from `rlvr jobs`", "no such job", "list the jobs with `rlvr jobs`")
-    if user is not None and user != job.submitted_by and user not in admins:
-        raise UsageError(
-            f"job '{ident}'",
-            f"a job of yours ({user}) to cancel",
-            f"a job of {job.submitted_by}",
-            "ask its submitter, or an admin (`admins` in the server's settings)",
-        )
+    check_owner(f"job '{ident}'", "a job", "cancel", job.submitted_by, user, admins)
     with closing(connect(cache)) as con:
         con.execute("BEGIN IMMEDIATE")
         con.execute(
@@ -252,6 +246,19 @@ def cancel(cache: Path, ident: str, user: str | None = None, admins: tuple[str, 
     if row is None:
         raise UsageError(f"job '{ident}'", "a job id from `rlvr jobs`", "no such job", "list the jobs with `rlvr jobs`")
     return row[0]
+
+
+def check_owner(
+    subject: str, what: str, action: str, owner: str | None, user: str | None, admins: tuple[str, ...]
+) -> None:
+    """On a shared server (`user` given): only the submitter (`owner`) or one of `admins` may `action` it."""
+    if user is not None and user != owner and user not in admins:
+        raise UsageError(
+            subject,
+            f"{what} of yours ({user}) to {action}",
+            f"{what} of {owner}",
+            "ask its submitter, or an admin (`admins` in the server's settings)",
+        )
 
 
 def report(progress: float | None, message: str) -> None:

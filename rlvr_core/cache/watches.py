@@ -173,13 +173,7 @@ def stop(cache: Path, run: str, user: str | None = None, admins: tuple[str, ...]
         raise UsageError(
             f"watch '{run}'", "a watched run from `rlvr watches`", "no such watch", "list them: rlvr watches"
         )
-    if user is not None and user != found.submitted_by and user not in admins:
-        raise UsageError(
-            f"watch '{run}'",
-            f"a watch of yours ({user}) to stop",
-            f"a watch of {found.submitted_by}",
-            "ask its submitter, or an admin (`admins` in the server's settings)",
-        )
+    jobs.check_owner(f"watch '{run}'", "a watch", "stop", found.submitted_by, user, admins)
     with closing(_connect(cache)) as con:
         con.execute(
             "UPDATE watches SET state = 'stopped', stopped_by = ?, message = 'stopped' WHERE run = ?",

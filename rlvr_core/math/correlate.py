@@ -17,7 +17,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 EXACT_UP_TO = 8
 """With at most this many steps the permutation p-value is exact (8! = 40,320 orders)."""
@@ -50,6 +49,8 @@ def spearman(metric: np.ndarray, accuracy: np.ndarray, permutations: int = 9999,
     n = int(x.size)
     if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return Correlation(float("nan"), float("nan"), n, False)
+    from scipy.stats import rankdata  # imported here: scipy.stats takes a second to import
+
     rx, ry = rankdata(x), rankdata(y)
     rho = float(_pearson_rows(rx, ry[None, :])[0])
     exact = n <= EXACT_UP_TO

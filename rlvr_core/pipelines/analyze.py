@@ -46,7 +46,6 @@ from ..system.devices import resolve_device
 from ..system.libc import die_with_parent, return_large_blocks_to_os
 from . import run_alignment
 from .analyze_step import analyze_step
-from .correlate import correlate_run
 
 Progress = Callable[[int, int, str], None]
 """Called after each tensor as progress(done, total, message)."""
@@ -167,6 +166,8 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
     if config.alignment and (summary.analyzed or not run_alignment.is_current(cache, config.run)):
         summary.alignment_tensors, summary.alignment_steps = run_alignment.update_run(cache, config.run)
     if summary.analyzed:
+        from .correlate import correlate_run  # scipy.stats: imported when needed, not by the fit process
+
         correlate_run(cache, config.run)  # the metrics (and u1's final step) changed
     summary.seconds = time.perf_counter() - start
     return summary
@@ -187,7 +188,10 @@ def _fit_process(enabled: bool) -> Iterator[Executor | None]:
         pool: Executor = ThreadPoolExecutor(max_workers=1)
     else:
         pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_fit_process
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_fit_process,
+            initargs=(os.getpid(),),
         )
     try:
         yield pool
@@ -195,10 +199,13 @@ def _fit_process(enabled: bool) -> Iterator[Executor | None]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _start_fit_process() -> None:
+def _start_fit_process(parent: int) -> None:
     """In the fit process: die with the analysis (however it dies: no orphan fitting for nobody), and run
-    single-threaded at a low priority."""
+    single-threaded at a low priority. The death signal is armed only once the process has imported
+    what it needs (seconds, with spawn): if the analysis died before that, exit now."""
     die_with_parent()
+    if os.getppid() != parent:
+        os._exit(0)
     heavytail.single_threaded()
 
 
