@@ -51,6 +51,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("rank1_energy", pa.float64()),
             ("kind", pa.string()),
             ("dtype", pa.string()),
+            ("expert", pa.int32()),
         ]
     ),
     "spectra": pa.schema(
@@ -125,6 +126,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("shape", pa.list_(pa.int64())),
             ("analyzed", pa.bool_()),
             ("nonfinite", pa.bool_()),
+            ("expert", pa.int32()),
         ]
     ),
 }

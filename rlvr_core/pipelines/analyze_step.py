@@ -137,6 +137,7 @@ def _tensor_table(run: str, job: _Job, nonfinite: set[str]) -> pa.Table:
             "shape": list(i.shape),
             "analyzed": n in analysed,
             "nonfinite": n in nonfinite,
+            "expert": r.expert,
         }
         for n, i in job.ckpt.tensors.items()
         for r in [classify_tensor(n, i.shape)]

@@ -45,6 +45,7 @@ class StepRows:
                 **asdict(result.stats),
                 "kind": role.kind,
                 "dtype": dtype,
+                "expert": role.expert,
             }
         )
         self.spectra.append((role.name, target, result.sv.numpy()))

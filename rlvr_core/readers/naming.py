@@ -10,6 +10,14 @@ Supported naming schemes (Hugging Face `transformers` state dicts):
 - GPT-2: `[transformer.]h.{i}.attn.{c_attn,c_proj}.weight`, `[transformer.]h.{i}.mlp.{c_fc,c_proj}.weight`.
   GPT-2 uses `Conv1D`, which stores weights as in x out; `TensorRole.transposed` is true for those and
   the analysis transposes them so every matrix is analysed as out x in, like `nn.Linear`.
+- Mixtures of experts, one 2-D weight per expert (names as the Hub checkpoints store them, read from
+  transformers' conversion and loading code): Qwen2-MoE/Qwen3-MoE `mlp.experts.{e}.{gate,up,down}_proj`,
+  `mlp.shared_expert.*`, router `mlp.gate`; Mixtral `block_sparse_moe.experts.{e}.{w1,w2,w3}`, router
+  `block_sparse_moe.gate`; DeepSeek-V2/V3 `mlp.experts.{e}.*`, `mlp.shared_experts.*`, attention
+  `self_attn.{q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj}`. An expert's `expert` is its index and its
+  `module` the projection without it (`mlp.experts.gate_proj`), so every expert of a layer shares one
+  module kind (the pages aggregate over experts); routers and shared experts are module kinds of their own.
+  Fused 3-D expert tensors (experts x in x out) are not split yet: they are `other`.
 - Any other model whose blocks are `*.layers.{i}.*`, `*.h.{i}.*` or `*.blocks.{i}.*`: 2-D `.weight`
   tensors inside a block are treated as linear layers.
 
@@ -33,6 +41,7 @@ _BLOCK = re.compile(r"^(?P<prefix>.*?)(?:^|\.)(?:layers|h|blocks)\.(?P<layer>\d+
 _GPT2_CONV1D = re.compile(r"^(?:transformer\.)?h\.\d+\.(?:attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$")
 _EMBEDDING = re.compile(r"(?:^|\.)(?:embed_tokens|embed_in|wte|wpe|word_embeddings)\.weight$")
 _LM_HEAD = re.compile(r"^(?:lm_head|embed_out)\.weight$")
+_EXPERT = re.compile(r"^(?P<before>.*?\.experts)\.(?P<expert>\d+)\.(?P<after>.+)$")
 # 2-D tensors inside blocks that are not weight matrices of a linear map.
 _NOT_LINEAR = re.compile(r"(?:norm|ln_\d|layernorm|rotary|inv_freq|\.bias$)", re.IGNORECASE)
 
@@ -51,6 +60,8 @@ class TensorRole:
     """Module path inside the block (`self_attn.q_proj`), or the tensor name without `.weight` outside."""
     transposed: bool
     """True when stored as in x out (GPT-2 `Conv1D`): the analysis transposes it to out x in."""
+    expert: int | None = None
+    """The expert's index for a weight of one expert of a mixture of experts, else None."""
 
 
 def classify_tensor(name: str, shape: tuple[int, ...]) -> TensorRole:
@@ -68,7 +79,11 @@ def classify_tensor(name: str, shape: tuple[int, ...]) -> TensorRole:
     match = _BLOCK.match(name)
     if match and not _NOT_LINEAR.search(match.group("module")):
         transposed = bool(_GPT2_CONV1D.match(name))
-        return TensorRole(name, LINEAR, int(match.group("layer")), match.group("module"), transposed)
+        module, expert = match.group("module"), None
+        moe = _EXPERT.match(module)
+        if moe:
+            module, expert = f"{moe['before']}.{moe['after']}", int(moe["expert"])
+        return TensorRole(name, LINEAR, int(match.group("layer")), module, transposed, expert)
     return TensorRole(name, OTHER, layer, inner, False)
 
 
