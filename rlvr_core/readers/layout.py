@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RunLayoutError, UsageError
+from ..system.dataroots import guard
 from .checkpoint import has_weights
 
 _STEP = r"([0-9]{1,18})"  # ASCII digits only (not `checkpoint-٣`), and a step that fits in int64
@@ -46,7 +47,7 @@ def discover_steps(run_dir: str | Path, steps: list[int] | None = None) -> list[
     Raises RunLayoutError when nothing is found, a step appears twice, a requested step is absent, or
     a verl step holds no merged Hugging Face weights (the message gives the merge command).
     """
-    run_dir = Path(run_dir)
+    run_dir = guard(Path(run_dir))  # under data roots, a folder outside them is not even listed
     if not run_dir.is_dir():
         raise RunLayoutError(str(run_dir), "a run folder of checkpoints", "no such folder", "check the path")
     found: dict[int, StepCheckpoint] = {}

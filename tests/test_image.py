@@ -1,0 +1,139 @@
+"""The Docker image, built and run with a real engine (opt-in: RLVR_DOCKER_TESTS=1 and a running engine;
+`.ci/run` installs docker.io and debootstrap, starts dockerd without a bridge, and sets it). The base
+image is a local stand-in for python:3.11-slim (`docker/build-base.sh`; Docker Hub is out of reach), the
+Dockerfile is unchanged, everything runs with `--network host` bound to 127.0.0.1. Checks, each failing
+with what went wrong: uid 1000; `healthy` within the HEALTHCHECK's start period; the demo's runs listed;
+a run mounted read-only at /models analysed by the container's worker into the /data volume, kept across
+`docker rm` and a new container; a path outside the data roots refused; `docker stop` within the grace
+period with exit 0 and no job left running; the image's size reported. Figures go to
+$RLVR_IMAGE_REPORT (default: the test's temporary folder) as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from rlvr_core.fixtures import ModelShape, build_run
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE = "rlvr-lens:test"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.environ.get("RLVR_DOCKER_TESTS") != "1", reason="set RLVR_DOCKER_TESTS=1 (a Docker engine)"),
+]
+
+
+def docker(*argv: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+    done = subprocess.run(["docker", *argv], capture_output=True, text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f"docker {' '.join(argv)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return done
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    """Build the stand-in base (once, cached by tag) and the project's image; (figures, report path)."""
+    figures: dict[str, float | str] = {}
+    t0 = time.monotonic()
+    subprocess.run(["bash", str(ROOT / "docker" / "build-base.sh")], check=True, timeout=900)
+    figures["base_seconds"] = round(time.monotonic() - t0, 1)
+    t0 = time.monotonic()
+    docker("build", "--network", "host", "-t", IMAGE, str(ROOT), timeout=1800)
+    figures["build_seconds"] = round(time.monotonic() - t0, 1)
+    figures["size_mb"] = round(int(docker("image", "inspect", "-f", "{{.Size}}", IMAGE).stdout) / 1e6)
+    report = Path(os.environ.get("RLVR_IMAGE_REPORT", tmp_path_factory.mktemp("image") / "image.json"))
+    yield figures, report
+    report.write_text(json.dumps(figures, indent=2))
+
+
+def _run(name: str, volume: str, models: Path, port: int) -> None:
+    docker("rm", "-f", name, check=False)
+    docker(
+        "run", "-d", "--name", name, "--network", "host", "-e", "RLVR_ADDRESS=127.0.0.1", "-e", f"RLVR_PORT={port}",
+        "-v", f"{volume}:/data", "-v", f"{models}:/models:ro", IMAGE,
+    )  # fmt: skip
+
+
+def _in_use(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _health(name: str) -> str:
+    return docker("inspect", "-f", "{{.State.Health.Status}}", name).stdout.strip()
+
+
+def _wait(what: str, predicate, seconds: float):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"{what} did not happen within {seconds:.0f} s")
+
+
+def test_the_image_runs_as_a_service_keeps_its_data_and_stops_cleanly(image, tmp_path) -> None:
+    figures, _ = image
+    models = tmp_path / "models"
+    fx = build_run(models, ModelShape(n_layers=2), steps=(10, 20))
+    os.chmod(models, 0o755)
+    for path in models.rglob("*"):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    volume, name, port = f"rlvr-test-{os.getpid()}", f"rlvr-test-{os.getpid()}", 8501  # the HEALTHCHECK's port
+    if _in_use(port):
+        pytest.fail("port 8501 (the image's HEALTHCHECK port, on the host network here) is in use: free it")
+    try:
+        t0 = time.monotonic()
+        _run(name, volume, models, port)
+        assert docker("exec", name, "id", "-u").stdout.strip() == "1000", "the container runs as root"
+        _wait("the HEALTHCHECK reporting healthy", lambda: _health(name) == "healthy", 90)  # start period 60 s + 30
+        figures["healthy_seconds"] = round(time.monotonic() - t0, 1)
+        runs = docker("exec", name, "rlvr", "runs").stdout
+        assert "demo-grpo" in runs, f"the demo's runs are not listed: {runs}"
+        job = docker("exec", name, "rlvr", "submit", "analyze", "/models/run", "--base", "/models/base", "--run",
+                     "mounted", "--quiet").stdout.strip()  # fmt: skip
+
+        def state() -> str | None:
+            rows = json.loads(docker("exec", name, "rlvr", "jobs", "--json").stdout)
+            found = next(r["state"] for r in rows if r["id"] == job)
+            return found if found in ("done", "failed", "cancelled") else None
+
+        assert _wait("the mounted run's analysis", state, 300) == "done", docker("exec", name, "rlvr", "jobs").stdout
+        outside = docker("exec", name, "rlvr", "analyze", "/etc", "--base", "/models/base", check=False)
+        assert outside.returncode == 2 and "data roots" in outside.stderr, outside.stderr
+        running = docker("exec", name, "rlvr", "submit", "demo", "--quick", "--out", "/data/demo2").stdout.strip()
+
+        def is_running() -> bool:
+            rows = json.loads(docker("exec", name, "rlvr", "jobs", "--json").stdout)
+            return any(r["id"] == running and r["state"] == "running" for r in rows)
+
+        _wait("a job running when the container is stopped", is_running, 60)
+        t0 = time.monotonic()
+        docker("stop", name, timeout=120)
+        figures["stop_seconds"] = round(time.monotonic() - t0, 1)
+        code = docker("inspect", "-f", "{{.State.ExitCode}}", name).stdout.strip()
+        assert code == "0", f"docker stop: exit code {code}: {docker('logs', '--tail', '20', name).stderr}"
+        docker("rm", name)
+        queue = docker("run", "--rm", "-v", f"{volume}:/data", "--entrypoint", "rlvr", IMAGE, "jobs", "--json").stdout
+        left = [(r["id"], r["state"]) for r in json.loads(queue) if r["state"] == "running"]
+        assert not left, f"jobs left running after docker stop: {left}"  # the worker put its job back
+        _run(name, volume, models, port)  # a new container on the same volume
+        runs = docker("exec", name, "rlvr", "runs").stdout
+        assert "mounted" in runs, f"the volume lost the analysis: {runs}"
+        assert fx.base_dir.is_dir()
+    finally:
+        docker("rm", "-f", name, check=False)
+        docker("volume", "rm", "-f", volume, check=False)
+    assert figures["size_mb"] < 4000, f"image of {figures['size_mb']} MB"
+    listing = docker("run", "--rm", "--entrypoint", "ls", IMAGE, "-a", "/app").stdout.split()
+    assert not {".git", "tests", ".venv", "cache"} & set(listing), listing
+    assert shutil.which("docker")
