@@ -23,10 +23,9 @@ from rlvr_core.fixtures import ModelShape, build_run
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "rlvr-lens:test"
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("RLVR_DOCKER_TESTS") != "1", reason="set RLVR_DOCKER_TESTS=1 (a Docker engine)"),
-]
+needs_engine = pytest.mark.skipif(
+    os.environ.get("RLVR_DOCKER_TESTS") != "1", reason="set RLVR_DOCKER_TESTS=1 (a Docker engine)"
+)
 
 
 def docker(*argv: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -52,12 +51,46 @@ def image(tmp_path_factory):
     report.write_text(json.dumps(figures, indent=2))
 
 
+def readme_run_lines() -> list[list[str]]:
+    """The `docker run` lines of the README's Docker section, split into arguments."""
+    import shlex
+
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("### Docker") :].split("```bash", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    return [shlex.split(line) for line in block.splitlines() if line.startswith("docker run")]
+
+
+def run_argv(line: list[str], name: str, volume: str, models: Path, port: int) -> list[str]:
+    """The README's `docker run` line as this machine can run it: the published port becomes the host network
+    bound to 127.0.0.1 (no bridge here), the example paths the test's, detached and named."""
+    swaps = {"/path/to/runs": str(models), "rlvr-data": volume, "rlvr-lens": IMAGE}
+    argv: list[str] = ["run", "-d", "--name", name]
+    rest = iter(line[2:])
+    for arg in rest:
+        if arg == "-p":
+            next(rest)
+            argv += ["--network", "host", "-e", "RLVR_ADDRESS=127.0.0.1", "-e", f"RLVR_PORT={port}"]
+            continue
+        for old, new in swaps.items():
+            arg = new if arg == old else arg.replace(f"{old}:", f"{new}:")
+        argv.append(arg)
+    return argv
+
+
+def test_the_readme_docker_run_lines_are_the_ones_tested() -> None:
+    lines = readme_run_lines()
+    assert lines[0] == ["docker", "run", "-p", "8501:8501", "-v", "/path/to/runs:/models:ro", "-v", "rlvr-data:/data",
+                        "rlvr-lens"]  # fmt: skip
+    assert run_argv(lines[0], "c", "v", Path("/m"), 8501) == [
+        "run", "-d", "--name", "c", "--network", "host", "-e", "RLVR_ADDRESS=127.0.0.1", "-e", "RLVR_PORT=8501",
+        "-v", "/m:/models:ro", "-v", "v:/data", IMAGE,
+    ]  # fmt: skip
+    assert any("--gpus" in line and "all" in line for line in lines)  # the CUDA variant: documented, not run here
+
+
 def _run(name: str, volume: str, models: Path, port: int) -> None:
     docker("rm", "-f", name, check=False)
-    docker(
-        "run", "-d", "--name", name, "--network", "host", "-e", "RLVR_ADDRESS=127.0.0.1", "-e", f"RLVR_PORT={port}",
-        "-v", f"{volume}:/data", "-v", f"{models}:/models:ro", IMAGE,
-    )  # fmt: skip
+    docker(*run_argv(readme_run_lines()[0], name, volume, models, port))  # the README's first docker run line
 
 
 def _in_use(port: int) -> bool:
@@ -81,6 +114,8 @@ def _wait(what: str, predicate, seconds: float):
     raise AssertionError(f"{what} did not happen within {seconds:.0f} s")
 
 
+@pytest.mark.slow
+@needs_engine
 def test_the_image_runs_as_a_service_keeps_its_data_and_stops_cleanly(image, tmp_path) -> None:
     figures, _ = image
     models = tmp_path / "models"
