@@ -13,6 +13,7 @@ saying what to do. Plain Python until an id must be resolved (huggingface_hub is
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,14 @@ def resolve_model(text: str, allow_hub: bool = True, cache_dir: str | None = Non
     from huggingface_hub import errors as hub
     from huggingface_hub import snapshot_download
 
+    # read now, not when huggingface_hub was imported (a long-lived process may have imported it earlier)
+    home = os.environ.get("HF_HOME")
+    cache_dir = cache_dir or os.environ.get("HF_HUB_CACHE") or (os.path.join(home, "hub") if home else None)
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
     try:
-        folder = snapshot_download(repo, revision=revision, allow_patterns=FILES, cache_dir=cache_dir)
+        folder = snapshot_download(
+            repo, revision=revision, allow_patterns=FILES, cache_dir=cache_dir, local_files_only=offline
+        )
     except hub.GatedRepoError:
         raise UsageError(
             f"Hub model '{repo}'", "a model you may download", "a gated model, and no token with access",
