@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 70
+    finally:
+        dataroots.activate(())  # a command's data roots end with it (main may be called again in-process)
 
 
 def one_line(message: str) -> str:
