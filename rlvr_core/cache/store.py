@@ -306,6 +306,28 @@ class Cache:
         file = self.step_dir(run, step) / f"{view}.parquet"
         return pq.read_table(file, columns=columns) if file.is_file() else None
 
+    def step_triplets(self, run: str, step: int) -> dict[str, tuple[Any, Any, Any]] | None:
+        """tensor -> (sigma (k,), u (rows x k), v (cols x k)) as float64 numpy arrays: the top-k triplets of
+        each update dW the analysis of one step cached (`vectors`), in k order; None when it has none."""
+        import numpy as np
+
+        table = self.read_step(run, step, "vectors")
+        if table is None:
+            return None
+        by_tensor: dict[str, list[dict]] = {}
+        for r in table.to_pylist():
+            if r.get("target", "dW") == "dW":
+                by_tensor.setdefault(r["tensor"], []).append(r)
+        result = {}
+        for tensor, rows in by_tensor.items():
+            rows.sort(key=lambda r: r["k"])
+            result[tensor] = (
+                np.array([r["sigma"] for r in rows], dtype=np.float64),
+                np.array([r["u"] for r in rows], dtype=np.float64).T,
+                np.array([r["v"] for r in rows], dtype=np.float64).T,
+            )
+        return result
+
     def find_step(self, fingerprint: str, base_fingerprint: str) -> tuple[str, int] | None:
         """(run, step) of a cached step analysed from exactly this checkpoint against exactly this base."""
         for row_file in sorted((self.root / "runs").glob("*/step-*/checkpoints.parquet")):

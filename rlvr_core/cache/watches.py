@@ -35,7 +35,6 @@ CREATE TABLE IF NOT EXISTS watch_steps (
     run TEXT NOT NULL, step INTEGER NOT NULL, path TEXT NOT NULL, reason TEXT, job_id TEXT,
     seen_at REAL NOT NULL, queued_at REAL, PRIMARY KEY (run, step));
 """
-STATES = ("watching", "stopped")
 _UPDATABLE = {
     "last_poll",
     "next_poll",

@@ -88,9 +88,12 @@ def predict(config: PredictConfig) -> dict:
     pattern = re.compile(config.modules) if config.modules else None
     names = sorted(n for n in triplets[config.from_step].sigma if pattern is None or pattern.search(n))
     base_dir, paths = _paths(cache, run, config)
+    final_dir = paths.get(config.to_step)
+    # the real step's files, opened once (each tensor is read from them), when they are still there
+    real = (Checkpoint(final_dir), Checkpoint(base_dir)) if final and final_dir and final_dir.exists() else None
     rows, updates = [], {}
     for name in names:
-        row, update = _predict_tensor(name, fitted, triplets, final, config, base_dir, paths.get(config.to_step))
+        row, update = _predict_tensor(name, fitted, triplets, final, config, real)
         rows.append(row)
         updates[name] = update
     cache.merge_run_rows(run, "predictions", rows, PREDICTION_KEY)
@@ -108,7 +111,7 @@ def predict(config: PredictConfig) -> dict:
     }
 
 
-def _predict_tensor(name, fitted, triplets, final, config, base_dir, final_dir) -> tuple[dict, np.ndarray]:
+def _predict_tensor(name, fitted, triplets, final, config, real) -> tuple[dict, np.ndarray]:
     k = config.rank
     stored = min(len(triplets[s].sigma[name]) for s in fitted)
     if stored < k:
@@ -129,7 +132,7 @@ def _predict_tensor(name, fitted, triplets, final, config, base_dir, final_dir) 
         "n_fit_steps": len(fitted),
     }  # fmt: skip
     if final is not None and name in final.sigma:
-        delta = _real_delta(name, base_dir, final_dir, info.transposed)
+        delta = _real_delta(name, real, info.transposed)
         score = prediction_error(
             sigma_hat, u_t, v_t, final.u[name][:, 0], float(final.sigma[name][0]),
             delta if delta is not None else np.zeros_like(update),
@@ -139,32 +142,25 @@ def _predict_tensor(name, fitted, triplets, final, config, base_dir, final_dir) 
     return row, update
 
 
-def _real_delta(name: str, base_dir: Path, step_dir: Path | None, transposed: bool) -> np.ndarray | None:
-    """dW(T) of one tensor in the triplets' orientation, from the files (None when they are gone)."""
-    if step_dir is None or not Path(step_dir).exists():
+def _real_delta(name: str, real: tuple[Checkpoint, Checkpoint] | None, transposed: bool) -> np.ndarray | None:
+    """dW(T) of one tensor in the triplets' orientation, from the (step, base) files (None when they are gone)."""
+    if real is None:
         return None
-    step, base = Checkpoint(step_dir), Checkpoint(base_dir)
+    step, base = real
     delta = (step.read_tensor(name).to(torch.float64) - base.read_tensor(name).to(torch.float64)).numpy()
     return delta.T if transposed else delta
 
 
 def _triplets(cache: Cache, run: str, step: int) -> Triplets:
-    table = cache.read_step(run, step, "vectors")
-    if table is None:
+    stored = cache.step_triplets(run, step)
+    if stored is None:
         raise UsageError(
             f"run '{run}' step {step}", "cached singular triplets (the `vectors` view)", "none",
             f"analyse the step again: rlvr analyze ... --steps {step}",
         )  # fmt: skip
-    rows: dict[str, list[dict]] = {}
-    for r in table.to_pylist():
-        if r.get("target", "dW") == "dW":
-            rows.setdefault(r["tensor"], []).append(r)
     found = Triplets({}, {}, {})
-    for tensor, items in rows.items():
-        items.sort(key=lambda r: r["k"])
-        found.sigma[tensor] = np.array([r["sigma"] for r in items])
-        found.u[tensor] = np.array([r["u"] for r in items], dtype=np.float64).T
-        found.v[tensor] = np.array([r["v"] for r in items], dtype=np.float64).T
+    for tensor, (sigma, u, v) in stored.items():
+        found.sigma[tensor], found.u[tensor], found.v[tensor] = sigma, u, v
     return found
 
 

@@ -136,27 +136,21 @@ def cached_triplets(cache: Cache, step_fp: str, base_fp: str, rank: int) -> dict
     found = cache.find_step(step_fp, base_fp)
     if found is None:
         return None
-    vectors, layers = cache.read_step(*found, "vectors"), cache.read_step(*found, "layers")
-    if vectors is None or layers is None:
+    triplets, layers = cache.step_triplets(*found), cache.read_step(*found, "layers")
+    if triplets is None or layers is None:
         return None
     fro = {r["tensor"]: r["fro_norm"] for r in layers.to_pylist() if r["target"] == "dW"}
-    by_tensor: dict[str, list] = {}
-    for r in vectors.to_pylist():
-        if r.get("target", "dW") == "dW":
-            by_tensor.setdefault(r["tensor"], []).append(r)
-    result = {}
-    for tensor, rows in by_tensor.items():
-        rows.sort(key=lambda r: r["k"])
-        if len(rows) < rank:
-            return None
-        rows = rows[:rank]
-        result[tensor] = (
-            torch.tensor([r["sigma"] for r in rows], dtype=torch.float64),
-            torch.tensor([r["u"] for r in rows], dtype=torch.float64).T,
-            torch.tensor([r["v"] for r in rows], dtype=torch.float64).T,
+    if any(len(sigma) < rank for sigma, _, _ in triplets.values()):
+        return None
+    return {
+        tensor: (
+            torch.from_numpy(sigma[:rank].copy()),
+            torch.from_numpy(u[:, :rank].copy()),
+            torch.from_numpy(v[:, :rank].copy()),
             fro.get(tensor, 0.0),
         )
-    return result
+        for tensor, (sigma, u, v) in triplets.items()
+    }
 
 
 def _check(config: SubstituteConfig) -> None:

@@ -14,6 +14,7 @@ tensor, so the dashboard can list checkpoints without it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -33,21 +34,16 @@ INDEX_FILE = "model.safetensors.index.json"
 FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
 
 
-class _TorchDtypes(dict):
-    """safetensors dtype code -> torch dtype, built on first use (torch is imported only to read a tensor)."""
+@functools.cache
+def _torch_dtypes() -> dict[str, torch.dtype]:
+    """safetensors dtype code -> torch dtype (torch is imported only to read a tensor)."""
+    import torch
 
-    def get(self, key, default=None):
-        if not self:
-            import torch
-
-            self.update(
-                F64=torch.float64, F32=torch.float32, F16=torch.float16, BF16=torch.bfloat16, I64=torch.int64,
-                I32=torch.int32, I16=torch.int16, I8=torch.int8, U8=torch.uint8, BOOL=torch.bool,
-            )  # fmt: skip
-        return super().get(key, default)
-
-
-_TORCH_DTYPES = _TorchDtypes()
+    return {
+        "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+        "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+        "BOOL": torch.bool,
+    }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -113,7 +109,7 @@ class Checkpoint:
         import torch
 
         info = self.tensors[name]
-        dtype = _TORCH_DTYPES.get(info.dtype)
+        dtype = _torch_dtypes().get(info.dtype)
         if dtype is None or info.start < 0:
             return self.read_tensor_safe_open(name)
         count = info.end - info.start

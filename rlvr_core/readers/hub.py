@@ -49,7 +49,7 @@ class ModelSource:
 def is_hub_id(text: str) -> bool:
     """True for `hf://org/name[@rev]`, and for `org/name[@rev]` that is not an existing path."""
     match = HUB_ID.match(text)
-    return bool(match) and (bool(match and match["scheme"]) or not Path(text).exists())
+    return match is not None and (match["scheme"] is not None or not Path(text).exists())
 
 
 def resolve_model(text: str, allow_hub: bool = True, cache_dir: str | None = None) -> ModelSource:
