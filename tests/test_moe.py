@@ -9,6 +9,7 @@ import pytest
 
 from rlvr_core.cache import Cache
 from rlvr_core.fixtures.moe import FAMILIES, build_moe
+from rlvr_core.fixtures.moe_fused import LAYOUTS, build_fused
 from rlvr_core.readers.checkpoint import Checkpoint
 
 
@@ -44,3 +45,46 @@ def test_every_expert_is_found_labelled_and_the_planted_update_recovered(family,
         [fx.planted],
     ).fetchone()[0]
     assert others == 0  # no other expert moved
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_fused_expert_tensors_are_split_per_expert_as_the_models_forward_reads_them(layout, tmp_path, cli) -> None:
+    """Written by transformers itself (gpt-oss's save_pretrained; Qwen3-MoE's fused state dict): each
+    expert's gate, up and down matrix is found, labelled, equals the slice the model's forward applies
+    (its spectrum is numpy's of that slice), and the planted update is recovered in the right expert."""
+    fx = build_fused(tmp_path / layout, layout)
+    cache = tmp_path / "cache"
+    argv = ["analyze", "--pair", str(fx.step_dir), "--base", str(fx.base_dir), "--run", "fused", "--no-fits"]
+    code, _, err = cli(*argv, "--cache", cache, "--quiet", "--device", "cpu")
+    assert code == 0, err
+    con = Cache(cache).connect()
+    rows = con.execute(
+        "SELECT tensor, layer, module, expert, rows, cols FROM layers "
+        "WHERE run = 'fused' AND step = 1 AND target = 'dW' AND expert IS NOT NULL"
+    ).fetchall()
+    assert {r[0]: (r[1], r[2], r[3]) for r in rows} == fx.names  # 2 layers x 4 experts x gate, up, down
+    assert {(r[4], r[5]) for r in rows if r[2].endswith("up_proj")} == {(8, 16)}  # out x in
+    for name in ("model.layers.0.mlp.experts.1.gate_proj.weight", "model.layers.1.mlp.experts.3.down_proj.weight"):
+        (sv,) = con.execute(
+            "SELECT sv FROM spectra WHERE run = 'fused' AND step = 0 AND target = 'W' AND tensor = ?", [name]
+        ).fetchone()
+        expected = np.linalg.svd(fx.matrices[name].double().numpy(), compute_uv=False)
+        assert np.allclose(sv, expected, rtol=1e-6, atol=1e-9), name
+    planted = con.execute(
+        "SELECT l.rank1_energy, l.spectral_norm, v.u, v.v FROM layers l JOIN vectors v "
+        "USING (run, step, tensor, target) WHERE l.run = 'fused' AND l.step = 1 AND l.target = 'dW' "
+        "AND l.tensor = ? AND v.k = 1",
+        [fx.planted],
+    ).fetchone()
+    assert planted[0] == pytest.approx(1, abs=1e-6) and planted[1] == pytest.approx(fx.sigma, rel=1e-5)
+    assert abs(float(np.dot(planted[2], fx.u.numpy()))) == pytest.approx(1, abs=1e-5)
+    assert abs(float(np.dot(planted[3], fx.v.numpy()))) == pytest.approx(1, abs=1e-5)
+    others = con.execute(
+        "SELECT max(spectral_norm) FROM layers WHERE run = 'fused' AND step = 1 AND target = 'dW' AND tensor != ?",
+        [fx.planted],
+    ).fetchone()[0]
+    assert others == 0  # not the gate half, not another expert
+    listed = con.execute(
+        "SELECT count(*) FROM tensors WHERE run = 'fused' AND step = 1 AND expert IS NOT NULL AND analyzed"
+    ).fetchone()[0]
+    assert listed == len(fx.names)

@@ -41,7 +41,7 @@ from ..math import heavytail
 from ..readers.checkpoint import FLOAT_DTYPES, Checkpoint, check_none_missing, check_same_tensors
 from ..readers.hub import revision_of
 from ..readers.layout import StepCheckpoint
-from ..readers.naming import EMBEDDING, LINEAR, LM_HEAD, TensorRole, classify_tensor
+from ..readers.naming import EMBEDDING, LINEAR, LM_HEAD, TensorRole
 from ..system.devices import resolve_device
 from ..system.libc import die_with_parent, return_large_blocks_to_os
 from . import run_alignment
@@ -240,14 +240,15 @@ def _compile(modules: str | None) -> re.Pattern[str] | None:
 
 
 def _select(ckpt: Checkpoint, pattern: re.Pattern[str] | None, embeddings: bool) -> list[TensorRole]:
+    """The matrices to analyse: linear weights (and embeddings on request) whose name (or stored name, for
+    a fused expert tensor) matches `pattern`."""
     kinds = {LINEAR, EMBEDDING, LM_HEAD} if embeddings else {LINEAR}
     roles = []
-    for name, info in ckpt.tensors.items():
-        role = classify_tensor(name, info.shape)
-        if role.kind in kinds and (pattern is None or pattern.search(name)):
+    for role, info in ckpt.roles():
+        if role.kind in kinds and (pattern is None or pattern.search(role.name) or pattern.search(role.stored)):
             if info.dtype not in FLOAT_DTYPES:
                 raise CheckpointFormatError(
-                    f"{info.file} tensor '{name}'",
+                    f"{info.file} tensor '{info.name}'",
                     f"a float dtype {FLOAT_DTYPES}",
                     info.dtype,
                     "dequantize the checkpoint before analysing it",
@@ -266,8 +267,8 @@ def _select(ckpt: Checkpoint, pattern: re.Pattern[str] | None, embeddings: bool)
 def _match(base: Checkpoint, step: Checkpoint, roles: list[TensorRole], base_roles: list[TensorRole]) -> None:
     """Every selected tensor of the step is in the base with the same shape, and every tensor selected in
     the base is in the step with the same shape (a weight whose rank changed is an error, not skipped)."""
-    check_none_missing([r.name for r in base_roles], step.tensors, str(step.path))
-    names = sorted({r.name for r in roles} | {r.name for r in base_roles})
+    check_none_missing([r.stored for r in base_roles], step.tensors, str(step.path))
+    names = sorted({r.stored for r in roles} | {r.stored for r in base_roles})
     check_same_tensors(base.shapes, step.shapes, names, str(base.path), str(step.path))
 
 

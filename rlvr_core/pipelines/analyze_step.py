@@ -22,7 +22,7 @@ from ..cache import SCHEMAS
 from ..errors import CheckpointFormatError
 from ..math import heavytail, spectral
 from ..readers.checkpoint import Checkpoint
-from ..readers.naming import TensorRole, classify_tensor
+from ..readers.naming import TensorRole
 from .step_rows import StepRows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,7 +90,7 @@ def analyze_step(
                 if results is None:
                     nonfinite.add(role.name)
                 for target, result in results or []:
-                    rows.add(role, target, shape, result, job.ckpt.tensors[role.name].dtype)
+                    rows.add(role, target, shape, result, job.ckpt.tensors[role.stored].dtype)
                     if fitter is not None:  # in the fit process, while the workers decompose the next tensors
                         fit = fitter.submit(heavytail.fit_with_histogram, result.sv.numpy(), target == "dW")
                         fits.append((role.name, target, fit))
@@ -123,34 +123,41 @@ def _finite(w: torch.Tensor, b: torch.Tensor | None, job: _Job, role: TensorRole
 
 
 def _tensor_table(run: str, job: _Job, nonfinite: set[str]) -> pa.Table:
-    """Every stored tensor of the step, labelled, whether it was analysed, and whether it held NaN/Inf."""
+    """Every stored matrix of the step (one row per expert and projection of a fused expert tensor),
+    labelled, whether it was analysed, and whether it held NaN/Inf."""
     analysed = {r.name for r in job.roles} - nonfinite
     tensors = [
         {
             "run": run,
             "step": job.step.step,
-            "tensor": n,
+            "tensor": r.name,
             "layer": r.layer,
             "module": r.module,
             "kind": r.kind,
             "dtype": i.dtype,
-            "shape": list(i.shape),
-            "analyzed": n in analysed,
-            "nonfinite": n in nonfinite,
+            "shape": list(i.shape) if r.fused is None else _fused_shape(r, i.shape),
+            "analyzed": r.name in analysed,
+            "nonfinite": r.name in nonfinite,
             "expert": r.expert,
         }
-        for n, i in job.ckpt.tensors.items()
-        for r in [classify_tensor(n, i.shape)]
+        for r, i in job.ckpt.roles()
     ]
     return pa.Table.from_pylist(tensors, schema=SCHEMAS["tensors"])
+
+
+def _fused_shape(role: TensorRole, stored: tuple[int, ...]) -> list[int]:
+    """out x in of one expert's matrix inside a fused tensor."""
+    assert role.fused is not None
+    out, inn = (stored[2], stored[1]) if role.transposed else (stored[1], stored[2])
+    start, stop, step = role.fused.rows
+    return [len(range(start, min(stop, out), step)), inn]
 
 
 def _load(job: _Job, base: Checkpoint, role: TensorRole, device: torch.device):
     """(W, B) for one tensor on `device`, oriented out x in; B is None for the base step."""
 
     def fetch(ckpt: Checkpoint) -> torch.Tensor:
-        t = ckpt.read_tensor(role.name).to(device)
-        return t.T if role.transposed else t
+        return ckpt.read_matrix(role).to(device)
 
     return fetch(job.ckpt), (None if job.is_base else fetch(base))
 

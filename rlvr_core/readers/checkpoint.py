@@ -3,7 +3,8 @@
 A checkpoint is a folder holding `model.safetensors`, or shards listed in `model.safetensors.index.json`
 (`weight_map`: tensor name -> shard file). `Checkpoint(path)` reads and validates only the safetensors
 headers (the 8-byte length plus the JSON table of names, dtypes, shapes and byte offsets), so opening a
-15 GB model costs milliseconds; `read_tensor(name)` then loads one tensor with `safetensors.safe_open`.
+15 GB model costs milliseconds; `read_tensor(name)` then loads one tensor at the offsets parsed there
+(`read_matrix(role)` one matrix, one expert of a fused expert tensor read alone).
 Header validation catches a truncated file (a tensor whose bytes end past the end of the file) and a file
 that is not safetensors at all before any work is done.
 
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import CheckpointFormatError, TensorMismatchError
 from ..system.dataroots import guard
+from .naming import TensorRole, roles_of
 from .safetensors_header import read_header
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,20 +104,55 @@ class Checkpoint:
         """tensor name -> stored shape, for `check_same_tensors`."""
         return {name: info.shape for name, info in self.tensors.items()}
 
-    def read_tensor(self, name: str) -> torch.Tensor:
+    @functools.cached_property
+    def model_type(self) -> str | None:
+        """`model_type` of the folder's config.json (None without one): it tells fused expert layouts apart."""
+        try:
+            value = json.loads((self.path / "config.json").read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
+
+    def roles(self) -> list[tuple[TensorRole, TensorInfo]]:
+        """Every matrix the checkpoint stores, labelled, with its stored tensor (fused 3-D expert tensors
+        give one role per expert and projection; see `naming.fused_roles`)."""
+        return [(r, info) for name, info in self.tensors.items() for r in roles_of(name, info.shape, self.model_type)]
+
+    def read_matrix(self, role: TensorRole) -> torch.Tensor:
+        """The matrix of `role`, out x in (transposed from GPT-2 `Conv1D` or gpt-oss storage); for a fused
+        expert only that expert's bytes are read."""
+        if role.fused is None:
+            t = self.read_tensor(role.name)
+        else:
+            t = self.read_tensor(role.fused.source, index=role.fused.index)
+        if role.transposed:
+            t = t.T
+        if role.fused is not None:
+            start, stop, step = role.fused.rows
+            t = t[start:stop:step]
+        return t
+
+    def read_tensor(self, name: str, index: int | None = None) -> torch.Tensor:
         """Load one tensor (CPU, stored dtype) without mapping the rest of the shard: its bytes are read at
         the offsets the header parsed in `__init__` gave, so no read parses a header again (re-opening
-        with `safe_open` per tensor re-parsed the whole header each time: quadratic in tensors per shard)."""
+        with `safe_open` per tensor re-parsed the whole header each time: quadratic in tensors per shard).
+        With `index`, only `tensor[index]` (one slice along the first axis) is read."""
         import torch
 
         info = self.tensors[name]
         dtype = _torch_dtypes().get(info.dtype)
         if dtype is None or info.start < 0:
-            return self.read_tensor_safe_open(name)
-        count = info.end - info.start
+            whole = self.read_tensor_safe_open(name)
+            return whole if index is None else whole[index].clone()
+        start, shape, count = info.start, info.shape, info.end - info.start
+        if index is not None:
+            if not 0 <= index < shape[0]:
+                raise IndexError(f"tensor '{name}' has {shape[0]} slices, not {index + 1}")
+            shape, count = shape[1:], count // shape[0]
+            start += index * count
         try:
             with open(info.file, "rb") as handle:
-                handle.seek(info.start)
+                handle.seek(start)
                 data = bytearray(handle.read(count))
         except OSError as exc:
             raise CheckpointFormatError(
@@ -128,8 +165,8 @@ class Checkpoint:
                 "re-save the checkpoint",
             )  # fmt: skip
         if count == 0:
-            return torch.empty(info.shape, dtype=dtype)
-        return torch.frombuffer(data, dtype=dtype).reshape(info.shape)
+            return torch.empty(shape, dtype=dtype)
+        return torch.frombuffer(data, dtype=dtype).reshape(shape)
 
     def read_tensor_safe_open(self, name: str) -> torch.Tensor:
         """Load one tensor through `safetensors.safe_open` (parses the shard's header on every call): the

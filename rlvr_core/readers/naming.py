@@ -17,7 +17,17 @@ Supported naming schemes (Hugging Face `transformers` state dicts):
   `self_attn.{q_a_proj,q_b_proj,kv_a_proj_with_mqa,kv_b_proj}`. An expert's `expert` is its index and its
   `module` the projection without it (`mlp.experts.gate_proj`), so every expert of a layer shares one
   module kind (the pages aggregate over experts); routers and shared experts are module kinds of their own.
-  Fused 3-D expert tensors (experts x in x out) are not split yet: they are `other`.
+- Fused 3-D expert tensors, one per layer and projection (`experts.gate_up_proj`, `experts.down_proj`, no
+  `.weight`), split per expert by `fused_roles` into the same per-expert names
+  (`...experts.{e}.{gate,up,down}_proj.weight`) so every page treats both layouts alike. Two layouts, read
+  from transformers 5's own code: gpt-oss (`GptOssExperts`, `model_type` `gpt_oss`, what its
+  `save_pretrained` writes) stores experts x in x out (`x @ gate_up_proj[e]`) with gate and up interleaved
+  on the last axis (`gate_up[..., ::2]`, `gate_up[..., 1::2]`); the fused modules of Qwen2/3-MoE, Mixtral,
+  DeepSeek and the other MoE models in transformers 5 (`Qwen3MoeExperts`: `F.linear(x, gate_up_proj[e])
+  .chunk(2, dim=-1)`; `conversion_mapping.py`: `MergeModulelist(dim=0), Concatenate(dim=1)`) store experts
+  x out x in with gate then up concatenated. Their `save_pretrained` writes the per-expert names again; the
+  fused layout is what a trainer writes when it saves `model.state_dict()` directly. gpt-oss's MXFP4 Hub
+  weights (`gate_up_proj_blocks`, `_scales`) are `other`: dequantize them first.
 - Any other model whose blocks are `*.layers.{i}.*`, `*.h.{i}.*` or `*.blocks.{i}.*`: 2-D `.weight`
   tensors inside a block are treated as linear layers.
 
@@ -41,6 +51,9 @@ _BLOCK = re.compile(r"^(?P<prefix>.*?)(?:^|\.)(?:layers|h|blocks)\.(?P<layer>\d+
 _GPT2_CONV1D = re.compile(r"^(?:transformer\.)?h\.\d+\.(?:attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$")
 _EMBEDDING = re.compile(r"(?:^|\.)(?:embed_tokens|embed_in|wte|wpe|word_embeddings)\.weight$")
 _LM_HEAD = re.compile(r"^(?:lm_head|embed_out)\.weight$")
+_FUSED = re.compile(
+    r"^(?P<before>(?:.*\.)?(?:layers|h|blocks)\.(?P<layer>\d+)\..*?experts)\.(?P<proj>gate_up_proj|down_proj)$"
+)
 _EXPERT = re.compile(r"^(?P<before>.*?\.experts)\.(?P<expert>\d+)\.(?P<after>.+)$")
 # 2-D tensors inside blocks that are not weight matrices of a linear map.
 _NOT_LINEAR = re.compile(r"(?:norm|ln_\d|layernorm|rotary|inv_freq|\.bias$)", re.IGNORECASE)
@@ -62,6 +75,26 @@ class TensorRole:
     """True when stored as in x out (GPT-2 `Conv1D`): the analysis transposes it to out x in."""
     expert: int | None = None
     """The expert's index for a weight of one expert of a mixture of experts, else None."""
+    fused: FusedSlice | None = None
+    """Where in a fused 3-D expert tensor this matrix lives; None when `name` is a stored 2-D tensor."""
+
+    @property
+    def stored(self) -> str:
+        """The stored tensor holding this matrix (`name` itself unless fused)."""
+        return self.fused.source if self.fused else self.name
+
+
+@dataclass(frozen=True)
+class FusedSlice:
+    """One expert's matrix inside a fused 3-D expert tensor: `source[index]`, transposed to out x in when
+    `TensorRole.transposed`, then rows `start:stop:step` of it."""
+
+    source: str
+    """The stored 3-D tensor's name."""
+    index: int
+    """The expert (index along the first axis)."""
+    rows: tuple[int, int, int]
+    """(start, stop, step) of the out axis: gate and up halves of a fused gate_up tensor."""
 
 
 def classify_tensor(name: str, shape: tuple[int, ...]) -> TensorRole:
@@ -85,6 +118,45 @@ def classify_tensor(name: str, shape: tuple[int, ...]) -> TensorRole:
             module, expert = f"{moe['before']}.{moe['after']}", int(moe["expert"])
         return TensorRole(name, LINEAR, int(match.group("layer")), module, transposed, expert)
     return TensorRole(name, OTHER, layer, inner, False)
+
+
+def roles_of(name: str, shape: tuple[int, ...], model_type: str | None = None) -> list[TensorRole]:
+    """The matrices one stored tensor holds: one per expert and projection for a fused 3-D expert tensor,
+    else the tensor itself (`classify_tensor`)."""
+    return fused_roles(name, shape, model_type) or [classify_tensor(name, shape)]
+
+
+def fused_roles(name: str, shape: tuple[int, ...], model_type: str | None = None) -> list[TensorRole]:
+    """Per-expert matrices of a fused 3-D expert tensor (see the module docstring), or [] for any other."""
+    match = _FUSED.match(name)
+    if not match or len(shape) != 3:
+        return []
+    experts, a, b = shape
+    transposed = model_type == "gpt_oss"  # experts x in x out
+    out = b if transposed else a
+    if match["proj"] == "down_proj":
+        halves = [("down_proj", (0, out, 1))]
+    elif out % 2:
+        return []  # not a gate/up pair: leave it `other`
+    elif transposed:
+        halves = [("gate_proj", (0, out, 2)), ("up_proj", (1, out, 2))]  # interleaved
+    else:
+        halves = [("gate_proj", (0, out // 2, 1)), ("up_proj", (out // 2, out, 1))]  # concatenated
+    layer, before = int(match["layer"]), match["before"]
+    module_of = before.split(f".{layer}.", 1)[1]
+    return [
+        TensorRole(
+            f"{before}.{e}.{proj}.weight",
+            LINEAR,
+            layer,
+            f"{module_of}.{proj}",
+            transposed,
+            e,
+            FusedSlice(name, e, rows),
+        )
+        for e in range(experts)
+        for proj, rows in halves
+    ]
 
 
 def _split_block(short: str) -> tuple[int | None, str]:
