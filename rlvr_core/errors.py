@@ -23,6 +23,10 @@ class RlvrError(Exception):
         self.fix = fix
         super().__init__(f"{subject}: expected {expected}, found {found}. Fix: {fix}")
 
+    def __reduce__(self):
+        """Pickled with its four parts, so an error raised in a worker process arrives whole."""
+        return (type(self), (self.subject, self.expected, self.found, self.fix))
+
 
 class CheckpointFormatError(RlvrError):
     """A checkpoint folder or weight file that cannot be read (missing, truncated, not safetensors)."""

@@ -4,6 +4,8 @@ spectrum equals numpy's, and a rank-1 update planted in one expert is recovered.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,41 @@ def test_fused_expert_tensors_are_split_per_expert_as_the_models_forward_reads_t
         "SELECT count(*) FROM tensors WHERE run = 'fused' AND step = 1 AND expert IS NOT NULL AND analyzed"
     ).fetchone()[0]
     assert listed == len(fx.names)
+
+
+def test_the_layers_page_shows_experts_as_median_one_expert_and_a_layer_by_expert_grid(tmp_path, monkeypatch) -> None:
+    import base64
+    import json
+
+    from streamlit.testing.v1 import AppTest
+
+    from rlvr_core.cli import main
+
+    fx = build_moe(tmp_path / "m", "qwen3_moe", layers=3, experts=6)
+    cache = tmp_path / "cache"
+    argv = ["analyze", "--pair", str(fx.step_dir), "--base", str(fx.base_dir), "--run", "moe", "--no-fits"]
+    assert main([*argv, "--cache", str(cache), "--quiet", "--device", "cpu"]) == 0
+    monkeypatch.setenv("RLVR_CACHE", str(cache))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=60)
+    at.switch_page("rlvr_dashboard/views/layers.py").run()
+    assert not at.exception
+    assert at.radio(key="url_experts_view").value == "median"  # aggregated over experts by default
+    table = at.dataframe[0].value
+    down = table[table["module"] == "mlp.experts.down_proj"]
+    assert len(down) == 3 and down["experts"].tolist() == [6, 6, 6]  # one row per layer, quartiles over 6
+    planted = down[down["layer"] == 1].iloc[0]
+    assert planted["q3"] >= planted["median"] >= planted["q1"] and planted["median"] == 0  # 1 of 6 moved
+    at.radio(key="url_experts_view").set_value("one").run()
+    at.selectbox(key="url_expert").set_value(2).run()
+    one = at.dataframe[0].value
+    assert set(one["expert"].dropna()) == {2} and one["expert"].isna().any()  # that expert and the dense tensors
+    assert one[one["tensor"] == fx.planted]["spectral_norm"].iloc[0] == pytest.approx(fx.sigma, rel=1e-5)
+    at.radio(key="url_experts_view").set_value("grid").run()
+    at.selectbox(key="url_expert_module").set_value("mlp.experts.down_proj").run()
+    z = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["z"]
+    if isinstance(z, dict):  # plotly's typed-array encoding
+        shape = [int(n) for n in str(z["shape"]).split(",")]
+        z = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(shape)
+    z = np.asarray(z, dtype=float)
+    assert z.shape == (3, 6)  # layers x experts
+    assert z[1, 2] == pytest.approx(1, abs=1e-6) and z[0, 2] == 0  # rank-1 energy: the planted expert only

@@ -148,11 +148,29 @@ class Queries(ResearchQueries):
         ]
 
     # ---- per-layer measures ----------------------------------------------------------------------------
-    def layers(self, run: str, step: int, target: str) -> pd.DataFrame:
-        """The per-tensor measures of one step and target."""
+    def layers(self, run: str, step: int, target: str, expert: int | None = None) -> pd.DataFrame:
+        """The per-tensor measures of one step and target (with `expert`, the dense tensors and that one
+        expert's only)."""
+        where = "" if expert is None else " AND (expert IS NULL OR expert = ?)"
         return self._df(
-            "SELECT layer, module, tensor, rows, cols, fro_norm, spectral_norm, stable_rank, rank1_energy "
-            "FROM layers WHERE run = ? AND step = ? AND target = ? ORDER BY layer, module",
+            "SELECT layer, module, expert, tensor, rows, cols, fro_norm, spectral_norm, stable_rank, rank1_energy "
+            f"FROM layers WHERE run = ? AND step = ? AND target = ?{where} ORDER BY layer, module, expert",
+            [run, step, target] + ([] if expert is None else [expert]),
+        )
+
+    def experts(self, run: str, step: int) -> list[int]:
+        """The expert indices of a mixture-of-experts step ([] for a dense model)."""
+        sql = "SELECT DISTINCT expert FROM layers WHERE run = ? AND step = ? AND expert IS NOT NULL ORDER BY 1"
+        return [int(e) for e in self._column(sql, [run, step])]
+
+    def layers_over_experts(self, run: str, step: int, target: str, measure: str) -> pd.DataFrame:
+        """layer, module, experts, q1, median, q3 of one measure over the experts of each layer and module
+        kind (a dense module: its one value, experts = 0)."""
+        column = _checked(measure, LAYER_MEASURES)
+        return self._df(
+            f"SELECT layer, module, count(expert) AS experts, quantile_cont({column}, 0.25) AS q1, "
+            f"median({column}) AS median, quantile_cont({column}, 0.75) AS q3 FROM layers "
+            "WHERE run = ? AND step = ? AND target = ? GROUP BY layer, module ORDER BY layer, module",
             [run, step, target],
         )
 

@@ -48,6 +48,13 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
         "auto (default: eigh; see the README's 'What is computed')",
     )
     analyze.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "threads", "processes", "batched"],
+        help="how matrices are spread: threads, processes (CPU worker processes that also fit), batched "
+        "(same-shape stacks, for GPUs), auto (default: processes on CPU for large steps, else threads)",
+    )
+    analyze.add_argument(
         "--workers", type=int, help="tensors computed at once (default: one per CPU core on CPU, 3 on CUDA)"
     )
     add_cache_flags(analyze)
@@ -126,6 +133,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         include_base=not args.no_base,
         force=args.force,
         triplet_method=args.triplets,
+        engine=args.engine,
         workers=args.workers,
         fits=not args.no_fits,
         alignment=not args.no_alignment,
@@ -148,8 +156,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     print(
         f"run '{summary.run}': analysed steps {summary.analyzed or 'none'}, skipped (cached, unchanged) "
         f"{summary.skipped or 'none'}; {summary.tensors} tensors in {summary.seconds:.1f} s "
-        f"({per_step:.1f} s per checkpoint) on {summary.device}; alignment over {summary.alignment_tensors} "
-        f"tensors x {summary.alignment_steps} steps; cache {cache.root}"
+        f"({per_step:.1f} s per checkpoint) on {summary.device} ({summary.engine}); "
+        f"alignment over {summary.alignment_tensors} tensors x {summary.alignment_steps} steps; cache {cache.root}"
     )
     return 0
 

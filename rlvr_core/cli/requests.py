@@ -77,6 +77,7 @@ class AnalyzeRequest(JobRequest):
     topk: int = 8
     device: str = "auto"
     triplets: str = "auto"
+    engine: str = "auto"
     workers: int | None = None
     cache: str | None = None
     config: str | None = None

@@ -22,6 +22,8 @@ How (exact, fast):
   and 6 power iterations, checks each sigma_i against the exact spectrum, and falls back to `eigh` when
   any is off by more than 1e-9 relative. The other side's vector is recovered as u = X v / sigma (or
   v = X^T u / sigma) and renormalised.
+- Many same-shape matrices (a layer's experts) can go through `decompose_batch`: one batched Gram product
+  and one batched `torch.linalg.eigh`, the GPU engine of `rlvr analyze --engine batched`.
 - Triplets are returned only for sigma_i >= 1e-6 * sigma_1 (below that the Gram route cannot resolve
   the vectors); a zero matrix has none.
 - Sign convention (deterministic): each u_i is flipped so that its entry of largest magnitude (the
@@ -136,9 +138,36 @@ def decompose(x: torch.Tensor, topk: int = 0, method: str = "eigh") -> MatrixSpe
         if topk <= 0 or triplets is not None:
             return MatrixSpectrum(sv, spectrum_stats(sv, fro_sq), triplets)
     evals, evecs = symmetric_eigen(g, min(topk, g.shape[0]))
-    sv = _sqrt_desc(evals)
+    return _with_triplets(x64, _sqrt_desc(evals), evecs, right, topk, fro_sq)
+
+
+def decompose_batch(x: torch.Tensor, topk: int = 0) -> list[MatrixSpectrum]:
+    """`decompose` (method `eigh`) of each matrix of a stack (B, m, n) of same-shape matrices, through one
+    batched Gram product and one batched eigen-decomposition (`torch.linalg.eigh` / `eigvalsh`): on a GPU
+    one call serves a batch of small expert matrices instead of one launch sequence each. The same
+    formulas as `decompose`; the Gram matrix is a full product here (no `syrk`)."""
+    if x.ndim != 3:
+        raise ValueError(f"expected a 3-D stack of matrices, got shape {tuple(x.shape)}")
+    x64 = x.to(torch.float64)
+    right = x64.shape[1] >= x64.shape[2]
+    g = x64.transpose(1, 2) @ x64 if right else x64 @ x64.transpose(1, 2)
+    fro_sq = torch.diagonal(g, dim1=1, dim2=2).sum(-1).tolist()
+    if topk <= 0:
+        evals = torch.linalg.eigvalsh(g)
+        return [MatrixSpectrum(sv, spectrum_stats(sv, f), None) for sv, f in zip(_sqrt_desc(evals, -1), fro_sq)]
+    evals, evecs = torch.linalg.eigh(g)
+    k = min(topk, g.shape[1])
+    top = evecs[..., -k:].flip(-1)
+    return [_with_triplets(x64[i], sv, top[i], right, topk, fro_sq[i]) for i, sv in enumerate(_sqrt_desc(evals, -1))]
+
+
+def _with_triplets(
+    x64: torch.Tensor, sv: torch.Tensor, top: torch.Tensor, right: bool, topk: int, fro_sq: float
+) -> MatrixSpectrum:
+    """The spectrum with its top triplets: `top` holds the Gram matrix's top eigenvectors (largest first);
+    the other side's vectors are X v / sigma (or X^T u / sigma), renormalised."""
     keep = _n_resolved(sv, topk)
-    side = evecs[:, :keep]
+    side = top[:, :keep]
     other = (x64 @ side) if right else (x64.T @ side)
     other = other / other.norm(dim=0).clamp_min(torch.finfo(torch.float64).tiny)
     u, v = (other, side) if right else (side, other)
@@ -236,8 +265,8 @@ def _fix_signs(t: Triplets) -> Triplets:
     return Triplets(t.sigma, t.u * signs, t.v * signs)
 
 
-def _sqrt_desc(evals: torch.Tensor) -> torch.Tensor:
-    return evals.clamp_min(0.0).sqrt().flip(0)
+def _sqrt_desc(evals: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    return evals.clamp_min(0.0).sqrt().flip(dim)
 
 
 def _check_2d(x: torch.Tensor) -> None:

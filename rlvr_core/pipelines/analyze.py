@@ -19,14 +19,9 @@ are unchanged since it was cached is skipped.
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
 import re
-import sys
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,15 +32,15 @@ import torch
 from .. import __version__
 from ..cache import SCHEMAS, Cache, check_run_name
 from ..errors import CheckpointFormatError, UsageError
-from ..math import heavytail
 from ..readers.checkpoint import FLOAT_DTYPES, Checkpoint, check_none_missing, check_same_tensors
 from ..readers.hub import revision_of
 from ..readers.layout import StepCheckpoint
 from ..readers.naming import EMBEDDING, LINEAR, LM_HEAD, TensorRole
 from ..system.devices import resolve_device
-from ..system.libc import die_with_parent, return_large_blocks_to_os
+from ..system.libc import return_large_blocks_to_os
 from . import run_alignment
 from .analyze_step import analyze_step
+from .engines import cpu_workers, fit_process, matrix_processes, resolve_engine
 
 Progress = Callable[[int, int, str], None]
 """Called after each tensor as progress(done, total, message)."""
@@ -84,6 +79,9 @@ class AnalyzeConfig:
     """Fit a power law to each ESD (W and dW) and store log-binned ESD histograms (`fits`, `esd_hist`)."""
     allow_nonfinite: bool = False
     """Record tensors holding NaN/Inf (in the step or the base) as not analysed instead of stopping."""
+    engine: str = "auto"
+    """How matrices are spread over the machine: `threads`, `processes` (CPU worker processes, fits in
+    them), `batched` (same-shape stacks, for GPUs) or `auto`; see `pipelines.engines`."""
     workers: int | None = None
     """Tensors computed at once. None: one per CPU thread on CPU (each single-threaded), three on CUDA
     (each on its own CUDA stream, so reading, copying and computing overlap)."""
@@ -107,6 +105,8 @@ class AnalyzeSummary:
     """Wall time of each analysed step."""
     device: str = "cpu"
     """The device the decompositions ran on."""
+    engine: str = "threads"
+    """The engine that ran them (`pipelines.engines`)."""
     alignment_tensors: int = 0
     """Tensors covered by the run-level alignment files (0 when they were not recomputed)."""
     alignment_steps: int = 0
@@ -148,7 +148,13 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
     total = sum(len(j.roles) for j in todo)
     done = 0
     start = time.perf_counter()
-    with _fit_process(config.fits and bool(todo)) as fitter:
+    workers = cpu_workers(config.workers, device)
+    largest = max(todo, key=_elements, default=None)
+    size = (_elements(largest), len(largest.roles)) if largest else (0, 0)
+    engine = resolve_engine(config.engine, device, *size, workers)
+    summary.engine = engine
+    fits_apart = config.fits and bool(todo) and engine != "processes"  # process workers fit their own spectra
+    with fit_process(fits_apart) as fitter, matrix_processes(engine == "processes" and bool(todo), workers) as pool:
         for job in todo:
             t0 = time.perf_counter()
             if job.is_base and not config.force and _reuse_base(cache, config.run, base_fp, settings):
@@ -156,7 +162,8 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
                 summary.seconds_per_step[0] = time.perf_counter() - t0
                 done += len(job.roles)
                 continue
-            tables, done = analyze_step(config, job, base, device, done, total, progress, fitter)
+            counts = (done, total)
+            tables, done = analyze_step(config, job, base, device, counts, progress, (engine, fitter, pool))
             seconds = time.perf_counter() - t0
             tables["checkpoints"] = _checkpoint_table(config, job, base_fp, settings, device, seconds)
             cache.write_step(config.run, job.step.step, tables)
@@ -171,42 +178,6 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
         correlate_run(cache, config.run)  # the metrics (and u1's final step) changed
     summary.seconds = time.perf_counter() - start
     return summary
-
-
-@contextmanager
-def _fit_process(enabled: bool) -> Iterator[Executor | None]:
-    """An executor for the heavy-tail fits: one separate process, so their pure-Python optimiser loops
-    do not hold this process's GIL against the workers (in a thread they took 24-32% of the analysis
-    time, for ~8% of its CPU work), and they never hold the GPU. `spawn`, not fork: this process has
-    threads. Spawn re-imports the caller's main script; where that is impossible (code read from
-    stdin), the fits run in one thread instead."""
-    if not enabled:
-        yield None
-        return
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    if main_file is not None and not os.path.exists(main_file):
-        pool: Executor = ThreadPoolExecutor(max_workers=1)
-    else:
-        pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_fit_process,
-            initargs=(os.getpid(),),
-        )
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _start_fit_process(parent: int) -> None:
-    """In the fit process: die with the analysis (however it dies: no orphan fitting for nobody), and run
-    single-threaded at a low priority. The death signal is armed only once the process has imported
-    what it needs (seconds, with spawn): if the analysis died before that, exit now."""
-    die_with_parent()
-    if os.getppid() != parent:
-        os._exit(0)
-    heavytail.single_threaded()
 
 
 def _plan(config: AnalyzeConfig) -> tuple[Checkpoint, list[_Job]]:
@@ -270,6 +241,18 @@ def _match(base: Checkpoint, step: Checkpoint, roles: list[TensorRole], base_rol
     check_none_missing([r.stored for r in base_roles], step.tensors, str(step.path))
     names = sorted({r.stored for r in roles} | {r.stored for r in base_roles})
     check_same_tensors(base.shapes, step.shapes, names, str(base.path), str(step.path))
+
+
+def _elements(job: _Job) -> int:
+    """Weight elements the job decomposes (what `auto` weighs against starting worker processes)."""
+    total = 0
+    for role in job.roles:
+        info = job.ckpt.tensors[role.stored]
+        n = 1
+        for d in info.shape:
+            n *= d
+        total += n // info.shape[0] if role.fused else n
+    return total
 
 
 def _reuse_base(cache: Cache, run: str, base_fp: str, settings: str) -> bool:

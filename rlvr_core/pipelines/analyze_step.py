@@ -1,17 +1,19 @@
-"""One step of `rlvr analyze`: every selected tensor of one checkpoint decomposed (W, and dW against the
-base), its heavy-tail fits handed to the fit process, and the step's tables built.
+"""One step of `rlvr analyze`: every selected matrix of one checkpoint decomposed (W, and dW against the
+base), its heavy-tail fits computed beside the decompositions, and the step's tables built.
 
-Tensors are independent, so they run in a thread pool (on CPU one single-threaded worker per core; on CUDA
-three workers, each on its own stream). Every weight read is checked for NaN/Inf first: a non-finite weight
-of the step or of the base stops the analysis with a one-line error naming the tensor and step (nothing of
-that step is written), unless `allow_nonfinite`, which records such tensors as not analysed
-(`tensors.nonfinite`).
+Matrices are independent; `engines` says how they are spread (a thread pool, worker processes, or batched
+same-shape stacks) and `matrix_work` what is done to each. Every weight read is checked for NaN/Inf first:
+a non-finite weight of the step or of the base stops the analysis with a one-line error naming the tensor
+and step (nothing of that step is written), unless `allow_nonfinite`, which records such tensors as not
+analysed (`tensors.nonfinite`).
 """
 
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Executor, ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -19,14 +21,21 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from ..cache import SCHEMAS
-from ..errors import CheckpointFormatError
 from ..math import heavytail, spectral
 from ..readers.checkpoint import Checkpoint
 from ..readers.naming import TensorRole
+from .engines import cpu_workers
+from .matrix_work import ChunkTask, Outcome, Where, check_finite, decompose_pair, run_chunk, to_host
 from .step_rows import StepRows
 
 if TYPE_CHECKING:  # pragma: no cover
     from .analyze import AnalyzeConfig, Progress, _Job
+
+CHUNK_MATRICES = 8
+"""Matrices per task of the process engine (fewer when they are large: see `_chunks`)."""
+CHUNK_ELEMENTS = 16_000_000
+BATCH_ELEMENTS = 32_000_000
+"""The batched engine stacks same-shape matrices up to this many elements (float64: 256 MB per stack)."""
 
 
 def analyze_step(
@@ -34,51 +43,76 @@ def analyze_step(
     job: _Job,
     base: Checkpoint,
     device: torch.device,
-    done: int,
-    total: int,
+    counts: tuple[int, int],
     progress: Progress | None,
-    fitter: Executor | None,
+    engine: tuple[str, Executor | None, Executor | None],
 ) -> tuple[dict[str, pa.Table], int]:
-    """Compute every tensor of one step; returns the step's tables and the updated progress count.
-
-    Tensors are independent, so they run in a thread pool. On CPU each worker thread runs its BLAS and
-    LAPACK calls single-threaded, one worker per core (eigen-solvers scale poorly across threads: 1.7x
-    faster on 10 matrices in a micro-benchmark, about 15% on a whole 0.5B checkpoint on 2 cores). On
-    CUDA three workers, each on its own stream, overlap reading, copying and computing.
-    """
-    method = config.triplet_method
-    if method == "auto":
-        method = "eigh"
-    threads = torch.get_num_threads()
-    workers = config.workers or (3 if device.type == "cuda" else max(threads, 1))
+    """Compute every matrix of one step; returns the step's tables and the updated progress count.
+    `counts` is (matrices done so far, total); `engine` is (its name, the fit executor, the worker pool)."""
+    name, fitter, pool = engine
+    done, total = counts
     rows = StepRows(config.run, job.step.step)
-    fits: list = []
+    pending: list[tuple[str, str, Future]] = []
     nonfinite: set[str] = set()
+    if name == "processes":
+        assert pool is not None
+        outcomes = _in_processes(config, job, base, pool)
+    elif name == "batched":
+        outcomes = _batched(config, job, base, device)
+    else:
+        outcomes = _threaded(config, job, base, device)
+    for outcome in outcomes:
+        role = outcome.role
+        if outcome.results is None:
+            nonfinite.add(role.name)
+        for target, result in outcome.results or []:
+            rows.add(role, target, outcome.shape, result, job.ckpt.tensors[role.stored].dtype)
+            if fitter is not None and not outcome.fits:  # in the fit process, beside the next decompositions
+                pending.append((role.name, target, fitter.submit(_fit, result.sv.numpy(), target == "dW")))
+        for target, fit, hist in outcome.fits:
+            rows.add_fit(role.name, target, fit, hist)
+        done += 1
+        if progress is not None:
+            progress(done, total, f"step {job.step.step} {role.name}")
+    for tensor, target, future in pending:
+        rows.add_fit(tensor, target, *future.result())
+    tables = rows.tables()
+    tables["tensors"] = _tensor_table(config.run, job, nonfinite)
+    return tables, done
 
+
+def _fit(sv, relative_floor: bool):
+    return heavytail.fit_with_histogram(sv, relative_floor)
+
+
+def _where(job: _Job, base: Checkpoint | None) -> Where:
+    return Where(job.step.step, str(job.ckpt.path), None if job.is_base or base is None else str(base.path))
+
+
+def _threaded(config: AnalyzeConfig, job: _Job, base: Checkpoint, device: torch.device) -> Iterator[Outcome]:
+    """The thread engine: one matrix per task. On CPU each worker runs single-threaded BLAS; on CUDA three
+    workers, each on its own stream, overlap reading, copying and computing."""
+    method = "eigh" if config.triplet_method == "auto" else config.triplet_method
+    threads = torch.get_num_threads()
+    workers = cpu_workers(config.workers, device)
+    where = _where(job, base)
     streams = threading.local()
 
-    def work(role: TensorRole) -> tuple[TensorRole, tuple[int, int], list | None]:
+    def work(role: TensorRole) -> Outcome:
         if device.type == "cuda":  # one CUDA stream per worker thread, so their kernels can overlap
             if not hasattr(streams, "stream"):
                 streams.stream = torch.cuda.Stream(device)
             with torch.cuda.stream(streams.stream):
-                return _work(role)
-        return _work(role)
+                return _one(role)
+        return _one(role)
 
-    def _work(role: TensorRole) -> tuple[TensorRole, tuple[int, int], list | None]:
+    def _one(role: TensorRole) -> Outcome:
         w, b = _load(job, base, role, device)
-        shape = tuple(w.shape)
-        if not _finite(w, b, job, role, config.allow_nonfinite):
-            return role, shape, None
-        w64 = w.to(torch.float64)
-        del w
-        # the base keeps W's top-k triplets too: its principal directions, for the alignment analysis
-        results = [("W", spectral.decompose(w64, config.topk if job.is_base else 0, method))]
-        if b is not None:
-            dw = w64.sub_(b)  # in place (W is done with): the exact stored values, float64 throughout
-            del b
-            results.append(("dW", spectral.decompose(dw, config.topk, method)))
-        return role, shape, [(target, _to_host(r)) for target, r in results]
+        if not check_finite(w, b, role, where, config.allow_nonfinite):
+            return Outcome(role, tuple(w.shape), None)
+        topk_w = config.topk if job.is_base else 0  # the base keeps W's top-k triplets: its principal directions
+        results = decompose_pair(w, b, topk_w, config.topk, method)
+        return Outcome(role, tuple(w.shape), [(t, to_host(r)) for t, r in results])
 
     if device.type == "cuda":  # initialise CUDA's linear-algebra libraries once, before the worker threads
         spectral.decompose(torch.eye(2, device=device), topk=1, method="eigh")
@@ -86,40 +120,84 @@ def analyze_step(
     torch.set_num_threads(per_worker)
     try:
         with threadpool_limits(limits=per_worker), ThreadPoolExecutor(max_workers=workers) as pool:
-            for role, shape, results in pool.map(work, job.roles):
-                if results is None:
-                    nonfinite.add(role.name)
-                for target, result in results or []:
-                    rows.add(role, target, shape, result, job.ckpt.tensors[role.stored].dtype)
-                    if fitter is not None:  # in the fit process, while the workers decompose the next tensors
-                        fit = fitter.submit(heavytail.fit_with_histogram, result.sv.numpy(), target == "dW")
-                        fits.append((role.name, target, fit))
-                done += 1
-                if progress is not None:
-                    progress(done, total, f"step {job.step.step} {role.name}")
+            yield from pool.map(work, job.roles)
     finally:
         torch.set_num_threads(threads)
-    for tensor, target, future in fits:
-        rows.add_fit(tensor, target, *future.result())
-    tables = rows.tables()
-    tables["tensors"] = _tensor_table(config.run, job, nonfinite)
-    return tables, done
 
 
-def _finite(w: torch.Tensor, b: torch.Tensor | None, job: _Job, role: TensorRole, allow: bool) -> bool:
-    """True when W (and the base's B) hold no NaN or Inf; else False when allowed, else a one-line error."""
-    for where, tensor in (("the step", w), ("the base", b)):
-        if tensor is not None and not bool(torch.isfinite(tensor).all()):
-            if allow:
-                return False
-            raise CheckpointFormatError(
-                f"tensor '{role.name}' at step {job.step.step}",
-                "finite values",
-                f"NaN or Inf in {where}'s weight ({job.ckpt.path if where == 'the step' else 'the base model'})",
-                "the checkpoint is broken (check the training run), or pass --allow-nonfinite to record such "
-                "tensors as not analysed",
-            )
-    return True
+def _in_processes(config: AnalyzeConfig, job: _Job, base: Checkpoint, pool: Executor) -> Iterator[Outcome]:
+    """The process engine: chunks of matrices to the worker processes, at most two per worker in flight
+    (so memory stays bounded however many matrices the step has), results in the roles' order."""
+    method = "eigh" if config.triplet_method == "auto" else config.triplet_method
+    where = _where(job, base)
+    window = 2 * cpu_workers(config.workers, torch.device("cpu"))
+    in_flight: deque[Future] = deque()
+    for chunk in _chunks(job):
+        task = ChunkTask(where, chunk, config.topk, method, config.allow_nonfinite, config.fits)
+        in_flight.append(pool.submit(run_chunk, task))
+        while len(in_flight) >= window:
+            yield from in_flight.popleft().result()
+    while in_flight:
+        yield from in_flight.popleft().result()
+
+
+def _chunks(job: _Job) -> Iterator[list[TensorRole]]:
+    """Consecutive roles, up to CHUNK_MATRICES matrices or CHUNK_ELEMENTS elements (at least one) each."""
+    chunk: list[TensorRole] = []
+    size = 0
+    for role in job.roles:
+        n = _elements(job.ckpt, role)
+        if chunk and (len(chunk) >= CHUNK_MATRICES or size + n > CHUNK_ELEMENTS):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(role)
+        size += n
+    if chunk:
+        yield chunk
+
+
+def _batched(config: AnalyzeConfig, job: _Job, base: Checkpoint, device: torch.device) -> Iterator[Outcome]:
+    """The batched engine: same-shape matrices stacked (up to BATCH_ELEMENTS) and decomposed together."""
+    where = _where(job, base)
+    buckets: dict[tuple[int, ...], list[TensorRole]] = {}
+    for role in job.roles:
+        shape = _matrix_shape(job.ckpt, role)
+        bucket = buckets.setdefault(shape, [])
+        bucket.append(role)
+        if (len(bucket) + 1) * _elements(job.ckpt, role) > BATCH_ELEMENTS:
+            yield from _one_batch(config, job, base, device, buckets.pop(shape), where)
+    for bucket in buckets.values():
+        yield from _one_batch(config, job, base, device, bucket, where)
+
+
+def _one_batch(config, job, base, device, roles: list[TensorRole], where: Where) -> Iterator[Outcome]:
+    good = []
+    for role in roles:
+        w, b = _load(job, base, role, device)
+        if check_finite(w, b, role, where, config.allow_nonfinite):
+            good.append((role, w, b))
+        else:
+            yield Outcome(role, tuple(w.shape), None)
+    if not good:
+        return
+    w64 = torch.stack([w.to(torch.float64) for _, w, _ in good])
+    w_results = spectral.decompose_batch(w64, config.topk if job.is_base else 0)
+    dw_results = None
+    if not job.is_base:
+        dw_results = spectral.decompose_batch(w64.sub_(torch.stack([b for _, _, b in good])), config.topk)
+    for i, (role, w, _) in enumerate(good):
+        results = [("W", to_host(w_results[i]))] + ([("dW", to_host(dw_results[i]))] if dw_results else [])
+        yield Outcome(role, tuple(w.shape), results)
+
+
+def _matrix_shape(ckpt: Checkpoint, role: TensorRole) -> tuple[int, ...]:
+    shape = ckpt.tensors[role.stored].shape
+    return tuple(_fused_shape(role, shape)) if role.fused else (shape[::-1] if role.transposed else shape)
+
+
+def _elements(ckpt: Checkpoint, role: TensorRole) -> int:
+    rows, cols = _matrix_shape(ckpt, role)
+    return rows * cols
 
 
 def _tensor_table(run: str, job: _Job, nonfinite: set[str]) -> pa.Table:
@@ -154,17 +232,6 @@ def _fused_shape(role: TensorRole, stored: tuple[int, ...]) -> list[int]:
 
 
 def _load(job: _Job, base: Checkpoint, role: TensorRole, device: torch.device):
-    """(W, B) for one tensor on `device`, oriented out x in; B is None for the base step."""
-
-    def fetch(ckpt: Checkpoint) -> torch.Tensor:
-        return ckpt.read_matrix(role).to(device)
-
-    return fetch(job.ckpt), (None if job.is_base else fetch(base))
-
-
-def _to_host(result: spectral.MatrixSpectrum) -> spectral.MatrixSpectrum:
-    """Move a result to CPU memory (float32 vectors, as stored) so no GPU memory outlives its tensor."""
-    t = result.triplets
-    if t is not None:
-        t = spectral.Triplets(t.sigma.cpu(), t.u.to(torch.float32).cpu(), t.v.to(torch.float32).cpu())
-    return spectral.MatrixSpectrum(result.sv.cpu(), result.stats, t)
+    """(W, B) for one matrix on `device`, oriented out x in; B is None for the base step."""
+    w = job.ckpt.read_matrix(role).to(device)
+    return w, (None if job.is_base else base.read_matrix(role).to(device))

@@ -132,8 +132,9 @@ def module_order(modules) -> list[str]:
 
 
 def heatmap(frame, value: str, measure: str, title: str, x: str = "module") -> go.Figure:
-    """A layer x module (or layer x step) heatmap: integer layers, modules in model order, a fixed colour
-    range for bounded measures."""
+    """A layer x module (or layer x step, or layer x expert) heatmap: integer layers, modules in model order,
+    a fixed colour range for bounded measures; 48 layers x 128 experts stay readable (a row per layer, a
+    tick every few layers and experts, the exact cell on hover)."""
     grid = frame.pivot_table(index="layer", columns=x, values=value)
     if x == "module":
         grid = grid[module_order(grid.columns)]
@@ -146,9 +147,17 @@ def heatmap(frame, value: str, measure: str, title: str, x: str = "module") -> g
         zmin=bounds[0] if bounds else None,
         zmax=bounds[1] if bounds else None,
     )
-    figure.update_yaxes(tickmode="array", tickvals=list(grid.index), ticktext=[str(int(v)) for v in grid.index])
+    layers = list(grid.index)
+    every = max(1, len(layers) // 24)  # 48 layers: every other one labelled, every row still hoverable
+    figure.update_yaxes(tickmode="array", tickvals=layers[::every], ticktext=[str(int(v)) for v in layers[::every]])
     if x == "step":
         figure.update_xaxes(tickmode="array", tickvals=list(grid.columns))
+    if x == "expert":  # 128 experts: a tick every 8, integer labels
+        columns = list(grid.columns)
+        step = max(1, len(columns) // 16)
+        figure.update_xaxes(tickmode="array", tickvals=columns[::step], ticktext=[str(int(c)) for c in columns[::step]])
+    if len(layers) > 24:  # tall enough for one readable row per layer
+        figure.update_layout(height=min(160 + 14 * len(layers), 1100))
     return figure
 
 

@@ -54,3 +54,11 @@ def return_large_blocks_to_os(threshold: int = 1 << 20) -> bool:
     except AttributeError:  # pragma: no cover - not glibc
         return False
     return _mmap_threshold_set
+
+
+def trim_heap() -> bool:
+    """Give the heap's free pages back to the OS (glibc `malloc_trim(0)`). True when something was freed."""
+    try:
+        return bool(_LIBC is not None and _LIBC.malloc_trim(0))
+    except AttributeError:  # pragma: no cover - not glibc
+        return False

@@ -1,11 +1,15 @@
 """Layers page: per-layer norms, σ1, stable rank and rank-1 energy of one checkpoint's W or dW, as a
-layer x module heatmap (modules in model order, integer layers) and a table."""
+layer x module heatmap (modules in model order, integer layers) and a table. For a mixture of experts the
+heatmap shows the median over each layer's experts by default (quartiles in the table), one expert on
+request, or one module kind as a layer x expert grid."""
 
 import streamlit as st
 
 from rlvr_core.cache.queries import LAYER_MEASURES
 from rlvr_dashboard.charts import TINY, caption, chart, heatmap, label
 from rlvr_dashboard.ui import live, pick, pick_step_and_target, queries
+
+EXPERT_VIEWS = {"median": "median over experts", "one": "one expert", "grid": "layer × expert"}
 
 st.title("Layers")
 q = queries()
@@ -20,13 +24,33 @@ live([run])
 steps = q.steps(run)
 step, target = pick_step_and_target(steps, ("dW", "W"), (middle, right))
 metric = pick("Measure", list(LAYER_MEASURES), "metric", format_func=label)
-layers = q.layers(run, step, target)
-chart(heatmap(layers, metric, metric, f"{label(metric)} of {target}: {run}, step {step}"))
+title = f"{label(metric)} of {target}: {run}, step {step}"
+experts = q.experts(run, step)
+view = pick("Experts", list(EXPERT_VIEWS), "experts_view", radio=True, format_func=EXPERT_VIEWS.get) if experts else ""
+if view == "median":
+    layers = q.layers_over_experts(run, step, target, metric)
+    chart(heatmap(layers, "median", metric, f"{title}, median over {len(experts)} experts"))
+    measures = ["q1", "median", "q3"]
+elif view == "one":
+    expert = pick("Expert", experts, "expert")
+    layers = q.layers(run, step, target, expert)
+    chart(heatmap(layers, metric, metric, f"{title}, expert {expert}"))
+    measures = list(LAYER_MEASURES)
+else:
+    layers = q.layers(run, step, target)
+    measures = list(LAYER_MEASURES)
+    if view == "grid":
+        kinds = sorted(layers.loc[layers["expert"].notna(), "module"].unique())
+        kind = pick("Expert module", kinds, "expert_module")
+        layers = layers[layers["module"] == kind]
+        chart(heatmap(layers, metric, metric, f"{title}, {kind}", x="expert"))
+    else:
+        chart(heatmap(layers, metric, metric, title))
 st.caption(caption(metric))
 st.dataframe(
     layers,
     hide_index=True,
     width="stretch",
-    column_config={c: st.column_config.NumberColumn(format=TINY) for c in LAYER_MEASURES},
+    column_config={c: st.column_config.NumberColumn(format=TINY) for c in measures},
 )
 st.download_button("Download (CSV)", layers.to_csv(index=False), f"layers_{run}_{step}_{target}.csv", "text/csv")

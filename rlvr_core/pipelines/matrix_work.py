@@ -1,0 +1,165 @@
+"""The work `rlvr analyze` does on one matrix, shared by its three engines (see `analyze_step`): read W
+(and the base's B), check both are finite, decompose W and dW = W - B (`math.spectral`), and, in the
+process engine, fit both spectra (`math.heavytail`) in the same worker.
+
+`run_chunk` is the process engine's task: a worker process opens the step's and the base's checkpoints
+itself (headers parsed once per process and checkpoint), reads only its own matrices, and returns numpy
+arrays, so nothing but small results crosses the process boundary. A worker holds one matrix at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointFormatError
+from ..math import heavytail, spectral
+from ..readers.checkpoint import Checkpoint
+from ..readers.naming import TensorRole
+from ..system.libc import trim_heap
+
+
+@dataclass(frozen=True)
+class Where:
+    """Which checkpoints a matrix comes from (for reading, and for error messages)."""
+
+    step: int
+    """The step being analysed."""
+    step_path: str
+    """Its checkpoint folder."""
+    base_path: str | None
+    """The base model's folder; None when the step is the base itself."""
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """Matrices of one step for one worker process, and how to treat them (fields of `AnalyzeConfig`)."""
+
+    where: Where
+    roles: list[TensorRole]
+    topk: int
+    """Top triplets of dW (and of W for the base)."""
+    method: str
+    """`eigh` or `lowrank` (`spectral.decompose`)."""
+    allow_nonfinite: bool
+    fits: bool
+    """Fit each spectrum in the worker, right after its decomposition."""
+
+
+@dataclass
+class Outcome:
+    """One matrix's results: per target (`W`, `dW`) its spectrum, and its fit when asked for."""
+
+    role: TensorRole
+    shape: tuple[int, ...]
+    results: list[tuple[str, spectral.MatrixSpectrum]] | None
+    """None when the matrix held NaN/Inf and `allow_nonfinite` recorded it as not analysed."""
+    fits: list[tuple[str, heavytail.PowerLawFit, tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(
+        default_factory=list
+    )
+    fit_seconds: float = 0.0
+    """Time spent fitting this matrix's spectra (process engine)."""
+
+
+def check_finite(w: torch.Tensor, b: torch.Tensor | None, role: TensorRole, where: Where, allow: bool) -> bool:
+    """True when W (and B) hold no NaN or Inf; else False when allowed, else a one-line error."""
+    for label, tensor in (("the step", w), ("the base", b)):
+        if tensor is not None and not _all_finite(tensor):
+            if allow:
+                return False
+            raise CheckpointFormatError(
+                f"tensor '{role.name}' at step {where.step}",
+                "finite values",
+                f"NaN or Inf in {label}'s weight ({where.step_path if label == 'the step' else 'the base model'})",
+                "the checkpoint is broken (check the training run), or pass --allow-nonfinite to record such "
+                "tensors as not analysed",
+            )
+    return True
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """No NaN or Inf in `t`: its float64 sum is finite (a float64 sum of finite fp32/fp16/bf16 values cannot
+    overflow, and NaN or Inf carries through it); 5x cheaper than `isfinite(t).all()` on bf16. A float64
+    tensor (which could overflow) is checked elementwise."""
+    if t.dtype == torch.float64:
+        return bool(torch.isfinite(t).all())
+    return bool(torch.isfinite(t.sum(dtype=torch.float64)))
+
+
+def decompose_pair(
+    w: torch.Tensor, b: torch.Tensor | None, topk_w: int, topk: int, method: str
+) -> list[tuple[str, spectral.MatrixSpectrum]]:
+    """W's spectrum (with `topk_w` triplets) and, with a base, dW's (with `topk`), in float64; W's copy is
+    reused for dW in place."""
+    w64 = w.to(torch.float64)
+    results = [("W", spectral.decompose(w64, topk_w, method))]
+    if b is not None:
+        dw = w64.sub_(b)  # the exact stored values, float64 throughout
+        results.append(("dW", spectral.decompose(dw, topk, method)))
+    return results
+
+
+def to_host(result: spectral.MatrixSpectrum) -> spectral.MatrixSpectrum:
+    """A result in CPU memory (float32 vectors, as stored), so no GPU memory outlives its tensor."""
+    t = result.triplets
+    if t is not None:
+        t = spectral.Triplets(t.sigma.cpu(), t.u.to(torch.float32).cpu(), t.v.to(torch.float32).cpu())
+    return spectral.MatrixSpectrum(result.sv.cpu(), result.stats, t)
+
+
+_OPEN: dict[str, Checkpoint] = {}
+
+
+def _open(path: str) -> Checkpoint:
+    """A worker's checkpoint, opened (headers parsed) once per process."""
+    if path not in _OPEN:
+        _OPEN[path] = Checkpoint(path)
+    return _OPEN[path]
+
+
+def run_chunk(task: ChunkTask) -> list[Outcome]:
+    """In a worker process: every matrix of `task`, decomposed and (with `fits`) fitted."""
+    where = task.where
+    step = _open(where.step_path)
+    base = _open(where.base_path) if where.base_path is not None else None
+    out = []
+    for role in task.roles:
+        w = step.read_matrix(role)
+        b = base.read_matrix(role) if base is not None else None
+        shape = tuple(w.shape)
+        if not check_finite(w, b, role, where, task.allow_nonfinite):
+            out.append(Outcome(role, shape, None))
+            continue
+        topk_w = task.topk if b is None else 0  # the base keeps W's top-k triplets
+        results = [(t, to_host(r)) for t, r in decompose_pair(w, b, topk_w, task.topk, task.method)]
+        del w, b
+        outcome = Outcome(role, shape, results)
+        if task.fits:
+            t0 = time.perf_counter()
+            outcome.fits = [(t, *heavytail.fit_with_histogram(r.sv.numpy(), t == "dW")) for t, r in results]
+            outcome.fit_seconds = time.perf_counter() - t0
+        out.append(outcome)
+    trim_heap()  # the chunk's freed copies back to the system: memory stays flat from chunk to chunk
+    return out
+
+
+def start_worker(parent: int) -> None:
+    """In a worker process: die with the analysis, and single-threaded BLAS (one process per core).
+
+    Memory: blocks under 32 MiB come from the heap, which `run_chunk` trims after each chunk. Measured on
+    bench/moe.py's checkpoint (2 workers): glibc's default heap kept 510-590 MB of freed float64 copies
+    per worker; serving every block over 1 MiB by mmap (as the main process does) kept 290 MB but cost
+    28% more time in page faults (a fresh mapping per copy); heap + trim per chunk: 400-430 MB at full
+    speed."""
+    from ..system.libc import die_with_parent, return_large_blocks_to_os
+
+    die_with_parent()
+    if os.getppid() != parent:
+        os._exit(0)
+    return_large_blocks_to_os(32 << 20)
+    torch.set_num_threads(1)
+    heavytail.single_threaded()
