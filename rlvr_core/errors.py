@@ -59,3 +59,7 @@ class OutputFolderError(RlvrError):
 
 class PathNotAllowedError(RlvrError):
     """A path outside the configured data roots (directly, through `..`, or through a symlink)."""
+
+
+class WorkerError(RlvrError):
+    """A worker process of the analysis died under it (killed, or out of memory)."""

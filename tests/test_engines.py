@@ -5,7 +5,12 @@ whole; `spectral.decompose_batch` equals `decompose` matrix by matrix."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,3 +119,29 @@ def test_decompose_batch_equals_decompose_matrix_by_matrix(shape) -> None:
                 assert batch[i].triplets is not None and one.triplets is not None
                 assert torch.allclose(batch[i].triplets.u, one.triplets.u, atol=1e-9)
                 assert torch.allclose(batch[i].triplets.v, one.triplets.v, atol=1e-9)
+
+
+def test_a_worker_process_killed_mid_step_is_a_one_line_error_and_nothing_is_written(tmp_path, cli) -> None:
+    fx = build_run(tmp_path / "d", ModelShape(n_layers=8, hidden=256, intermediate=1024), steps=(10,))
+    killed: list[int] = []
+
+    def kill_first_worker() -> None:
+        deadline = time.time() + 60
+        while not killed and time.time() < deadline:
+            for task in Path("/proc/self/task").iterdir():
+                for child in (task / "children").read_text().split():
+                    if "spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace"):
+                        os.kill(int(child), signal.SIGKILL)
+                        killed.append(int(child))
+                        return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_first_worker)
+    killer.start()
+    argv = [str(fx.run_dir), "--base", str(fx.base_dir), "--cache", tmp_path / "c", "--engine", "processes"]
+    code, _, err = cli("analyze", *argv, "--device", "cpu", "--quiet", "--no-base", "--workers", "2")
+    killer.join()
+    assert killed, "no worker process was seen"
+    assert code == 2 and "Traceback" not in err
+    assert "expected its worker processes to finish, found one of them died" in err and "--workers 1" in err
+    assert not (tmp_path / "c" / "runs" / "run" / "steps" / "10").exists()

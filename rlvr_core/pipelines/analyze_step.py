@@ -14,6 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -21,6 +22,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from ..cache import SCHEMAS
+from ..errors import WorkerError
 from ..math import heavytail, spectral
 from ..readers.checkpoint import Checkpoint
 from ..readers.naming import TensorRole
@@ -132,13 +134,21 @@ def _in_processes(config: AnalyzeConfig, job: _Job, base: Checkpoint, pool: Exec
     where = _where(job, base)
     window = 2 * cpu_workers(config.workers, torch.device("cpu"))
     in_flight: deque[Future] = deque()
-    for chunk in _chunks(job):
-        task = ChunkTask(where, chunk, config.topk, method, config.allow_nonfinite, config.fits)
-        in_flight.append(pool.submit(run_chunk, task))
-        while len(in_flight) >= window:
+    try:
+        for chunk in _chunks(job):
+            task = ChunkTask(where, chunk, config.topk, method, config.allow_nonfinite, config.fits)
+            in_flight.append(pool.submit(run_chunk, task))
+            while len(in_flight) >= window:
+                yield from in_flight.popleft().result()
+        while in_flight:
             yield from in_flight.popleft().result()
-    while in_flight:
-        yield from in_flight.popleft().result()
+    except BrokenProcessPool:
+        raise WorkerError(
+            f"step {job.step.step} ({job.ckpt.path})",
+            "its worker processes to finish",
+            "one of them died (killed, or out of memory); nothing of this step was written",
+            "rerun (cached steps are skipped); with little memory pass --workers 1 or --engine threads",
+        ) from None
 
 
 def _chunks(job: _Job) -> Iterator[list[TensorRole]]:
