@@ -15,14 +15,18 @@ from rlvr_core.fixtures.moe_fused import LAYOUTS, build_fused
 from rlvr_core.readers.checkpoint import Checkpoint
 
 
+def _analysed(cli, fx, cache: Path, run: str):
+    """`rlvr analyze --pair STEP --base BASE` of a fixture; a connection to the cache's views."""
+    argv = ["analyze", "--pair", str(fx.step_dir), "--base", str(fx.base_dir), "--run", run, "--no-fits"]
+    code, _, err = cli(*argv, "--cache", cache, "--quiet", "--device", "cpu")
+    assert code == 0, err
+    return Cache(cache).connect()
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_expert_is_found_labelled_and_the_planted_update_recovered(family, tmp_path, cli) -> None:
     fx = build_moe(tmp_path / family, family)
-    cache = tmp_path / "cache"
-    argv = ["analyze", "--pair", str(fx.step_dir), "--base", str(fx.base_dir), "--run", "moe", "--no-fits"]
-    code, _, err = cli(*argv, "--cache", cache, "--quiet", "--device", "cpu")
-    assert code == 0, err
-    con = Cache(cache).connect()
+    con = _analysed(cli, fx, tmp_path / "cache", "moe")
     rows = con.execute(
         "SELECT tensor, layer, module, expert FROM layers WHERE run = 'moe' AND step = 1 AND target = 'dW'"
     ).fetchall()
@@ -55,11 +59,7 @@ def test_fused_expert_tensors_are_split_per_expert_as_the_models_forward_reads_t
     expert's gate, up and down matrix is found, labelled, equals the slice the model's forward applies
     (its spectrum is numpy's of that slice), and the planted update is recovered in the right expert."""
     fx = build_fused(tmp_path / layout, layout)
-    cache = tmp_path / "cache"
-    argv = ["analyze", "--pair", str(fx.step_dir), "--base", str(fx.base_dir), "--run", "fused", "--no-fits"]
-    code, _, err = cli(*argv, "--cache", cache, "--quiet", "--device", "cpu")
-    assert code == 0, err
-    con = Cache(cache).connect()
+    con = _analysed(cli, fx, tmp_path / "cache", "fused")
     rows = con.execute(
         "SELECT tensor, layer, module, expert, rows, cols FROM layers "
         "WHERE run = 'fused' AND step = 1 AND target = 'dW' AND expert IS NOT NULL"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -66,16 +66,8 @@ def matrix_processes(enabled: bool, workers: int) -> Iterator[Executor | None]:
     if not enabled:
         yield None
         return
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=start_worker,
-        initargs=(os.getpid(),),
-    )
-    try:
+    with _spawned(workers, start_worker) as pool:
         yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @contextmanager
@@ -86,16 +78,24 @@ def fit_process(enabled: bool) -> Iterator[Executor | None]:
     cannot re-import the caller's main script (code read from stdin), the fits run in one thread."""
     if not enabled:
         yield None
-        return
-    if not _can_spawn():
-        pool: Executor = ThreadPoolExecutor(max_workers=1)
+    elif not _can_spawn():
+        with ThreadPoolExecutor(max_workers=1) as threads:
+            yield threads
     else:
-        pool = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_fit_process,
-            initargs=(os.getpid(),),
-        )
+        with _spawned(1, _start_fit_process) as pool:
+            yield pool
+
+
+@contextmanager
+def _spawned(workers: int, initializer: Callable[[int], None]) -> Iterator[Executor]:
+    """A pool of `workers` spawned processes, each running `initializer(this process's pid)` first; on the
+    way out, queued tasks are cancelled and the workers joined."""
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=initializer,
+        initargs=(os.getpid(),),
+    )
     try:
         yield pool
     finally:
