@@ -374,7 +374,8 @@ def test_alignment_skipped_once_is_recomputed_by_the_next_analysis(run_fixture, 
 
 
 @pytest.mark.slow
-def test_the_fit_process_dies_with_a_killed_analysis(tmp_path):
+@pytest.mark.parametrize("engine", ["threads", "processes"])  # the fit process; the matrix worker processes
+def test_the_fit_process_dies_with_a_killed_analysis(engine, tmp_path):
     fx = build_run(tmp_path / "d", ModelShape(n_layers=4, hidden=64, intermediate=128), steps=(10, 20, 30))
     proc = subprocess.Popen(
         [
@@ -388,6 +389,8 @@ def test_the_fit_process_dies_with_a_killed_analysis(tmp_path):
             "--cache",
             str(tmp_path / "c"),
             "--quiet",
+            "--engine",
+            engine,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
