@@ -175,11 +175,12 @@ class Queries(ResearchQueries):
         )
 
     def layer_measure_per_layer(self, run: str, module: str, measure: str) -> pd.DataFrame:
-        """layer, step, value of one measure of dW for the tensors of one module kind."""
+        """layer, step, value of one measure of dW for the tensors of one module kind (the median over a
+        layer's experts for a mixture of experts)."""
         column = _checked(measure, LAYER_MEASURES)
         return self._df(
-            f"SELECT layer, step, {column} AS value FROM layers WHERE run = ? AND target = 'dW' "
-            "AND module = ? ORDER BY layer, step",
+            f"SELECT layer, step, median({column}) AS value FROM layers WHERE run = ? AND target = 'dW' "
+            "AND module = ? GROUP BY layer, step ORDER BY layer, step",
             [run, module],
         )
 
@@ -225,11 +226,12 @@ class Queries(ResearchQueries):
         return self._column("SELECT sv FROM spectra WHERE step = ? ORDER BY run, tensor, target", [step])
 
     def alpha_per_layer(self, run: str, target: str, module: str) -> pd.DataFrame:
-        """layer, step, alpha of the successful fits of one module kind."""
+        """layer, step, alpha of the successful fits of one module kind (the median over a layer's experts
+        for a mixture of experts)."""
         return self._df(
-            "SELECT t.layer, f.step, f.alpha FROM fits f JOIN tensors t USING (run, step, tensor) "
+            "SELECT t.layer, f.step, median(f.alpha) AS alpha FROM fits f JOIN tensors t USING (run, step, tensor) "
             "WHERE f.run = ? AND f.target = ? AND t.module = ? AND f.fit_status = 'ok' "
-            "ORDER BY t.layer, f.step",
+            "GROUP BY t.layer, f.step ORDER BY t.layer, f.step",
             [run, target, module],
         )
 
@@ -250,10 +252,12 @@ class Queries(ResearchQueries):
         return self._column("SELECT DISTINCT module FROM alignment WHERE run = ? ORDER BY module", [run])
 
     def alignment_per_layer(self, run: str, module: str, measure: str) -> pd.DataFrame:
-        """layer, step, value of one alignment measure for the tensors of one module kind."""
+        """layer, step, value of one alignment measure for the tensors of one module kind (the median over a
+        layer's experts for a mixture of experts)."""
         column = _checked(measure, ALIGNMENT_MEASURES)
         return self._df(
-            f"SELECT layer, step, {column} AS value FROM alignment WHERE run = ? AND module = ? ORDER BY layer, step",
+            f"SELECT layer, step, median({column}) AS value FROM alignment WHERE run = ? AND module = ? "
+            "GROUP BY layer, step ORDER BY layer, step",
             [run, module],
         )
 
