@@ -23,6 +23,24 @@ def _analysed(cli, fx, cache: Path, run: str):
     return Cache(cache).connect()
 
 
+def _assert_planted_recovered(con, run: str, fx) -> None:
+    """The planted sigma u v^T is dW's whole top triplet in its expert, and no other matrix moved."""
+    planted = con.execute(
+        "SELECT l.rank1_energy, l.spectral_norm, v.u, v.v FROM layers l JOIN vectors v "
+        "USING (run, step, tensor, target) WHERE l.run = ? AND l.step = 1 AND l.target = 'dW' "
+        "AND l.tensor = ? AND v.k = 1",
+        [run, fx.planted],
+    ).fetchone()
+    assert planted[0] == pytest.approx(1, abs=1e-6) and planted[1] == pytest.approx(fx.sigma, rel=1e-5)
+    assert abs(float(np.dot(planted[2], fx.u.numpy()))) == pytest.approx(1, abs=1e-5)
+    assert abs(float(np.dot(planted[3], fx.v.numpy()))) == pytest.approx(1, abs=1e-5)
+    others = con.execute(
+        "SELECT max(spectral_norm) FROM layers WHERE run = ? AND step = 1 AND target = 'dW' AND tensor != ?",
+        [run, fx.planted],
+    ).fetchone()[0]
+    assert others == 0
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_expert_is_found_labelled_and_the_planted_update_recovered(family, tmp_path, cli) -> None:
     fx = build_moe(tmp_path / family, family)
@@ -39,18 +57,7 @@ def test_every_expert_is_found_labelled_and_the_planted_update_recovered(family,
     ).fetchone()
     weight = Checkpoint(fx.base_dir).read_tensor(name).double().numpy()
     assert np.allclose(sv, np.linalg.svd(weight, compute_uv=False), rtol=1e-6, atol=1e-9)  # numpy's spectrum
-    planted = con.execute(
-        "SELECT l.rank1_energy, l.spectral_norm, v.u FROM layers l JOIN vectors v USING (run, step, tensor, target) "
-        "WHERE l.run = 'moe' AND l.step = 1 AND l.target = 'dW' AND l.tensor = ? AND v.k = 1",
-        [fx.planted],
-    ).fetchone()
-    assert planted[0] == pytest.approx(1, abs=1e-6) and planted[1] == pytest.approx(fx.sigma, rel=1e-5)
-    assert abs(float(np.dot(planted[2], fx.u.numpy()))) == pytest.approx(1, abs=1e-5)
-    others = con.execute(
-        "SELECT max(spectral_norm) FROM layers WHERE run = 'moe' AND step = 1 AND target = 'dW' AND tensor != ?",
-        [fx.planted],
-    ).fetchone()[0]
-    assert others == 0  # no other expert moved
+    _assert_planted_recovered(con, "moe", fx)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -72,20 +79,7 @@ def test_fused_expert_tensors_are_split_per_expert_as_the_models_forward_reads_t
         ).fetchone()
         expected = np.linalg.svd(fx.matrices[name].double().numpy(), compute_uv=False)
         assert np.allclose(sv, expected, rtol=1e-6, atol=1e-9), name
-    planted = con.execute(
-        "SELECT l.rank1_energy, l.spectral_norm, v.u, v.v FROM layers l JOIN vectors v "
-        "USING (run, step, tensor, target) WHERE l.run = 'fused' AND l.step = 1 AND l.target = 'dW' "
-        "AND l.tensor = ? AND v.k = 1",
-        [fx.planted],
-    ).fetchone()
-    assert planted[0] == pytest.approx(1, abs=1e-6) and planted[1] == pytest.approx(fx.sigma, rel=1e-5)
-    assert abs(float(np.dot(planted[2], fx.u.numpy()))) == pytest.approx(1, abs=1e-5)
-    assert abs(float(np.dot(planted[3], fx.v.numpy()))) == pytest.approx(1, abs=1e-5)
-    others = con.execute(
-        "SELECT max(spectral_norm) FROM layers WHERE run = 'fused' AND step = 1 AND target = 'dW' AND tensor != ?",
-        [fx.planted],
-    ).fetchone()[0]
-    assert others == 0  # not the gate half, not another expert
+    _assert_planted_recovered(con, "fused", fx)  # not the gate half, not another expert
     listed = con.execute(
         "SELECT count(*) FROM tensors WHERE run = 'fused' AND step = 1 AND expert IS NOT NULL AND analyzed"
     ).fetchone()[0]
