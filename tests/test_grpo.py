@@ -84,3 +84,13 @@ def test_periodic_substitution_marks_its_steps(tmp_path):
     assert [r["step"] for r in history if r.get("rank_k_substitution")] == [2, 4]
     with pytest.raises(ValueError, match="every must be >= 1"):
         PeriodicSubstitution({}, every=0)
+
+
+def test_the_warm_up_progress_counts_steps_while_the_accuracy_is_on_its_plateau() -> None:
+    from rlvr_core.demo.warmup import warmup_fraction
+
+    config = WarmupConfig()
+    assert warmup_fraction(300, 0.008, config) == pytest.approx(0.6)  # was 0.008 / 0.35: "about 88 min left"
+    assert warmup_fraction(350, 0.30, config) == pytest.approx(0.30 / 0.35)  # the accuracy is further along
+    assert warmup_fraction(900, 0.10, config) == 0.99  # past the usual length: not done until it is
+    assert warmup_fraction(3, 0.0, WarmupConfig(max_steps=6)) == pytest.approx(0.5)

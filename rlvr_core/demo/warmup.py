@@ -19,6 +19,9 @@ import torch
 from . import arithmetic
 from .policy import encode_prompts, greedy_answers
 
+TYPICAL_STEPS = 500
+"""Warm-up steps the default settings usually take (300-620 over seeds), for the progress fraction."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class WarmupConfig:
@@ -86,7 +89,7 @@ def warm_up(
             if progress:
                 progress(
                     f"warm-up step {step}: loss {loss.item():.3f}, validation accuracy {acc:.3f}",
-                    min(acc / config.target_accuracy, 1.0),
+                    warmup_fraction(step, acc, config),
                 )
             if acc >= config.target_accuracy:
                 break
@@ -101,3 +104,11 @@ def accuracy(model, tokenizer, problems: list[arithmetic.Problem]) -> float:
     """Greedy exact-match accuracy on `problems`."""
     texts = greedy_answers(model, tokenizer, [p.prompt for p in problems], arithmetic.ANSWER_DIGITS + 1)
     return sum(arithmetic.verify(t, p.answer) for t, p in zip(texts, problems)) / len(problems)
+
+
+def warmup_fraction(step: int, accuracy: float, config: WarmupConfig) -> float:
+    """How far the warm-up is, for the job's progress and ETA: the larger of the accuracy's way to the
+    target and the steps' way to the usual length (on the plateau the accuracy stays near 0 for hundreds
+    of steps, so alone it promised an hour for a 3-minute demo), below 1 until the warm-up is done."""
+    usual = min(TYPICAL_STEPS, config.max_steps)
+    return min(max(accuracy / config.target_accuracy, step / usual), 0.99)
