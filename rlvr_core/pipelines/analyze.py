@@ -39,7 +39,7 @@ from ..readers.naming import EMBEDDING, LINEAR, LM_HEAD, TensorRole
 from ..system.devices import resolve_device
 from ..system.libc import return_large_blocks_to_os
 from . import run_alignment
-from .analyze_step import analyze_step
+from .analyze_step import analyze_step, job_elements
 from .engines import cpu_workers, fit_process, matrix_processes, resolve_engine
 
 Progress = Callable[[int, int, str], None]
@@ -149,8 +149,8 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
     done = 0
     start = time.perf_counter()
     workers = cpu_workers(config.workers, device)
-    largest = max(todo, key=_elements, default=None)
-    size = (_elements(largest), len(largest.roles)) if largest else (0, 0)
+    largest = max(todo, key=job_elements, default=None)
+    size = (job_elements(largest), len(largest.roles)) if largest else (0, 0)
     engine = resolve_engine(config.engine, device, *size, workers)
     summary.engine = engine
     fits_apart = config.fits and bool(todo) and engine != "processes"  # process workers fit their own spectra
@@ -241,18 +241,6 @@ def _match(base: Checkpoint, step: Checkpoint, roles: list[TensorRole], base_rol
     check_none_missing([r.stored for r in base_roles], step.tensors, str(step.path))
     names = sorted({r.stored for r in roles} | {r.stored for r in base_roles})
     check_same_tensors(base.shapes, step.shapes, names, str(base.path), str(step.path))
-
-
-def _elements(job: _Job) -> int:
-    """Weight elements the job decomposes (what `auto` weighs against starting worker processes)."""
-    total = 0
-    for role in job.roles:
-        info = job.ckpt.tensors[role.stored]
-        n = 1
-        for d in info.shape:
-            n *= d
-        total += n // info.shape[0] if role.fused else n
-    return total
 
 
 def _reuse_base(cache: Cache, run: str, base_fp: str, settings: str) -> bool:

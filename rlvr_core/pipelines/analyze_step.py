@@ -25,9 +25,9 @@ from ..cache import SCHEMAS
 from ..errors import WorkerError
 from ..math import heavytail, spectral
 from ..readers.checkpoint import Checkpoint
-from ..readers.naming import TensorRole
+from ..readers.naming import TensorRole, matrix_shape
 from .engines import cpu_workers
-from .matrix_work import ChunkTask, Outcome, Where, check_finite, decompose_pair, run_chunk, to_host
+from .matrix_work import ChunkTask, Outcome, Where, check_finite, one_matrix, run_chunk, to_host
 from .step_rows import StepRows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,7 +70,8 @@ def analyze_step(
         for target, result in outcome.results or []:
             rows.add(role, target, outcome.shape, result, job.ckpt.tensors[role.stored].dtype)
             if fitter is not None and not outcome.fits:  # in the fit process, beside the next decompositions
-                pending.append((role.name, target, fitter.submit(_fit, result.sv.numpy(), target == "dW")))
+                future = fitter.submit(heavytail.fit_with_histogram, result.sv.numpy(), target == "dW")
+                pending.append((role.name, target, future))
         for target, fit, hist in outcome.fits:
             rows.add_fit(role.name, target, fit, hist)
         done += 1
@@ -83,21 +84,23 @@ def analyze_step(
     return tables, done
 
 
-def _fit(sv, relative_floor: bool):
-    return heavytail.fit_with_histogram(sv, relative_floor)
+def _where(job: _Job, base: Checkpoint) -> Where:
+    return Where(job.step.step, str(job.ckpt.path), None if job.is_base else str(base.path))
 
 
-def _where(job: _Job, base: Checkpoint | None) -> Where:
-    return Where(job.step.step, str(job.ckpt.path), None if job.is_base or base is None else str(base.path))
+def _task(config: AnalyzeConfig, where: Where, roles: list[TensorRole]) -> ChunkTask:
+    """How every engine treats the matrices of `roles` (the config's top-k, method, NaN policy, fits)."""
+    method = "eigh" if config.triplet_method == "auto" else config.triplet_method
+    return ChunkTask(where, roles, config.topk, method, config.allow_nonfinite, config.fits)
 
 
 def _threaded(config: AnalyzeConfig, job: _Job, base: Checkpoint, device: torch.device) -> Iterator[Outcome]:
     """The thread engine: one matrix per task. On CPU each worker runs single-threaded BLAS; on CUDA three
     workers, each on its own stream, overlap reading, copying and computing."""
-    method = "eigh" if config.triplet_method == "auto" else config.triplet_method
     threads = torch.get_num_threads()
     workers = cpu_workers(config.workers, device)
-    where = _where(job, base)
+    task = _task(config, _where(job, base), [])
+    step_base = None if job.is_base else base
     streams = threading.local()
 
     def work(role: TensorRole) -> Outcome:
@@ -105,16 +108,8 @@ def _threaded(config: AnalyzeConfig, job: _Job, base: Checkpoint, device: torch.
             if not hasattr(streams, "stream"):
                 streams.stream = torch.cuda.Stream(device)
             with torch.cuda.stream(streams.stream):
-                return _one(role)
-        return _one(role)
-
-    def _one(role: TensorRole) -> Outcome:
-        w, b = _load(job, base, role, device)
-        if not check_finite(w, b, role, where, config.allow_nonfinite):
-            return Outcome(role, tuple(w.shape), None)
-        topk_w = config.topk if job.is_base else 0  # the base keeps W's top-k triplets: its principal directions
-        results = decompose_pair(w, b, topk_w, config.topk, method)
-        return Outcome(role, tuple(w.shape), [(t, to_host(r)) for t, r in results])
+                return one_matrix(job.ckpt, step_base, role, task, device)
+        return one_matrix(job.ckpt, step_base, role, task, device)
 
     if device.type == "cuda":  # initialise CUDA's linear-algebra libraries once, before the worker threads
         spectral.decompose(torch.eye(2, device=device), topk=1, method="eigh")
@@ -130,14 +125,12 @@ def _threaded(config: AnalyzeConfig, job: _Job, base: Checkpoint, device: torch.
 def _in_processes(config: AnalyzeConfig, job: _Job, base: Checkpoint, pool: Executor) -> Iterator[Outcome]:
     """The process engine: chunks of matrices to the worker processes, at most two per worker in flight
     (so memory stays bounded however many matrices the step has), results in the roles' order."""
-    method = "eigh" if config.triplet_method == "auto" else config.triplet_method
     where = _where(job, base)
     window = 2 * cpu_workers(config.workers, torch.device("cpu"))
     in_flight: deque[Future] = deque()
     try:
         for chunk in _chunks(job):
-            task = ChunkTask(where, chunk, config.topk, method, config.allow_nonfinite, config.fits)
-            in_flight.append(pool.submit(run_chunk, task))
+            in_flight.append(pool.submit(run_chunk, _task(config, where, chunk)))
             while len(in_flight) >= window:
                 yield from in_flight.popleft().result()
         while in_flight:
@@ -169,9 +162,9 @@ def _chunks(job: _Job) -> Iterator[list[TensorRole]]:
 def _batched(config: AnalyzeConfig, job: _Job, base: Checkpoint, device: torch.device) -> Iterator[Outcome]:
     """The batched engine: same-shape matrices stacked (up to BATCH_ELEMENTS) and decomposed together."""
     where = _where(job, base)
-    buckets: dict[tuple[int, ...], list[TensorRole]] = {}
+    buckets: dict[tuple[int, int], list[TensorRole]] = {}
     for role in job.roles:
-        shape = _matrix_shape(job.ckpt, role)
+        shape = matrix_shape(role, job.ckpt.tensors[role.stored].shape)
         bucket = buckets.setdefault(shape, [])
         bucket.append(role)
         if (len(bucket) + 1) * _elements(job.ckpt, role) > BATCH_ELEMENTS:
@@ -200,14 +193,14 @@ def _one_batch(config, job, base, device, roles: list[TensorRole], where: Where)
         yield Outcome(role, tuple(w.shape), results)
 
 
-def _matrix_shape(ckpt: Checkpoint, role: TensorRole) -> tuple[int, ...]:
-    shape = ckpt.tensors[role.stored].shape
-    return tuple(_fused_shape(role, shape)) if role.fused else (shape[::-1] if role.transposed else shape)
-
-
 def _elements(ckpt: Checkpoint, role: TensorRole) -> int:
-    rows, cols = _matrix_shape(ckpt, role)
+    rows, cols = matrix_shape(role, ckpt.tensors[role.stored].shape)
     return rows * cols
+
+
+def job_elements(job: _Job) -> int:
+    """Weight elements a step's analysis decomposes (what `auto` weighs against starting worker processes)."""
+    return sum(_elements(job.ckpt, role) for role in job.roles)
 
 
 def _tensor_table(run: str, job: _Job, nonfinite: set[str]) -> pa.Table:
@@ -223,7 +216,7 @@ def _tensor_table(run: str, job: _Job, nonfinite: set[str]) -> pa.Table:
             "module": r.module,
             "kind": r.kind,
             "dtype": i.dtype,
-            "shape": list(i.shape) if r.fused is None else _fused_shape(r, i.shape),
+            "shape": list(i.shape) if r.fused is None else list(matrix_shape(r, i.shape)),
             "analyzed": r.name in analysed,
             "nonfinite": r.name in nonfinite,
             "expert": r.expert,
@@ -231,14 +224,6 @@ def _tensor_table(run: str, job: _Job, nonfinite: set[str]) -> pa.Table:
         for r, i in job.ckpt.roles()
     ]
     return pa.Table.from_pylist(tensors, schema=SCHEMAS["tensors"])
-
-
-def _fused_shape(role: TensorRole, stored: tuple[int, ...]) -> list[int]:
-    """out x in of one expert's matrix inside a fused tensor."""
-    assert role.fused is not None
-    out, inn = (stored[2], stored[1]) if role.transposed else (stored[1], stored[2])
-    start, stop, step = role.fused.rows
-    return [len(range(start, min(stop, out), step)), inn]
 
 
 def _load(job: _Job, base: Checkpoint, role: TensorRole, device: torch.device):

@@ -9,8 +9,8 @@ arrays, so nothing but small results crosses the process boundary. A worker hold
 
 from __future__ import annotations
 
+import functools
 import os
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +20,7 @@ from ..errors import CheckpointFormatError
 from ..math import heavytail, spectral
 from ..readers.checkpoint import Checkpoint
 from ..readers.naming import TensorRole
-from ..system.libc import trim_heap
+from ..system.libc import die_with_parent, return_large_blocks_to_os, trim_heap
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ class Where:
 
 @dataclass(frozen=True)
 class ChunkTask:
-    """Matrices of one step for one worker process, and how to treat them (fields of `AnalyzeConfig`)."""
+    """Matrices of one step and how to treat them (fields of `AnalyzeConfig`): the process engine's task,
+    and what the thread engine's `one_matrix` calls read their settings from."""
 
     where: Where
     roles: list[TensorRole]
@@ -61,8 +62,7 @@ class Outcome:
     fits: list[tuple[str, heavytail.PowerLawFit, tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(
         default_factory=list
     )
-    fit_seconds: float = 0.0
-    """Time spent fitting this matrix's spectra (process engine)."""
+    """Its spectra's fits, when computed beside the decomposition (process engine)."""
 
 
 def check_finite(w: torch.Tensor, b: torch.Tensor | None, role: TensorRole, where: Where, allow: bool) -> bool:
@@ -111,14 +111,23 @@ def to_host(result: spectral.MatrixSpectrum) -> spectral.MatrixSpectrum:
     return spectral.MatrixSpectrum(result.sv.cpu(), result.stats, t)
 
 
-_OPEN: dict[str, Checkpoint] = {}
+def one_matrix(step: Checkpoint, base: Checkpoint | None, role: TensorRole, task: ChunkTask, device="cpu") -> Outcome:
+    """Read one matrix of the step (and of the base), check both are finite, decompose W and dW (the base
+    step keeps W's top-k triplets: its principal directions); results in CPU memory. `task` (its roles
+    aside) says where from and how."""
+    w = step.read_matrix(role).to(device)
+    b = base.read_matrix(role).to(device) if base is not None else None
+    if not check_finite(w, b, role, task.where, task.allow_nonfinite):
+        return Outcome(role, tuple(w.shape), None)
+    topk_w = task.topk if b is None else 0
+    results = [(t, to_host(r)) for t, r in decompose_pair(w, b, topk_w, task.topk, task.method)]
+    return Outcome(role, tuple(w.shape), results)
 
 
+@functools.cache
 def _open(path: str) -> Checkpoint:
     """A worker's checkpoint, opened (headers parsed) once per process."""
-    if path not in _OPEN:
-        _OPEN[path] = Checkpoint(path)
-    return _OPEN[path]
+    return Checkpoint(path)
 
 
 def run_chunk(task: ChunkTask) -> list[Outcome]:
@@ -128,20 +137,11 @@ def run_chunk(task: ChunkTask) -> list[Outcome]:
     base = _open(where.base_path) if where.base_path is not None else None
     out = []
     for role in task.roles:
-        w = step.read_matrix(role)
-        b = base.read_matrix(role) if base is not None else None
-        shape = tuple(w.shape)
-        if not check_finite(w, b, role, where, task.allow_nonfinite):
-            out.append(Outcome(role, shape, None))
-            continue
-        topk_w = task.topk if b is None else 0  # the base keeps W's top-k triplets
-        results = [(t, to_host(r)) for t, r in decompose_pair(w, b, topk_w, task.topk, task.method)]
-        del w, b
-        outcome = Outcome(role, shape, results)
+        outcome = one_matrix(step, base, role, task)
         if task.fits:
-            t0 = time.perf_counter()
-            outcome.fits = [(t, *heavytail.fit_with_histogram(r.sv.numpy(), t == "dW")) for t, r in results]
-            outcome.fit_seconds = time.perf_counter() - t0
+            outcome.fits = [
+                (t, *heavytail.fit_with_histogram(r.sv.numpy(), t == "dW")) for t, r in outcome.results or []
+            ]
         out.append(outcome)
     trim_heap()  # the chunk's freed copies back to the system: memory stays flat from chunk to chunk
     return out
@@ -155,8 +155,6 @@ def start_worker(parent: int) -> None:
     per worker; serving every block over 1 MiB by mmap (as the main process does) kept 290 MB but cost
     28% more time in page faults (a fresh mapping per copy); heap + trim per chunk: 400-430 MB at full
     speed."""
-    from ..system.libc import die_with_parent, return_large_blocks_to_os
-
     die_with_parent()
     if os.getppid() != parent:
         os._exit(0)

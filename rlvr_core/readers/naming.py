@@ -159,6 +159,17 @@ def fused_roles(name: str, shape: tuple[int, ...], model_type: str | None = None
     ]
 
 
+def matrix_shape(role: TensorRole, stored: tuple[int, ...]) -> tuple[int, int]:
+    """out x in of the matrix `role` names, from its stored tensor's shape (one expert's slice of a fused
+    tensor; transposed where the storage is in x out)."""
+    dims = stored[1:] if role.fused else stored
+    out, inn = (dims[1], dims[0]) if role.transposed else (dims[0], dims[1])
+    if role.fused:
+        start, stop, step = role.fused.rows
+        out = len(range(start, min(stop, out), step))
+    return out, inn
+
+
 def _split_block(short: str) -> tuple[int | None, str]:
     """(block index, name inside the block) or (None, the whole name) outside blocks."""
     match = re.search(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.", short)

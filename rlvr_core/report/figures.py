@@ -134,8 +134,8 @@ def module_order(modules) -> list[str]:
 def heatmap(frame, value: str, measure: str, title: str, x: str = "module") -> go.Figure:
     """A layer x module (or layer x step, or layer x expert) heatmap: integer layers, modules in model order,
     a fixed colour range for bounded measures; several rows per cell (a layer's experts) show their median;
-    48 layers x 128 experts stay readable (a row per layer, a
-    tick every few layers and experts, the exact cell on hover)."""
+    48 layers x 128 experts stay readable (a row per layer, a tick every few layers and experts, the exact
+    cell on hover)."""
     grid = frame.pivot_table(index="layer", columns=x, values=value, aggfunc="median")  # over a cell's experts
     if x == "module":
         grid = grid[module_order(grid.columns)]
