@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,17 @@ def cli(capsys):
         return rc, out.out, out.err
 
     return call
+
+
+def wait_until(predicate, seconds: float, what: str, interval: float = 0.3):
+    """Poll `predicate` until it returns something truthy (returned), or fail naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what} did not happen within {seconds:.0f} s")
 
 
 def parquet_files(cache: Path) -> list[Path]:

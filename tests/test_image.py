@@ -21,6 +21,8 @@ import pytest
 
 from rlvr_core.fixtures import ModelShape, build_run
 
+from .conftest import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "rlvr-lens:test"
 needs_engine = pytest.mark.skipif(
@@ -104,16 +106,6 @@ def _health(name: str) -> str:
     return docker("inspect", "-f", "{{.State.Health.Status}}", name).stdout.strip()
 
 
-def _wait(what: str, predicate, seconds: float):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"{what} did not happen within {seconds:.0f} s")
-
-
 @pytest.mark.slow
 @needs_engine
 def test_the_image_runs_as_a_service_keeps_its_data_and_stops_cleanly(image, tmp_path) -> None:
@@ -130,7 +122,9 @@ def test_the_image_runs_as_a_service_keeps_its_data_and_stops_cleanly(image, tmp
         t0 = time.monotonic()
         _run(name, volume, models, port)
         assert docker("exec", name, "id", "-u").stdout.strip() == "1000", "the container runs as root"
-        _wait("the HEALTHCHECK reporting healthy", lambda: _health(name) == "healthy", 90)  # start period 60 s + 30
+        wait_until(
+            lambda: _health(name) == "healthy", 90, "the HEALTHCHECK reporting healthy", interval=1
+        )  # start period 60 s + 30
         figures["healthy_seconds"] = round(time.monotonic() - t0, 1)
         runs = docker("exec", name, "rlvr", "runs").stdout
         assert "demo-grpo" in runs, f"the demo's runs are not listed: {runs}"
@@ -142,7 +136,8 @@ def test_the_image_runs_as_a_service_keeps_its_data_and_stops_cleanly(image, tmp
             found = next(r["state"] for r in rows if r["id"] == job)
             return found if found in ("done", "failed", "cancelled") else None
 
-        assert _wait("the mounted run's analysis", state, 300) == "done", docker("exec", name, "rlvr", "jobs").stdout
+        final = wait_until(state, 300, "the mounted run's analysis", interval=1)
+        assert final == "done", docker("exec", name, "rlvr", "jobs").stdout
         outside = docker("exec", name, "rlvr", "analyze", "/etc", "--base", "/models/base", check=False)
         assert outside.returncode == 2 and "data roots" in outside.stderr, outside.stderr
         running = docker("exec", name, "rlvr", "submit", "demo", "--quick", "--out", "/data/demo2").stdout.strip()
@@ -151,7 +146,7 @@ def test_the_image_runs_as_a_service_keeps_its_data_and_stops_cleanly(image, tmp
             rows = json.loads(docker("exec", name, "rlvr", "jobs", "--json").stdout)
             return any(r["id"] == running and r["state"] == "running" for r in rows)
 
-        _wait("a job running when the container is stopped", is_running, 60)
+        wait_until(is_running, 60, "a job running when the container is stopped", interval=1)
         t0 = time.monotonic()
         docker("stop", name, timeout=120)
         figures["stop_seconds"] = round(time.monotonic() - t0, 1)

@@ -24,6 +24,8 @@ from rlvr_core.service import serve
 from rlvr_core.service.dataroots import allowed_path, find_runs
 from rlvr_core.system.settings import load_settings
 
+from .conftest import wait_until
+
 
 def test_settings_from_a_file_with_environment_overrides(tmp_path):
     config = tmp_path / "rlvr.toml"
@@ -118,16 +120,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait(predicate, seconds: float, what: str):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _healthy(url: str) -> bool:
     try:
         return urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok"
@@ -195,19 +187,19 @@ def test_serve_end_to_end(tmp_path):
         return int(hits[-1].rsplit("pid ", 1)[1].rstrip(")\n")) if hits else None
 
     try:
-        _wait(lambda: _healthy(f"http://127.0.0.1:{port}"), 90, "the dashboard's health check")
+        wait_until(lambda: _healthy(f"http://127.0.0.1:{port}"), 90, "the dashboard's health check")
         assert any("copied the prebuilt demo cache" in line for line in lines)
         assert (cache / "runs" / "demo-grpo").is_dir()
-        first = _wait(lambda: pid_of("worker 0 (cpu)"), 30, "the worker")
+        first = wait_until(lambda: pid_of("worker 0 (cpu)"), 30, "the worker")
         job, _ = jobs.submit(cache, "analyze", [str(fx.run_dir), "--base", str(fx.base_dir), "--run", "one", "--quiet"])
-        _wait(lambda: jobs.get(cache, job).state == "done", 120, "the first job")
+        wait_until(lambda: jobs.get(cache, job).state == "done", 120, "the first job")
         seen = len(lines)
         os.kill(first, signal.SIGKILL)
-        second = _wait(lambda: pid_of("worker 0 (cpu)", seen), 30, "the worker's restart")
+        second = wait_until(lambda: pid_of("worker 0 (cpu)", seen), 30, "the worker's restart")
         assert second != first and _alive(second)
         assert any("worker 0 (cpu) exited with status -9; restarting" in line for line in lines[seen:])
         job, _ = jobs.submit(cache, "analyze", [str(fx.run_dir), "--base", str(fx.base_dir), "--run", "two", "--quiet"])
-        _wait(lambda: jobs.get(cache, job).state == "done", 120, "a job on the restarted worker")
+        wait_until(lambda: jobs.get(cache, job).state == "done", 120, "a job on the restarted worker")
         dashboard = pid_of("dashboard")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=40) == 0
@@ -261,7 +253,7 @@ def test_ctrl_c_in_the_terminal_stops_the_service_cleanly(tmp_path):
         start_new_session=True,
     )
     try:
-        _wait(lambda: _healthy(f"http://127.0.0.1:{port}"), 90, "the dashboard's health check")
+        wait_until(lambda: _healthy(f"http://127.0.0.1:{port}"), 90, "the dashboard's health check")
         time.sleep(1)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground group
         _, err = proc.communicate(timeout=40)
