@@ -18,8 +18,9 @@ import httpx
 import pytest
 
 from rlvr_core.cache import queue as jobs
+from tests.conftest import wait_until
 from tests.test_browser import CHROMIUM, _launch
-from tests.test_serve import _free_port, _healthy, _wait
+from tests.test_serve import _free_port, _healthy
 
 pytestmark = [
     pytest.mark.browser,
@@ -61,7 +62,7 @@ def _serve(tmp_path: Path, provider: str) -> tuple[subprocess.Popen, str, Path, 
     )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
-    _wait(lambda: _healthy(url), 90, "the dashboard's health check")
+    wait_until(lambda: _healthy(url), 90, "the dashboard's health check")
     return proc, url, cache, lines, client_id
 
 

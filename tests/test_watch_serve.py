@@ -20,8 +20,9 @@ import pytest
 from rlvr_core.cache import Cache, watches
 from rlvr_core.cache import queue as jobs
 from rlvr_core.fixtures import ModelShape, build_run, slow_writer
+from tests.conftest import wait_until
 from tests.test_monitor import _write_log
-from tests.test_serve import _free_port, _healthy, _wait
+from tests.test_serve import _free_port, _healthy
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -154,18 +155,18 @@ def test_serve_follows_a_watch_through_a_restart(tmp_path, monkeypatch) -> None:
     go = tmp_path / "go"
     writer = slow_writer.start(fx.run_dir, run_dir, 0.3, hold_last=go)
     try:
-        _wait(lambda: _healthy(f"http://127.0.0.1:{port}"), 90, "the dashboard's health check")
-        _wait(lambda: 10 in _steps(cache), 180, "step 10 in the cache")
+        wait_until(lambda: _healthy(f"http://127.0.0.1:{port}"), 90, "the dashboard's health check")
+        wait_until(lambda: 10 in _steps(cache), 180, "step 10 in the cache")
         _stop(proc)  # the restart, in the middle of the run: step 20 is being written or analysed
         assert proc.returncode == 0, "".join(lines)
         proc = _serve(cache, port, lines)
         go.touch()
-        _wait(lambda: _healthy(f"http://127.0.0.1:{port}"), 90, "the dashboard's health check after the restart")
+        wait_until(lambda: _healthy(f"http://127.0.0.1:{port}"), 90, "the dashboard's health check after the restart")
         out, err = writer.communicate(timeout=180)
         assert writer.returncode == 0, err
-        _wait(lambda: 30 in _steps(cache), 180, "step 30 in the cache")
+        wait_until(lambda: 30 in _steps(cache), 180, "step 30 in the cache")
         _write_log(log, lambda s: 0.4 + 0.001 * np.minimum(s, 100))  # the trainer's log: reward up, test flat
-        _wait(lambda: any("monitor: " in line for line in lines), 120, "the monitor's line in the server log")
+        wait_until(lambda: any("monitor: " in line for line in lines), 120, "the monitor's line in the server log")
     finally:
         _stop(proc)
         if writer.poll() is None:
