@@ -53,8 +53,8 @@ class ConfigError(RlvrError):
 
 
 class OutputFolderError(RlvrError):
-    """An output folder the tool will not replace: an input or its parent, the cache, `/`, or a folder of
-    files the tool did not write."""
+    """An output folder or file the tool will not replace: an input or its parent, the cache, `/`, a folder
+    of files the tool did not write, or an existing file without the tool's mark."""
 
 
 class PathNotAllowedError(RlvrError):

@@ -262,16 +262,17 @@ def test_cuda_device_gives_the_cpu_numbers(run_fixture, tmp_path, cli) -> None:
         np.testing.assert_allclose(b, a, atol=1e-4)
 
 
-def test_stale_temporary_folders_are_cleaned(run_fixture, tmp_path, cli) -> None:
-    from rlvr_core.cache import store
+def test_dead_writers_leftovers_are_cleaned_and_lookalikes_kept(run_fixture, tmp_path, cli) -> None:
+    from rlvr_core.cache.atomic import WRITER_FILE
 
     run_dir = tmp_path / "cache" / "runs" / "run"
-    old, fresh = run_dir / ".tmp-step-20-dead0000", run_dir / ".tmp-step-10-live0000"
-    for folder in (old, fresh):
+    dead, lookalike = run_dir / ".tmp-step-20-dead0000", run_dir / ".tmp-step-10-1ee70000"
+    for folder in (dead, lookalike):
         folder.mkdir(parents=True)
         (folder / "layers.parquet").write_bytes(b"partial")
-    past = time.time() - store.STALE_SECONDS - 60
-    os.utime(old, (past, past))
+    (dead / WRITER_FILE).write_text("RLVR Lens tmp folder step-20-dead0000\n")  # a killed writer's own
+    past = time.time() - 30 * 24 * 3600
+    os.utime(lookalike, (past, past))  # old, but nothing proves the tool made it
     assert (
         cli(
             "analyze",
@@ -286,7 +287,7 @@ def test_stale_temporary_folders_are_cleaned(run_fixture, tmp_path, cli) -> None
         )[0]
         == 0
     )
-    assert not old.exists() and fresh.exists()  # a recent one may belong to a live writer
+    assert not dead.exists() and (lookalike / "layers.parquet").read_bytes() == b"partial"
     assert open_cache(tmp_path / "cache").execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 2
 
 

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import save_file
 
 from rlvr_core.cache import Cache, open_cache
-from rlvr_core.cache.atomic import remove_leftovers
+from rlvr_core.cache.atomic import WRITER_FILE, remove_leftovers
 from rlvr_core.fixtures import ModelShape, build_run
 
 from .conftest import parquet_files
@@ -97,7 +97,8 @@ def test_leftovers_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
     for folder in (dead, live):
         folder.mkdir()
         (folder / "model.safetensors").write_bytes(b"partial")
-    (tmp_path / ".lock-out-deadbeef").write_text("")  # its writer was killed: nobody holds the lock
+        (folder / WRITER_FILE).write_text(f"RLVR Lens tmp folder {folder.name.removeprefix('.tmp-')}\n")
+    (tmp_path / ".lock-out-deadbeef").write_text("RLVR Lens lock folder out-deadbeef\n")  # nobody holds it
     with open(tmp_path / ".lock-out-0123abcd", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # a live writer
         assert remove_leftovers(tmp_path) == [dead]

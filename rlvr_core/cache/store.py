@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 from ..errors import CacheError, UsageError
 from ..system.settings import CACHE_ENV, DEFAULT_CACHE
-from .atomic import STALE_SECONDS, publishing, write_file_atomic
+from .atomic import publishing, write_file_atomic
 from .schemas import EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS
 from .views import connect_views
 
@@ -54,7 +54,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "CACHE_ENV",
     "DEFAULT_CACHE",
-    "STALE_SECONDS",
     "Cache",
     "check_run_name",
     "open_cache",

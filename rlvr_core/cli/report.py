@@ -35,8 +35,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from ..cache.atomic import write_file_atomic
     from ..report.html import build_report
 
-    out = Path(args.out or f"{args.run}-report.html")
-    text = build_report(cache_of(args), args.run)
+    cache = cache_of(args)
+    out = _guarded(Path(args.out or f"{args.run}-report.html"), cache.root)
+    text = build_report(cache, args.run)
     write_file_atomic(out, lambda tmp: _write(tmp, text.encode()))
     print(f"{out}: the report of run '{args.run}' ({len(text) / 1e6:.1f} MB, opens offline)")
     return 0
@@ -46,12 +47,22 @@ def _cmd_figure(args: argparse.Namespace) -> int:
     from ..cache.atomic import write_file_atomic
     from ..report.export import build_figure, export
 
-    out = Path(args.out)
-    figure = build_figure(cache_of(args).queries(), args.run, args.kind, args.target)
+    cache = cache_of(args)
+    out = _guarded(Path(args.out), cache.root)
+    figure = build_figure(cache.queries(), args.run, args.kind, args.target)
     data = export(figure, out.suffix.lstrip(".").lower())
     write_file_atomic(out, lambda tmp: _write(tmp, data))
     print(f"{out}: {args.kind} of run '{args.run}' ({len(data) / 1e3:.0f} kB)")
     return 0
+
+
+def _guarded(out: Path, cache: Path) -> Path:
+    """`out` when it may be written (see `guard_output_file`), its folder created."""
+    from ..cache.atomic import guard_output_file
+
+    guard_output_file(out, protected=[cache])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def _write(path: Path, data: bytes) -> None:

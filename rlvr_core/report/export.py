@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..cache.atomic import OUTPUT_MARK
 from ..errors import UsageError
 
 if TYPE_CHECKING:  # plotly is imported when a figure is drawn: `rlvr --help` stays fast
@@ -119,9 +122,25 @@ def export(figure: go.Figure, fmt: str) -> bytes:
         )  # fmt: skip
     os.environ["BROWSER_PATH"] = browser
     try:
-        return publication(figure).to_image(format=fmt, scale=1)
+        return stamp(publication(figure).to_image(format=fmt, scale=1), fmt)
     except Exception as exc:  # kaleido's own errors: one line, with what to check
         raise UsageError(
             "figure export", f"kaleido rendering {fmt.upper()} with {browser}", f"{type(exc).__name__}: {exc}",
             "check that the Chromium runs (chromium --headless --version)",
         ) from None  # fmt: skip
+
+
+def stamp(data: bytes, fmt: str) -> bytes:
+    """`data` with the tool's `OUTPUT_MARK` added the way each format allows, so that a later `rlvr figure`
+    may replace the file and nothing else: an SVG comment before the root element, a PNG `tEXt` chunk
+    (Software) after IHDR, a PDF comment line after `%%EOF` (readers ignore it)."""
+    if fmt == "svg":
+        text = data.decode()
+        cut = text.index("?>") + 2 if text.startswith("<?xml") else 0
+        return (text[:cut] + f"<!-- {OUTPUT_MARK.decode()} -->" + text[cut:]).encode()
+    if fmt == "png":
+        body = b"tEXt" + b"Software\0" + OUTPUT_MARK
+        chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+        end_of_ihdr = 8 + 4 + 4 + 13 + 4  # signature, length, type, IHDR data, CRC
+        return data[:end_of_ihdr] + chunk + data[end_of_ihdr:]
+    return data.rstrip(b"\n") + b"\n%" + OUTPUT_MARK + b"\n"

@@ -22,6 +22,7 @@ from plotly.offline import get_plotlyjs
 
 from .. import __version__
 from ..cache import Cache
+from ..cache.atomic import OUTPUT_MARK
 from ..cache.queries import Queries
 from ..errors import UsageError
 from .figures import banded, banded_alpha, esd_figure, label, steps_axis
@@ -144,7 +145,8 @@ def _page(run: str, fingerprint: str, sections: list[Section]) -> str:
         body.append("</section>")
     made = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>RLVR Lens report: {html.escape(run)}</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="generator" content="{OUTPUT_MARK.decode()}">
+<title>RLVR Lens report: {html.escape(run)}</title>
 <script type="text/javascript">{get_plotlyjs()}</script>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
 table{{border-collapse:collapse;font-size:12px;margin:0.5em 0 1.5em}}td,th{{border:1px solid #ccc;padding:2px 6px}}

@@ -1,0 +1,122 @@
+"""Hostile inputs, round two (issue 30): each test reproduces one finding of the second hostile test and
+failed on the code before its fix. Writers must prove they own what they delete or replace; bad input
+ends in one `error:` line (exit 2) with nothing changed."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+
+import pytest
+
+from rlvr_core.cache.atomic import OUTPUT_MARK, remove_leftovers
+from rlvr_core.report.export import stamp
+
+from .test_hardening import checksums, one_line_error
+
+MONTH = 30 * 24 * 3600
+
+
+def _age(folder, seconds: float) -> None:
+    past = time.time() - seconds
+    os.utime(folder, (past, past))
+
+
+def test_substitute_keeps_the_users_folders_that_look_like_leftovers(run_fixture, tmp_path, cli) -> None:
+    fx, outs = run_fixture, tmp_path / "outs"
+    backup, scratch = outs / ".old-backup-deadbeef", outs / ".tmp-notes-0123abcd"
+    for folder in (backup, scratch):
+        folder.mkdir(parents=True)
+        (folder / "thesis.tex").write_text("six months of work")
+        _age(folder, MONTH)
+    (outs / ".lock-notes-0123abcd").write_text("")  # unlocked, like a dead writer's
+    before = checksums(backup, scratch)
+    rc, _, err = cli("substitute", fx.step_dirs[10], "--base", fx.base_dir, "--out", outs / "v1")
+    assert rc == 0, err
+    assert checksums(backup, scratch) == before and (outs / ".lock-notes-0123abcd").exists()
+    assert (outs / "v1" / "rlvr_substitution.json").is_file()
+
+
+def test_only_leftovers_whose_ownership_file_names_them_are_removed(tmp_path) -> None:
+    from rlvr_core.cache.atomic import WRITER_FILE
+
+    ours, forged, linked = tmp_path / ".old-out-deadbeef", tmp_path / ".tmp-out-0badc0de", tmp_path / ".tmp-x-00000000"
+    for folder in (ours, forged):
+        folder.mkdir()
+        (folder / "data.bin").write_bytes(b"x")
+    (ours / WRITER_FILE).write_text("RLVR Lens old folder out-deadbeef\n")
+    (forged / WRITER_FILE).write_text("RLVR Lens tmp folder out-00000000\n")  # names another folder
+    target = tmp_path / "precious"
+    target.mkdir()
+    (target / WRITER_FILE).write_text("RLVR Lens tmp folder x-00000000\n")
+    linked.symlink_to(target)  # a link to a folder is never followed
+    os.mkfifo(tmp_path / ".lock-out-0badc0de")  # a FIFO named like a lock must not hang the clean-up
+    assert remove_leftovers(tmp_path) == [ours]
+    assert forged.exists() and target.exists() and linked.is_symlink()
+
+
+def test_report_refuses_a_file_it_did_not_write(run_fixture, tmp_path, cli, monkeypatch) -> None:
+    fx, cache = run_fixture, tmp_path / "cache"
+    assert cli("analyze", fx.run_dir, "--base", fx.base_dir, "--cache", cache, "--steps", "10", "--no-fits")[0] == 0
+    shard = sorted(fx.step_dirs[10].glob("*.safetensors"))[0]
+    parquet = next(cache.rglob("layers.parquet"))
+    before = checksums(fx.step_dirs[10], cache)
+    for out in (shard, parquet):
+        rc, _, err = cli("report", "run", "--out", out, "--cache", cache)
+        one_line_error(rc, err, str(out))
+    assert checksums(fx.step_dirs[10], cache) == before
+    rc, _, err = cli("report", "run", "--out", tmp_path, "--cache", cache)
+    one_line_error(rc, err, "a folder")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run-report.html").write_text("my notes")  # the default name, not ours
+    rc, _, err = cli("report", "run", "--cache", cache)
+    one_line_error(rc, err, "run-report.html", "did not write")
+    assert (tmp_path / "run-report.html").read_text() == "my notes"
+    out = tmp_path / "new" / "r.html"
+    for _ in range(2):  # its own earlier output is replaced
+        rc, _, err = cli("report", "run", "--out", out, "--cache", cache)
+        assert rc == 0, err
+    assert OUTPUT_MARK in out.read_bytes()[:4096]
+
+
+def test_figure_refuses_before_drawing(tmp_path, cli) -> None:
+    cache = tmp_path / "cache"
+    mine = tmp_path / "plot.svg"
+    mine.write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    rc, _, err = cli("figure", "run", "--kind", "alpha-over-steps", "--out", mine, "--cache", cache)
+    one_line_error(rc, err, "plot.svg", "did not write")
+    assert mine.read_text() == "<svg xmlns='http://www.w3.org/2000/svg'/>"
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (3, 2), (10, 20, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_stamped_files_stay_valid() -> None:
+    from PIL import Image
+
+    png = stamp(_png(), "png")
+    image = Image.open(io.BytesIO(png))
+    image.load()  # checks every chunk's CRC
+    assert image.info.get("Software") == OUTPUT_MARK.decode() and image.getpixel((2, 1)) == (10, 20, 30)
+    assert OUTPUT_MARK in png[:4096]
+    svg = stamp(b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>', "svg")
+    import xml.etree.ElementTree as ET
+
+    assert ET.fromstring(svg).tag.endswith("svg") and OUTPUT_MARK in svg
+    pdf = stamp(b"%PDF-1.4\n...\n%%EOF\n", "pdf")
+    assert pdf.startswith(b"%PDF-1.4") and pdf.endswith(b"%" + OUTPUT_MARK + b"\n")
+
+
+@pytest.mark.parametrize("fmt", ["svg", "png"])
+def test_the_mark_is_found_in_a_stamped_file(tmp_path, fmt) -> None:
+    from rlvr_core.cache.atomic import guard_output_file
+
+    file = tmp_path / f"f.{fmt}"
+    file.write_bytes(stamp(_png() if fmt == "png" else b"<svg/>", fmt))
+    assert guard_output_file(file) == file.resolve()
