@@ -30,6 +30,10 @@ PAGES = (
 )
 
 st.set_page_config(page_title="RLVR Lens", layout="wide")
+problem = access.settings_problem()
+if problem:  # settings fail closed: every page shows this one notice and nothing else
+    st.error(f"This dashboard's settings cannot be used, so it shows nothing. {problem}")
+    st.stop()
 if access.signed_in():
     navigation = st.navigation(
         [st.Page(VIEWS / f"{name}.py", title=title, default=name == "runs") for name, title in PAGES]

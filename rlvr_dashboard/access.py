@@ -30,6 +30,16 @@ def settings() -> Settings:
     return load_settings()
 
 
+def settings_problem() -> str | None:
+    """The one-line error of settings that cannot be used (a bad $RLVR_CONFIG, a blank data root), else None.
+    app.py shows it instead of any page: a deployment whose settings fail shows nothing else."""
+    try:
+        load_settings()
+    except RlvrError as error:
+        return str(error)
+    return None
+
+
 def signed_in() -> bool:
     """True when the visitor may see the dashboard (always, without auth)."""
     auth = settings().auth

@@ -120,3 +120,70 @@ def test_the_mark_is_found_in_a_stamped_file(tmp_path, fmt) -> None:
     file = tmp_path / f"f.{fmt}"
     file.write_bytes(stamp(_png() if fmt == "png" else b"<svg/>", fmt))
     assert guard_output_file(file) == file.resolve()
+
+
+@pytest.mark.parametrize(
+    ("env", "toml", "fragment"),
+    [
+        ({"RLVR_DATA_ROOTS": ""}, "", "data_roots"),
+        ({"RLVR_DATA_ROOTS": "::"}, "", "data_roots"),
+        ({}, 'data_roots = [""]\n', "data_roots"),
+        ({}, 'data_roots = ["relative/models"]\n', "data_roots"),
+        ({}, "max_queued_per_user = -5\n", "max_queued_per_user"),
+        ({}, "[server]\nport = 99999999\n", "port"),
+        ({}, '[auth]\nmode = "header"\nheader = ""\n', "header"),
+        ({"RLVR_PORT": "0"}, "", "port"),
+    ],
+)
+def test_settings_fail_closed(tmp_path, cli, monkeypatch, env, toml, fragment) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config = tmp_path / "rlvr.toml"
+    config.write_text(toml)
+    rc, _, err = cli("runs", "--config", config, "--cache", tmp_path / "cache")
+    one_line_error(rc, err, fragment)
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "not-utf8", "fifo"])
+def test_a_bad_settings_file_is_one_line_and_one_notice_on_every_page(tmp_path, cli, monkeypatch, kind) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    config = tmp_path / "rlvr.toml"
+    if kind == "folder":
+        config.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(config)
+    else:
+        config.write_bytes(b'cache = "caf\xe9"\n')
+    rc, _, err = cli("runs", "--config", config, "--cache", tmp_path / "cache")
+    one_line_error(rc, err, str(config))
+    monkeypatch.setenv("RLVR_CONFIG", str(config))
+    monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "cache"))
+    app = os.path.join(os.path.dirname(__file__), "..", "app.py")
+    for page in ("runs", "layers", "jobs"):
+        at = AppTest.from_file(app, default_timeout=60)
+        at.switch_page(f"rlvr_dashboard/views/{page}.py").run()
+        assert not at.exception, page
+        assert [e.value for e in at.error] and str(config) in at.error[0].value, page
+        assert len(at.error) == 1 and not at.title, page
+
+
+@pytest.mark.parametrize("given", ["folder", "file"])
+def test_a_fifo_named_like_a_log_is_refused_not_waited_on(tmp_path, cli, given) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    os.mkfifo(run / "trainer_state.json")
+    path = run if given == "folder" else run / "trainer_state.json"
+    rc, _, err = cli("logs", path, "--run", "r", "--cache", tmp_path / "cache")
+    one_line_error(rc, err, "trainer_state.json" if given == "file" else "none")
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.parquet"))
+
+
+def test_a_fifo_config_json_beside_the_weights_does_not_hang(run_fixture, tmp_path, cli) -> None:
+    fx = run_fixture
+    (fx.step_dirs[10] / "config.json").unlink()
+    os.mkfifo(fx.step_dirs[10] / "config.json")
+    argv = ("analyze", fx.run_dir, "--base", fx.base_dir, "--cache", tmp_path / "c", "--steps", "10", "--no-fits")
+    rc, _, err = cli(*argv)
+    assert rc == 0, err  # the config only tells fused layouts apart: a dense checkpoint is read without it

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import CheckpointFormatError, TensorMismatchError
 from ..system.dataroots import guard
+from ..system.files import read_regular
 from .naming import TensorRole, roles_of
 from .safetensors_header import read_header
 
@@ -108,8 +109,8 @@ class Checkpoint:
     def model_type(self) -> str | None:
         """`model_type` of the folder's config.json (None without one): it tells fused expert layouts apart."""
         try:
-            value = json.loads((self.path / "config.json").read_text(encoding="utf-8")).get("model_type")
-        except (OSError, ValueError, AttributeError):
+            value = json.loads(read_regular(self.path / "config.json", CheckpointFormatError)).get("model_type")
+        except (OSError, ValueError, AttributeError, CheckpointFormatError):
             return None
         return value if isinstance(value, str) else None
 
@@ -240,7 +241,7 @@ def _weight_files(folder: Path) -> tuple[list[Path], bytes]:
     guard(folder)
     index = folder / INDEX_FILE
     if index.is_file():
-        raw = guard(index).read_bytes()
+        raw = read_regular(guard(index), CheckpointFormatError)
         names = _shard_names(index, raw)
         missing = [n for n in names if not (folder / n).is_file()]
         if missing:

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..demo import arithmetic
 from ..errors import UsageError
 from ..system.dataroots import guard
+from ..system.files import read_regular
 
 DATA_ENV = "RLVR_DATA"
 KINDS = ("math", "choice", "exact")
@@ -100,7 +101,7 @@ def _named(name: str, data_dir: str | Path | None) -> Path:
 def _read_jsonl(path: Path) -> list[dict]:
     rows = []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(
             str(path),

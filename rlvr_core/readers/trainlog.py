@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..errors import RlvrError
 from ..system.dataroots import guard
+from ..system.files import is_regular, read_regular
 from .log_metrics import REWARD_CANDIDATES, TEST_CANDIDATES, first_match, likely_names, summarize_series, test_note
 
 __all__ = ["TrainingLog", "TrainingLogError", "pick_metrics", "read_log", "summarize", "test_note"]
@@ -65,7 +66,7 @@ def read_log(path: str | Path) -> TrainingLog:
     name = file.name
     if name.startswith("events.out.tfevents"):
         given = Path(path)
-        files = [guard(f) for f in sorted(given.rglob(EVENTS))] if given.is_dir() else [file]
+        files = [guard(f) for f in sorted(given.rglob(EVENTS)) if is_regular(f)] if given.is_dir() else [file]
         return TrainingLog(given if given.is_dir() else file, "tensorboard", _read_tensorboard(files), tuple(files))
     if name.endswith(".json"):
         return TrainingLog(file, "trl", _read_trainer_state(file))
@@ -83,10 +84,11 @@ def read_log(path: str | Path) -> TrainingLog:
 
 
 def find_log_file(path: Path) -> Path:
-    if path.is_file():
+    if is_regular(path):
         return path
     if not path.is_dir():
-        raise _error(path, "a log file or a folder holding one", "no such file or folder", "check the path")
+        kind = "something that is not a regular file" if path.exists() else "no such file or folder"
+        raise _error(path, "a log file or a folder holding one", kind, "check the path")
     for pattern in (
         "trainer_state.json",
         "*.jsonl",
@@ -95,7 +97,7 @@ def find_log_file(path: Path) -> Path:
         "checkpoint-*/trainer_state.json",
         "**/events.out.tfevents.*",
     ):
-        found = sorted(path.glob(pattern), key=_newest_checkpoint_first)
+        found = sorted((p for p in path.glob(pattern) if is_regular(p)), key=_newest_checkpoint_first)
         if found:
             return found[0]
     raise _error(
@@ -137,7 +139,7 @@ def _newest_checkpoint_first(p: Path) -> tuple:
 def _read_jsonl(file: Path) -> tuple[list[tuple[int, str, float]], str]:
     records: list[tuple[int, str, float]] = []
     fmt = None
-    lines = file.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = read_regular(file, TrainingLogError).decode("utf-8", errors="replace").splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -298,7 +300,7 @@ def _step(value, file: Path, number: int) -> int:
 def _text(file: Path) -> str:
     """The file as UTF-8 text, or a one-line error naming the first byte that is not."""
     try:
-        return file.read_text(encoding="utf-8")
+        return read_regular(file, TrainingLogError).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _error(
             file,

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ..errors import ConfigError
+from .files import read_regular
 
 CONFIG_ENV = "RLVR_CONFIG"
 DEFAULTS_ENV = "RLVR_DEFAULTS"
@@ -164,7 +165,12 @@ def load_settings(
 
 def _read_toml(path: str | Path, variable: str) -> dict:
     try:
-        return tomllib.loads(Path(path).read_text())
+        return tomllib.loads(read_regular(path, ConfigError).decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            str(path), "a UTF-8 TOML settings file", f"a byte that is not UTF-8 at offset {error.start}",
+            "save the file as UTF-8",
+        ) from None  # fmt: skip
     except FileNotFoundError:
         raise ConfigError(
             str(path), "a TOML settings file", "no such file", f"create it (see the README) or unset ${variable}"
@@ -175,7 +181,7 @@ def _read_toml(path: str | Path, variable: str) -> dict:
 
 def _from_env(var: str, key: str, text: str):
     if key == "data_roots":
-        return [p for p in text.split(os.pathsep) if p]
+        return text.split(os.pathsep)  # blank entries are refused by `_check`: roots fail closed
     if key == "admins":
         return [p.strip() for p in text.split(",") if p.strip()]
     if key in ("read_only", "allow_hub"):
@@ -235,6 +241,22 @@ def _check(result, source: str, where: str) -> None:
             "none",
             "set secrets_file (or $RLVR_AUTH_SECRETS); see the README",
         )
+    if isinstance(result, Settings):
+        _check_roots(result.data_roots, source, where)
+        if result.max_queued_per_user < 0:
+            raise ConfigError(
+                f"{source}: {where}max_queued_per_user", "0 (no limit) or a positive number of jobs",
+                repr(result.max_queued_per_user), "write for example max_queued_per_user = 20",
+            )  # fmt: skip
+    if isinstance(result, AuthSettings) and (not result.header.strip() or any(c in result.header for c in ":\r\n ")):
+        raise ConfigError(
+            f"{source}: {where}header", "the name of an HTTP request header", repr(result.header),
+            'write for example header = "X-Forwarded-User"',
+        )  # fmt: skip
+    if isinstance(result, ServerSettings) and not 1 <= result.port <= 65535:
+        raise ConfigError(
+            f"{source}: {where}port", "a TCP port from 1 to 65535", repr(result.port), "write for example port = 8501"
+        )
     if isinstance(result, ServerSettings) and result.workers != "auto" and not result.workers.isdigit():
         raise ConfigError(
             f"{source}: {where}workers",
@@ -244,3 +266,15 @@ def _check(result, source: str, where: str) -> None:
         )
     if isinstance(result, Settings) and result.demo not in ("auto", "off"):
         raise ConfigError(f"{source}: demo", '"auto" or "off"', repr(result.demo), 'write demo = "auto" or "off"')
+
+
+def _check_roots(roots: tuple[str, ...], source: str, where: str) -> None:
+    """Data roots fail closed: every root must be an absolute folder path. A blank entry (`""`, or an empty
+    item of $RLVR_DATA_ROOTS such as `"::"`) or a relative one (which would make the server's working folder
+    a root) is a config error, never "no restriction" (which only leaving the key out means)."""
+    for root in roots:
+        if not root.strip() or not os.path.isabs(os.path.expanduser(root)):
+            raise ConfigError(
+                f"{source}: {where}data_roots", "absolute folder paths (leave the key out to allow any path)",
+                f"{root!r} in {list(roots)!r}", 'write for example data_roots = ["/models"]',
+            )  # fmt: skip
