@@ -152,3 +152,42 @@ def test_header_mutations_either_analyse_correctly_or_are_refused_cleanly(tmp_pa
             assert rc == 2 and len(said) == 1 and said[0].startswith("error: "), (case, rc, said)
             assert not list(cache.rglob("*.parquet")), case
     assert outcomes["analysed"] > 50 and outcomes["refused"] > 1000, outcomes
+
+
+HOSTILE = [
+    ("model.layers.0.mlp.experts.gate_up_proj", (2**40, 0, 16)),
+    ("model.layers.0.mlp.experts.gate_up_proj", (10**6, 0, 16)),
+    ("model.layers.0.mlp.experts.down_proj", (5000, 4, 6)),  # more experts than the documented cap
+    ("model.layers.0.mlp.experts.down_proj", (8, 0, 6)),
+    ("model.layers.\uff12.mlp.up_proj.weight", (6, 4)),  # a full-width digit
+    ("model.layers.\u0663.mlp.up_proj.weight", (6, 4)),  # an Arabic-Indic digit
+    ("model.layers.99999999999999999999.mlp.up_proj.weight", (6, 4)),
+    ("model.layers.0.mlp.experts.9223372036854775808.up_proj.weight", (6, 4)),
+]
+
+
+@pytest.mark.parametrize(("name", "shape"), HOSTILE, ids=[f"{n[13:40]}-{s[0]}" for n, s in HOSTILE])
+def test_huge_counts_and_odd_indices_are_refused_in_time(tmp_path, name, shape):
+    """A few kilobytes that declare a million experts (or an index past int64, or non-ASCII digits) end in
+    one error line within seconds, nothing written: they are checked before anything is enumerated."""
+    import signal
+
+    gen = torch.Generator().manual_seed(0)
+    tensors = {UP: torch.randn(6, 4, generator=gen), DOWN: torch.randn(4, 6, generator=gen)}
+    tensors[name] = torch.zeros(shape)  # zero bytes where a dimension is 0: the header check alone passes
+    for folder in ("base", "run/checkpoint-1"):
+        (tmp_path / folder).mkdir(parents=True)
+        save_file(tensors, str(tmp_path / folder / "model.safetensors"))
+    cache = tmp_path / "cache"
+    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError(f"{name} {shape} hung")))
+    signal.alarm(30)
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            rc = main(["analyze", str(tmp_path / "run"), "--base", str(tmp_path / "base"), "--cache", str(cache),
+                       "--no-fits", "--quiet"])  # fmt: skip
+    finally:
+        signal.alarm(0)
+    said = err.getvalue().strip().splitlines()
+    assert rc == 2 and len(said) == 1 and said[0].startswith("error: "), said
+    assert name in said[0] and not list(cache.rglob("*.parquet"))

@@ -187,3 +187,20 @@ def test_a_fifo_config_json_beside_the_weights_does_not_hang(run_fixture, tmp_pa
     argv = ("analyze", fx.run_dir, "--base", fx.base_dir, "--cache", tmp_path / "c", "--steps", "10", "--no-fits")
     rc, _, err = cli(*argv)
     assert rc == 0, err  # the config only tells fused layouts apart: a dense checkpoint is read without it
+
+
+def test_a_fused_tensor_beside_the_same_experts_stored_one_by_one_is_an_error(tmp_path, cli) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    tensors = {
+        "model.layers.0.mlp.experts.down_proj": torch.randn(2, 4, 6),
+        "model.layers.0.mlp.experts.1.down_proj.weight": torch.randn(4, 6),
+        "model.layers.0.self_attn.q_proj.weight": torch.randn(4, 4),
+    }
+    for folder in ("base", "run/checkpoint-1"):
+        (tmp_path / folder).mkdir(parents=True)
+        save_file(tensors, str(tmp_path / folder / "model.safetensors"))
+    rc, _, err = cli("analyze", tmp_path / "run", "--base", tmp_path / "base", "--cache", tmp_path / "c", "--no-fits")
+    one_line_error(rc, err, "experts.1.down_proj.weight", "one stored tensor")
+    assert not list((tmp_path / "c").rglob("*.parquet"))

@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING
 from ..errors import CheckpointFormatError, TensorMismatchError
 from ..system.dataroots import guard
 from ..system.files import read_regular
-from .naming import TensorRole, roles_of
+from .naming import MAX_EXPERTS, TensorRole, fused_problem, index_problem, roles_of
 from .safetensors_header import read_header
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 SINGLE_FILE = "model.safetensors"
+_RESAVE_ADVICE = "re-save the checkpoint with save_pretrained (or fix the tensor names and shapes)"
 INDEX_FILE = "model.safetensors.index.json"
 FLOAT_DTYPES = ("F32", "F16", "BF16", "F64")
 
@@ -106,18 +107,53 @@ class Checkpoint:
         return {name: info.shape for name, info in self.tensors.items()}
 
     @functools.cached_property
+    def config(self) -> dict:
+        """The folder's config.json ({} without a readable one)."""
+        try:
+            value = json.loads(read_regular(self.path / "config.json", CheckpointFormatError))
+        except (OSError, ValueError, CheckpointFormatError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    @property
     def model_type(self) -> str | None:
         """`model_type` of the folder's config.json (None without one): it tells fused expert layouts apart."""
-        try:
-            value = json.loads(read_regular(self.path / "config.json", CheckpointFormatError)).get("model_type")
-        except (OSError, ValueError, AttributeError, CheckpointFormatError):
-            return None
+        value = self.config.get("model_type")
         return value if isinstance(value, str) else None
+
+    @property
+    def max_experts(self) -> int:
+        """The most experts a fused tensor may hold: the config's count (`num_experts`, `num_local_experts`,
+        `n_routed_experts`), never above `naming.MAX_EXPERTS`; that cap without a count."""
+        for key in ("num_experts", "num_local_experts", "n_routed_experts"):
+            value = self.config.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return min(value, MAX_EXPERTS)
+        return MAX_EXPERTS
 
     def roles(self) -> list[tuple[TensorRole, TensorInfo]]:
         """Every matrix the checkpoint stores, labelled, with its stored tensor (fused 3-D expert tensors
-        give one role per expert and projection; see `naming.fused_roles`)."""
-        return [(r, info) for name, info in self.tensors.items() for r in roles_of(name, info.shape, self.model_type)]
+        give one role per expert and projection; see `naming.fused_roles`). Indices and declared expert
+        counts are checked first (`naming.index_problem`, `naming.fused_problem`), and a matrix named twice
+        (a fused tensor beside the same experts stored one by one) is an error, not a duplicate row."""
+        for name, info in self.tensors.items():
+            problem = index_problem(name) or fused_problem(name, info.shape, self.max_experts)
+            if problem:
+                raise CheckpointFormatError(
+                    f"{info.file} tensor '{name}'", "layer/expert indices in ASCII digits below 2^63 and at most "
+                    f"{self.max_experts} experts of non-empty matrices", problem, _RESAVE_ADVICE,
+                )  # fmt: skip
+        out: dict[str, tuple[TensorRole, TensorInfo]] = {}
+        for name, info in self.tensors.items():
+            for role in roles_of(name, info.shape, self.model_type):
+                if role.name in out:
+                    raise CheckpointFormatError(
+                        f"{info.file} tensor '{name}'", f"one stored tensor for the matrix '{role.name}'",
+                        f"it also in '{out[role.name][0].stored}'",
+                        "keep one layout of the experts: fused 3-D tensors or one tensor per expert",
+                    )  # fmt: skip
+                out[role.name] = (role, info)
+        return list(out.values())
 
     def read_matrix(self, role: TensorRole) -> torch.Tensor:
         """The matrix of `role`, out x in (transposed from GPT-2 `Conv1D` or gpt-oss storage); for a fused

@@ -47,14 +47,19 @@ LM_HEAD = "lm_head"
 VECTOR = "vector"
 OTHER = "other"
 
-_BLOCK = re.compile(r"^(?P<prefix>.*?)(?:^|\.)(?:layers|h|blocks)\.(?P<layer>\d+)\.(?P<module>.+)\.weight$")
+_INDEX = r"[0-9]{1,18}"  # ASCII digits, below 2^63 (int64) like steps: `layers.２` or a 30-digit index is no block
+_BLOCK = re.compile(rf"^(?P<prefix>.*?)(?:^|\.)(?:layers|h|blocks)\.(?P<layer>{_INDEX})\.(?P<module>.+)\.weight$")
 _GPT2_CONV1D = re.compile(r"^(?:transformer\.)?h\.\d+\.(?:attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$")
 _EMBEDDING = re.compile(r"(?:^|\.)(?:embed_tokens|embed_in|wte|wpe|word_embeddings)\.weight$")
 _LM_HEAD = re.compile(r"^(?:lm_head|embed_out)\.weight$")
 _FUSED = re.compile(
-    r"^(?P<before>(?:.*\.)?(?:layers|h|blocks)\.(?P<layer>\d+)\..*?experts)\.(?P<proj>gate_up_proj|down_proj)$"
+    rf"^(?P<before>(?:.*\.)?(?:layers|h|blocks)\.(?P<layer>{_INDEX})\..*?experts)\.(?P<proj>gate_up_proj|down_proj)$"
 )
-_EXPERT = re.compile(r"^(?P<before>.*?\.experts)\.(?P<expert>\d+)\.(?P<after>.+)$")
+_EXPERT = re.compile(rf"^(?P<before>.*?\.experts)\.(?P<expert>{_INDEX})\.(?P<after>.+)$")
+_ANY_INDEX = re.compile(r"(?:^|\.)(?:layers|h|blocks|experts)\.(?P<index>\d+)(?:\.|$)")  # \d: any Unicode digit
+MAX_EXPERTS = 4096
+"""The most experts a fused expert tensor may declare when the config names no count (`num_experts`,
+`num_local_experts`, `n_routed_experts`); today's largest models have 384."""
 # 2-D tensors inside blocks that are not weight matrices of a linear map.
 _NOT_LINEAR = re.compile(r"(?:norm|ln_\d|layernorm|rotary|inv_freq|\.bias$)", re.IGNORECASE)
 
@@ -159,6 +164,30 @@ def fused_roles(name: str, shape: tuple[int, ...], model_type: str | None = None
     ]
 
 
+def index_problem(name: str) -> str | None:
+    """What is wrong with a block or expert index in `name` (not ASCII digits, or not below 2^63), else None."""
+    for match in _ANY_INDEX.finditer(name):
+        index = match["index"]
+        if not index.isascii():
+            return f"the index '{index}' written with digits that are not ASCII 0-9"
+        if len(index) > 18:
+            return f"the index {index[:24]}{'...' if len(index) > 24 else ''} ({len(index)} digits, past int64)"
+    return None
+
+
+def fused_problem(name: str, shape: tuple[int, ...], max_experts: int) -> str | None:
+    """What is wrong with a fused 3-D expert tensor's declared shape (too many experts, or experts of no
+    elements), checked before any role is enumerated; None for a sound one or any other tensor."""
+    if not _FUSED.match(name) or len(shape) != 3:
+        return None
+    experts, a, b = shape
+    if experts > max_experts:
+        return f"{experts} experts (shape {list(shape)}), more than {max_experts}"
+    if experts and not a * b:
+        return f"experts of no elements (shape {list(shape)})"
+    return None
+
+
 def matrix_shape(role: TensorRole, stored: tuple[int, ...]) -> tuple[int, int]:
     """out x in of the matrix `role` names, from its stored tensor's shape (one expert's slice of a fused
     tensor; transposed where the storage is in x out)."""
@@ -172,7 +201,7 @@ def matrix_shape(role: TensorRole, stored: tuple[int, ...]) -> tuple[int, int]:
 
 def _split_block(short: str) -> tuple[int | None, str]:
     """(block index, name inside the block) or (None, the whole name) outside blocks."""
-    match = re.search(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.", short)
+    match = re.search(rf"(?:^|\.)(?:layers|h|blocks)\.({_INDEX})\.", short)
     if not match:
         return None, short
     return int(match.group(1)), short[match.end() :]
