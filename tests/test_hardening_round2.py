@@ -204,3 +204,65 @@ def test_a_fused_tensor_beside_the_same_experts_stored_one_by_one_is_an_error(tm
     rc, _, err = cli("analyze", tmp_path / "run", "--base", tmp_path / "base", "--cache", tmp_path / "c", "--no-fits")
     one_line_error(rc, err, "experts.1.down_proj.weight", "one stored tensor")
     assert not list((tmp_path / "c").rglob("*.parquet"))
+
+
+def _fused_run(tmp_path, layout):
+    """A fused-expert base and a run of steps 1 and 2 whose update is the planted sigma u v^T times the step."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from rlvr_core.fixtures.moe_fused import build_fused
+
+    fx = build_fused(tmp_path / "fx", layout)
+    base, step = load_file(str(fx.base_dir / "model.safetensors")), load_file(str(fx.step_dir / "model.safetensors"))
+    for n in (1, 2):
+        folder = tmp_path / "run" / f"checkpoint-{n}"
+        shutil.copytree(fx.step_dir, folder)
+        save_file({k: base[k] + n * (step[k] - base[k]) for k in base}, str(folder / "model.safetensors"))
+    return fx
+
+
+def _expert_matrices(folder):
+    from rlvr_core.readers.checkpoint import Checkpoint
+
+    ck = Checkpoint(folder)
+    return {role.name: ck.read_matrix(role).double() for role, _ in ck.roles() if role.expert is not None}
+
+
+@pytest.mark.parametrize("layout", ["gpt_oss", "qwen3_moe_fused"])
+def test_substitute_and_predict_rewrite_fused_experts_one_by_one(tmp_path, cli, layout) -> None:
+    """Written by transformers' own code (gpt-oss save_pretrained; Qwen3-MoE's fused state dict): each expert
+    of a fused 3-D tensor gets its own rank-k update, read back through the layout the model's forward uses.
+    (Before, both commands copied fused tensors unchanged: the variant kept the full update.)"""
+    fx = _fused_run(tmp_path, layout)
+    base = _expert_matrices(fx.base_dir)
+    planted = fx.sigma * torch_outer(fx.u, fx.v)
+    out = tmp_path / "half"
+    rc, _, err = cli("substitute", fx.step_dir, "--base", fx.base_dir, "--out", out, "--alpha", "0.5")
+    assert rc == 0, err
+    for name, matrix in _expert_matrices(out).items():
+        expected = base[name] + (0.5 * planted if name == fx.planted else 0)
+        assert (matrix - expected).abs().max() < 1e-6, name
+    cache = tmp_path / "cache"
+    rc, _, err = cli("analyze", tmp_path / "run", "--base", fx.base_dir, "--cache", cache, "--no-fits", "--quiet")
+    assert rc == 0, err
+    rc, _, err = cli("predict", "run", "--from-step", "2", "--to-step", "4", "--out", tmp_path / "p4", "--cache", cache)
+    assert rc == 0, err
+    for name, matrix in _expert_matrices(tmp_path / "p4").items():  # sigma linear in the step: 4 sigma at step 4
+        expected = base[name] + (4 * planted if name == fx.planted else 0)
+        assert (matrix - expected).abs().max() < 1e-5, name
+
+
+def torch_outer(u, v):
+    return u.double()[:, None] * v.double()[None, :]
+
+
+def test_predict_and_substitute_refuse_a_pattern_that_matches_nothing(run_fixture, tmp_path, cli) -> None:
+    fx, cache = run_fixture, tmp_path / "cache"
+    rc, _, err = cli("substitute", fx.step_dirs[10], "--base", fx.base_dir, "--out", tmp_path / "v", "--modules", "zzz")
+    one_line_error(rc, err, "zzz")
+    assert not (tmp_path / "v").exists()
+    assert cli("analyze", fx.run_dir, "--base", fx.base_dir, "--cache", cache, "--no-fits", "--quiet")[0] == 0
+    rc, _, err = cli("predict", "run", "--from-step", "20", "--to-step", "40", "--modules", "zzz", "--cache", cache)
+    one_line_error(rc, err, "zzz")

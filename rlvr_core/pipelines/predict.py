@@ -29,8 +29,8 @@ from ..cache import Cache, check_run_name, publishing
 from ..cache.atomic import guard_output
 from ..errors import UsageError
 from ..math.predict import predicted_sigmas, predicted_update, prediction_error
-from ..readers.checkpoint import Checkpoint
-from ..readers.naming import classify_tensor
+from ..readers.checkpoint import Checkpoint, matrix_view
+from ..readers.naming import TensorRole, classify_tensor
 from ..system.dataroots import guard
 from .substitute import SKIP_FILES
 
@@ -87,10 +87,16 @@ def predict(config: PredictConfig) -> dict:
     final = _triplets(cache, run, config.to_step) if config.to_step in analysed else None
     pattern = re.compile(config.modules) if config.modules else None
     names = sorted(n for n in triplets[config.from_step].sigma if pattern is None or pattern.search(n))
+    if not names:
+        raise UsageError(
+            "rlvr predict --modules", "a pattern matching at least one analysed weight",
+            f"{config.modules!r} matching none of {len(triplets[config.from_step].sigma)}",
+            "check the pattern against the tensor names (the Layers page lists them)",
+        )  # fmt: skip
     base_dir, paths = _paths(cache, run, config)
     final_dir = paths.get(config.to_step)
     # the real step's files, opened once (each tensor is read from them), when they are still there
-    real = (Checkpoint(final_dir), Checkpoint(base_dir)) if final and final_dir and final_dir.exists() else None
+    real = _opened(final_dir, base_dir) if final and final_dir and final_dir.exists() else None
     rows, updates = [], {}
     for name in names:
         row, update = _predict_tensor(name, fitted, triplets, final, config, real)
@@ -132,7 +138,7 @@ def _predict_tensor(name, fitted, triplets, final, config, real) -> tuple[dict, 
         "n_fit_steps": len(fitted),
     }  # fmt: skip
     if final is not None and name in final.sigma:
-        delta = _real_delta(name, real, info.transposed)
+        delta = _real_delta(name, real)
         score = prediction_error(
             sigma_hat, u_t, v_t, final.u[name][:, 0], float(final.sigma[name][0]),
             delta if delta is not None else np.zeros_like(update),
@@ -142,13 +148,29 @@ def _predict_tensor(name, fitted, triplets, final, config, real) -> tuple[dict, 
     return row, update
 
 
-def _real_delta(name: str, real: tuple[Checkpoint, Checkpoint] | None, transposed: bool) -> np.ndarray | None:
-    """dW(T) of one tensor in the triplets' orientation, from the (step, base) files (None when they are gone)."""
-    if real is None:
+def _opened(step_dir: Path, base_dir: Path) -> Real:
+    """The real step's and the base's files, opened once, with the matrices they hold by name."""
+    step = Checkpoint(step_dir)
+    return Real(step, Checkpoint(base_dir), {role.name: role for role, _ in step.roles()})
+
+
+@dataclass(frozen=True)
+class Real:
+    """The real step T's files and the base's: where `rlvr predict` reads dW(T) to score the prediction."""
+
+    step: Checkpoint
+    base: Checkpoint
+    roles: dict[str, TensorRole]
+    """matrix name (as the analysis names it: one per expert of a fused tensor) -> where it is stored."""
+
+
+def _real_delta(name: str, real: Real | None) -> np.ndarray | None:
+    """dW(T) of one matrix in the triplets' orientation (out x in), from the (step, base) files (None when
+    they are gone)."""
+    if real is None or name not in real.roles:
         return None
-    step, base = real
-    delta = (step.read_tensor(name).to(torch.float64) - base.read_tensor(name).to(torch.float64)).numpy()
-    return delta.T if transposed else delta
+    role = real.roles[name]
+    return (real.step.read_matrix(role).to(torch.float64) - real.base.read_matrix(role).to(torch.float64)).numpy()
 
 
 def _triplets(cache: Cache, run: str, step: int) -> Triplets:
@@ -182,16 +204,12 @@ def _write(config: PredictConfig, base_dir: Path, updates: dict[str, np.ndarray]
     assert config.out is not None
     guard_output(config.out, RECIPE_FILE, inputs=[base_dir], protected=[config.cache])
     base = Checkpoint(base_dir)
+    held = base.roles_by_tensor()
     with publishing(Path(config.out), marker=RECIPE_FILE) as tmp:
         for file in base.files:
             tensors = {}
             for name in (n for n, info in base.tensors.items() if info.file == file):
-                weight = base.read_tensor(name)
-                if name in updates:
-                    update = torch.from_numpy(updates[name])
-                    update = update.T if classify_tensor(name, tuple(weight.shape)).transposed else update
-                    weight = (weight.to(torch.float64) + update).to(weight.dtype)
-                tensors[name] = weight.contiguous()
+                tensors[name] = _predicted_tensor(base.read_tensor(name), held.get(name, []), updates).contiguous()
             save_file(tensors, str(tmp / file.name), metadata={"format": "pt"})
         for item in Path(base_dir).iterdir():
             if item.is_file() and (not SKIP_FILES.search(item.name) or item.name.endswith(".index.json")):
@@ -204,6 +222,19 @@ def _write(config: PredictConfig, base_dir: Path, updates: dict[str, np.ndarray]
             "formula": "W_base + sum_i s_i(to_step) u_i(from_step) v_i(from_step)^T, s_i linear in the step",
         }  # fmt: skip
         (tmp / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n")
+
+
+def _predicted_tensor(weight: torch.Tensor, roles: list[TensorRole], updates: dict[str, np.ndarray]) -> torch.Tensor:
+    """A base tensor with the predicted update added to each matrix it holds (each expert of a fused tensor
+    on its own, through an out x in view), in its own dtype; unchanged when none is predicted."""
+    chosen = [r for r in roles if r.name in updates]
+    if not chosen:
+        return weight
+    out = weight.to(torch.float64)
+    for role in chosen:
+        view = matrix_view(out, role)
+        view += torch.from_numpy(updates[role.name])
+    return out.to(weight.dtype)
 
 
 def _check(config: PredictConfig) -> None:

@@ -27,9 +27,9 @@ from ..cache import Cache, publishing
 from ..cache.atomic import guard_output
 from ..errors import UsageError
 from ..math.rank_k import MODES, rank_k_part, rank_k_update
-from ..readers.checkpoint import Checkpoint, check_same_tensors
+from ..readers.checkpoint import Checkpoint, check_same_tensors, matrix_view
 from ..readers.layout import locate_step
-from ..readers.naming import LINEAR, classify_tensor
+from ..readers.naming import LINEAR, TensorRole
 from ..system.dataroots import guard
 
 RECIPE_FILE = "rlvr_substitution.json"
@@ -78,11 +78,18 @@ def write_substituted(config: SubstituteConfig) -> dict:
     )
     step_ck, base_ck = Checkpoint(config.step_dir), Checkpoint(config.base_dir)
     pattern = re.compile(config.modules) if config.modules else None
-    selected = {
-        n
-        for n, info in step_ck.tensors.items()
-        if classify_tensor(n, info.shape).kind == LINEAR and (pattern is None or pattern.search(n))
+    roles = {  # stored tensor -> its selected linear matrices (each expert of a fused tensor is one)
+        name: chosen
+        for name, held in step_ck.roles_by_tensor().items()
+        if (chosen := [r for r in held if r.kind == LINEAR and (pattern is None or pattern.search(r.name))])
     }
+    selected = set(roles)
+    if not selected:
+        raise UsageError(
+            "rlvr substitute --modules", "a pattern matching at least one linear weight",
+            f"{config.modules!r} matching none of {len(step_ck.tensors)} tensors",
+            "check the pattern against the tensor names (rlvr runs / the Layers page list them)",
+        )  # fmt: skip
     names = sorted(selected if config.keep == "step" else set(step_ck.tensors))
     check_same_tensors(base_ck.shapes, step_ck.shapes, names, str(base_ck.path), str(step_ck.path))
     stored = (
@@ -91,22 +98,23 @@ def write_substituted(config: SubstituteConfig) -> dict:
         else None
     )
     with publishing(Path(config.out), marker=RECIPE_FILE) as tmp:
-        used_cache = _write_shards(step_ck, base_ck, selected, config, stored, tmp)
+        used_cache = _write_shards(step_ck, base_ck, roles, config, stored, tmp)
         for item in Path(config.step_dir).iterdir():
             if item.is_file() and (not SKIP_FILES.search(item.name) or item.name.endswith(".index.json")):
                 shutil.copy2(guard(item), tmp / item.name)
-        recipe = _recipe(config, step_ck, base_ck, sorted(selected), used_cache, stored)
+        matrices = sum(len(held) for held in roles.values())
+        recipe = _recipe(config, step_ck, base_ck, sorted(selected), used_cache, matrices)
         (tmp / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n")
     return recipe
 
 
-def _write_shards(step_ck, base_ck, selected, config, stored, tmp: Path) -> int:
+def _write_shards(step_ck, base_ck, roles: dict[str, list[TensorRole]], config, stored, tmp: Path) -> int:
     used_cache = 0
     for file in step_ck.files:
         tensors = {}
         for name in (n for n, info in step_ck.tensors.items() if info.file == file):
-            if name in selected:
-                tensors[name], from_cache = substituted_tensor(step_ck, base_ck, name, config, stored)
+            if name in roles:
+                tensors[name], from_cache = substituted_tensor(step_ck, base_ck, name, roles[name], config, stored)
                 used_cache += from_cache
             else:
                 tensors[name] = (base_ck if config.keep == "base" else step_ck).read_tensor(name)
@@ -114,20 +122,27 @@ def _write_shards(step_ck, base_ck, selected, config, stored, tmp: Path) -> int:
     return used_cache
 
 
-def substituted_tensor(step_ck, base_ck, name: str, config: SubstituteConfig, stored) -> tuple[torch.Tensor, bool]:
-    """W_base + rank-k(dW) for one tensor in the step's dtype, and whether cached triplets were used."""
+def substituted_tensor(
+    step_ck, base_ck, name: str, roles: list[TensorRole], config: SubstituteConfig, stored
+) -> tuple[torch.Tensor, int]:
+    """One stored tensor with each of its selected matrices set to W_base + rank-k(dW) (each expert of a
+    fused 3-D tensor on its own), in the step's dtype; and how many matrices used cached triplets."""
     w_step = step_ck.read_tensor(name)
     w_base = base_ck.read_tensor(name).to(torch.float64)
-    entry = stored.get(name) if stored else None
-    if entry is not None:
-        sigma, u, v, fro = entry
-        r = config.rank
-        update = rank_k_part(sigma[:r], u[:, :r], v[:, :r], config.mode, fro, config.alpha)
-        if classify_tensor(name, tuple(w_step.shape)).transposed:
-            update = update.T
-    else:
-        update = rank_k_update(w_step.to(torch.float64) - w_base, config.rank, config.mode, config.alpha)
-    return (w_base + update).to(w_step.dtype), entry is not None
+    out, from_cache = w_base.clone(), 0
+    for role in roles:
+        entry = stored.get(role.name) if stored else None
+        if entry is not None:
+            sigma, u, v, fro = entry
+            r = config.rank
+            update = rank_k_part(sigma[:r], u[:, :r], v[:, :r], config.mode, fro, config.alpha)
+        else:
+            delta = matrix_view(w_step, role).to(torch.float64) - matrix_view(w_base, role)
+            update = rank_k_update(delta, config.rank, config.mode, config.alpha)
+        view = matrix_view(out, role)  # out x in, a view into `out`: the update lands in the stored layout
+        view += update
+        from_cache += entry is not None
+    return out.to(w_step.dtype), from_cache
 
 
 def cached_triplets(cache: Cache, step_fp: str, base_fp: str, rank: int) -> dict | None:
@@ -169,7 +184,7 @@ def _check(config: SubstituteConfig) -> None:
             ) from None
 
 
-def _recipe(config, step_ck, base_ck, selected, used_cache, stored) -> dict:
+def _recipe(config, step_ck, base_ck, selected, used_cache, matrices: int) -> dict:
     located = locate_step(config.step_dir)
     return {
         "tool": f"rlvr-lens {__version__}",
@@ -186,5 +201,5 @@ def _recipe(config, step_ck, base_ck, selected, used_cache, stored) -> dict:
         "keep": config.keep,
         "modules": config.modules,
         "substituted": selected,
-        "triplets": {"from_cache": used_cache, "computed": len(selected) - used_cache},
+        "triplets": {"from_cache": used_cache, "computed": matrices - used_cache},
     }

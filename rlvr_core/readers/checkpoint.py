@@ -65,6 +65,23 @@ class TensorInfo:
     """Where they end (exclusive)."""
 
 
+def matrix_view(stored: torch.Tensor, role: TensorRole) -> torch.Tensor:
+    """The out x in matrix of `role` as a view into its whole stored tensor (one expert's slice of a fused
+    tensor, transposed where stored in x out): writing into it writes into `stored`, so a rewritten
+    matrix goes back into the stored layout (`rlvr substitute`, `rlvr predict`)."""
+    return _oriented(stored[role.fused.index] if role.fused else stored, role)
+
+
+def _oriented(t: torch.Tensor, role: TensorRole) -> torch.Tensor:
+    """`t` (a stored 2-D tensor, or one expert's slice) as `role`'s out x in matrix: transposed, then rows."""
+    if role.transposed:
+        t = t.T
+    if role.fused is not None:
+        start, stop, step = role.fused.rows
+        t = t[start:stop:step]
+    return t
+
+
 def has_weights(folder: Path) -> bool:
     """True when `folder` holds a single-file or sharded safetensors checkpoint."""
     return (folder / SINGLE_FILE).is_file() or (folder / INDEX_FILE).is_file()
@@ -159,15 +176,15 @@ class Checkpoint:
         """The matrix of `role`, out x in (transposed from GPT-2 `Conv1D` or gpt-oss storage); for a fused
         expert only that expert's bytes are read."""
         if role.fused is None:
-            t = self.read_tensor(role.name)
-        else:
-            t = self.read_tensor(role.fused.source, index=role.fused.index)
-        if role.transposed:
-            t = t.T
-        if role.fused is not None:
-            start, stop, step = role.fused.rows
-            t = t[start:stop:step]
-        return t
+            return _oriented(self.read_tensor(role.name), role)
+        return _oriented(self.read_tensor(role.fused.source, index=role.fused.index), role)
+
+    def roles_by_tensor(self) -> dict[str, list[TensorRole]]:
+        """stored tensor name -> the matrices it holds (one, or one per expert and projection if fused)."""
+        found: dict[str, list[TensorRole]] = {}
+        for role, info in self.roles():
+            found.setdefault(info.name, []).append(role)
+        return found
 
     def read_tensor(self, name: str, index: int | None = None) -> torch.Tensor:
         """Load one tensor (CPU, stored dtype) without mapping the rest of the shard: its bytes are read at
