@@ -266,3 +266,40 @@ def test_predict_and_substitute_refuse_a_pattern_that_matches_nothing(run_fixtur
     assert cli("analyze", fx.run_dir, "--base", fx.base_dir, "--cache", cache, "--no-fits", "--quiet")[0] == 0
     rc, _, err = cli("predict", "run", "--from-step", "20", "--to-step", "40", "--modules", "zzz", "--cache", cache)
     one_line_error(rc, err, "zzz")
+
+
+def test_a_wrongly_typed_or_truncated_cache_file_is_broken_never_hiding_other_runs(
+    run_fixture, tmp_path, cli, monkeypatch
+):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from streamlit.testing.v1 import AppTest
+
+    from rlvr_core.cache import open_cache
+
+    fx, cache = run_fixture, tmp_path / "cache"
+    for run in ("a", "b"):
+        argv = ("analyze", fx.run_dir, "--base", fx.base_dir, "--cache", cache, "--run", run, "--no-fits", "--quiet")
+        assert cli(*argv)[0] == 0
+    layers = cache / "runs" / "a" / "step-10" / "layers.parquet"
+    table = pq.read_table(layers)
+    index = table.column_names.index("layer")
+    pq.write_table(table.set_column(index, "layer", pa.array([f"L{v}" for v in table["layer"].to_pylist()])), layers)
+    alignment = cache / "runs" / "b" / "alignment.parquet"
+    alignment.write_bytes(alignment.read_bytes()[: alignment.stat().st_size // 2])
+    rc, out, err = cli("runs", "--cache", cache)
+    assert rc == 0, err
+    assert "a\tBROKEN\tstep 10" in out and "b\tBROKEN\trun file" in out and out.count("step(s)") == 2
+    broken = open_cache(cache).execute("SELECT run, step, error FROM broken ORDER BY run").fetchall()
+    assert broken[0][:2] == ("a", 10) and "column 'layer' is string" in broken[0][2] and broken[1][:2] == ("b", None)
+    monkeypatch.setenv("RLVR_CACHE", str(cache))
+    app = os.path.join(os.path.dirname(__file__), "..", "app.py")
+    for page, run in (("layers", "a"), ("alignment", "b"), ("alignment", "a")):
+        at = AppTest.from_file(app, default_timeout=60)
+        at.query_params["run"] = run
+        at.switch_page(f"rlvr_dashboard/views/{page}.py").run()
+        assert not at.exception, (page, run)
+    for run in ("a", "b"):  # the next analysis repairs them
+        argv = ("analyze", fx.run_dir, "--base", fx.base_dir, "--cache", cache, "--run", run, "--no-fits", "--quiet")
+        assert cli(*argv)[0] == 0  # no --force: the broken step is found and analysed again
+    assert open_cache(cache).execute("SELECT count(*) FROM broken").fetchone()[0] == 0

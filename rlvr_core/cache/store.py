@@ -44,7 +44,7 @@ from ..errors import CacheError, UsageError
 from ..system.settings import CACHE_ENV, DEFAULT_CACHE
 from .atomic import publishing, write_file_atomic
 from .schemas import EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS
-from .views import connect_views
+from .views import connect_views, read_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -253,16 +253,12 @@ class Cache:
         return rows[0] if rows else None
 
     def step_intact(self, run: str, step: int) -> bool:
-        """True when the step folder holds its `checkpoints` file and every file in it can be read."""
+        """True when the step folder holds its `checkpoints` file and every file in it can be read with its
+        view's column types (`views.read_columns`)."""
         folder = self.step_dir(run, step)
         if not (folder / "checkpoints.parquet").is_file():
             return False
-        try:
-            for file in folder.glob("*.parquet"):
-                pq.ParquetFile(file).metadata  # noqa: B018 - reading the footer is the check
-        except Exception:  # truncated or corrupt: pyarrow raises its own types
-            return False
-        return True
+        return not any(read_columns(self.root, file)[1] for file in folder.glob("*.parquet"))
 
     def eval_row(self, eval_id: str) -> dict[str, Any] | None:
         """The stored `evaluations` row of one evaluation, or None."""

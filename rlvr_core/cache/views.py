@@ -3,8 +3,9 @@
 `connect_views(cache)` returns an in-memory DuckDB connection with one view per schema (`SCHEMAS`,
 `RUN_SCHEMAS`, `EVAL_SCHEMAS`), `alignment_by_module`, and `broken`. Only files in visible folders are
 read (a writer's temporary folder and a removed run start with a dot), and each file's footer is read
-first: a truncated or corrupt file is listed in `broken` and left out, with the rest of its step or
-evaluation folder, so one bad file never hides the rest of the cache. A column added to a schema after
+first and its column types checked against the view's schema: a truncated or corrupt file, or one with a
+column of another type (hand-edited, another version), is listed in `broken` and left out, with the rest of
+its step or evaluation folder, so one bad file never hides the rest of the cache. A column added to a schema after
 a file was written reads as NULL there.
 
 May import: pyarrow, duckdb, and this package's schemas.
@@ -85,16 +86,61 @@ def scan_files(cache: Path) -> FileScan:
     for folder, files in groups.items():
         read, errors = {}, []
         for file in files:
-            try:
-                read[file] = set(pq.ParquetFile(file).schema_arrow.names)
-            except Exception as exc:  # truncated or not Parquet: pyarrow raises its own types
-                errors.append((file, f"{type(exc).__name__}: {exc}"[:300]))
+            names, problem = read_columns(cache, file)
+            if problem:
+                errors.append((file, problem))
+            else:
+                read[file] = names
         if errors and (folder.name.startswith("step-") or folder.parent.name == "evals"):
             read = {}  # the whole step (or evaluation) is broken
         scan.broken += [_broken_row(cache, file, error) for file, error in errors]
         for file, names in read.items():
             scan.files.setdefault(file.stem, []).append((file, names))
     return scan
+
+
+def read_columns(cache: Path, file: Path) -> tuple[set[str], str | None]:
+    """(column names, None) of a readable cache file whose columns have its view's types, else (set(), why
+    not): its footer is read (truncated or not Parquet) and its types checked."""
+    try:
+        found = pq.ParquetFile(file).schema_arrow
+    except Exception as exc:  # truncated or not Parquet: pyarrow raises its own types
+        return set(), f"{type(exc).__name__}: {exc}"[:300]
+    mismatch = _type_mismatch(found, _expected_schema(cache, file))
+    return (set(), mismatch) if mismatch else (set(found.names), None)
+
+
+def _expected_schema(cache: Path, file: Path) -> pa.Schema | None:
+    """The schema a cache file must follow: by its view name and where it lies (step, run, evaluation)."""
+    parts = file.relative_to(cache).parts
+    if parts[0] == "evals":
+        return EVAL_SCHEMAS.get(file.stem)
+    return (SCHEMAS if len(parts) == 4 else RUN_SCHEMAS).get(file.stem)
+
+
+def _type_mismatch(found: pa.Schema, expected: pa.Schema | None) -> str | None:
+    """Why a file's columns cannot be read as its view's (a column of another kind of type: a hand-edited
+    file, or another version's), else None. Widths may differ (int32 for int64, float for double)."""
+    if expected is None:
+        return None
+    for column in expected:
+        index = found.get_field_index(column.name)
+        if index >= 0 and _kind(found.field(index).type) != _kind(column.type):
+            return f"column '{column.name}' is {found.field(index).type}, expected {column.type}"
+    return None
+
+
+def _kind(t: pa.DataType) -> str:
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return "list of " + _kind(t.value_type)
+    for test, kind in ((pa.types.is_boolean, "bool"), (pa.types.is_integer, "integer"),
+                       (pa.types.is_floating, "number"), (pa.types.is_string, "text"),
+                       (pa.types.is_large_string, "text"), (pa.types.is_timestamp, "time")):  # fmt: skip
+        if test(t):
+            return kind
+    if pa.types.is_null(t):
+        return "null"
+    return str(t)
 
 
 def _broken_row(cache: Path, file: Path, error: str) -> dict[str, Any]:

@@ -187,6 +187,8 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     cache = cache_of(args)
     if not cache.root.is_dir():
         raise UsageError(
@@ -199,11 +201,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     rows, broken, monitor = queries.run_listing(), queries.broken(), queries.monitor_latest()
     problems: dict[str, list[str]] = {}
     for b in broken.itertuples():
-        what = (
-            f"step {int(b.step)}"
-            if b.step == b.step and b.step is not None
-            else (f"evaluation {b.eval_id}" if b.eval_id else "run file")
-        )
+        what = f"step {int(b.step)}" if pd.notna(b.step) else (f"evaluation {b.eval_id}" if b.eval_id else "run file")
         problems.setdefault(b.run or "(evaluations)", []).append(f"{what}: {b.path} unreadable")
     if args.json:
         known = {r[0] for r in rows}
