@@ -303,3 +303,26 @@ def test_a_wrongly_typed_or_truncated_cache_file_is_broken_never_hiding_other_ru
         argv = ("analyze", fx.run_dir, "--base", fx.base_dir, "--cache", cache, "--run", run, "--no-fits", "--quiet")
         assert cli(*argv)[0] == 0  # no --force: the broken step is found and analysed again
     assert open_cache(cache).execute("SELECT count(*) FROM broken").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("analyze", "--pair", "{step}", "--base", "{base}", "--step", "99999999999999999999"),
+        ("analyze", "--pair", "{step}", "--base", "{base}", "--step", "\uff12"),
+        ("predict", "r", "--from-step", "1", "--to-step", "9223372036854775808"),
+    ],
+)
+def test_huge_or_unicode_steps_are_refused_by_the_parser(run_fixture, tmp_path, cli, argv) -> None:
+    fill = {"step": str(run_fixture.step_dirs[10]), "base": str(run_fixture.base_dir)}
+    with pytest.raises(SystemExit) as stop:  # argparse's own usage error: exit 2, no traceback
+        cli(*(a.format(**fill) for a in argv), "--cache", tmp_path / "c")
+    assert stop.value.code == 2 and not (tmp_path / "c").exists()
+
+
+def test_analyze_refuses_a_run_folder_beside_pair(run_fixture, tmp_path, cli) -> None:
+    fx = run_fixture
+    argv = ("analyze", fx.run_dir, "--pair", fx.step_dirs[10], "--base", fx.base_dir, "--cache", tmp_path / "c")
+    rc, _, err = cli(*argv)
+    one_line_error(rc, err, "--pair", "RUN_DIR")
+    assert not (tmp_path / "c").exists()

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import ProgressBar, add_cache_flags, cache_of, model_dir
+from .common import ProgressBar, add_cache_flags, cache_of, model_dir, step_number
 
 
 def register(sub) -> dict[str, argparse.ArgumentParser]:
@@ -26,7 +26,7 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
     analyze.add_argument(
         "--pair", metavar="MODEL", help="analyse one RL model (folder or Hub id) against --base, as a one-step run"
     )
-    analyze.add_argument("--step", type=int, default=1, help="the step a --pair model is stored as (default 1)")
+    analyze.add_argument("--step", type=step_number, default=1, help="the step a --pair model is stored as (default 1)")
     analyze.add_argument("--run", help="the run's name in the cache (default: the run folder's name)")
     analyze.add_argument("--steps", help="only these steps, comma-separated (e.g. 100,200)")
     analyze.add_argument(
@@ -103,6 +103,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
         if args.step < 1:
             raise UsageError("--step", "a step of 1 or more (0 is the base)", str(args.step), "pass --step 1")
+        if args.run_dir or args.checkpoint:
+            given = f"RUN_DIR {args.run_dir}" if args.run_dir else "--checkpoint"
+            raise UsageError(
+                f"rlvr analyze --pair {args.pair}", "one model pair (--pair MODEL --base BASE) and nothing else",
+                f"{given} as well, which --pair would ignore",
+                "drop --pair to analyse the run folder, or drop the run folder / --checkpoint",
+            )  # fmt: skip
         checkpoints = [StepCheckpoint(args.step, model_dir(args, args.pair), "pair")]
         default = args.pair.rstrip("/").split("@")[0].split("/")[-1] if is_hub_id(args.pair) else None
         args.run = args.run or default or Path(args.pair).resolve().name

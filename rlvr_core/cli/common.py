@@ -12,6 +12,13 @@ from ..cache import Cache
 from ..system.settings import CACHE_ENV, CONFIG_ENV, DEFAULT_CACHE, Settings, load_settings
 
 
+def step_number(text: str) -> int:
+    """argparse type of a training step: ASCII digits, 0 to 2^63 - 1 (a step the cache's int64 column holds)."""
+    if not (text.isascii() and text.isdigit()) or int(text) >= 2**63:
+        raise argparse.ArgumentTypeError(f"expected a step from 0 to 2^63 - 1, found {text!r}")
+    return int(text)
+
+
 def add_cache_flags(parser: argparse.ArgumentParser, cache_help: str | None = None) -> None:
     """`--cache DIR` and `--config FILE`, with the precedence every command shares."""
     parser.add_argument(

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import ProgressBar, add_cache_flags, add_config_flag, cache_of, model_dir
+from .common import ProgressBar, add_cache_flags, add_config_flag, cache_of, model_dir, step_number
 
 
 def register(sub) -> dict[str, argparse.ArgumentParser]:
@@ -36,7 +36,7 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
     e.add_argument("--dataset", required=True, help="arithmetic (built in), a name in --data-dir, or a .jsonl file")
     _sampling_flags(e)
     e.add_argument("--run", help="the run it belongs to (default: from the folder)")
-    e.add_argument("--step", type=int, help="its step (default: from the folder name)")
+    e.add_argument("--step", type=step_number, help="its step (default: from the folder name)")
     e.add_argument("--variant", help="base, full or rank-K (default: from a substituted folder's recipe, else full)")
     e.set_defaults(func=_cmd_evaluate)
 

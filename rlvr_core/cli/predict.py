@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_cache_flags, cache_of
+from .common import add_cache_flags, cache_of, step_number
 
 
 def register(sub) -> dict[str, argparse.ArgumentParser]:
@@ -19,8 +19,8 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
         "predict", help="extrapolate each weight's rank-k update from the steps <= t to step T; score and write it"
     )
     p.add_argument("run", help="the analysed run (rlvr runs lists them)")
-    p.add_argument("--from-step", type=int, required=True, help="the last analysed step the prediction may use (t)")
-    p.add_argument("--to-step", type=int, required=True, help="the step to predict (T > t; need not be trained yet)")
+    p.add_argument("--from-step", type=step_number, required=True, help="the last analysed step to use (t)")
+    p.add_argument("--to-step", type=step_number, required=True, help="the step to predict (T > t; may be untrained)")
     p.add_argument("--rank", type=int, default=1, help="directions extrapolated per weight (default 1)")
     p.add_argument("--base", help="the base model folder (default: the one the analysis recorded)")
     p.add_argument("--out", help="write the predicted checkpoint here (new, empty, or one rlvr predict wrote)")
