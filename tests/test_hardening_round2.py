@@ -326,3 +326,42 @@ def test_analyze_refuses_a_run_folder_beside_pair(run_fixture, tmp_path, cli) ->
     rc, _, err = cli(*argv)
     one_line_error(rc, err, "--pair", "RUN_DIR")
     assert not (tmp_path / "c").exists()
+
+
+def test_watches_and_the_jobs_they_queue_count_against_the_per_user_limit(tmp_path, cli, monkeypatch) -> None:
+    from rlvr_core.cache import queue as jobs
+    from rlvr_core.cache import watches
+    from rlvr_core.fixtures import ModelShape, build_run
+    from rlvr_core.service.watcher import run_watcher
+
+    fx = build_run(tmp_path / "fx", ModelShape(n_layers=1), steps=(10,))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RLVR_MAX_QUEUED", "3")
+    registered = []
+    for n in range(8):  # the hostile test registered 8 with a limit of 3
+        argv = (
+            "--submitted-by",
+            "mallory",
+            "watch",
+            fx.run_dir,
+            "--base",
+            fx.base_dir,
+            "--run",
+            f"w{n}",
+            "--settle",
+            "0",
+        )
+        rc, out, err = cli("submit", *argv, "--cache", cache)
+        if rc == 0:
+            registered.append(n)
+        else:
+            one_line_error(rc, err, "mallory", "at most 3 watched runs")
+    assert registered == [0, 1, 2]
+    jobs.submit(cache, "logs", ["x.jsonl", "--run", "other"], submitted_by="mallory")  # one job already waiting
+    said: list[str] = []
+    until = time.monotonic() + 3
+    run_watcher(cache, lambda: time.monotonic() > until, said.append, tick=0.2, max_per_user=3)
+    waiting = [j for j in jobs.list_jobs(cache) if j.submitted_by == "mallory" and j.state == "queued"]
+    assert len(waiting) == 3, [j.argv for j in waiting]  # the watcher stopped at the limit
+    assert any("at most 3 jobs" in line for line in said), said
+    assert {w.run for w in watches.list_watches(cache)} == {"w0", "w1", "w2"}

@@ -128,9 +128,13 @@ def _reader(cache: Path) -> sqlite3.Connection | None:
     return con
 
 
-def register(cache: Path, spec: WatchSpec, submitted_by: str | None) -> tuple[str, bool]:
+def register(
+    cache: Path, spec: WatchSpec, submitted_by: str | None, max_per_user: int | None = None
+) -> tuple[str, bool]:
     """Start watching `spec.run` (the run's name, True); the same watch already running returns (run, False).
-    A run watched from another folder is refused (stop that watch first); a stopped one is restarted."""
+    A run watched from another folder is refused (stop that watch first); a stopped one is restarted.
+    `max_per_user` (the per-user job limit) also caps how many runs one user may watch at once."""
+    user = submitted_by or jobs.current_user()
     with closing(_connect(cache)) as con:
         con.execute("BEGIN IMMEDIATE")
         row = con.execute("SELECT run_dir, base, state FROM watches WHERE run = ?", [spec.run]).fetchone()
@@ -144,6 +148,16 @@ def register(cache: Path, spec: WatchSpec, submitted_by: str | None) -> tuple[st
                 f"a watch of {row[0]} (base {row[1]}) already",
                 f"stop it first (`rlvr unwatch {spec.run}`, or the Jobs page), or pick another --run name",
             )
+        if max_per_user:
+            (active,) = con.execute(
+                "SELECT count(*) FROM watches WHERE submitted_by = ? AND state = 'watching'", [user]
+            ).fetchone()
+            if active >= max_per_user:
+                con.execute("COMMIT")
+                raise UsageError(
+                    f"user '{user}'", f"at most {max_per_user} watched runs at once (the per-user job limit)",
+                    f"{active} already", "stop watching one (`rlvr unwatch RUN`, or the Jobs page)",
+                )  # fmt: skip
         con.execute("DELETE FROM watches WHERE run = ?", [spec.run])
         con.execute(
             "INSERT INTO watches (run, run_dir, base, log, interval, settle, options, submitted_by, created_at, "
@@ -156,7 +170,7 @@ def register(cache: Path, spec: WatchSpec, submitted_by: str | None) -> tuple[st
                 spec.interval,
                 spec.settle,
                 json.dumps(spec.options),
-                submitted_by or jobs.current_user(),
+                user,
                 time.time(),
             ],
         )

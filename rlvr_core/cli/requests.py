@@ -272,5 +272,5 @@ def submit(
     if isinstance(request, WatchRequest):  # registered, not queued: (the run's name, True if newly watched)
         spec = request.spec(cwd or os.getcwd())
         check_run_name(spec.run)
-        return watches.register(cache, spec, submitted_by)
+        return watches.register(cache, spec, submitted_by, max_per_user or None)
     return jobs.submit(cache, request.kind, argv, submitted_by, cwd, max_per_user or None)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from ..errors import UsageError
-from .common import add_cache_flags, cache_of, model_dir
+from .common import add_cache_flags, cache_of, model_dir, settings_of
 
 
 def register(sub) -> dict[str, argparse.ArgumentParser]:
@@ -135,7 +135,8 @@ def _cmd_watcher(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, lambda signum, _frame: stop.append(signum)) for s in signals}
     try:
         say_to_stderr(f"following the registered watches of {cache_of(args).root}")
-        looks = run_watcher(cache_of(args).root, lambda: bool(stop), say_to_stderr, args.tick)
+        limit = settings_of(args).max_queued_per_user
+        looks = run_watcher(cache_of(args).root, lambda: bool(stop), say_to_stderr, args.tick, limit)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

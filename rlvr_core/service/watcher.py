@@ -31,14 +31,17 @@ Say = Callable[[str], None]
 ENDED = ("done", "failed", "cancelled")
 
 
-def run_watcher(cache: Path, should_stop: Callable[[], bool], say: Say, tick: float = 1.0) -> int:
-    """Look at every due watch until `should_stop()`; returns how many looks were made."""
+def run_watcher(
+    cache: Path, should_stop: Callable[[], bool], say: Say, tick: float = 1.0, max_per_user: int | None = None
+) -> int:
+    """Look at every due watch until `should_stop()`; returns how many looks were made. The jobs a watch
+    queues count against its submitter's `max_per_user` like any other: at the limit, the step waits."""
     looks = 0
     while not should_stop():
         for watch in watches.list_watches(cache, only_watching=True):
             if watch.next_poll <= time.time() and not should_stop():
                 try:
-                    look(cache, watch, say)
+                    look(cache, watch, say, max_per_user)
                 except RlvrError as exc:  # e.g. the queue refused a job: said, and tried again at the next look
                     say(f"run {watch.run}: {str(exc).splitlines()[0]}")
                     watches.update(cache, watch.run, next_poll=time.time() + watch.spec.interval, message=str(exc))
@@ -49,7 +52,7 @@ def run_watcher(cache: Path, should_stop: Callable[[], bool], say: Say, tick: fl
     return looks
 
 
-def look(cache: Path, watch: watches.Watch, say: Say) -> None:
+def look(cache: Path, watch: watches.Watch, say: Say, max_per_user: int | None = None) -> None:
     """One look at one watched run (see the module docstring)."""
     spec, now = watch.spec, time.time()
     records = watches.step_records(cache, spec.run)
@@ -62,9 +65,8 @@ def look(cache: Path, watch: watches.Watch, say: Say) -> None:
     message = f"waiting for step {min(waiting)}: {waiting[min(waiting)]}" if waiting else "up to date"
     if ready and not busy:
         checkpoint = ready[0]
-        ident, _ = jobs.submit(
-            cache, "analyze", analyze_argv(spec, checkpoint.step, checkpoint.path), submitted_by=watch.submitted_by
-        )
+        argv = analyze_argv(spec, checkpoint.step, checkpoint.path)
+        ident, _ = jobs.submit(cache, "analyze", argv, watch.submitted_by, max_per_user=max_per_user or None)
         watches.record_step(cache, spec.run, checkpoint.step, str(checkpoint.path), None, ident)
         say(f"run {spec.run}: step {checkpoint.step} complete: analysis queued (job {ident})")
         message = f"step {checkpoint.step}: analysis queued (job {ident})"
@@ -74,7 +76,7 @@ def look(cache: Path, watch: watches.Watch, say: Say) -> None:
     values: dict = {"last_poll": now, "next_poll": now + spec.interval, "message": message}
     if seen:
         values["last_seen_step"] = max(seen)
-    values.update(_log(cache, watch, say))
+    values.update(_log(cache, watch, say, max_per_user))
     watches.update(cache, spec.run, **values)
 
 
@@ -91,7 +93,7 @@ def analyze_argv(spec: watches.WatchSpec, step: int, path: Path | str) -> list[s
     return argv
 
 
-def _log(cache: Path, watch: watches.Watch, say: Say) -> dict:
+def _log(cache: Path, watch: watches.Watch, say: Say, max_per_user: int | None) -> dict:
     """The log's part of a look: queue its ingestion when it changed; report the monitor after one is done."""
     spec, values = watch.spec, dict[str, object]()
     if watch.log_job and watch.log_checked != watch.log_job:
@@ -109,7 +111,8 @@ def _log(cache: Path, watch: watches.Watch, say: Say) -> dict:
     changed = completeness.log_changed(Path(spec.log), watch.log_stamp, spec.settle)
     if changed is not None:
         file, stamp = changed
-        ident, _ = jobs.submit(cache, "logs", [str(file), "--run", spec.run], submitted_by=watch.submitted_by)
+        argv = [str(file), "--run", spec.run]
+        ident, _ = jobs.submit(cache, "logs", argv, watch.submitted_by, max_per_user=max_per_user or None)
         values.update(log_stamp=stamp, log_job=ident)
         say(f"run {spec.run}: log {file} changed: ingestion queued (job {ident})")
     return values
