@@ -365,3 +365,49 @@ def test_watches_and_the_jobs_they_queue_count_against_the_per_user_limit(tmp_pa
     assert len(waiting) == 3, [j.argv for j in waiting]  # the watcher stopped at the limit
     assert any("at most 3 jobs" in line for line in said), said
     assert {w.run for w in watches.list_watches(cache)} == {"w0", "w1", "w2"}
+
+
+def test_runs_have_an_owner_and_a_source(run_fixture, tmp_path, cli, monkeypatch) -> None:
+    import json
+    import shutil
+
+    from rlvr_core.pipelines.analyze import AnalyzeConfig, analyze_run
+    from rlvr_core.readers.layout import discover_steps
+
+    fx, cache = run_fixture, tmp_path / "cache"
+    monkeypatch.setenv("RLVR_JOB_USER", "alice")
+    argv = (
+        "analyze",
+        fx.run_dir,
+        "--base",
+        fx.base_dir,
+        "--cache",
+        cache,
+        "--run",
+        "alice-run",
+        "--no-fits",
+        "--quiet",
+    )
+    assert cli(*argv)[0] == 0
+    step10 = cache / "runs" / "alice-run" / "step-10"
+    before = checksums(step10)
+    other = tmp_path / "elsewhere" / "model"  # other weights, same shapes
+    shutil.copytree(fx.step_dirs[20], other)
+    pair = ("analyze", "--pair", other, "--base", fx.base_dir, "--run", "alice-run", "--step", "10", "--cache", cache)
+    rc, _, err = cli(*pair, "--no-fits", "--quiet")  # the hostile test's silent replacement of step 10
+    one_line_error(rc, err, "alice-run", str(other.resolve()), "--force")
+    assert checksums(step10) == before
+    monkeypatch.setenv("RLVR_JOB_USER", "bob")
+    rc, _, err = cli(*argv)  # another user, same folder
+    one_line_error(rc, err, "a run of alice", "--force")
+    shared = AnalyzeConfig(base=fx.base_dir, checkpoints=discover_steps(fx.run_dir), run="alice-run", cache=cache,
+                           owner="bob", shared=True, force=True, fits=False)  # fmt: skip
+    with pytest.raises(Exception, match="a run of alice") as refused:  # a job on a server: refused, even forced
+        analyze_run(shared)
+    assert "--force" not in str(refused.value) and checksums(step10) == before
+    monkeypatch.setenv("RLVR_JOB_USER", "alice")
+    assert cli(*pair, "--no-fits", "--quiet", "--force")[0] == 0  # the owner may add a source on purpose
+    rc, out, _ = cli("runs", "--cache", cache, "--json")
+    (entry,) = json.loads(out)
+    assert entry["owner"] == "alice" and entry["sources"] == [str(fx.run_dir.resolve()), str(other.resolve())]
+    assert checksums(step10) != before

@@ -35,7 +35,7 @@ from .store import Cache
 
 KINDS = ("analyze", "compare", "demo", "logs", "predict")
 STATES = ("queued", "running", "done", "failed", "cancelled")
-JOB_ENV, DB_ENV = "RLVR_JOB_ID", "RLVR_JOB_DB"
+JOB_ENV, DB_ENV, USER_ENV = "RLVR_JOB_ID", "RLVR_JOB_DB", "RLVR_JOB_USER"
 LEASE_SECONDS = 30.0
 MAX_ARGV_BYTES = 16 * 1024
 """The longest command line a job may have (far below the OS's limit on a process's arguments)."""

@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 
 from ..errors import CacheError, UsageError
 from ..system.settings import CACHE_ENV, DEFAULT_CACHE
+from . import owners
 from .atomic import publishing, write_file_atomic
 from .schemas import EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS
 from .views import connect_views, read_columns
@@ -182,6 +183,15 @@ class Cache:
         for name, table in tables.items():
             _write_parquet(folder / f"{name}.parquet", table.cast(RUN_SCHEMAS[name]))
         return folder
+
+    def claim_run(
+        self, run: str, user: str, sources: Iterable[str], force: bool = False, shared: bool = False
+    ) -> owners.RunRecord:
+        """Check that `user` may write `run` from `sources`, and record its owner and sources (`owners`)."""
+        folder = self.run_dir(run)
+        _writable(folder)
+        with self._locked(run):
+            return owners.claim(folder, run, user, tuple(sources), force, shared)
 
     def merge_run_rows(self, run: str, name: str, rows: list[dict[str, Any]], key: Iterable[str]) -> pa.Table:
         """Add `rows` to the run-level view `name`, replacing stored rows with the same `key` columns and

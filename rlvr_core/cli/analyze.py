@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
+from ..cache import queue as jobs
 from ..errors import UsageError
 from .common import ProgressBar, add_cache_flags, cache_of, model_dir, step_number
 
@@ -129,6 +131,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     name = args.run or Path(args.run_dir or Path(checkpoints[0].path).parent).resolve().name
     cache = cache_of(args)
     config = AnalyzeConfig(
+        owner=os.environ.get(jobs.USER_ENV) or None,
+        sources=_sources(args),
+        shared=bool(os.environ.get(jobs.JOB_ENV)),
         base=base,
         checkpoints=checkpoints,
         run=name,
@@ -193,6 +198,16 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sources(args: argparse.Namespace) -> tuple[str, ...]:
+    """What the run is analysed from, as recorded with it: the run folder, or the --pair model (a Hub id
+    as given); () for --checkpoint (each checkpoint's run folder, found by the pipeline)."""
+    from ..readers.hub import is_hub_id
+
+    if args.pair:
+        return (args.pair if is_hub_id(args.pair) else str(Path(args.pair).resolve()),)
+    return (str(Path(args.run_dir).resolve()),) if args.run_dir and not args.checkpoint else ()
+
+
 def _cmd_runs(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -221,6 +236,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
                 "evaluations": r[5],
                 "broken": problems.get(r[0], []),
                 "monitor": _monitor_entry(monitor.get(r[0])),
+                **_owner_entry(cache.run_dir(r[0])),
             }
             for r in rows
         ]
@@ -251,6 +267,14 @@ def _cmd_runs(args: argparse.Namespace) -> int:
             f"{run}\tBROKEN\t{'; '.join(found)}: run `rlvr analyze` on it again to repair (or delete the listed files)"
         )
     return 0
+
+
+def _owner_entry(run_dir: Path) -> dict:
+    """The run's owner and sources for `rlvr runs --json` (None: cached before runs had records)."""
+    from ..cache.owners import read_record
+
+    record = read_record(run_dir)
+    return {"owner": record.owner if record else None, "sources": list(record.sources) if record else []}
 
 
 def _monitor_entry(verdict: tuple[str, int | None, int] | None) -> dict | None:

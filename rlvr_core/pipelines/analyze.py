@@ -31,10 +31,11 @@ import torch
 
 from .. import __version__
 from ..cache import SCHEMAS, Cache, check_run_name
+from ..cache.queue import current_user
 from ..errors import CheckpointFormatError, UsageError
 from ..readers.checkpoint import FLOAT_DTYPES, Checkpoint, check_none_missing, check_same_tensors
 from ..readers.hub import revision_of
-from ..readers.layout import StepCheckpoint
+from ..readers.layout import StepCheckpoint, locate_step
 from ..readers.naming import EMBEDDING, LINEAR, LM_HEAD, TensorRole
 from ..system.devices import resolve_device
 from ..system.libc import return_large_blocks_to_os
@@ -82,6 +83,13 @@ class AnalyzeConfig:
     engine: str = "auto"
     """How matrices are spread over the machine: `threads`, `processes` (CPU worker processes, fits in
     them), `batched` (same-shape stacks, for GPUs) or `auto`; see `pipelines.engines`."""
+    owner: str | None = None
+    """Who writes the run (None: this process's user); the run's owner is recorded (`cache.owners`)."""
+    sources: tuple[str, ...] = ()
+    """Where the checkpoints come from, recorded with the run: run folders or `--pair` models. Empty: each
+    checkpoint's run folder (its known layout's, else its parent folder)."""
+    shared: bool = False
+    """Running as a job of a shared server: another user's run is refused even with `force`."""
     workers: int | None = None
     """Tensors computed at once. None: one per CPU thread on CPU (each single-threaded), three on CUDA
     (each on its own CUDA stream, so reading, copying and computing overlap)."""
@@ -121,6 +129,15 @@ class _Job:
     is_base: bool
 
 
+def _sources(checkpoints: list[StepCheckpoint]) -> tuple[str, ...]:
+    """The run folder of each checkpoint (its layout's; a folder of unknown layout: its parent)."""
+    found = set()
+    for checkpoint in checkpoints:
+        located = locate_step(checkpoint.path)
+        found.add(str(located[1] if located else Path(checkpoint.path).resolve().parent))
+    return tuple(sorted(found))
+
+
 def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> AnalyzeSummary:
     """Analyse every checkpoint of `config` into the cache; see the module docstring."""
     check_run_name(config.run)
@@ -142,6 +159,8 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
         },
         sort_keys=True,
     )
+    owner = config.owner or current_user()
+    cache.claim_run(config.run, owner, config.sources or _sources(config.checkpoints), config.force, config.shared)
     base_fp = base.fingerprint
     todo = [j for j in jobs if config.force or not _is_cached(cache, config.run, j, base_fp, settings)]
     summary = AnalyzeSummary(config.run, skipped=[j.step.step for j in jobs if j not in todo], device=str(device))

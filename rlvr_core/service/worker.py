@@ -81,6 +81,7 @@ def run_job(job: jobs.Job, config: WorkerConfig) -> str:
         **os.environ,
         jobs.JOB_ENV: job.id,
         jobs.DB_ENV: str(jobs.db_path(cache)),
+        jobs.USER_ENV: job.submitted_by or "",  # the job runs as its submitter: `rlvr analyze` claims runs for them
         "PYTHONUNBUFFERED": "1",
         "CUDA_VISIBLE_DEVICES": visible_devices(config.device),
     }
