@@ -99,7 +99,7 @@ def allowed(path: str, what: str, kind: str = "folder", must_exist: bool = True)
 def model(text: str, what: str) -> str | None:
     """A model field: a Hub id (`org/name[@rev]`) passed on as it is, where the settings allow ids (always
     without data roots, else `allow_hub`), or a folder checked by `allowed`; None after showing why not."""
-    if is_hub_id(text):
+    if is_hub_id(text, settings().roots):
         if settings().roots and not settings().allow_hub:
             st.error(f"{what}: Hub ids are not allowed on this server (allow_hub); give a folder under the data roots.")
             return None

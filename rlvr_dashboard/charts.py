@@ -37,6 +37,7 @@ from rlvr_core.report.figures import (
     steps_axis,
     with_intervals,
 )
+from rlvr_core.report.plain import plain
 
 __all__ = [
     "FEW_TAIL",
@@ -71,7 +72,7 @@ __all__ = [
 def chart(figure: go.Figure, key: str | None = None) -> None:
     """Draw a figure the way every page does (full width, plotly's own PNG export in its toolbar), with an
     "SVG / PDF" export in the print style (`rlvr_core.report.export`: the files `rlvr figure` writes)."""
-    st.plotly_chart(figure, width="stretch", key=key)
+    st.plotly_chart(plain(figure), width="stretch", key=key)  # names drawn as text, never as HTML
     title = (figure.layout.title.text or "figure") if figure.layout.title else "figure"
     name = key or re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-")[:60] or "figure"
     with st.popover("SVG / PDF", help="this figure for a paper: print style, vector formats"):

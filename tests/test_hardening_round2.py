@@ -411,3 +411,105 @@ def test_runs_have_an_owner_and_a_source(run_fixture, tmp_path, cli, monkeypatch
     (entry,) = json.loads(out)
     assert entry["owner"] == "alice" and entry["sources"] == [str(fx.run_dir.resolve()), str(other.resolve())]
     assert checksums(step10) != before
+
+
+EVIL = "model.layers.0.mlp.<a href='https://evil.example/'>click</a><b>x</b>.weight"
+
+
+def test_plain_escapes_every_text_but_the_tools_own_templates() -> None:
+    import numpy as np
+    import plotly.graph_objects as go
+
+    from rlvr_core.report.plain import plain
+
+    trace = go.Scatter(x=np.array(["<b>q</b>", "k"], dtype=object), y=[1, 2], name="<a href='x'>n</a>",
+                       customdata=[["<i>c</i>"], ["d"]], hovertemplate="%{x}<extra></extra>")  # fmt: skip
+    figure = go.Figure(trace, layout={"title": {"text": "<a href='x'>t</a>"}})
+    figure.add_annotation(text="<br>note")
+    made = plain(figure)
+    data = made.data[0]
+    assert data.name == "&lt;a href='x'&gt;n&lt;/a&gt;" and list(data.x) == ["&lt;b&gt;q&lt;/b&gt;", "k"]
+    assert data.customdata[0][0] == "&lt;i&gt;c&lt;/i&gt;" and data.hovertemplate == "%{x}<extra></extra>"
+    assert made.layout.title.text.startswith("&lt;a") and made.layout.annotations[0].text == "&lt;br&gt;note"
+    assert figure.data[0].name == "<a href='x'>n</a>"  # the figure as built is left as it was
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="apt-get install chromium")
+def test_a_tensor_named_like_a_link_is_drawn_as_text_in_exported_figures(tmp_path, cli) -> None:
+    import xml.etree.ElementTree as ET
+
+    import torch
+    from safetensors.torch import save_file
+
+    gen = torch.Generator().manual_seed(0)
+    base = {EVIL: torch.randn(8, 6, generator=gen), "model.layers.0.self_attn.q_proj.weight": torch.randn(6, 6)}
+    for folder, scale in (("base", 0.0), ("run/checkpoint-1", 0.01), ("run/checkpoint-2", 0.02)):
+        (tmp_path / folder).mkdir(parents=True)
+        save_file(
+            {k: v + scale * torch.ones_like(v) for k, v in base.items()}, str(tmp_path / folder / "w.safetensors")
+        )
+        (tmp_path / folder / "w.safetensors").rename(tmp_path / folder / "model.safetensors")
+    cache = tmp_path / "cache"
+    assert cli("analyze", tmp_path / "run", "--base", tmp_path / "base", "--cache", cache, "--quiet")[0] == 0
+    svg = tmp_path / "alpha.svg"
+    rc, _, err = cli("figure", "run", "--kind", "sigma1-over-steps", "--out", svg, "--cache", cache)
+    assert rc == 0, err
+    root = ET.fromstring(svg.read_bytes())
+    assert not [e for e in root.iter() if e.tag.endswith("}a") or e.tag == "a"]  # no link element anywhere
+    texts = "".join(t.text or "" for t in root.iter() if t.tag.endswith("text") or t.tag.endswith("tspan"))
+    assert "<a href='https://evil.example/'>" in texts or "click</a>" in texts, texts[:400]
+
+
+def test_watch_retries_a_transient_error_and_reports_a_vanished_folder_and_broken_links_once(tmp_path, monkeypatch):
+    from rlvr_core.fixtures import ModelShape, build_run
+    from rlvr_core.pipelines import watch as w
+
+    fx = build_run(tmp_path / "fx", ModelShape(n_layers=1), steps=(10,))
+    config = w.WatchConfig(run_dir=fx.run_dir, base=fx.base_dir, run="r", cache=tmp_path / "c", settle=0, fits=False)
+    state, said = w.WatchState(), []
+    real, calls = w._analyse, []
+
+    def flaky(*args):
+        calls.append(1)
+        if len(calls) == 1:  # the trainer rewrote the folder while it was read
+            raise FileNotFoundError(2, "No such file or directory", str(fx.step_dirs[10] / "model.safetensors"))
+        return real(*args)
+
+    monkeypatch.setattr(w, "_analyse", flaky)
+    os.symlink(tmp_path / "nowhere", fx.run_dir / "checkpoint-30")
+    os.symlink("checkpoint-40", fx.run_dir / "checkpoint-40")  # a loop
+    for _ in range(3):
+        w.poll(config, state, lambda: False, said.append)
+    assert state.analysed[10] > 0 and len(calls) == 2, said  # failed once, analysed at the next look
+    assert any("try 1 of 3, tried again" in line for line in said)
+    assert sum("checkpoint-30: a link to" in line and "does not exist" in line for line in said) == 1, said
+    assert sum("checkpoint-40: a loop of links" in line for line in said) == 1, said
+    fx.run_dir.rename(tmp_path / "moved")
+    for _ in range(3):
+        w.poll(config, state, lambda: False, said.append)
+    assert sum("is gone (moved or deleted)" in line for line in said) == 1, said
+    (tmp_path / "moved").rename(fx.run_dir)
+    w.poll(config, state, lambda: False, said.append)
+    assert said[-1].endswith("is back") or any(line.endswith("is back") for line in said)
+
+
+def test_watch_gives_up_on_a_step_after_its_tries(tmp_path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from rlvr_core.fixtures import ModelShape, build_run
+    from rlvr_core.pipelines import watch as w
+
+    fx = build_run(tmp_path / "fx", ModelShape(n_layers=1), steps=(10,))
+    shard = sorted(fx.step_dirs[10].glob("*.safetensors"))[0]
+    tensors = load_file(str(shard))
+    name = next(n for n in tensors if n.endswith("proj.weight"))
+    tensors[name] = torch.full_like(tensors[name], float("nan"))  # a bad checkpoint, not a transient error
+    save_file(tensors, str(shard), metadata={"format": "pt"})
+    config = w.WatchConfig(run_dir=fx.run_dir, base=fx.base_dir, run="r", cache=tmp_path / "c", settle=0, fits=False)
+    state, said = w.WatchState(), []
+    for _ in range(5):
+        w.poll(config, state, lambda: False, said.append)
+    assert state.analysed[10] == -1.0 and state.failures[10] == w.MAX_TRIES
+    assert [line for line in said if "error (try" in line][-1].count("given up") == 1

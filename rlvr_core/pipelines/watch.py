@@ -25,6 +25,9 @@ from ..readers import completeness
 from ..readers.layout import StepCheckpoint
 
 Say = Callable[[str], None]
+MAX_TRIES = 3
+"""Analyses of one step before a watch gives up on it: a read error can be transient (a folder rewritten
+under the reader), a NaN or a changed shape is not; three tries tell them apart at a bounded cost."""
 
 
 @dataclass(kw_only=True)
@@ -69,6 +72,10 @@ class WatchState:
     """Looks at the run folder so far."""
     flag_since: int | None = None
     """The step since which the monitor's flag stands (None: not flagged)."""
+    failures: dict[int, int] = field(default_factory=dict)
+    """step -> analyses of it that failed so far (retried up to `MAX_TRIES` in all)."""
+    said: set[str] = field(default_factory=set)
+    """Problems of the run folder reported already (a vanished folder, a broken link): each said once."""
 
 
 def watch(config: WatchConfig, should_stop: Callable[[], bool], say: Say) -> WatchState:
@@ -87,6 +94,7 @@ def watch(config: WatchConfig, should_stop: Callable[[], bool], say: Say) -> Wat
 def poll(config: WatchConfig, state: WatchState, should_stop: Callable[[], bool], say: Say) -> None:
     """One look: analyse every new complete checkpoint, then the log if it changed."""
     state.polls += 1
+    _report_folder(config, state, say)
     ready, waiting = completeness.scan(config.run_dir, state.analysed, config.settle)
     for step, why in waiting.items():
         if state.waiting.get(step) != why:
@@ -95,13 +103,36 @@ def poll(config: WatchConfig, state: WatchState, should_stop: Callable[[], bool]
     for checkpoint in ready:
         try:
             state.analysed[checkpoint.step] = _analyse(config, checkpoint, say)
-        except RlvrError as exc:  # a complete but bad checkpoint (NaN, a changed shape): said, not retried
-            state.analysed[checkpoint.step] = -1.0
-            say(f"step {checkpoint.step}: error: {str(exc).splitlines()[0]}")
+        except (RlvrError, OSError) as exc:  # transient (rewritten mid-read) or bad (NaN): tried MAX_TRIES times
+            tries = state.failures[checkpoint.step] = state.failures.get(checkpoint.step, 0) + 1
+            last = tries >= MAX_TRIES
+            if last:
+                state.analysed[checkpoint.step] = -1.0
+            then = "given up" if last else "tried again at the next look"
+            say(f"step {checkpoint.step}: error (try {tries} of {MAX_TRIES}, {then}): {str(exc).splitlines()[0]}")
         if should_stop():
             return
     if config.log is not None:
         _ingest(config, state, say)
+
+
+def _report_folder(config: WatchConfig, state: WatchState, say: Say) -> None:
+    """Say once that the run folder vanished (and once that it is back), and once per checkpoint-named link
+    that leads nowhere."""
+    gone = f"run folder {config.run_dir} is gone (moved or deleted): watching for it to come back"
+    if not config.run_dir.is_dir():
+        if gone not in state.said:
+            state.said.add(gone)
+            say(gone)
+        return
+    if gone in state.said:
+        state.said.discard(gone)
+        say(f"run folder {config.run_dir} is back")
+    for name, why in completeness.broken_links(config.run_dir).items():
+        line = f"{config.run_dir / name}: {why}; not a checkpoint (fix or remove the link)"
+        if line not in state.said:
+            state.said.add(line)
+            say(line)
 
 
 def _analyse(config: WatchConfig, checkpoint: StepCheckpoint, say: Say) -> float:

@@ -19,6 +19,7 @@ the two looks every watch makes (`rlvr watch` in its own process, and the regist
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -27,7 +28,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from ..errors import RlvrError
-from .layout import StepCheckpoint, step_folders
+from .layout import StepCheckpoint, step_folders, step_of
 
 VERL_MARKER = "latest_checkpointed_iteration.txt"
 """verl's marker of the last completely saved step, in the run folder."""
@@ -67,6 +68,30 @@ def scan(run_dir: Path, handled: Collection[int], settle: float) -> tuple[list[S
         else:
             ready.append(checkpoint)
     return ready, waiting
+
+
+def broken_links(run_dir: Path) -> dict[str, str]:
+    """Checkpoint-named links in `run_dir` that lead nowhere: name -> why (dangling, or a loop of links).
+    `scan` cannot see them (they are no folders), so a watch reports them instead of skipping them silently."""
+    found: dict[str, str] = {}
+    try:
+        children = list(Path(run_dir).iterdir())
+    except OSError:
+        return found
+    for child in children:
+        if not child.is_symlink() or step_of(child.name) is None:
+            continue
+        try:
+            child.resolve(strict=True)
+        except RuntimeError:  # Python < 3.13 raises this for a loop
+            found[child.name] = "a loop of links"
+        except OSError as exc:
+            found[child.name] = (
+                "a loop of links"
+                if exc.errno == errno.ELOOP
+                else f"a link to {os.readlink(child)}, which does not exist"
+            )
+    return found
 
 
 def log_changed(log: Path, stamp: str | None, settle: float) -> tuple[Path, str] | None:

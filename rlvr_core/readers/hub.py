@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,10 +47,21 @@ class ModelSource:
     revision: str | None = None
 
 
-def is_hub_id(text: str) -> bool:
-    """True for `hf://org/name[@rev]`, and for `org/name[@rev]` that is not an existing path."""
+def is_hub_id(text: str, roots: Iterable[Path] = ()) -> bool:
+    """True for `hf://org/name[@rev]`, and for `org/name[@rev]` that is not an existing path: neither from
+    the working folder nor under any of `roots` (the data roots, where a relative `legit/base` is a folder,
+    never a Hub repository of that name)."""
     match = HUB_ID.match(text)
-    return match is not None and (match["scheme"] is not None or not Path(text).exists())
+    if match is None:
+        return False
+    return match["scheme"] is not None or not any(_exists(where / text) for where in (Path(), *roots))
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a NUL byte: no such path
+        return False
 
 
 def resolve_model(text: str, allow_hub: bool = True, cache_dir: str | None = None) -> ModelSource:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ..cache.atomic import OUTPUT_MARK
 from ..errors import UsageError
+from .plain import plain
 
 if TYPE_CHECKING:  # plotly is imported when a figure is drawn: `rlvr --help` stays fast
     import plotly.graph_objects as go
@@ -122,7 +123,7 @@ def export(figure: go.Figure, fmt: str) -> bytes:
         )  # fmt: skip
     os.environ["BROWSER_PATH"] = browser
     try:
-        return stamp(publication(figure).to_image(format=fmt, scale=1), fmt)
+        return stamp(publication(plain(figure)).to_image(format=fmt, scale=1), fmt)
     except Exception as exc:  # kaleido's own errors: one line, with what to check
         raise UsageError(
             "figure export", f"kaleido rendering {fmt.upper()} with {browser}", f"{type(exc).__name__}: {exc}",

@@ -26,6 +26,7 @@ from ..cache.atomic import OUTPUT_MARK
 from ..cache.queries import Queries
 from ..errors import UsageError
 from .figures import banded, banded_alpha, esd_figure, label, steps_axis
+from .plain import plain
 from .research_figures import cosine_figure, prediction_figure
 
 Section = tuple[str, list[go.Figure], list[tuple[str, pd.DataFrame]], str]
@@ -139,7 +140,7 @@ def _page(run: str, fingerprint: str, sections: list[Section]) -> str:
         if text:
             body.append(f"<p>{html.escape(text)}</p>")
         for figure in figures:
-            body.append(figure.to_html(full_html=False, include_plotlyjs=False, config={"responsive": True}))
+            body.append(plain(figure).to_html(full_html=False, include_plotlyjs=False, config={"responsive": True}))
         for caption, table in tables:
             body.append(f"<h3>{html.escape(caption)}</h3>" + _table(table))
         body.append("</section>")

@@ -63,6 +63,10 @@ def look(cache: Path, watch: watches.Watch, say: Say, max_per_user: int | None =
             watches.record_step(cache, spec.run, step, "", why, None)
     busy = any(r.job_id and r.job_state not in ENDED for r in records.values())
     message = f"waiting for step {min(waiting)}: {waiting[min(waiting)]}" if waiting else "up to date"
+    if not Path(spec.run_dir).is_dir():  # the Jobs page shows it in the watch's row
+        message = f"run folder {spec.run_dir} is gone (moved or deleted): watching for it to come back"
+    elif broken := completeness.broken_links(Path(spec.run_dir)):
+        message += "; " + "; ".join(f"{name}: {why}" for name, why in sorted(broken.items()))
     if ready and not busy:
         checkpoint = ready[0]
         argv = analyze_argv(spec, checkpoint.step, checkpoint.path)

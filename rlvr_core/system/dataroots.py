@@ -44,6 +44,8 @@ def allowed_path(path: str | Path, roots: list[Path], kind: str = "file or folde
 
     Raises PathNotAllowedError naming the path, the roots, and where it really leads; UsageError when
     nothing exists there (unless not `must_exist`: a log a watched trainer has not written yet)."""
+    if any(c in str(path) for c in "\x00\n\r"):
+        raise UsageError(repr(str(path)), f"the path of a {kind}", "a NUL byte or line break in it", "retype the path")
     given = Path(path).expanduser()
     if not roots:
         real = Path(os.path.realpath(given))
