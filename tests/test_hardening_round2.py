@@ -513,3 +513,29 @@ def test_watch_gives_up_on_a_step_after_its_tries(tmp_path) -> None:
         w.poll(config, state, lambda: False, said.append)
     assert state.analysed[10] == -1.0 and state.failures[10] == w.MAX_TRIES
     assert [line for line in said if "error (try" in line][-1].count("given up") == 1
+
+
+def test_runs_page_a_nul_byte_is_one_message_and_a_relative_base_is_a_folder(tmp_path, monkeypatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from rlvr_core.cache import queue as jobs
+    from rlvr_core.fixtures import ModelShape, build_run
+
+    root = tmp_path / "models"
+    fx = build_run(root / "legit", ModelShape(n_layers=1), steps=(10,))
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("RLVR_CACHE", str(cache))
+    monkeypatch.setenv("RLVR_DATA_ROOTS", str(root))
+    monkeypatch.setenv("RLVR_ALLOW_HUB", "1")
+    app = os.path.join(os.path.dirname(__file__), "..", "app.py")
+    at = AppTest.from_file(app, default_timeout=60).run()
+    at.text_input(key="run_dir").set_value(str(fx.run_dir) + "\x00/etc")
+    next(b for b in at.button if b.label == "Check").click().run()
+    assert not at.exception and "NUL byte" in at.error[0].value
+    at.text_input(key="run_dir").set_value(str(fx.run_dir))
+    relative = str(fx.base_dir.relative_to(root))  # "legit/base": also the form of a Hub id
+    at.text_input(key="base_dir").set_value(relative)
+    next(b for b in at.button if b.label == "Queue the analysis").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (job,) = jobs.list_jobs(cache)
+    assert str(fx.base_dir.resolve()) in job.argv and relative not in job.argv, job.argv
