@@ -115,10 +115,12 @@ class Queries(ResearchQueries):
 
     def checkpoints(self) -> pd.DataFrame:
         """Every analysed checkpoint, with `files`: `there`, or `gone` when its folder was deleted after the
-        analysis (a trainer's `save_total_limit`: the cached results stay)."""
+        analysis (a trainer's `save_total_limit`: the cached results stay), and the precision it was read in
+        (`weights_dtype` from `weights_source`; `dw_zero_fraction`: dW's share of exactly-zero entries)."""
         frame = self._df(
-            "SELECT run, step, is_base, n_analyzed AS tensors, layout, device, round(seconds, 1) AS seconds, "
-            "analyzed_at, path, source, revision FROM checkpoints ORDER BY run, step"
+            "SELECT run, step, is_base, n_analyzed AS tensors, layout, weights_dtype, weights_source, "
+            "dw_zero_fraction, device, round(seconds, 1) AS seconds, analyzed_at, path, source, revision "
+            "FROM checkpoints ORDER BY run, step"
         )
         frame["files"] = ["there" if Path(p).exists() else "gone" for p in frame["path"]]
         return frame

@@ -33,6 +33,9 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("tool_version", pa.string()),
             ("source", pa.string()),
             ("revision", pa.string()),
+            ("weights_source", pa.string()),
+            ("weights_dtype", pa.string()),
+            ("dw_zero_fraction", pa.float64()),
         ]
     ),
     "layers": pa.schema(
@@ -52,6 +55,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("kind", pa.string()),
             ("dtype", pa.string()),
             ("expert", pa.int32()),
+            ("zero_fraction", pa.float64()),
         ]
     ),
     "spectra": pa.schema(

@@ -171,6 +171,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         f"({per_step:.1f} s per checkpoint) on {summary.device} ({summary.engine}); "
         f"alignment over {summary.alignment_tensors} tensors x {summary.alignment_steps} steps; cache {cache.root}"
     )
+    for line in summary.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     return 0
 
 
@@ -221,6 +223,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         )
     queries = cache.queries()
     rows, broken, monitor = queries.run_listing(), queries.broken(), queries.monitor_latest()
+    read_in = _precision(queries.checkpoints())
     problems: dict[str, list[str]] = {}
     for b in broken.itertuples():
         what = f"step {int(b.step)}" if pd.notna(b.step) else (f"evaluation {b.eval_id}" if b.eval_id else "run file")
@@ -237,6 +240,7 @@ def _cmd_runs(args: argparse.Namespace) -> int:
                 "broken": problems.get(r[0], []),
                 "monitor": _monitor_entry(monitor.get(r[0])),
                 **_owner_entry(cache.run_dir(r[0])),
+                "precision": {str(step): text for step, text in read_in.get(r[0], {}).items()},
             }
             for r in rows
         ]
@@ -261,12 +265,23 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         extra = "".join(
             f"\t{count} {what}" for count, what in ((logged, "logged values"), (evaluations, "evaluations")) if count
         )
-        print(f"{run}\t{analysed}{extra}{_monitor_text(monitor.get(run))}")
+        kinds = sorted(set(read_in.get(run, {}).values()))
+        weights = f"\tweights {', '.join(kinds)}" if kinds else ""
+        print(f"{run}\t{analysed}{extra}{weights}{_monitor_text(monitor.get(run))}")
     for run, found in problems.items():
         print(
             f"{run}\tBROKEN\t{'; '.join(found)}: run `rlvr analyze` on it again to repair (or delete the listed files)"
         )
     return 0
+
+
+def _precision(frame) -> dict[str, dict[int, str]]:
+    """run -> step -> "F32 (fsdp-shards)": the precision each analysed checkpoint was read in."""
+    found: dict[str, dict[int, str]] = {}
+    for row in frame.itertuples():
+        if isinstance(row.weights_dtype, str):
+            found.setdefault(row.run, {})[int(row.step)] = f"{row.weights_dtype} ({row.weights_source})"
+    return found
 
 
 def _owner_entry(run_dir: Path) -> dict:

@@ -32,7 +32,7 @@ How (exact, fast):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -48,6 +48,9 @@ class SpectrumStats:
     spectral_norm: float
     stable_rank: float
     rank1_energy: float
+    zero_fraction: float | None = None
+    """Share of the matrix's entries that are exactly 0 (of dW: entries the update left unchanged at the
+    stored precision; a 16-bit export rounds updates below its spacing to exactly 0)."""
 
 
 @dataclass(frozen=True)
@@ -130,15 +133,24 @@ def decompose(x: torch.Tensor, topk: int = 0, method: str = "eigh") -> MatrixSpe
     if method not in ("eigh", "lowrank"):
         raise ValueError(f"method must be 'eigh' or 'lowrank', got {method!r}")
     x64 = x.to(torch.float64)
+    zeros = _zero_fraction(x64)
     g, right = gram(x64, full=False)  # the eigen-solvers below read the lower triangle only
     fro_sq = float(torch.trace(g))
     if topk <= 0 or method == "lowrank":
         sv = _sqrt_desc(symmetric_eigen(g, 0)[0])
         triplets = _lowrank_triplets(x64, sv, topk) if topk > 0 else None
         if topk <= 0 or triplets is not None:
-            return MatrixSpectrum(sv, spectrum_stats(sv, fro_sq), triplets)
+            return _with_zeros(MatrixSpectrum(sv, spectrum_stats(sv, fro_sq), triplets), zeros)
     evals, evecs = symmetric_eigen(g, min(topk, g.shape[0]))
-    return _with_triplets(x64, _sqrt_desc(evals), evecs, right, topk, fro_sq)
+    return _with_zeros(_with_triplets(x64, _sqrt_desc(evals), evecs, right, topk, fro_sq), zeros)
+
+
+def _with_zeros(result: MatrixSpectrum, zeros: float) -> MatrixSpectrum:
+    return replace(result, stats=replace(result.stats, zero_fraction=zeros))
+
+
+def _zero_fraction(x: torch.Tensor) -> float:
+    return float((x == 0).sum()) / x.numel() if x.numel() else 0.0
 
 
 def decompose_batch(x: torch.Tensor, topk: int = 0) -> list[MatrixSpectrum]:
@@ -149,16 +161,23 @@ def decompose_batch(x: torch.Tensor, topk: int = 0) -> list[MatrixSpectrum]:
     if x.ndim != 3:
         raise ValueError(f"expected a 3-D stack of matrices, got shape {tuple(x.shape)}")
     x64 = x.to(torch.float64)
+    zeros = [_zero_fraction(m) for m in x64]
     right = x64.shape[1] >= x64.shape[2]
     g = x64.transpose(1, 2) @ x64 if right else x64 @ x64.transpose(1, 2)
     fro_sq = torch.diagonal(g, dim1=1, dim2=2).sum(-1).tolist()
     if topk <= 0:
         evals = torch.linalg.eigvalsh(g)
-        return [MatrixSpectrum(sv, spectrum_stats(sv, f), None) for sv, f in zip(_sqrt_desc(evals, -1), fro_sq)]
+        return [
+            _with_zeros(MatrixSpectrum(sv, spectrum_stats(sv, f), None), z)
+            for sv, f, z in zip(_sqrt_desc(evals, -1), fro_sq, zeros)
+        ]
     evals, evecs = torch.linalg.eigh(g)
     k = min(topk, g.shape[1])
     top = evecs[..., -k:].flip(-1)
-    return [_with_triplets(x64[i], sv, top[i], right, topk, fro_sq[i]) for i, sv in enumerate(_sqrt_desc(evals, -1))]
+    return [
+        _with_zeros(_with_triplets(x64[i], sv, top[i], right, topk, fro_sq[i]), zeros[i])
+        for i, sv in enumerate(_sqrt_desc(evals, -1))
+    ]
 
 
 def _with_triplets(

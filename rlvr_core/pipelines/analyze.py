@@ -34,12 +34,13 @@ from ..cache import SCHEMAS, Cache, check_run_name
 from ..cache.queue import current_user
 from ..errors import CheckpointFormatError, UsageError
 from ..readers.checkpoint import FLOAT_DTYPES, Checkpoint, check_none_missing, check_same_tensors
+from ..readers.formats import open_checkpoint
 from ..readers.hub import revision_of
 from ..readers.layout import StepCheckpoint, locate_step
 from ..readers.naming import EMBEDDING, LINEAR, LM_HEAD, TensorRole
 from ..system.devices import resolve_device
 from ..system.libc import return_large_blocks_to_os
-from . import run_alignment
+from . import precision, run_alignment
 from .analyze_step import analyze_step, job_elements
 from .engines import cpu_workers, fit_process, matrix_processes, resolve_engine
 
@@ -119,6 +120,8 @@ class AnalyzeSummary:
     """Tensors covered by the run-level alignment files (0 when they were not recomputed)."""
     alignment_steps: int = 0
     """Steps covered by the run-level alignment files."""
+    warnings: list[str] = field(default_factory=list)
+    """What the user should know about the results (a 16-bit export that zeroed much of dW: `precision`)."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,8 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
             counts = (done, total)
             tables, done = analyze_step(config, job, base, device, counts, progress, (engine, fitter, pool))
             seconds = time.perf_counter() - t0
-            tables["checkpoints"] = _checkpoint_table(config, job, base_fp, settings, device, seconds)
+            tables["checkpoints"] = _checkpoint_table(config, job, base_fp, settings, device, seconds, tables["layers"])
+            summary.warnings += precision.warnings(job.step.step, tables["checkpoints"].to_pylist()[0])
             cache.write_step(config.run, job.step.step, tables)
             summary.analyzed.append(job.step.step)
             summary.seconds_per_step[job.step.step] = seconds
@@ -203,7 +207,7 @@ def _plan(config: AnalyzeConfig) -> tuple[Checkpoint, list[_Job]]:
     """Open and validate the base and every checkpoint, paired with the base, before any work starts."""
     if not config.checkpoints:
         raise UsageError("analyze", "at least one step checkpoint", "none", "pass RUN_DIR or --checkpoint STEP=PATH")
-    base = Checkpoint(config.base)
+    base = open_checkpoint(config.base)
     pattern = _compile(config.modules)
     steps = list(config.checkpoints)
     jobs: list[_Job] = []
@@ -211,7 +215,7 @@ def _plan(config: AnalyzeConfig) -> tuple[Checkpoint, list[_Job]]:
         roles = _select(base, pattern, config.include_embeddings)
         jobs.append(_Job(StepCheckpoint(0, base.path, "base"), base, roles, True))
     for step in steps:
-        ckpt = Checkpoint(step.path)
+        ckpt = open_checkpoint(step.path)
         roles = _select(ckpt, pattern, config.include_embeddings)
         _match(base, ckpt, roles, _select(base, pattern, config.include_embeddings))
         jobs.append(_Job(step, ckpt, roles, False))
@@ -287,7 +291,13 @@ def _is_cached(cache: Cache, run: str, job: _Job, base_fp: str, settings: str) -
 
 
 def _checkpoint_table(
-    config: AnalyzeConfig, job: _Job, base_fp: str, settings: str, device: torch.device, seconds: float
+    config: AnalyzeConfig,
+    job: _Job,
+    base_fp: str,
+    settings: str,
+    device: torch.device,
+    seconds: float,
+    layers: pa.Table,
 ) -> pa.Table:
     row = {
         "run": config.run,
@@ -308,4 +318,5 @@ def _checkpoint_table(
     }
     hub = revision_of(job.ckpt.path.resolve())  # a model from the Hugging Face cache: its repo and commit
     row["source"], row["revision"] = hub if hub else (None, None)
+    row.update(precision.record(job.ckpt, job.roles, layers))
     return pa.Table.from_pylist([row], schema=SCHEMAS["checkpoints"])

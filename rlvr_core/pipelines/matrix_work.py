@@ -19,6 +19,7 @@ import torch
 from ..errors import CheckpointFormatError
 from ..math import heavytail, spectral
 from ..readers.checkpoint import Checkpoint
+from ..readers.formats import open_checkpoint
 from ..readers.naming import TensorRole
 from ..system.libc import die_with_parent, return_large_blocks_to_os, trim_heap
 
@@ -127,7 +128,7 @@ def one_matrix(step: Checkpoint, base: Checkpoint | None, role: TensorRole, task
 @functools.cache
 def _open(path: str) -> Checkpoint:
     """A worker's checkpoint, opened (headers parsed) once per process."""
-    return Checkpoint(path)
+    return open_checkpoint(path)
 
 
 def run_chunk(task: ChunkTask) -> list[Outcome]:

@@ -30,6 +30,7 @@ from ..cache.atomic import guard_output
 from ..errors import UsageError
 from ..math.predict import predicted_sigmas, predicted_update, prediction_error
 from ..readers.checkpoint import Checkpoint, matrix_view
+from ..readers.formats import open_checkpoint
 from ..readers.naming import TensorRole, classify_tensor
 from ..system.dataroots import guard
 from .substitute import SKIP_FILES
@@ -150,8 +151,8 @@ def _predict_tensor(name, fitted, triplets, final, config, real) -> tuple[dict, 
 
 def _opened(step_dir: Path, base_dir: Path) -> Real:
     """The real step's and the base's files, opened once, with the matrices they hold by name."""
-    step = Checkpoint(step_dir)
-    return Real(step, Checkpoint(base_dir), {role.name: role for role, _ in step.roles()})
+    step = open_checkpoint(step_dir)
+    return Real(step, open_checkpoint(base_dir), {role.name: role for role, _ in step.roles()})
 
 
 @dataclass(frozen=True)

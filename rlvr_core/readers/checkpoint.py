@@ -88,10 +88,17 @@ def has_weights(folder: Path) -> bool:
 
 
 class Checkpoint:
-    """A validated safetensors checkpoint folder; tensors are read on demand, one at a time."""
+    """A validated safetensors checkpoint folder; tensors are read on demand, one at a time. Subclasses
+    read other formats behind the same interface (`readers.fsdp`, `readers.dcp`; `readers.formats` picks)."""
+
+    source = "safetensors"
+    """Where the weights come from (recorded with every analysed checkpoint): `safetensors` (a Hugging Face
+    folder), `fsdp-shards` (verl's per-rank training files), `dcp` (a torch.distributed.checkpoint)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.config_dir = self.path
+        """The folder holding config.json (verl's shards: their `huggingface/` folder)."""
         files, index_bytes = _weight_files(self.path)
         self.files = files
         self.tensors: dict[str, TensorInfo] = {}
@@ -127,7 +134,7 @@ class Checkpoint:
     def config(self) -> dict:
         """The folder's config.json ({} without a readable one)."""
         try:
-            value = json.loads(read_regular(self.path / "config.json", CheckpointFormatError))
+            value = json.loads(read_regular(self.config_dir / "config.json", CheckpointFormatError))
         except (OSError, ValueError, CheckpointFormatError):
             return {}
         return value if isinstance(value, dict) else {}

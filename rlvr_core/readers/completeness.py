@@ -24,10 +24,12 @@ import json
 import os
 import struct
 import time
+import zipfile
 from collections.abc import Collection
 from pathlib import Path
 
 from ..errors import RlvrError
+from .fsdp import RANK_FILE, is_fsdp_folder
 from .layout import StepCheckpoint, step_folders, step_of
 
 VERL_MARKER = "latest_checkpointed_iteration.txt"
@@ -112,6 +114,10 @@ def log_changed(log: Path, stamp: str | None, settle: float) -> tuple[Path, str]
 
 
 def _weight_files(folder: Path) -> list[Path]:
+    """The safetensors files to check for wholeness ([] for verl's rank files, checked by `_ranks_whole`)."""
+    if is_fsdp_folder(folder):
+        _ranks_whole(folder)
+        return []
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         weight_map = json.loads(index.read_text()).get("weight_map", {})
@@ -124,6 +130,21 @@ def _weight_files(folder: Path) -> list[Path]:
     if not single.is_file():
         raise ValueError("no model.safetensors or index")
     return [single]
+
+
+def _ranks_whole(folder: Path) -> None:
+    """Raises ValueError until every rank file of verl's FSDP save is there and whole: a zip archive
+    (`torch.save`'s format) whose end record is written, so a file still being written is not read."""
+    found: dict[int, set[int]] = {}
+    for file in folder.iterdir():
+        match = RANK_FILE.match(file.name)
+        if match:
+            found.setdefault(int(match["world"]), set()).add(int(match["rank"]))
+            if not zipfile.is_zipfile(file):
+                raise ValueError(f"{file.name} not written completely yet")
+    for world, ranks in found.items():
+        if len(ranks) < world:
+            raise ValueError(f"{len(ranks)} of {world} rank files written")
 
 
 def _whole(file: Path) -> str | None:
@@ -159,7 +180,7 @@ def _last_change(folder: Path) -> float:
 
 def _verl_marker(folder: Path) -> int | None:
     """The step in verl's marker file of the run folder (`global_step_N/actor/huggingface` or its parent)."""
-    for candidate in (folder.parent, folder.parent.parent.parent):
+    for candidate in (folder.parent, folder.parent.parent, folder.parent.parent.parent):
         marker = candidate / VERL_MARKER
         if marker.is_file():
             try:

@@ -20,6 +20,9 @@ from pathlib import Path
 from ..errors import RunLayoutError, UsageError
 from ..system.dataroots import guard
 from .checkpoint import has_weights
+from .dcp import is_dcp_folder
+from .formats import holds_checkpoint
+from .fsdp import is_fsdp_folder
 
 _STEP = r"([0-9]{1,18})"  # ASCII digits only (not `checkpoint-٣`), and a step that fits in int64
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -93,13 +96,18 @@ def step_folders(run_dir: str | Path) -> list[StepCheckpoint]:
 
 
 def _checkpoint_folder(child: Path) -> StepCheckpoint | None:
-    """The checkpoint a folder of a run folder holds by its name (verl's: its `actor/huggingface/`), or None."""
+    """The checkpoint a folder of a run folder holds by its name, or None. verl's: its `actor/` folder when
+    that holds the FSDP rank files or a DCP save (the exact fp32 master weights, preferred), else `actor/huggingface/`
+    (merged weights, rounded to bf16 by `verl.model_merger`)."""
     if not child.is_dir():
         return None
     for layout, pattern in _PATTERNS:
         match = pattern.fullmatch(child.name)
         if match:
-            path = child / "actor" / "huggingface" if layout == "verl" else child
+            path = child
+            if layout == "verl":
+                actor = child / "actor"
+                path = actor if is_fsdp_folder(actor) or is_dcp_folder(actor) else actor / "huggingface"
             return StepCheckpoint(int(match.group(1)), path, layout)
     return None
 
@@ -180,17 +188,17 @@ def _select(found: dict[int, StepCheckpoint], steps: list[int] | None, run_dir: 
 
 
 def _require_merged(chosen: list[StepCheckpoint]) -> None:
-    unmerged = [c for c in chosen if c.layout == "verl" and not has_weights(c.path)]
+    unmerged = [c for c in chosen if c.layout == "verl" and not holds_checkpoint(c.path)]
     if not unmerged:
         return
     first = unmerged[0]
     actor = first.path.parent
     raise RunLayoutError(
         str(first.path),
-        f"merged Hugging Face weights (model.safetensors) for verl step {first.step}",
+        f"verl's FSDP rank files (actor/model_world_size_W_rank_R.pt) or merged weights for step {first.step}",
         f"no weights in {len(unmerged)} verl step(s): {[c.step for c in unmerged][:10]}",
-        f"merge the FSDP shards: python -m verl.model_merger merge --backend fsdp --local_dir {actor} "
-        f"--target_dir {first.path} (once per step), or choose merged steps with --steps",
+        f"wait for the trainer to finish writing {actor}, or choose other steps with --steps (the tool reads "
+        "verl's rank files directly: no merge is needed)",
     )
 
 

@@ -88,7 +88,10 @@ else:
     with st.expander("Every analysed checkpoint"):
         st.caption(
             "files: `gone` when the checkpoint folder was deleted after its analysis (a trainer's "
-            "save_total_limit, say): its results stay in the cache."
+            "save_total_limit, say): its results stay in the cache. weights_dtype / weights_source: the precision "
+            "each checkpoint was read in (F32 from verl's fsdp-shards is exact; BF16 from an export rounds small "
+            "updates to 0); dw_zero_fraction: dW's share of exactly-zero entries (near 0 for an exact update; a "
+            "large share means the update was rounded away)."
         )
         st.dataframe(q.checkpoints(), hide_index=True, width="stretch")
 

@@ -1,0 +1,126 @@
+"""Training checkpoints as verl and torch.distributed write them, read exactly (issue: frameworks).
+
+The fixtures are written by the frameworks' own code, run here on CPU: verl 0.9.1's
+`FSDPCheckpointManager.save_checkpoint` (FSDP1 and FSDP2, gloo, 2 ranks), verl's `model_merger` (its bf16
+output), and `torch.distributed.checkpoint.save` (2 ranks); see `rlvr_core.fixtures.verl_run`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from rlvr_core.cache import open_cache
+from rlvr_core.fixtures.verl_run import PLANTED, build_verl_run, merge_with_verl
+from rlvr_core.readers.formats import open_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def verl_runs(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("verl")
+    fsdp2 = build_verl_run(root / "fsdp2", fsdp=2, steps=(1, 2), hf=True)
+    return {
+        "fsdp2": fsdp2,
+        "fsdp1": build_verl_run(root / "fsdp1", fsdp=1, steps=(1,)),
+        "dcp": build_verl_run(root / "dcp", fsdp="dcp", steps=(1,)),
+        "merged": merge_with_verl(fsdp2.actor(1), root / "merged-step1"),
+    }
+
+
+def _delta(folder: Path, base: Path) -> dict[str, torch.Tensor]:
+    step, b = open_checkpoint(folder), open_checkpoint(base)
+    return {name: step.read_tensor(name).double() - b.read_tensor(name).double() for name in b.tensors}
+
+
+def test_raw_shards_give_the_fp32_update_bit_for_bit_and_the_bf16_merge_does_not(verl_runs) -> None:
+    run = verl_runs["fsdp2"]
+    shards = open_checkpoint(run.actor(1))
+    assert type(shards).__name__ == "FsdpCheckpoint" and shards.source == "fsdp-shards"
+    exact = _delta(run.actor(1), run.base_dir)  # verl's raw rank files
+    saved = _delta(run.actor(1) / "huggingface", run.base_dir)  # verl's own fp32 hf_model save
+    assert exact.keys() == saved.keys() and all(torch.equal(exact[n], saved[n]) for n in exact)
+    for other in ("fsdp1", "dcp"):  # FSDP1 and torch.distributed.checkpoint: the same weights
+        again = _delta(verl_runs[other].actor(1), verl_runs[other].base_dir)
+        assert all(torch.equal(exact[n], again[n]) for n in exact), other
+    merged = _delta(verl_runs["merged"], run.base_dir)
+    q = "model.layers.0.self_attn.q_proj.weight"  # an update of RMS 1e-5: mostly below bf16's spacing
+    assert (exact[q] == 0).double().mean() < 0.01 and (merged[q] == 0).double().mean() > 0.5
+    s_exact, s_merged = torch.linalg.svdvals(exact[PLANTED]), torch.linalg.svdvals(merged[PLANTED])
+    assert s_exact[0] / s_exact[1] > 2 * s_merged[0] / s_merged[1]  # the rank-1 structure blurred by rounding
+
+
+def test_a_verl_run_is_analysed_from_its_raw_shards_and_the_precision_recorded(verl_runs, tmp_path, cli) -> None:
+    run, cache = verl_runs["fsdp2"], tmp_path / "cache"
+    rc, _, err = cli("analyze", run.run_dir, "--base", run.base_dir, "--cache", cache, "--no-fits", "--quiet")
+    assert rc == 0, err
+    assert "warning" not in err  # exact fp32 weights: nothing to warn about
+    argv = ("analyze", "--checkpoint", f"1={verl_runs['merged']}", "--base", run.base_dir, "--run", "merged")
+    rc, _, err = cli(*argv, "--cache", cache, "--no-fits", "--quiet")
+    assert rc == 0, err
+    (line,) = [x for x in err.splitlines() if x.startswith("warning: step 1")]
+    assert "BF16" in line and "% of its" in line and "exactly 0" in line and "actor/" in line
+    con = open_cache(cache)
+    rows = con.execute(
+        "SELECT run, step, path, weights_source, weights_dtype, dw_zero_fraction FROM checkpoints "
+        "WHERE step > 0 ORDER BY run, step"
+    ).fetchall()
+    run_name = run.run_dir.name
+    assert [r[:2] for r in rows] == [("merged", 1), (run_name, 1), (run_name, 2)]
+    by = {(r[0], r[1]): r for r in rows}
+    assert by[(run_name, 1)][2].endswith("global_step_1/actor") and by[(run_name, 1)][3:5] == ("fsdp-shards", "F32")
+    assert by[(run_name, 1)][5] < 0.01 and by[("merged", 1)][3:5] == ("safetensors", "BF16")
+    assert by[("merged", 1)][5] > 0.25
+    (e1,) = con.execute(
+        "SELECT rank1_energy FROM layers WHERE run = ? AND step = 2 AND target = 'dW' AND tensor = ?",
+        [run_name, PLANTED],
+    ).fetchone()
+    assert e1 > 0.9  # the planted direction, read exactly
+    rc, out, _ = cli("runs", "--cache", cache, "--json")
+    entry = {e["run"]: e for e in json.loads(out)}[run_name]
+    assert entry["precision"] == {"1": "F32 (fsdp-shards)", "2": "F32 (fsdp-shards)"}
+
+
+def test_fsdp1_and_dcp_runs_are_analysed_with_no_conversion(verl_runs, tmp_path, cli) -> None:
+    for name in ("fsdp1", "dcp"):
+        run = verl_runs[name]
+        cache = tmp_path / name
+        rc, _, err = cli("analyze", run.run_dir, "--base", run.base_dir, "--cache", cache, "--no-fits", "--quiet")
+        assert rc == 0, err
+        (source,) = open_cache(cache).execute("SELECT weights_source FROM checkpoints WHERE step = 1").fetchone()
+        assert source == ("fsdp-shards" if name == "fsdp1" else "dcp")
+
+
+def test_a_verl_run_is_watched_with_no_conversion(verl_runs, tmp_path) -> None:
+    from rlvr_core.pipelines import watch as w
+
+    run = verl_runs["fsdp2"]
+    config = w.WatchConfig(run_dir=run.run_dir, base=run.base_dir, run="live", cache=tmp_path / "c", settle=0,
+                           fits=False, polls=1)  # fmt: skip
+    said: list[str] = []
+    state = w.watch(config, lambda: False, said.append)
+    assert sorted(s for s, seconds in state.analysed.items() if seconds > 0) == [1, 2], said
+
+
+def test_unsupported_shards_are_one_line(verl_runs, tmp_path, cli) -> None:
+    import shutil
+
+    actor = tmp_path / "actor"
+    shutil.copytree(verl_runs["fsdp2"].actor(1), actor)
+    (actor / "model_world_size_2_rank_1.pt").unlink()
+    rc, _, err = cli("analyze", "--checkpoint", f"1={actor}", "--base", verl_runs["fsdp2"].base_dir, "--cache",
+                     tmp_path / "c")  # fmt: skip
+    assert rc == 2 and err.strip().splitlines()[-1].startswith("error: ") and "rank(s) [1] missing" in err
+    lora = tmp_path / "lora"
+    lora.mkdir()
+    torch.save(
+        {"model.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(2, 4)}, lora / "model_world_size_1_rank_0.pt"
+    )
+    rc, _, err = cli("analyze", "--checkpoint", f"1={lora}", "--base", verl_runs["fsdp2"].base_dir, "--cache",
+                     tmp_path / "c")  # fmt: skip
+    assert rc == 2 and "LoRA-only" in err
+    assert not list((tmp_path / "c").rglob("*.parquet"))
