@@ -82,7 +82,7 @@ def test_a_verl_run_is_analysed_from_its_raw_shards_and_the_precision_recorded(v
     assert e1 > 0.9  # the planted direction, read exactly
     rc, out, _ = cli("runs", "--cache", cache, "--json")
     entry = {e["run"]: e for e in json.loads(out)}[run_name]
-    assert entry["precision"] == {"1": "F32 (fsdp-shards)", "2": "F32 (fsdp-shards)"}
+    assert entry["precision"] == {"0": "BF16 (safetensors)", "1": "F32 (fsdp-shards)", "2": "F32 (fsdp-shards)"}
 
 
 def test_fsdp1_and_dcp_runs_are_analysed_with_no_conversion(verl_runs, tmp_path, cli) -> None:
