@@ -90,7 +90,7 @@ class FsdpCheckpoint(Checkpoint):
                 out = joined if index is None else joined[index].clone()
         self._read_since_release += out.numel() * out.element_size()
         if self._read_since_release > RELEASE_BYTES:
-            self._loaded = {0: self._loaded[0]} if 0 in self._loaded else {}
+            self._loaded = {}  # unmapped: the pages read so far leave this process's memory
             self._read_since_release = 0
         return out
 
