@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -124,3 +125,68 @@ def test_unsupported_shards_are_one_line(verl_runs, tmp_path, cli) -> None:
                      tmp_path / "c")  # fmt: skip
     assert rc == 2 and "LoRA-only" in err
     assert not list((tmp_path / "c").rglob("*.parquet"))
+
+
+VERL_LOGGING = """
+import os, sys, numpy as np
+from verl.utils.tracking import Tracking
+tracker = Tracking(project_name="proj", experiment_name="exp", default_backend=["console", "file", "tensorboard"])
+for step in range(1, 9):
+    data = {"critic/score/mean": np.float64(0.1 * step), "timing_s/gen": 1.5}
+    if step % 2 == 0:
+        data["val-core/openai/gsm8k/acc/mean@1"] = np.float64(0.3 + 0.01 * step)
+        data["val-core/math500/acc/mean@1"] = np.float64(0.2)
+    tracker.log(data=data, step=step)
+tracker.logger["file"].finish()
+tracker.logger["tensorboard"].finish()
+"""
+
+
+def test_verls_own_loggers_are_read_console_file_and_tensorboard(tmp_path, cli) -> None:
+    """verl 0.9.1's `Tracking` writes the three logs (console: its stdout); each gives the same metrics."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "VERL_FILE_LOGGER_PATH": str(tmp_path / "metrics.jsonl"),
+           "TENSORBOARD_DIR": str(tmp_path / "tb")}  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", VERL_LOGGING], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (tmp_path / "stdout.log").write_text(proc.stdout)
+    assert "np.float64(" in proc.stdout  # numpy 2 scalars as verl prints them
+    for path, fmt in ((tmp_path / "stdout.log", "verl-console"), (tmp_path / "metrics.jsonl", "verl"),
+                      (tmp_path / "tb", "tensorboard")):  # fmt: skip
+        rc, out, err = cli("logs", path, "--run", fmt, "--cache", tmp_path / "cache")
+        assert rc == 0, err
+        assert f"({fmt}" in out and "test 'val-core/math500/acc/mean@1'" in out and "undefined over 4 shared steps" in out
+        assert "other validation sets: val-core/openai/gsm8k/acc/mean@1" in err
+    con = open_cache(tmp_path / "cache")
+    series = con.execute(
+        "SELECT run, list(value ORDER BY step) FROM metrics WHERE name = 'critic/score/mean' GROUP BY run ORDER BY run"
+    ).fetchall()
+    assert len(series) == 3 and all(np.allclose(values, [0.1 * s for s in range(1, 9)]) for _, values in series)
+
+
+def test_a_wandb_history_of_openrlhf_is_read_on_its_own_step_keys(tmp_path, cli) -> None:
+    """Rows as OpenRLHF 0.11.2's WandbLogger logs them (no `step=`: W&B's `_step` counts log calls; train
+    rows carry `train/global_step`, eval rows `eval/global_step`), exported as scan_history() JSONL."""
+    rows, call = [], 0
+    for step in range(1, 21):
+        rows.append({"_step": call, "train/reward": 0.02 * step, "train/global_step": step})
+        call += 1
+        if step % 5 == 0:
+            rows.append({"_step": call, "eval/eval_gsm8k_pass1": 0.4 + 0.01 * step, "eval/global_step": step})
+            call += 1
+    history = tmp_path / "history.jsonl"
+    history.write_text("\n".join(json.dumps(r) for r in rows))
+    rc, out, err = cli("logs", history, "--run", "orl", "--cache", tmp_path / "c")
+    assert rc == 0, err
+    assert "peaks at step 20" in out and "over 4 shared steps" in out and "warning" not in err, (out, err)
+    lonely = tmp_path / "lonely.jsonl"  # reward and test on steps that never meet
+    lonely.write_text("\n".join(json.dumps({"step": s, "train/reward": 0.1, "eval/accuracy": 0.2} if s == 1 else
+                                           {"step": s, "train/reward": 0.1 * s}) for s in range(1, 6)))  # fmt: skip
+    rc, out, err = cli("logs", lonely, "--run", "lonely", "--cache", tmp_path / "c")
+    assert rc == 0 and "nan" not in out and "no Spearman rho: reward and test share 1 step(s)" in out
+    assert "too few for a Spearman rho" in err
+    rc, _, err = cli("logs", tmp_path / "c", "--run", "x", "--cache", tmp_path / "c2")
+    assert rc == 2 and "VERL_FILE_LOGGER_PATH" in err and "--logger.tensorboard_dir" in err

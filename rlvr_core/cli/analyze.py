@@ -178,17 +178,23 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def _cmd_logs(args: argparse.Namespace) -> int:
     from ..pipelines.logs import ingest_log
+    from ..readers.log_metrics import log_warnings
 
     cache = cache_of(args)
     log, summary = ingest_log(cache, args.run, args.path, args.reward, args.test)
     files = len(log.sources)
     source = f"{log.path} ({log.format}" + (f", {files} event files merged by step)" if files > 1 else ")")
+    shared = summary["n_shared_steps"]
     test = (
         "no test metric"
         if summary["test_metric"] is None
-        else (
-            f"test '{summary['test_metric']}' at step {summary['test_peak_step']}; Spearman rho "
-            f"{summary['spearman']:.3f} over {summary['n_shared_steps']} shared steps"
+        else f"test '{summary['test_metric']}' peaks at step {summary['test_peak_step']}; "
+        + (
+            f"Spearman rho {summary['spearman']:.3f} over {shared} shared steps"
+            if shared >= 3 and summary["spearman"] == summary["spearman"]
+            else f"Spearman rho undefined over {shared} shared steps (a constant series)"
+            if shared >= 3
+            else f"no Spearman rho: reward and test share {shared} step(s)"
         )
     )
     print(
@@ -197,6 +203,8 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     )
     if summary["test_metric_note"]:
         print(f"warning: {log.path}: {summary['test_metric_note']}", file=sys.stderr)
+    for line in log_warnings(log, summary):
+        print(f"warning: {log.path}: {line}", file=sys.stderr)
     return 0
 
 

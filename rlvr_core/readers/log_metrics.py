@@ -26,6 +26,9 @@ only held-out signal TRL's GRPOTrainer logs):
 The accuracy on the training pool (`eval_pool_accuracy`, `eval/pool_accuracy`, `train_pool_accuracy`;
 the demo logs it) is never taken as the test metric; the monitor uses it for the generalisation gap.
 
+Several validation sets (verl logs `val-core/<source>/acc/mean@<n>` per data source): the first in name
+order is taken, and `other_tests` lists the others (`rlvr logs` prints them; `--test` picks one).
+
 When none is present the test metric is None and `test_note` says which held-out-looking names the log
 does hold. Plain Python: no torch.
 """
@@ -67,6 +70,34 @@ def first_match(names: list[str], patterns: tuple[str, ...]) -> str | None:
             if re.fullmatch(pattern, name):
                 return name
     return None
+
+
+def other_tests(names: list[str], chosen: str | None) -> list[str]:
+    """The other validation sets of the chosen test metric's kind (`val-core/<source>/acc/mean@<n>` of
+    other sources): the rule takes the first in alphabetical order; these are listed so a user can pick."""
+    if chosen is None:
+        return []
+    pattern = next((p for p in TEST_CANDIDATES if re.fullmatch(p, chosen)), None)
+    return [n for n in names if n != chosen and pattern and re.fullmatch(pattern, n)]
+
+
+def log_warnings(log, summary: dict) -> list[str]:
+    """What a user must know about an ingested log: reward and test with too few shared steps for a
+    Spearman rho (a W&B history read on the wrong step key has none), and the other validation sets."""
+    found = []
+    test, shared = summary["test_metric"], summary["n_shared_steps"]
+    if test is not None and shared < 3:
+        found.append(
+            f"the reward '{summary['reward_metric']}' and the test '{test}' share {shared} logged step(s), too few "
+            "for a Spearman rho: check that both are logged on the trainer's step (a W&B export: its "
+            "train/global_step, eval/global_step columns), or pass --reward / --test"
+        )
+    others = other_tests(log.names(), test)
+    if others:
+        shown = ", ".join(others[:5]) + (f" (+{len(others) - 5} more)" if len(others) > 5 else "")
+        found.append(f"test metric '{test}' chosen (the first in name order); other validation sets: {shown}; pick "
+                     "one with --test")  # fmt: skip
+    return found
 
 
 def likely_names(names: list[str], wanted: str | None = None, limit: int = 12) -> list[str]:

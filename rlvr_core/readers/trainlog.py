@@ -1,7 +1,8 @@
 """Training logs: read verl, TRL, OpenRLHF, TensorBoard and generic CSV/JSONL logs into (step, name, value).
 
 Formats (detected from the file name and content):
-- verl's file logger: JSONL, one `{"step": N, "data": {"critic/score/mean": ..., ...}}` per line.
+- verl's file logger: JSONL, one `{"step": N, "data": {"critic/score/mean": ..., ...}}` per line; verl's
+  console logger's lines (`step:N - key:value - ...`, saved stdout: `.log`, `.txt`, `.out`; `console_log`).
 - TRL / transformers: `trainer_state.json`, whose `log_history` is a list of `{"step": N, "reward": ...}`.
 - TensorBoard event files (`events.out.tfevents.*`), read with the `tensorboard` package (no TensorFlow).
   Given a folder, every event file under it is read and merged by step: a resumed run writes a new
@@ -26,11 +27,16 @@ from pathlib import Path
 from ..errors import RlvrError
 from ..system.dataroots import guard
 from ..system.files import is_regular, read_regular
+from .console_log import is_console_log, parse_console
 from .log_metrics import REWARD_CANDIDATES, TEST_CANDIDATES, first_match, likely_names, summarize_series, test_note
 
 __all__ = ["TrainingLog", "TrainingLogError", "pick_metrics", "read_log", "summarize", "test_note"]
 
-STEP_KEYS = ("step", "Step", "_step", "global_step", "train/global_step", "trainer/global_step")
+STEP_KEYS = (
+    "step", "Step", "global_step", "train/global_step", "eval/global_step", "trainer/global_step", "_step",
+)  # fmt: skip
+"""Step keys, the framework's own first: W&B's `_step` counts `wandb.log` calls, not training steps (OpenRLHF
+logs without `step=`, so its rows carry `train/global_step` or `eval/global_step`), so it is the last resort."""
 EVENTS = "events.out.tfevents.*"
 
 
@@ -72,12 +78,15 @@ def read_log(path: str | Path) -> TrainingLog:
         return TrainingLog(file, "trl", _read_trainer_state(file))
     if name.endswith(".csv"):
         return TrainingLog(file, "csv", _read_csv(file))
-    if name.endswith((".jsonl", ".json.lines", ".log")):
+    if name.endswith((".jsonl", ".json.lines", ".log", ".txt", ".out")):
+        text = read_regular(file, TrainingLogError).decode("utf-8", errors="replace")
+        if not text.lstrip().startswith("{") and is_console_log(text):  # verl's console logger, as text
+            return TrainingLog(file, "verl-console", parse_console(text))
         records, fmt = _read_jsonl(file)
         return TrainingLog(file, fmt, records)
     raise _error(
         file,
-        "a .jsonl, trainer_state.json, .csv or events.out.tfevents.* file",
+        "a .jsonl, trainer_state.json, .csv, events.out.tfevents.* or verl console (.log, .txt, .out) file",
         f"'{name}'",
         "pass the log file itself, or the folder that holds it",
     )
@@ -104,7 +113,11 @@ def find_log_file(path: Path) -> Path:
         path,
         "a trainer_state.json, *.jsonl, *.csv or events.out.tfevents.* inside",
         "none",
-        "pass the log file explicitly",
+        "pass the log file explicitly. verl writes its file logger to $VERL_FILE_LOGGER_PATH (default "
+        "./<project>/<experiment>.jsonl) and TensorBoard to tensorboard_log/<project>/<experiment> "
+        "($TENSORBOARD_DIR); its console lines are in the job's stdout. OpenRLHF writes TensorBoard to "
+        "<--logger.tensorboard_dir>/<run_name>; from W&B, export the run's history (or pass its offline "
+        "wandb/run-*/ folder)",
     )
 
 
@@ -222,18 +235,19 @@ def _read_csv(file: Path) -> list[tuple[int, str, float]]:
     if len(rows) < 2:
         raise _error(file, "a header and at least one row", f"{len(rows)} line(s)", "export the run's history again")
     header = rows[0]
-    step_col = next((i for i, h in enumerate(header) if h in STEP_KEYS), None)
-    if step_col is None:
+    step_cols = [header.index(k) for k in STEP_KEYS if k in header]  # the framework's own step first
+    if not step_cols:
         raise _error(file, f"a step column ({', '.join(STEP_KEYS)})", f"columns {header[:8]}", "export with steps")
     names: list[str | None] = [_csv_metric(h) for h in header]
     records = []
     for number, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise _error(file, f"{len(header)} fields per row", f"{len(row)} at line {number}", "repair that line")
+        step_col = next((c for c in step_cols if row[c].strip()), step_cols[0])  # train or eval rows
         step = _step(row[step_col], file, number)
         for i, cell in enumerate(row):
             name = names[i]
-            if i != step_col and name and cell.strip():
+            if i not in step_cols and name and cell.strip():
                 try:
                     number_value = float(cell)
                     if math.isfinite(number_value):  # NaN / inf cells are no measurement
