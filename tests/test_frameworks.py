@@ -96,15 +96,16 @@ def test_fsdp1_and_dcp_runs_are_analysed_with_no_conversion(verl_runs, tmp_path,
         assert source == ("fsdp-shards" if name == "fsdp1" else "dcp")
 
 
-def test_a_verl_run_is_watched_with_no_conversion(verl_runs, tmp_path) -> None:
+@pytest.mark.parametrize("kind", ["fsdp2", "dcp"])
+def test_a_verl_run_is_watched_with_no_conversion(verl_runs, tmp_path, kind) -> None:
     from rlvr_core.pipelines import watch as w
 
-    run = verl_runs["fsdp2"]
+    run = verl_runs[kind]
     config = w.WatchConfig(run_dir=run.run_dir, base=run.base_dir, run="live", cache=tmp_path / "c", settle=0,
                            fits=False, polls=1)  # fmt: skip
     said: list[str] = []
     state = w.watch(config, lambda: False, said.append)
-    assert sorted(s for s, seconds in state.analysed.items() if seconds > 0) == [1, 2], said
+    assert sorted(s for s, seconds in state.analysed.items() if seconds > 0) == list(run.steps), said
 
 
 def test_unsupported_shards_are_one_line(verl_runs, tmp_path, cli) -> None:
@@ -158,7 +159,9 @@ def test_verls_own_loggers_are_read_console_file_and_tensorboard(tmp_path, cli) 
                       (tmp_path / "tb", "tensorboard")):  # fmt: skip
         rc, out, err = cli("logs", path, "--run", fmt, "--cache", tmp_path / "cache")
         assert rc == 0, err
-        assert f"({fmt}" in out and "test 'val-core/math500/acc/mean@1'" in out and "undefined over 4 shared steps" in out
+        assert (
+            f"({fmt}" in out and "test 'val-core/math500/acc/mean@1'" in out and "undefined over 4 shared steps" in out
+        )
         assert "other validation sets: val-core/openai/gsm8k/acc/mean@1" in err
     con = open_cache(tmp_path / "cache")
     series = con.execute(
@@ -190,3 +193,22 @@ def test_a_wandb_history_of_openrlhf_is_read_on_its_own_step_keys(tmp_path, cli)
     assert "too few for a Spearman rho" in err
     rc, _, err = cli("logs", tmp_path / "c", "--run", "x", "--cache", tmp_path / "c2")
     assert rc == 2 and "VERL_FILE_LOGGER_PATH" in err and "--logger.tensorboard_dir" in err
+
+
+def test_openrlhf_deepspeed_zero_saves_get_the_exact_conversion_command(verl_runs, tmp_path, cli) -> None:
+    """File names as DeepSpeed 0.19.8's `engine.save_checkpoint` writes them under OpenRLHF 0.11.2's
+    `<ckpt.path>/_actor/` (read from both projects' code; DeepSpeed's engine does not run on CPU here)."""
+    ckpt = tmp_path / "ckpt"
+    tag = ckpt / "_actor" / "global_step10"
+    tag.mkdir(parents=True)
+    for name in ("mp_rank_00_model_states.pt", "bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt"):
+        torch.save({}, tag / name)
+    (ckpt / "_actor" / "latest").write_text("global_step10")
+    (ckpt / "_actor" / "zero_to_fp32.py").write_text("# DeepSpeed's script\n")
+    base = verl_runs["fsdp2"].base_dir
+    for argv in (("analyze", ckpt), ("analyze", ckpt / "_actor"), ("analyze", "--checkpoint", f"10={tag}"),
+                 ("analyze", "--pair", tag)):  # fmt: skip
+        rc, _, err = cli(*argv, "--base", base, "--cache", tmp_path / "c")
+        last = err.strip().splitlines()[-1]
+        assert rc == 2 and last.startswith("error: "), err
+        assert f"zero_to_fp32.py {ckpt / '_actor'} {ckpt / '_actor' / 'global_step10_fp32'} --tag global_step10" in last

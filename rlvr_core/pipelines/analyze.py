@@ -143,13 +143,13 @@ def _sources(checkpoints: list[StepCheckpoint]) -> tuple[str, ...]:
 
 def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> AnalyzeSummary:
     """Analyse every checkpoint of `config` into the cache; see the module docstring."""
-    check_run_name(config.run)
     if config.topk < 0:
         raise UsageError("--topk", "a number >= 0", str(config.topk), "pass for example --topk 8")
     device = resolve_device(config.device)
     return_large_blocks_to_os()
     cache = Cache(config.cache)
-    base, jobs = _plan(config)
+    base, jobs = _plan(config)  # the checkpoints first: a folder that is no checkpoint says what it is
+    check_run_name(config.run)
     settings = json.dumps(
         {
             "topk": config.topk,

@@ -348,6 +348,11 @@ def _describe(folder: Path) -> str:
 
 
 def _remedy(folder: Path) -> str:
+    from .deepspeed import zero_advice
+
+    zero = zero_advice(folder)
+    if zero:
+        return zero
     if (folder / "adapter_model.safetensors").is_file():
         return "this is a LoRA adapter: merge it into the base (peft merge_and_unload) and save_pretrained"
     if any(folder.glob("*.bin")) or any(folder.glob("*.pt")):

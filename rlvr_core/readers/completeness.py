@@ -2,7 +2,8 @@
 
 A checkpoint folder is complete when
 1. its weights are there: `model.safetensors`, or an index `model.safetensors.index.json` that parses and
-   every shard it names exists;
+   every shard it names exists; verl's FSDP rank files: all W of them, each a whole zip archive; a
+   torch.distributed.checkpoint: its `.metadata` (written after every `.distcp` file);
 2. every safetensors file is whole: its size equals 8 + the header length + the end of the last tensor
    its header declares (a file still being written is shorter, or its header does not parse yet);
 3. nothing in the folder has changed for `settle` seconds (a trainer writes the config, tokenizer and
@@ -29,6 +30,7 @@ from collections.abc import Collection
 from pathlib import Path
 
 from ..errors import RlvrError
+from .dcp import is_dcp_folder
 from .fsdp import RANK_FILE, is_fsdp_folder
 from .layout import StepCheckpoint, step_folders, step_of
 
@@ -117,6 +119,10 @@ def _weight_files(folder: Path) -> list[Path]:
     """The safetensors files to check for wholeness ([] for verl's rank files, checked by `_ranks_whole`)."""
     if is_fsdp_folder(folder):
         _ranks_whole(folder)
+        return []
+    if (folder / ".metadata").is_file():  # torch.distributed.checkpoint writes .metadata after every .distcp
+        if not is_dcp_folder(folder):
+            raise ValueError("a .metadata file without .distcp files")
         return []
     index = folder / "model.safetensors.index.json"
     if index.is_file():

@@ -208,6 +208,11 @@ def _listing(run_dir: Path) -> str:
 
 
 def _no_steps_fix(run_dir: Path) -> str:
+    from .deepspeed import zero_advice
+
+    zero = zero_advice(run_dir)
+    if zero:
+        return zero
     if has_weights(run_dir):
         return "this folder is a single checkpoint: pass its parent, or --checkpoint STEP=PATH"
     return "point at the training run's output folder, or name checkpoints with --checkpoint STEP=PATH"

@@ -1,0 +1,49 @@
+"""DeepSpeed ZeRO checkpoints (OpenRLHF's default save) recognised, with the exact conversion command.
+
+OpenRLHF 0.11.2 saves its actor with DeepSpeed (`DeepspeedStrategy.save_ckpt` -> `engine.save_checkpoint`,
+read from both projects' code: DeepSpeed 0.19.8 `runtime/engine.py`): `<ckpt.path>/_actor/<tag>/` per step
+(`tag` = `global_step<N>`) holding `mp_rank_00_model_states.pt` (the 16-bit module weights) and
+`*zero_pp_rank_<R>_mp_rank_00_optim_states.pt` (each rank's partition of the fp32 master weights), a
+`latest` file naming the last tag, and DeepSpeed's own `zero_to_fp32.py` copied into `_actor/`. The fp32
+weights are spread over the optimizer partitions in DeepSpeed's flattened layout; DeepSpeed's engine does
+not run on this CPU-only machine, so rather than re-implementing that layout the tool recognises these
+folders and prints the command that DeepSpeed itself ships (`zero_to_fp32.py CHECKPOINT_DIR OUTPUT_DIR
+--tag TAG --safe_serialization`: exact fp32 safetensors), to run once per step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _is_tag_folder(folder: Path) -> bool:
+    try:
+        return any(p.name.endswith(("_model_states.pt", "_optim_states.pt")) for p in folder.iterdir())
+    except OSError:
+        return False
+
+
+def zero_advice(folder: Path) -> str | None:
+    """The conversion command when `folder` is (or holds) a DeepSpeed ZeRO save, else None: a tag folder
+    (`_actor/global_step10`), the save folder (`_actor`, with `latest`), or an OpenRLHF ckpt.path (`_actor`
+    inside)."""
+    folder = Path(folder)
+    if _is_tag_folder(folder):
+        save, tag = folder.parent, folder.name
+    elif (folder / "_actor").is_dir():
+        return zero_advice(folder / "_actor")
+    elif (folder / "latest").is_file() and any(_is_tag_folder(p) for p in folder.iterdir() if p.is_dir()):
+        save = folder
+        try:
+            tag = (folder / "latest").read_text(encoding="utf-8").strip() or "<tag>"
+        except (OSError, UnicodeDecodeError):
+            tag = "<tag>"
+    else:
+        return None
+    out = save / f"{tag}_fp32"
+    return (
+        f"this is a DeepSpeed ZeRO checkpoint (OpenRLHF's default save), whose fp32 weights are split over the "
+        f"optimizer partitions: convert each step with DeepSpeed's own script, exactly: python "
+        f"{save / 'zero_to_fp32.py'} {save} {out} --tag {tag} --safe_serialization, then pass --checkpoint "
+        f"N={out} (or analyse the {tag}_hf folder OpenRLHF writes with --ckpt.save_hf, rounded to bf16)"
+    )
