@@ -219,3 +219,40 @@ def test_sigterm_stops_the_worker_and_requeues_its_job(tmp_path):
     row = _state(cache)[job]
     assert row["state"] == "queued" and row["worker"] is None and "worker was stopped" in row["message"]
     assert "stopped with its worker" in jobs.log_tail(cache, job)
+
+
+@pytest.mark.slow
+def test_a_two_node_ray_cluster_on_loopback_records_each_jobs_node(tmp_path, run_fixture):
+    """Two Ray nodes on this machine (127.0.0.2 and 127.0.0.3: Ray rewrites 127.0.0.1 to the host's address),
+    one CPU each; two analyses dispatched at once run one per node, and `rlvr jobs` shows each job's node."""
+    import socket
+
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+    with socket.socket() as s:
+        s.bind(("127.0.0.2", 0))
+        port = s.getsockname()[1]
+    head = ["ray", "start", "--head", "--node-ip-address=127.0.0.2", f"--port={port}", "--num-cpus=1",
+            "--include-dashboard=false", "--disable-usage-stats"]  # fmt: skip
+    second = ["ray", "start", f"--address=127.0.0.2:{port}", "--node-ip-address=127.0.0.3", "--num-cpus=1",
+              "--disable-usage-stats"]  # fmt: skip
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    try:
+        for argv in (head, second):
+            started = subprocess.run([ray_bin, *argv[1:]], env=env, capture_output=True, text=True, timeout=180)
+            assert started.returncode == 0, started.stderr[-2000:]
+        cache = tmp_path / "cache"
+        ids = [_submit(cache, "analyze", run_fixture.run_dir, "--base", run_fixture.base_dir, "--run", f"n{i}",
+                       "--no-fits", "--quiet") for i in range(2)]  # fmt: skip
+        proc = _rlvr("worker", "--backend", "ray", "--address", f"127.0.0.2:{port}", "--device", "cpu", "--drain",
+                     "--cache", cache, env=env)  # fmt: skip
+        assert proc.returncode == 0 and "2 job(s) run" in proc.stdout, proc.stderr[-2000:]
+        listed = {j.id: j for j in jobs.list_jobs(cache)}
+        assert all(listed[i].state == "done" for i in ids)
+        assert {listed[i].node_ip for i in ids} == {"127.0.0.2", "127.0.0.3"}
+        assert all(listed[i].node_id and len(listed[i].node_id) > 20 for i in ids)
+        shown = _rlvr("jobs", "--cache", cache).stdout
+        for i in ids:
+            line = next(x for x in shown.splitlines() if x.startswith(i))
+            assert f"node {listed[i].node_ip} ({listed[i].node_id[:12]})" in line
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)

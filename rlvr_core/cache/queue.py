@@ -45,9 +45,11 @@ CREATE TABLE IF NOT EXISTS jobs (
     state TEXT NOT NULL, progress REAL NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '', error TEXT,
     submitted_by TEXT, created_at REAL NOT NULL, started_at REAL, finished_at REAL, worker TEXT,
     attempt INTEGER NOT NULL DEFAULT 0, lease_until REAL, cancel_requested INTEGER NOT NULL DEFAULT 0,
-    cwd TEXT);
+    cwd TEXT, node_ip TEXT, node_id TEXT);
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created_at);
 """
+_ADDED_COLUMNS = (("node_ip", "TEXT"), ("node_id", "TEXT"))
+"""Columns added after the first release: added to an older queue file when it is opened for writing."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ class Job:
     cancel_requested: bool
     cwd: str | None = None
     """The folder the job was submitted from (relative paths in `argv` are relative to it)."""
+    node_ip: str | None = None
+    """The IP address of the Ray node that ran the job (None: a local worker, or not started)."""
+    node_id: str | None = None
+    """That Ray node's id."""
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -94,6 +100,10 @@ def connect(cache: Path, read_only: bool = False) -> sqlite3.Connection:
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA busy_timeout=30000")
         con.executescript(_SCHEMA)
+        present = {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
+        for column, kind in _ADDED_COLUMNS:
+            if column not in present:
+                con.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         return con
     except sqlite3.DatabaseError as exc:
         raise CacheError(
@@ -304,14 +314,22 @@ def get(cache: Path, ident: str) -> Job | None:
     return rows[0] if rows else None
 
 
+def set_node(cache: Path, ident: str, ip: str | None, node_id: str | None) -> None:
+    """Record the Ray node running job `ident` (called on that node, as the job starts)."""
+    with closing(connect(cache)) as con:
+        con.execute("UPDATE jobs SET node_ip = ?, node_id = ? WHERE id = ?", [ip, node_id, ident])
+
+
 def list_jobs(cache: Path, ident: str | None = None) -> list[Job]:
     """The jobs (newest first), or one job; reading never creates the queue (a read-only cache has none)."""
     if not db_path(cache).is_file():
         return []
     with closing(connect(cache, read_only=True)) as con:
+        present = {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
+        node = ", ".join(c if c in present else f"NULL AS {c}" for c, _ in _ADDED_COLUMNS)
         query = (
             "SELECT id, kind, argv, state, progress, message, error, submitted_by, created_at, started_at, "
-            "finished_at, worker, attempt, cancel_requested, cwd FROM jobs"
+            f"finished_at, worker, attempt, cancel_requested, cwd, {node} FROM jobs"
         )
         rows = con.execute(
             query + (" WHERE id = ?" if ident else " ORDER BY created_at DESC, id"), [ident] if ident else []
@@ -333,6 +351,8 @@ def list_jobs(cache: Path, ident: str | None = None) -> list[Job]:
             r[12],
             bool(r[13]),
             r[14],
+            r[15],
+            r[16],
         )
         for r in rows
     ]

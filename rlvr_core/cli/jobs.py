@@ -113,8 +113,10 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         print(f"no jobs: queue one with `rlvr submit {'|'.join(jobs.KINDS)} ...`")
     for job in rows:
         detail = job.error or job.message
+        node = f"\tnode {job.node_ip} ({job.node_id[:12]})" if job.node_ip and job.node_id else ""
         print(
-            f"{job.id}\t{job.kind}\t{job.state}\t{job.progress:.0%}\t{job.submitted_by}\t{_iso(job.created_at)}\t{detail}"
+            f"{job.id}\t{job.kind}\t{job.state}\t{job.progress:.0%}\t{job.submitted_by}\t{_iso(job.created_at)}\t"
+            f"{detail}{node}"
         )
     watched = watches.list_watches(cache_of(args).root, only_watching=True)
     if watched:

@@ -197,5 +197,8 @@ def run_ray(config: WorkerConfig, address: str, max_jobs: int | None = None, in_
 
 
 def _ray_task(job: jobs.Job, config: WorkerConfig) -> str:
+    import ray
+
     device = "cuda" if config.device != "cpu" else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES to the granted GPU
+    jobs.set_node(config.cache, job.id, ray.util.get_node_ip_address(), ray.get_runtime_context().get_node_id())
     return run_job(job, replace(config, device=device))

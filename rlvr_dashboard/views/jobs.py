@@ -83,6 +83,8 @@ def queue() -> None:
                 "message": j.error or j.message,
                 "submitted by": j.submitted_by,
                 "attempt": j.attempt,
+                "worker": j.worker,
+                "node": f"{j.node_ip} ({j.node_id[:12]})" if j.node_ip and j.node_id else None,
             }
             for j in rows
         ],
