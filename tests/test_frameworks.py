@@ -212,3 +212,45 @@ def test_openrlhf_deepspeed_zero_saves_get_the_exact_conversion_command(verl_run
         last = err.strip().splitlines()[-1]
         assert rc == 2 and last.startswith("error: "), err
         assert f"zero_to_fp32.py {ckpt / '_actor'} {ckpt / '_actor' / 'global_step10_fp32'} --tag global_step10" in last
+
+
+OPENRLHF_WANDB = """
+import types
+from openrlhf.utils.logging_utils import WandbLogger
+wandb_args = types.SimpleNamespace(key=None, org=None, project="p", group=None, run_name="r")
+logger = WandbLogger(types.SimpleNamespace(logger=types.SimpleNamespace(wandb=wandb_args)))
+for step in range(1, 21):
+    logger.log_train(step, {"reward": 0.02 * step, "kl": 0.01})
+    if step % 5 == 0:
+        logger.log_eval(step, {"eval_gsm8k_pass1": 0.4 + 0.01 * step})
+logger.close()
+"""
+
+
+def test_an_offline_wandb_run_of_openrlhfs_logger_is_read(tmp_path, cli) -> None:
+    """OpenRLHF 0.11.2's own WandbLogger, W&B offline (no network): its run-*.wandb is read on OpenRLHF's
+    step keys (train/global_step, eval/global_step), not on W&B's _step (which counts log calls)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", OPENRLHF_WANDB], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run_file,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
+    for given in (run_file, tmp_path / "wandb"):
+        rc, out, err = cli("logs", given, "--run", "orl", "--cache", tmp_path / "c")
+        assert rc == 0, err
+        assert "(wandb-offline" in out and "reward 'train/reward' peaks at step 20" in out, out
+        assert "test 'eval/eval_gsm8k_pass1' peaks at step 20" in out and "over 4 shared steps" in out, out
+    steps = (
+        open_cache(tmp_path / "c")
+        .execute("SELECT list(step ORDER BY step) FROM metrics WHERE name = 'eval/eval_gsm8k_pass1'")
+        .fetchone()[0]
+    )
+    assert steps == [5, 10, 15, 20]
+    cut = tmp_path / "cut.wandb"  # a run still writing: the whole records before the cut are read
+    cut.write_bytes(run_file.read_bytes()[: run_file.stat().st_size - 40])
+    rc, out, err = cli("logs", cut, "--run", "cut", "--cache", tmp_path / "c")
+    assert rc == 0 and "wandb-offline" in out, err

@@ -29,6 +29,7 @@ from ..system.dataroots import guard
 from ..system.files import is_regular, read_regular
 from .console_log import is_console_log, parse_console
 from .log_metrics import REWARD_CANDIDATES, TEST_CANDIDATES, first_match, likely_names, summarize_series, test_note
+from .wandb_offline import is_wandb_file, read_wandb
 
 __all__ = ["TrainingLog", "TrainingLogError", "pick_metrics", "read_log", "summarize", "test_note"]
 
@@ -78,6 +79,10 @@ def read_log(path: str | Path) -> TrainingLog:
         return TrainingLog(file, "trl", _read_trainer_state(file))
     if name.endswith(".csv"):
         return TrainingLog(file, "csv", _read_csv(file))
+    if is_wandb_file(file):  # a W&B offline run's transaction log
+        rows = read_wandb(read_regular(file, TrainingLogError), file, STEP_KEYS, TrainingLogError)
+        records = [r for n, obj in enumerate(rows, 1) for r in _row_records(obj, file, n)]
+        return TrainingLog(file, "wandb-offline", _nonempty(records, file, rows))
     if name.endswith((".jsonl", ".json.lines", ".log", ".txt", ".out")):
         text = read_regular(file, TrainingLogError).decode("utf-8", errors="replace")
         if not text.lstrip().startswith("{") and is_console_log(text):  # verl's console logger, as text
@@ -105,6 +110,7 @@ def find_log_file(path: Path) -> Path:
         "*.csv",
         "checkpoint-*/trainer_state.json",
         "**/events.out.tfevents.*",
+        "**/run-*.wandb",
     ):
         found = sorted((p for p in path.glob(pattern) if is_regular(p)), key=_newest_checkpoint_first)
         if found:
@@ -173,28 +179,37 @@ def _read_jsonl(file: Path) -> tuple[list[tuple[int, str, float]], str]:
                 f"a {type(obj).__name__} at line {number}",
                 "check that this is a training log",
             )
-        if "data" in obj and "step" in obj:
-            fmt = fmt or "verl"
-            if not isinstance(obj["data"], dict):
-                raise _error(
-                    file,
-                    "'data' to be an object of metrics",
-                    f"a {type(obj['data']).__name__} at line {number}",
-                    "check that this is verl's file-logger output",
-                )
-            step, values = _step(obj["step"], file, number), obj["data"]
-        else:
-            fmt = fmt or "jsonl"
-            step, values = _step(_step_value(obj, file, number), file, number), obj
-        records += [(step, k, float(v)) for k, v in values.items() if _numeric(v) and k not in STEP_KEYS]
+        fmt = fmt or ("verl" if "data" in obj and "step" in obj else "jsonl")
+        records += _row_records(obj, file, number)
+    return _nonempty(records, file, lines), fmt or "jsonl"
+
+
+def _row_records(obj: dict, file: Path, number: int) -> list[tuple[int, str, float]]:
+    """(step, name, value) of one logged row: verl's file logger's `{"step", "data"}`, or a flat row whose
+    step is its first step key (`STEP_KEYS`: the framework's own before W&B's `_step`)."""
+    if "data" in obj and "step" in obj:
+        if not isinstance(obj["data"], dict):
+            raise _error(
+                file,
+                "'data' to be an object of metrics",
+                f"a {type(obj['data']).__name__} at line {number}",
+                "check that this is verl's file-logger output",
+            )
+        step, values = _step(obj["step"], file, number), obj["data"]
+    else:
+        step, values = _step(_step_value(obj, file, number), file, number), obj
+    return [(step, k, float(v)) for k, v in values.items() if _numeric(v) and k not in STEP_KEYS]
+
+
+def _nonempty(records: list, file: Path, rows: list) -> list:
     if not records:
         raise _error(
             file,
             "numeric metrics with steps",
-            "an empty log" if not lines else "no numeric metrics",
+            "an empty log" if not rows else "no numeric metrics",
             "point at the training run's metrics log",
         )
-    return records, fmt or "jsonl"
+    return records
 
 
 def _read_trainer_state(file: Path) -> list[tuple[int, str, float]]:
