@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import run_sampled
 
 from rlvr_core.fixtures.checkpoints import write_checkpoint
 
@@ -58,34 +59,12 @@ def build(folder: Path, layers: int, experts: int) -> tuple[Path, Path]:
     return base, step
 
 
-def tree_pss_mb(pid: int) -> float:
-    """Sum of PSS (MB) of `pid` and its descendants."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
-            total += int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.M)[1])  # type: ignore[index]
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, TypeError):
-            continue
-    return total / 1024
-
-
 def run(engine: str, base: Path, step: Path, cache: Path, fits: bool) -> tuple[float, float]:
     """(analysis seconds as rlvr reports them, peak tree PSS in MB) of one `rlvr analyze` process."""
     argv = [sys.executable, "-m", "rlvr_core", "analyze", "--pair", str(step), "--base", str(base), "--run", "moe",
             "--cache", str(cache), "--engine", engine, "--no-alignment", "--no-base", "--modules", r"experts\.",
             "--device", "cpu", "--force", "--quiet"] + ([] if fits else ["--no-fits"])  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, tree_pss_mb(proc.pid))
-        time.sleep(0.1)
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise SystemExit(f"rlvr analyze --engine {engine} failed:\n{err}")
+    out, peak = run_sampled(argv)
     return float(re.search(r"tensors in ([\d.]+) s", out)[1]), peak  # type: ignore[index]
 
 

@@ -22,7 +22,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -30,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from moe import tree_pss_mb  # the same process-tree sampler as bench/moe.py
+from measure import run_sampled  # the same process-tree sampler as bench/moe.py
 
 from rlvr_core.fixtures.checkpoints import write_checkpoint
 
@@ -103,17 +102,11 @@ def build(folder: Path, layers: int, world: int) -> tuple[Path, Path, Path]:
 
 
 def run(step: Path, base: Path, cache: Path) -> tuple[float, float]:
+    """(analysis seconds as rlvr reports them, peak tree PSS in MB) of one `rlvr analyze` process."""
     argv = [sys.executable, "-m", "rlvr_core", "analyze", "--checkpoint", f"1={step}", "--base", str(base),
             "--run", "shards", "--cache", str(cache), "--no-alignment", "--no-base", "--no-fits", "--device", "cpu",
             "--force", "--quiet"]  # fmt: skip
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0.0
-    while proc.poll() is None:
-        peak = max(peak, tree_pss_mb(proc.pid))
-        time.sleep(0.1)
-    out, err = proc.communicate()
-    if proc.returncode != 0:
-        raise SystemExit(f"rlvr analyze failed:\n{err}")
+    out, peak = run_sampled(argv)
     return float(re.search(r"tensors in ([\d.]+) s", out)[1]), peak  # type: ignore[index]
 
 
