@@ -1,7 +1,8 @@
 """Training checkpoints as verl and torch.distributed write them, read exactly (issue: frameworks).
 
 The fixtures are written by the frameworks' own code, run here on CPU: verl 0.9.1's
-`FSDPCheckpointManager.save_checkpoint` (FSDP1 and FSDP2, gloo, 2 ranks), verl's `model_merger` (its bf16
+`FSDPCheckpointManager.save_checkpoint` (FSDP1 and FSDP2, gloo, 2 ranks; FSDP2 on a 2 x 2 HSDP mesh and
+sharded by columns), verl's `model_merger` (its bf16
 output), and `torch.distributed.checkpoint.save` (2 ranks); see `rlvr_core.fixtures.verl_run`.
 """
 
@@ -29,6 +30,8 @@ def verl_runs(tmp_path_factory) -> dict:
         "fsdp2": fsdp2,
         "fsdp1": build_verl_run(root / "fsdp1", fsdp=1, steps=(1,)),
         "dcp": build_verl_run(root / "dcp", fsdp="dcp", steps=(1,)),
+        "hsdp": build_verl_run(root / "hsdp", fsdp="hsdp", steps=(1,), world=4),
+        "dim1": build_verl_run(root / "dim1", fsdp="dim1", steps=(1,)),
         "merged": merge_with_verl(fsdp2.actor(1), root / "merged-step1"),
     }
 
@@ -45,7 +48,7 @@ def test_raw_shards_give_the_fp32_update_bit_for_bit_and_the_bf16_merge_does_not
     exact = _delta(run.actor(1), run.base_dir)  # verl's raw rank files
     saved = _delta(run.actor(1) / "huggingface", run.base_dir)  # verl's own fp32 hf_model save
     assert exact.keys() == saved.keys() and all(torch.equal(exact[n], saved[n]) for n in exact)
-    for other in ("fsdp1", "dcp"):  # FSDP1 and torch.distributed.checkpoint: the same weights
+    for other in ("fsdp1", "dcp", "hsdp", "dim1"):  # FSDP1, DCP, HSDP (2 x 2), Shard(1): the same weights
         again = _delta(verl_runs[other].actor(1), verl_runs[other].base_dir)
         assert all(torch.equal(exact[n], again[n]) for n in exact), other
     merged = _delta(verl_runs["merged"], run.base_dir)
