@@ -38,7 +38,9 @@ def test_plain_name_variants(tmp_path: Path, name: str, step: int) -> None:
     assert [(c.step, c.path.name) for c in discover_steps(tmp_path / "run")] == [(step, name)]
 
 
-def test_unmerged_verl_step_names_the_merge_command(tmp_path: Path) -> None:
+def test_a_verl_step_with_neither_rank_files_nor_merged_weights_is_named(tmp_path: Path) -> None:
+    """verl's rank files are read directly (tests/test_frameworks.py): no merge is asked for; a step that has
+    neither them nor merged weights (the trainer still writing) is named, and the others can be chosen."""
     fx = build_run(tmp_path, TINY, steps=(10, 20), layout="verl", shards=1)
     hf = fx.step_dirs[20]
     for f in hf.glob("model*.safetensors*"):
@@ -46,8 +48,8 @@ def test_unmerged_verl_step_names_the_merge_command(tmp_path: Path) -> None:
     with pytest.raises(RunLayoutError) as err:
         discover_steps(fx.run_dir)
     message = str(err.value)
-    assert "verl step 20" in message and "no weights" in message
-    assert f"python -m verl.model_merger merge --backend fsdp --local_dir {hf.parent} --target_dir {hf}" in message
+    assert "step 20" in message and "no weights in 1 verl step(s): [20]" in message
+    assert "model_world_size_W_rank_R.pt" in message and "no merge is needed" in message
     assert [c.step for c in discover_steps(fx.run_dir, steps=[10])] == [10]
 
 
