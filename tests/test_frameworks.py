@@ -257,3 +257,16 @@ def test_an_offline_wandb_run_of_openrlhfs_logger_is_read(tmp_path, cli) -> None
     cut.write_bytes(run_file.read_bytes()[: run_file.stat().st_size - 40])
     rc, out, err = cli("logs", cut, "--run", "cut", "--cache", tmp_path / "c")
     assert rc == 0 and "wandb-offline" in out, err
+
+
+def test_pages_read_from_a_rank_file_are_dropped_and_anonymous_memory_never(verl_runs) -> None:
+    from rlvr_core.readers.fsdp import FsdpCheckpoint
+    from rlvr_core.system.libc import drop_mapped_pages
+
+    shards = FsdpCheckpoint(verl_runs["fsdp2"].actor(1))
+    first = shards.read_tensor(PLANTED)  # its mapped pages were dropped after the copy
+    assert torch.equal(first, shards.read_tensor(PLANTED))  # and are read from the file again
+    block = shards._state(0)[PLANTED]._local_tensor
+    assert drop_mapped_pages(block.data_ptr(), block.numel() * block.element_size(), str(shards.rank_files[0]))
+    ones = torch.ones(100_000)  # anonymous memory: MADV_DONTNEED would zero it, so it is refused
+    assert not drop_mapped_pages(ones.data_ptr(), 400_000, str(shards.rank_files[0])) and float(ones.sum()) == 1e5

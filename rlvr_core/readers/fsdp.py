@@ -13,8 +13,9 @@ which casts them to bf16).
 files' sizes and mtimes): each rank file is opened with `torch.load(mmap=True, weights_only=True)`, so the
 unpickling reads only the tensors' metadata and a read touches only the bytes of that tensor's blocks.
 A tensor is its fsdp group's local blocks joined along the sharded dimension (`Shard(d)`, any d; one fsdp
-group of an HSDP mesh, as verl's merger does), or one rank's copy (`Replicate`, plain tensors). Mapped
-files are let go once `RELEASE_BYTES` have been read through them, so memory stays near one tensor. TP
+group of an HSDP mesh, as verl's merger does), or one rank's copy (`Replicate`, plain tensors). Once a tensor is copied
+out, the mapped pages it was read from are dropped (`madvise(MADV_DONTNEED)`, `system.libc`), and the
+mapped files are let go once `RELEASE_BYTES` have been read through them: memory stays near one tensor. TP
 meshes and LoRA-only saves are refused with one line.
 """
 
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointFormatError
 from ..system.dataroots import guard
+from ..system.libc import drop_mapped_pages
 from .checkpoint import Checkpoint, TensorInfo
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,6 +90,9 @@ class FsdpCheckpoint(Checkpoint):
                         f"shape {tuple(joined.shape)} from ranks {self._ranks}", _MERGE,
                     )  # fmt: skip
                 out = joined if index is None else joined[index].clone()
+        sources = zip(blocks, self._ranks) if dim is not None else [(local, 0)]
+        for block, rank in sources:  # copied out: the mapped pages read leave memory
+            drop_mapped_pages(block.data_ptr(), block.numel() * block.element_size(), str(self.rank_files[rank]))
         self._read_since_release += out.numel() * out.element_size()
         if self._read_since_release > RELEASE_BYTES:
             self._loaded = {}  # unmapped: the pages read so far leave this process's memory

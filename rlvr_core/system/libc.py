@@ -9,16 +9,21 @@
   heap and fragment it: on a Qwen2.5-0.5B-shaped checkpoint peak RSS grew to 1.24 GB. Fixing the
   threshold at 1 MiB serves every tensor-sized block with its own mapping, returned to the OS when freed:
   peak RSS 0.47 GB at the same speed (bench/spectra.py, 2-core CPU box).
-Both are no-ops where libc (glibc) is absent.
+- `drop_mapped_pages()` (`madvise(MADV_DONTNEED)`): the pages of a mapped file's range read once leave the
+  process (verl's rank files, mapped by `torch.load(mmap=True)`).
+All are no-ops where libc (glibc) is absent.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import signal
 
 _M_MMAP_THRESHOLD = -3
+_MADV_DONTNEED = 4
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _PR_SET_PDEATHSIG = 1
 _mmap_threshold_set = False
 
@@ -54,6 +59,40 @@ def return_large_blocks_to_os(threshold: int = 1 << 20) -> bool:
     except AttributeError:  # pragma: no cover - not glibc
         return False
     return _mmap_threshold_set
+
+
+def drop_mapped_pages(address: int, length: int, file: str) -> bool:
+    """Let the kernel drop the resident pages of `file`'s mapping in [address, address + length)
+    (`madvise(MADV_DONTNEED)`): they leave the process's memory and are read from the file again if
+    touched. Applied only when /proc/self/maps shows that whole page range as a private mapping of `file`
+    (torch maps it copy-on-write and never writes it; never anonymous memory, which MADV_DONTNEED would
+    zero). True when applied."""
+    if _LIBC is None or length <= 0:
+        return False
+    start = address - address % _PAGE
+    end = (address + length + _PAGE - 1) // _PAGE * _PAGE
+    if not _mapped_from(file, start, end):
+        return False
+    try:
+        return _LIBC.madvise(ctypes.c_void_p(start), ctypes.c_size_t(end - start), _MADV_DONTNEED) == 0
+    except AttributeError:  # pragma: no cover - a libc without madvise
+        return False
+
+
+def _mapped_from(file: str, start: int, end: int) -> bool:
+    real = os.path.realpath(file)
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                parts = line.split(maxsplit=5)
+                if len(parts) < 6 or parts[5].strip() != real or not parts[1].endswith("p"):  # a private mapping
+                    continue
+                low, high = (int(x, 16) for x in parts[0].split("-"))
+                if low <= start and end <= high:
+                    return True
+    except OSError:
+        return False
+    return False
 
 
 def trim_heap() -> bool:
