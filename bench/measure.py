@@ -23,14 +23,35 @@ def tree_pss_mb(pid: int) -> float:
     return total / 1024
 
 
+PEAK_SINGLE_RSS_MB: list[float] = [0.0]
+"""The largest RSS (MB) any one process of the last `run_sampled` tree reached, as sampled."""
+
+
 def run_sampled(argv: list[str]) -> tuple[str, float]:
-    """(stdout, peak tree PSS in MB, sampled every 0.1 s) of one process; a failure stops the bench."""
+    """(stdout, peak tree PSS in MB, sampled every 0.1 s) of one process; a failure stops the bench. The
+    largest single-process RSS seen is left in PEAK_SINGLE_RSS_MB[0]."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0.0
+    peak = PEAK_SINGLE_RSS_MB[0] = 0.0
     while proc.poll() is None:
         peak = max(peak, tree_pss_mb(proc.pid))
+        PEAK_SINGLE_RSS_MB[0] = max(PEAK_SINGLE_RSS_MB[0], _largest_rss_mb(proc.pid))
         time.sleep(0.1)
     out, err = proc.communicate()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv[2:5])} failed:\n{err}")
     return out, peak
+
+
+def _largest_rss_mb(pid: int) -> float:
+    """The largest VmRSS (MB) among `pid` and its descendants."""
+    largest, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            largest = max(largest, int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)[1]) / 1024)  # type: ignore[index]
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, TypeError):
+            continue
+    return largest

@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import run_sampled  # the same process-tree sampler as bench/moe.py
+from measure import PEAK_SINGLE_RSS_MB, run_sampled  # the same process-tree sampler as bench/moe.py
 
 from rlvr_core.fixtures.checkpoints import write_checkpoint
 
@@ -128,7 +128,8 @@ def main() -> None:
     for label, step in (("merged bf16 safetensors", merged), ("raw fp32 rank files", actor)):
         seconds, peak = run(step, base, folder / f"cache-{label.split()[0]}")
         results[label] = seconds
-        print(f"{label:>24}: {seconds:6.1f} s, peak PSS of the process tree {peak:5.0f} MB")
+        print(f"{label:>24}: {seconds:6.1f} s, peak PSS of the process tree {peak:5.0f} MB, largest single "
+              f"process RSS {PEAK_SINGLE_RSS_MB[0]:5.0f} MB")  # fmt: skip
     ratio = results["raw fp32 rank files"] / results["merged bf16 safetensors"]
     print(f"raw shards / merged safetensors: {ratio:.2f}x the time (target: at most 1.3x)")
 
