@@ -270,3 +270,21 @@ def test_pages_read_from_a_rank_file_are_dropped_and_anonymous_memory_never(verl
     assert drop_mapped_pages(block.data_ptr(), block.numel() * block.element_size(), str(shards.rank_files[0]))
     ones = torch.ones(100_000)  # anonymous memory: MADV_DONTNEED would zero it, so it is refused
     assert not drop_mapped_pages(ones.data_ptr(), 400_000, str(shards.rank_files[0])) and float(ones.sum()) == 1e5
+
+
+def test_openrlhfs_output_dir_and_a_raw_verl_actor_get_the_right_advice(verl_runs, tmp_path, cli) -> None:
+    """OpenRLHF 0.11.2: --ckpt.output_dir (default ./ckpt) gets the final save_pretrained model, its steps go
+    to --ckpt.path (default ./ckpt/checkpoints_ppo_ray: global_step<N>_hf/ with --ckpt.save_hf)."""
+    import shutil
+
+    run = verl_runs["fsdp2"]
+    output_dir = tmp_path / "ckpt"
+    shutil.copytree(run.base_dir, output_dir)  # the final model, as save_model writes it
+    shutil.copytree(run.base_dir, output_dir / "checkpoints_ppo_ray" / "global_step10_hf")
+    rc, _, err = cli("analyze", output_dir, "--base", run.base_dir, "--cache", tmp_path / "c")
+    assert rc == 2 and f"one level down, in {output_dir / 'checkpoints_ppo_ray'}" in err
+    rc, _, err = cli("analyze", output_dir / "checkpoints_ppo_ray", "--base", run.base_dir, "--cache", tmp_path / "c",
+                     "--no-fits", "--quiet")  # fmt: skip
+    assert rc == 0, err
+    rc, _, err = cli("analyze", run.actor(1), "--base", run.base_dir, "--cache", tmp_path / "c2")
+    assert rc == 2 and f"pass the run folder {run.run_dir}" in err

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from ..errors import RunLayoutError, UsageError
 from ..system.dataroots import guard
-from .checkpoint import has_weights
 from .dcp import is_dcp_folder
 from .formats import holds_checkpoint
 from .fsdp import is_fsdp_folder
@@ -210,9 +209,14 @@ def _listing(run_dir: Path) -> str:
 def _no_steps_fix(run_dir: Path) -> str:
     from .deepspeed import zero_advice
 
+    inner = [c for c in sorted(run_dir.iterdir()) if c.is_dir() and step_folders(c)]
+    if inner:  # OpenRLHF's --ckpt.output_dir holds the final model; its steps are in --ckpt.path below it
+        return f"the step checkpoints are one level down, in {inner[0]} (OpenRLHF's --ckpt.path): pass that folder"
     zero = zero_advice(run_dir)
     if zero:
         return zero
-    if has_weights(run_dir):
+    if run_dir.name == "actor" and step_of(run_dir.parent.name) is not None:  # verl's global_step_N/actor
+        return f"this is one verl step: pass the run folder {run_dir.parent.parent}, or --checkpoint STEP={run_dir}"
+    if holds_checkpoint(run_dir):
         return "this folder is a single checkpoint: pass its parent, or --checkpoint STEP=PATH"
     return "point at the training run's output folder, or name checkpoints with --checkpoint STEP=PATH"
