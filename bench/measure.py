@@ -8,19 +8,30 @@ import time
 from pathlib import Path
 
 
-def tree_pss_mb(pid: int) -> float:
-    """Sum of PSS (MB) of `pid` and its descendants."""
-    total, todo = 0, [pid]
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (those still alive)."""
+    found, todo = [], [pid]
     while todo:
         p = todo.pop()
+        found.append(p)
         try:
-            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
-            total += int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.M)[1])  # type: ignore[index]
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, TypeError):
+        except OSError:
             continue
-    return total / 1024
+    return found
+
+
+def _status_kb(pid: int, file: str, field: str) -> int:
+    try:
+        return int(re.search(rf"^{field}:\s+(\d+) kB", Path(f"/proc/{pid}/{file}").read_text(), re.M)[1])  # type: ignore[index]
+    except (OSError, TypeError):
+        return 0
+
+
+def tree_pss_mb(pid: int) -> float:
+    """Sum of PSS (MB) of `pid` and its descendants."""
+    return sum(_status_kb(p, "smaps_rollup", "Pss") for p in _tree(pid)) / 1024
 
 
 PEAK_SINGLE_RSS_MB: list[float] = [0.0]
@@ -44,14 +55,4 @@ def run_sampled(argv: list[str]) -> tuple[str, float]:
 
 def _largest_rss_mb(pid: int) -> float:
     """The largest VmRSS (MB) among `pid` and its descendants."""
-    largest, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-            largest = max(largest, int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)[1]) / 1024)  # type: ignore[index]
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, TypeError):
-            continue
-    return largest
+    return max((_status_kb(p, "status", "VmRSS") for p in _tree(pid)), default=0) / 1024
