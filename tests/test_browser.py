@@ -229,14 +229,22 @@ def _choose_job(page, ident: str) -> None:
 
 
 def _widgets(page) -> list[str]:
-    """The shown value of every selectbox, radio choice and multiselect of a page, in order."""
+    """The shown value of every selectbox, radio choice and multiselect of a page, in order, once the page
+    has finished drawing: the same list read twice 1.5 s apart (a cold first load of a page draws its
+    widgets over several seconds), at most 60 s."""
     page.wait_for_selector("h1", timeout=60000)
-    page.wait_for_timeout(1500)
-    boxes = page.locator("[data-testid='stSelectbox'] input[role='combobox']").evaluate_all(
-        "els => els.map(e => e.value)"
-    )
-    radios = page.locator("[data-testid='stRadio'] input:checked").evaluate_all("els => els.map(e => e.value)")
-    return [b.strip() for b in boxes] + [str(r) for r in radios]
+    previous: list[str] | None = None
+    for _ in range(40):
+        page.wait_for_timeout(1500)
+        boxes = page.locator("[data-testid='stSelectbox'] input[role='combobox']").evaluate_all(
+            "els => els.map(e => e.value)"
+        )
+        radios = page.locator("[data-testid='stRadio'] input:checked").evaluate_all("els => els.map(e => e.value)")
+        shown = [b.strip() for b in boxes] + [str(r) for r in radios]
+        if shown == previous:
+            return shown
+        previous = shown
+    return previous or []
 
 
 def test_selections_follow_the_user_and_every_url_round_trips(server, tmp_path):
