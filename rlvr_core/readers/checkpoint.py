@@ -65,6 +65,21 @@ class TensorInfo:
     """Where they end (exclusive)."""
 
 
+def dtype_code(dtype: object) -> str:
+    """The safetensors code (`F32`, `BF16`, ...) of a torch dtype, as every reader records it."""
+    name = str(dtype).removeprefix("torch.")
+    return {"float32": "F32", "bfloat16": "BF16", "float16": "F16", "float64": "F64"}.get(name, name)
+
+
+def stat_fingerprint(files: Iterable[Path]) -> str:
+    """A fingerprint from each file's name, size and mtime (readers of formats without a header to hash)."""
+    digest = hashlib.sha256()
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}:".encode())
+    return digest.hexdigest()[:24]
+
+
 def matrix_view(stored: torch.Tensor, role: TensorRole) -> torch.Tensor:
     """The out x in matrix of `role` as a view into its whole stored tensor (one expert's slice of a fused
     tensor, transposed where stored in x out): writing into it writes into `stored`, so a rewritten

@@ -11,20 +11,18 @@ steps) are skipped. Names are the state dict's keys as saved (nested dicts joine
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import CheckpointFormatError
 from ..system.dataroots import guard
-from .checkpoint import Checkpoint, TensorInfo
+from .checkpoint import Checkpoint, TensorInfo, dtype_code, stat_fingerprint
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 METADATA = ".metadata"
-_DTYPES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16", "float64": "F64"}
 
 
 def is_dcp_folder(folder: Path) -> bool:
@@ -51,11 +49,7 @@ class DcpCheckpoint(Checkpoint):
                 str(self.path / METADATA), "the metadata torch.distributed.checkpoint.save writes",
                 f"{type(exc).__name__}: {exc}"[:200], "re-copy the checkpoint folder",
             ) from None  # fmt: skip
-        digest = hashlib.sha256()
-        for file in [self.path / METADATA, *self.files]:
-            stat = file.stat()
-            digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}:".encode())
-        self.fingerprint = digest.hexdigest()[:24]
+        self.fingerprint = stat_fingerprint([self.path / METADATA, *self.files])
         self._dtypes: dict[str, torch.dtype] = {}
         self.tensors = {}
         for name, entry in metadata.state_dict_metadata.items():
@@ -63,8 +57,7 @@ class DcpCheckpoint(Checkpoint):
             if dtype is None:  # bytes or other non-tensor entries
                 continue
             self._dtypes[name] = dtype
-            code = str(dtype).removeprefix("torch.")
-            self.tensors[name] = TensorInfo(name, _DTYPES.get(code, code), tuple(entry.size), self.path / METADATA)
+            self.tensors[name] = TensorInfo(name, dtype_code(dtype), tuple(entry.size), self.path / METADATA)
 
     def read_tensor(self, name: str, index: int | None = None) -> torch.Tensor:
         """One tensor, loaded alone by torch's DCP reader; `index`: one first-axis slice of it."""

@@ -21,7 +21,6 @@ meshes and LoRA-only saves are refused with one line.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import CheckpointFormatError
 from ..system.dataroots import guard
 from ..system.libc import drop_mapped_pages
-from .checkpoint import Checkpoint, TensorInfo
+from .checkpoint import Checkpoint, TensorInfo, dtype_code, stat_fingerprint
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -38,7 +37,6 @@ if TYPE_CHECKING:  # pragma: no cover
 RANK_FILE = re.compile(r"^model_world_size_(?P<world>[0-9]{1,6})_rank_(?P<rank>[0-9]{1,6})\.pt$")
 RELEASE_BYTES = 512 * 1024 * 1024
 """Bytes read through the mapped rank files before they are unmapped and mapped again on the next read."""
-_DTYPES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16", "float64": "F64"}
 _FSDP_DIMS = {("fsdp",), ("ddp", "fsdp"), ("dp", "fsdp")}
 
 
@@ -62,11 +60,7 @@ class FsdpCheckpoint(Checkpoint):
         self.files = list(self.rank_files)
         self._loaded: dict[int, dict[str, Any]] = {}
         self._read_since_release = 0
-        digest = hashlib.sha256()
-        for file in self.files:
-            stat = file.stat()
-            digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}:".encode())
-        self.fingerprint = digest.hexdigest()[:24]
+        self.fingerprint = stat_fingerprint(self.files)
         self._ranks, self._layout = _layout(self._state(0), self.rank_files[0], self.world)
         self.tensors = {name: _info(name, t, self.rank_files[0]) for name, t in self._state(0).items()}
 
@@ -184,8 +178,7 @@ def _sharded_dim(placements: tuple, dims: tuple[str, ...], where: str) -> int | 
 
 
 def _info(name: str, value: Any, file: Path) -> TensorInfo:
-    dtype = str(value.dtype).removeprefix("torch.")
-    return TensorInfo(name, _DTYPES.get(dtype, dtype), tuple(value.shape), file)
+    return TensorInfo(name, dtype_code(value.dtype), tuple(value.shape), file)
 
 
 def _local(value: Any) -> torch.Tensor:
