@@ -123,3 +123,29 @@ def test_any_topk(k: int) -> None:
     assert t.sigma.numel() == k
     np.testing.assert_allclose(t.sigma.numpy(), S[:k], rtol=1e-10)
     np.testing.assert_allclose(np.abs(np.sum(t.u.numpy() * U[:, :k], axis=0)), 1.0, atol=1e-8)
+
+
+@pytest.mark.parametrize("shape", [(300, 40), (40, 300)])
+def test_blockwise_difference_matches_numpy(shape, monkeypatch) -> None:
+    """dW = W - B in many float64 blocks (rows of a tall matrix, columns of a wide one): the same spectrum,
+    triplets and zero share as numpy's SVD of the whole float64 difference."""
+    from rlvr_core.math import spectral
+
+    monkeypatch.setattr(spectral, "BLOCK_BYTES", 7 * 40 * 8)  # 7 rows (or columns) per block, a ragged last one
+    gen = torch.Generator().manual_seed(3)
+    b = (torch.randn(*shape, generator=gen) * 0.02).to(torch.bfloat16)
+    w = b.float() + 1e-4 * torch.randn(*shape, generator=gen)
+    w[:5] = b[:5].float()  # rows the update left alone: exact zeros of dW
+    d = w.double().numpy() - b.double().numpy()
+    u, s, vt = np.linalg.svd(d)
+    got = decompose(w, topk=3, minus=b)
+    np.testing.assert_allclose(got.sv.numpy(), s, rtol=1e-9, atol=1e-12 * s[0])
+    assert got.triplets is not None
+    for i in range(3):
+        sign = np.sign(got.triplets.u[:, i].numpy() @ u[:, i])
+        np.testing.assert_allclose(got.triplets.u[:, i].numpy(), sign * u[:, i], atol=1e-7)
+        np.testing.assert_allclose(got.triplets.v[:, i].numpy(), sign * vt[i], atol=1e-7)
+    assert got.stats.zero_fraction == pytest.approx(float((d == 0).mean()))
+    assert got.stats.zero_fraction >= 5 * min(shape) / d.size
+    whole = decompose(torch.from_numpy(d), topk=3)
+    np.testing.assert_allclose(got.sv.numpy(), whole.sv.numpy(), rtol=1e-12, atol=1e-14 * s[0])

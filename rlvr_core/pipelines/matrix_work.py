@@ -94,13 +94,11 @@ def _all_finite(t: torch.Tensor) -> bool:
 def decompose_pair(
     w: torch.Tensor, b: torch.Tensor | None, topk_w: int, topk: int, method: str
 ) -> list[tuple[str, spectral.MatrixSpectrum]]:
-    """W's spectrum (with `topk_w` triplets) and, with a base, dW's (with `topk`), in float64; W's copy is
-    reused for dW in place."""
-    w64 = w.to(torch.float64)
-    results = [("W", spectral.decompose(w64, topk_w, method))]
+    """W's spectrum (with `topk_w` triplets) and, with a base, dW's (with `topk`), in float64 block by block
+    (`spectral.decompose`): dW = W - B from the exact stored values, with no whole float64 copy."""
+    results = [("W", spectral.decompose(w, topk_w, method))]
     if b is not None:
-        dw = w64.sub_(b)  # the exact stored values, float64 throughout
-        results.append(("dW", spectral.decompose(dw, topk, method)))
+        results.append(("dW", spectral.decompose(w, topk, method, minus=b)))
     return results
 
 
