@@ -198,9 +198,10 @@ def test_a_wandb_history_of_openrlhf_is_read_on_its_own_step_keys(tmp_path, cli)
     assert rc == 2 and "VERL_FILE_LOGGER_PATH" in err and "--logger.tensorboard_dir" in err
 
 
-def test_openrlhf_deepspeed_zero_saves_get_the_exact_conversion_command(verl_runs, tmp_path, cli) -> None:
-    """File names as DeepSpeed 0.19.8's `engine.save_checkpoint` writes them under OpenRLHF 0.11.2's
-    `<ckpt.path>/_actor/` (read from both projects' code; DeepSpeed's engine does not run on CPU here)."""
+def test_a_zero_save_that_cannot_be_read_gets_the_exact_conversion_command(verl_runs, tmp_path, cli) -> None:
+    """File names as DeepSpeed's `engine.save_checkpoint` writes them under OpenRLHF 0.11.2's
+    `<ckpt.path>/_actor/`, holding no DeepSpeed states (empty dicts): whichever way the folder is given, one
+    line ends in DeepSpeed's own conversion command. (Real ZeRO saves are read: tests/test_zero.py.)"""
     ckpt = tmp_path / "ckpt"
     tag = ckpt / "_actor" / "global_step10"
     tag.mkdir(parents=True)

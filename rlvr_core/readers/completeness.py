@@ -9,7 +9,9 @@ A checkpoint folder is complete when
 3. nothing in the folder has changed for `settle` seconds (a trainer writes the config, tokenizer and
    `trainer_state.json` after the weights);
 4. where the run folder holds verl's `latest_checkpointed_iteration.txt`, the step is at most the number
-   it holds (verl writes that file once a checkpoint is saved).
+   it holds (verl writes that file once a checkpoint is saved); a DeepSpeed ZeRO tag folder (OpenRLHF's
+   `_actor/global_stepN`): every `.pt` file a whole zip archive, and DeepSpeed's `latest` beside it naming
+   this tag or a later one (DeepSpeed writes `latest` after every rank has saved).
 
 `state(folder, settle)` says why not when it is not, in a short phrase; it never raises on a half-written
 file. `scan(run_dir, handled, settle)` applies it to every checkpoint folder of a run not handled yet, and
@@ -33,6 +35,7 @@ from ..errors import RlvrError
 from .dcp import is_dcp_folder
 from .fsdp import RANK_FILE, is_fsdp_folder
 from .layout import StepCheckpoint, step_folders, step_of
+from .zero import is_zero_folder
 
 VERL_MARKER = "latest_checkpointed_iteration.txt"
 """verl's marker of the last completely saved step, in the run folder."""
@@ -120,6 +123,9 @@ def _weight_files(folder: Path) -> list[Path]:
     if is_fsdp_folder(folder):
         _ranks_whole(folder)
         return []
+    if is_zero_folder(folder):
+        _zero_committed(folder)
+        return []
     if (folder / ".metadata").is_file():  # torch.distributed.checkpoint writes .metadata after every .distcp
         if not is_dcp_folder(folder):
             raise ValueError("a .metadata file without .distcp files")
@@ -151,6 +157,21 @@ def _ranks_whole(folder: Path) -> None:
     for world, ranks in found.items():
         if len(ranks) < world:
             raise ValueError(f"{len(ranks)} of {world} rank files written")
+
+
+def _zero_committed(folder: Path) -> None:
+    """Raises ValueError until the ZeRO tag folder's files are whole zips and DeepSpeed's `latest` (in the
+    save folder) names this tag or a later step's."""
+    for file in folder.iterdir():
+        if file.suffix == ".pt" and not zipfile.is_zipfile(file):
+            raise ValueError(f"{file.name} not written completely yet")
+    latest = folder.parent / "latest"
+    if not latest.is_file():
+        raise ValueError("DeepSpeed has not written its `latest` file yet")
+    tag = latest.read_text(encoding="utf-8", errors="replace").strip()
+    committed, this = step_of(tag), step_of(folder.name)
+    if tag != folder.name and (committed is None or this is None or committed < this):
+        raise ValueError(f"DeepSpeed's `latest` names {tag[:40]!r}: {folder.name} is not committed yet")
 
 
 def _whole(file: Path) -> str | None:

@@ -1,14 +1,11 @@
-"""DeepSpeed ZeRO checkpoints (OpenRLHF's default save) recognised, with the exact conversion command.
+"""DeepSpeed ZeRO saves the tool cannot read itself: the exact conversion command DeepSpeed ships.
 
-OpenRLHF 0.11.2 saves its actor with DeepSpeed (`DeepspeedStrategy.save_ckpt` -> `engine.save_checkpoint`,
-read from both projects' code: DeepSpeed 0.19.8 `runtime/engine.py`): `<ckpt.path>/_actor/<tag>/` per step
-(`tag` = `global_step<N>`) holding `mp_rank_00_model_states.pt` (the 16-bit module weights) and
-`*zero_pp_rank_<R>_mp_rank_00_optim_states.pt` (each rank's partition of the fp32 master weights), a
-`latest` file naming the last tag, and DeepSpeed's own `zero_to_fp32.py` copied into `_actor/`. The fp32
-weights are spread over the optimizer partitions in DeepSpeed's flattened layout; DeepSpeed's engine does
-not run on this CPU-only machine, so rather than re-implementing that layout the tool recognises these
-folders and prints the command that DeepSpeed itself ships (`zero_to_fp32.py CHECKPOINT_DIR OUTPUT_DIR
---tag TAG --safe_serialization`: exact fp32 safetensors), to run once per step.
+OpenRLHF 0.11.2 saves its actor with DeepSpeed (`<ckpt.path>/_actor/global_step<N>/`, a `latest` file, and
+DeepSpeed's own `zero_to_fp32.py` copied into `_actor/`). Data-parallel ZeRO-1/2/3 saves are read directly
+(`readers.zero`); what is refused there (tensor-, pipeline- or expert-parallel saves, a file that is not
+what DeepSpeed writes) gets this advice: DeepSpeed's own script (`zero_to_fp32.py CHECKPOINT_DIR OUTPUT_DIR
+--tag TAG --safe_serialization`: exact fp32 safetensors), to run once per step. Names read from DeepSpeed
+0.19.8 (`runtime/engine.py`, `utils/zero_to_fp32.py`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 | --- | --- |
 | TRL (and `transformers.Trainer`) | `checkpoint-<N>/` |
 | verl | `global_step_<N>/actor/huggingface/` (weights there only after `verl.model_merger merge`) |
-| OpenRLHF | `global_step<N>_hf/` |
+| OpenRLHF (DeepSpeed ZeRO, its default) | `_actor/global_step<N>/` (the run folder: `--ckpt.path`, or its `_actor`) |
+| OpenRLHF with `--ckpt.save_hf` | `global_step<N>_hf/` (bf16; the ZeRO save of the same step is preferred) |
 | plain | `step_<N>/`, `step-<N>/`, `<name>-step-<N>/` |
 
 A user can also name checkpoints and their steps explicitly (`parse_explicit`, the CLI's
@@ -22,12 +23,14 @@ from ..system.dataroots import guard
 from .dcp import is_dcp_folder
 from .formats import holds_checkpoint
 from .fsdp import is_fsdp_folder
+from .zero import is_zero_folder
 
 _STEP = r"([0-9]{1,18})"  # ASCII digits only (not `checkpoint-٣`), and a step that fits in int64
 _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("trl", re.compile(rf"checkpoint-{_STEP}")),
     ("verl", re.compile(rf"global_step_{_STEP}")),
     ("openrlhf", re.compile(rf"global_step{_STEP}_hf")),
+    ("deepspeed", re.compile(rf"global_step{_STEP}")),
     ("plain", re.compile(rf"(?:.+-)?step[-_]{_STEP}")),
 )
 
@@ -40,7 +43,13 @@ class StepCheckpoint:
     path: Path
     """The Hugging Face model folder holding the weights."""
     layout: str
-    """`trl`, `verl`, `openrlhf`, `plain` or `explicit`."""
+    """`trl`, `verl`, `openrlhf`, `deepspeed`, `plain` or `explicit`."""
+
+    @property
+    def exact(self) -> bool:
+        """True for the trainer's own fp32 training files (verl's rank files, a ZeRO save), which win over
+        a 16-bit export of the same step."""
+        return self.layout == "deepspeed" or (self.layout == "verl" and self.path.name == "actor")
 
 
 def discover_steps(run_dir: str | Path, steps: list[int] | None = None) -> list[StepCheckpoint]:
@@ -53,22 +62,23 @@ def discover_steps(run_dir: str | Path, steps: list[int] | None = None) -> list[
     if not run_dir.is_dir():
         raise RunLayoutError(str(run_dir), "a run folder of checkpoints", "no such folder", "check the path")
     found: dict[int, StepCheckpoint] = {}
-    for child in sorted(run_dir.iterdir()):
+    for child in _children(run_dir):
         checkpoint = _checkpoint_folder(child)
         if checkpoint is None:
             continue
-        if checkpoint.step in found:
+        if checkpoint.step in found and not _one_exact(found[checkpoint.step], checkpoint):
             raise RunLayoutError(
                 str(run_dir),
                 "one checkpoint per step",
                 f"step {checkpoint.step} in both {found[checkpoint.step].path} and {checkpoint.path}",
                 "name the checkpoints explicitly with --checkpoint STEP=PATH",
             )
-        found[checkpoint.step] = checkpoint
+        if checkpoint.step not in found or checkpoint.exact:
+            found[checkpoint.step] = checkpoint
     if not found:
         raise RunLayoutError(
             str(run_dir),
-            "checkpoint folders (checkpoint-N, global_step_N/actor/huggingface, "
+            "checkpoint folders (checkpoint-N, global_step_N/actor, _actor/global_stepN, "
             "global_stepN_hf, step_N, step-N, NAME-step-N)",
             _listing(run_dir),
             _no_steps_fix(run_dir),
@@ -84,14 +94,30 @@ def step_folders(run_dir: str | Path) -> list[StepCheckpoint]:
     them). verl's `global_step_N` is listed once its `actor/huggingface/` folder exists."""
     found: dict[int, StepCheckpoint] = {}
     try:
-        children = sorted(Path(run_dir).iterdir())
+        children = _children(Path(run_dir))
     except OSError:
         return []
     for child in children:
         checkpoint = _checkpoint_folder(child)
-        if checkpoint is not None and checkpoint.path.is_dir():
-            found.setdefault(checkpoint.step, checkpoint)
+        if checkpoint is None or not checkpoint.path.is_dir():
+            continue
+        if checkpoint.step not in found or (checkpoint.exact and not found[checkpoint.step].exact):
+            found[checkpoint.step] = checkpoint
     return [found[step] for step in sorted(found)]
+
+
+def _children(run_dir: Path) -> list[Path]:
+    """The run folder's entries, and those of OpenRLHF's DeepSpeed save folder `_actor/` inside it."""
+    children = sorted(run_dir.iterdir())
+    actor = run_dir / "_actor"
+    if actor.is_dir():
+        children += sorted(actor.iterdir())
+    return children
+
+
+def _one_exact(a: StepCheckpoint, b: StepCheckpoint) -> bool:
+    """Two folders of one step where one is the trainer's exact save and the other its 16-bit export."""
+    return a.exact != b.exact
 
 
 def _checkpoint_folder(child: Path) -> StepCheckpoint | None:
@@ -104,6 +130,8 @@ def _checkpoint_folder(child: Path) -> StepCheckpoint | None:
         match = pattern.fullmatch(child.name)
         if match:
             path = child
+            if layout == "deepspeed" and not (is_zero_folder(child) or (child.parent / "latest").is_file()):
+                continue  # a folder named global_stepN outside a DeepSpeed save folder
             if layout == "verl":
                 actor = child / "actor"
                 path = actor if is_fsdp_folder(actor) or is_dcp_folder(actor) else actor / "huggingface"
