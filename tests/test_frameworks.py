@@ -289,3 +289,31 @@ def test_openrlhfs_output_dir_and_a_raw_verl_actor_get_the_right_advice(verl_run
     assert rc == 0, err
     rc, _, err = cli("analyze", run.actor(1), "--base", run.base_dir, "--cache", tmp_path / "c2")
     assert rc == 2 and f"pass the run folder {run.run_dir}" in err
+
+
+OPENRLHF_TENSORBOARD = """
+import sys, types
+from openrlhf.utils.logging_utils import TensorboardLogger
+logger_args = types.SimpleNamespace(tensorboard_dir=sys.argv[1], wandb=types.SimpleNamespace(run_name="r"))
+logger = TensorboardLogger(types.SimpleNamespace(logger=logger_args))
+for step in range(1, 21):
+    logger.log_train(step, {"reward": 0.02 * step, "kl": 0.01, "generated_samples": ["2+2=4", 1.0]})
+    if step % 5 == 0:
+        logger.log_eval(step, {"eval_gsm8k_pass1": 0.4 + 0.01 * step})
+logger.close()
+"""
+
+
+def test_openrlhfs_own_tensorboard_logger_is_read(tmp_path, cli) -> None:
+    """OpenRLHF 0.11.2's TensorboardLogger (`--logger.tensorboard_dir`: one run folder inside, scalars under
+    train/ and eval/, samples as text) read by `rlvr logs` from the folder the user passed to OpenRLHF."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", OPENRLHF_TENSORBOARD, str(tmp_path / "tb")], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rc, out, err = cli("logs", tmp_path / "tb", "--run", "orl", "--cache", tmp_path / "c")
+    assert rc == 0, err
+    assert "reward 'train/reward' peaks at step 20" in out and "test 'eval/eval_gsm8k_pass1' peaks at step 20" in out
+    assert "over 4 shared steps" in out, out
