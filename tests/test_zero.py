@@ -131,4 +131,3 @@ def test_zero_saves_that_cannot_be_read_are_one_line_and_nothing_in_them_runs(ze
         assert rc == 2 and last.startswith("error: ") and expected[label] in last, (label, err)
         assert f"zero_to_fp32.py {tag.parent} {tag.parent / 'global_step1_fp32'} --tag global_step1" in last, label
     assert not (tmp_path / "ran").exists()  # the payload's os.system never ran
-
