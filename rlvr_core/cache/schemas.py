@@ -133,6 +133,40 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("expert", pa.int32()),
         ]
     ),
+    "update_geometry": pa.schema(
+        [
+            ("run", pa.string()),
+            ("step", pa.int64()),
+            ("tensor", pa.string()),
+            ("layer", pa.int32()),
+            ("module", pa.string()),
+            ("expert", pa.int32()),
+            ("rows", pa.int64()),
+            ("cols", pa.int64()),
+            ("dtype", pa.string()),
+            ("unchanged_share", pa.float64()),
+            ("within_e8", pa.float64()),
+            ("within_e6", pa.float64()),
+            ("within_e5", pa.float64()),
+            ("within_e4", pa.float64()),
+            ("numerical_rank", pa.int64()),
+            ("numerical_rank_share", pa.float64()),
+            ("rotation_u_k1", pa.float64()),
+            ("rotation_u_k8", pa.float64()),
+            ("rotation_u_k32", pa.float64()),
+            ("rotation_v_k1", pa.float64()),
+            ("rotation_v_k8", pa.float64()),
+            ("rotation_v_k32", pa.float64()),
+            ("drift_k1", pa.float64()),
+            ("drift_k8", pa.float64()),
+            ("drift_k32", pa.float64()),
+            ("drift_all", pa.float64()),
+            ("off_principal_k1", pa.float64()),
+            ("off_principal_k8", pa.float64()),
+            ("off_principal_k32", pa.float64()),
+            ("value_share", pa.float64()),
+        ]
+    ),
 }
 """The columns of each per-step view (one file per step folder). The columns issues name come first, in
 their order; later columns are additions."""

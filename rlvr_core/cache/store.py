@@ -311,9 +311,10 @@ class Cache:
         file = self.step_dir(run, step) / f"{view}.parquet"
         return pq.read_table(file, columns=columns) if file.is_file() else None
 
-    def step_triplets(self, run: str, step: int) -> dict[str, tuple[Any, Any, Any]] | None:
+    def step_triplets(self, run: str, step: int, target: str = "dW") -> dict[str, tuple[Any, Any, Any]] | None:
         """tensor -> (sigma (k,), u (rows x k), v (cols x k)) as float64 numpy arrays: the top-k triplets of
-        each update dW the analysis of one step cached (`vectors`), in k order; None when it has none."""
+        each update dW (or of W: `target="W"`, the base step's principal directions) the analysis of one step
+        cached (`vectors`), in k order; None when it has none."""
         import numpy as np
 
         table = self.read_step(run, step, "vectors")
@@ -321,7 +322,7 @@ class Cache:
             return None
         by_tensor: dict[str, list[dict]] = {}
         for r in table.to_pylist():
-            if r.get("target", "dW") == "dW":
+            if r.get("target", "dW") == target:
                 by_tensor.setdefault(r["tensor"], []).append(r)
         result = {}
         for tensor, rows in by_tensor.items():
@@ -332,6 +333,15 @@ class Cache:
                 np.array([r["v"] for r in rows], dtype=np.float64).T,
             )
         return result
+
+    def step_spectra(self, run: str, step: int, target: str) -> dict[str, Any]:
+        """tensor -> its whole spectrum (float64 numpy, descending) of `target` at one cached step."""
+        table = self.read_step(run, step, "spectra", ["tensor", "target", "sv"])
+        if table is None:
+            return {}
+        keep = [i for i, t in enumerate(table.column("target").to_pylist()) if t == target]
+        names, svs = table.column("tensor").to_pylist(), table.column("sv")
+        return {names[i]: svs[i].values.to_numpy(zero_copy_only=False) for i in keep}
 
     def find_step(self, fingerprint: str, base_fingerprint: str) -> tuple[str, int] | None:
         """(run, step) of a cached step analysed from exactly this checkpoint against exactly this base."""

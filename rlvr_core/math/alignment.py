@@ -40,11 +40,12 @@ def subspace_overlap(ua: np.ndarray, ub: np.ndarray) -> float:
 
 
 def base_overlap(u1: np.ndarray, base_u: np.ndarray) -> float:
-    """Share of |u1|^2 inside the span of the base's top singular vectors (columns of base_u)."""
+    """Share of |u1|^2 inside the span of the base's top singular vectors (columns of base_u); at most 1
+    (vectors stored in float32 can add up to a hair over it)."""
     norm = float(np.dot(u1, u1))
     if norm == 0.0 or base_u.shape[1] == 0:
         return math.nan
-    return float(np.sum((base_u.T @ u1) ** 2) / norm)
+    return min(float(np.sum((base_u.T @ u1) ** 2) / norm), 1.0)
 
 
 def trajectory_r2(steps: np.ndarray, points: np.ndarray) -> float:

@@ -35,6 +35,7 @@ How (exact, fast):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -133,11 +134,17 @@ def spectrum_stats(sv: torch.Tensor, fro_sq: float | None = None) -> SpectrumSta
 
 
 def decompose(
-    x: torch.Tensor, topk: int = 0, method: str = "eigh", minus: torch.Tensor | None = None
+    x: torch.Tensor,
+    topk: int = 0,
+    method: str = "eigh",
+    minus: torch.Tensor | None = None,
+    observe: Callable[[slice, torch.Tensor], None] | None = None,
 ) -> MatrixSpectrum:
     """Full spectrum, stats and (for topk > 0) the top-k triplets of a 2-D tensor X, or of X - `minus`
     (dW = W_step - W_base) formed in float64 from the stored values. On CPU the work goes block by block
-    along the long side (`BLOCK_BYTES` per block), so no float64 copy of the whole matrix is made."""
+    along the long side (`BLOCK_BYTES` per block), so no float64 copy of the whole matrix is made.
+    `observe(part, block)` sees each float64 block once (rows `part` of X when m >= n, else columns), in the
+    same pass as the Gram matrix: measures that need every entry (`geometry.Projections`) cost no re-read."""
     _check_2d(x)
     if method not in ("eigh", "lowrank"):
         raise ValueError(f"method must be 'eigh' or 'lowrank', got {method!r}")
@@ -147,7 +154,7 @@ def decompose(
         x = x.to(torch.float64) if minus is None else x.to(torch.float64) - minus.to(torch.float64)
         minus = None
     source = _Blocks(x, minus)
-    g, zeros = source.gram()  # the eigen-solvers below read the lower triangle only
+    g, zeros = source.gram(observe)  # the eigen-solvers below read the lower triangle only
     fro_sq = float(torch.trace(g))
     if topk <= 0 or method == "lowrank":
         sv = _sqrt_desc(symmetric_eigen(g, 0)[0])
@@ -183,10 +190,13 @@ class _Blocks:
                 block = block - self.minus[index].to(torch.float64)
             yield part, block.contiguous()
 
-    def gram(self) -> tuple[torch.Tensor, float]:
-        """The lower triangle of the float64 Gram matrix of the smaller side, and the share of exact zeros."""
+    def gram(self, observe: Callable[[slice, torch.Tensor], None] | None = None) -> tuple[torch.Tensor, float]:
+        """The lower triangle of the float64 Gram matrix of the smaller side, and the share of exact zeros;
+        `observe` sees each block."""
         g, zeros = None, 0
-        for _, block in self:
+        for part, block in self:
+            if observe is not None:
+                observe(part, block)
             zeros += block.numel() - int(torch.count_nonzero(block))
             g = _accumulate(g, block, self.right)
         assert g is not None

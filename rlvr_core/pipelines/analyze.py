@@ -33,6 +33,7 @@ from .. import __version__
 from ..cache import SCHEMAS, Cache, check_run_name
 from ..cache.queue import current_user
 from ..errors import CheckpointFormatError, UsageError
+from ..math import geometry
 from ..readers.checkpoint import FLOAT_DTYPES, Checkpoint, check_none_missing, check_same_tensors
 from ..readers.formats import open_checkpoint
 from ..readers.hub import revision_of
@@ -156,6 +157,7 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
             "modules": config.modules,
             "fits": config.fits,
             "include_embeddings": config.include_embeddings,
+            "measures": geometry.MEASURES_VERSION,  # steps cached before the update's geometry are redone
             # fits of dW with the scale-free eigenvalue floor: steps cached with the older absolute one are redone
             **({"dw_floor": "relative"} if config.fits else {}),
             **({"allow_nonfinite": True} if config.allow_nonfinite else {}),
@@ -185,7 +187,8 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
                 done += len(job.roles)
                 continue
             counts = (done, total)
-            tables, done = analyze_step(config, job, base, device, counts, progress, (engine, fitter, pool))
+            vectors = None if job.is_base else _base_vectors(cache, config.run)
+            tables, done = analyze_step(config, job, base, device, counts, progress, (engine, fitter, pool), vectors)
             seconds = time.perf_counter() - t0
             tables["checkpoints"] = _checkpoint_table(config, job, base_fp, settings, device, seconds, tables["layers"])
             summary.warnings += precision.warnings(job.step.step, tables["checkpoints"].to_pylist()[0])
@@ -201,6 +204,15 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
         correlate_run(cache, config.run)  # the metrics (and u1's final step) changed
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _base_vectors(cache: Cache, run: str) -> dict[str, geometry.BaseVectors] | None:
+    """The base step's (step 0's) whole spectrum and top vectors of each W, as cached: what the update's
+    geometry is measured against. None when the run has no base step cached (`--no-base`)."""
+    spectra = cache.step_spectra(run, 0, "W")
+    top = cache.step_triplets(run, 0, "W") or {}
+    out = {t: geometry.BaseVectors(spectra[t], u, v) for t, (_, u, v) in top.items() if t in spectra}
+    return out or None
 
 
 def _plan(config: AnalyzeConfig) -> tuple[Checkpoint, list[_Job]]:

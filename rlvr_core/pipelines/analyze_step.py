@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 
 from ..cache import SCHEMAS
 from ..errors import WorkerError
-from ..math import heavytail, spectral
+from ..math import geometry, heavytail, spectral
 from ..readers.checkpoint import Checkpoint
 from ..readers.naming import TensorRole, matrix_shape
 from .engines import cpu_workers
@@ -48,9 +48,12 @@ def analyze_step(
     counts: tuple[int, int],
     progress: Progress | None,
     engine: tuple[str, Executor | None, Executor | None],
+    base_vectors: dict[str, geometry.BaseVectors] | None = None,
 ) -> tuple[dict[str, pa.Table], int]:
     """Compute every matrix of one step; returns the step's tables and the updated progress count.
-    `counts` is (matrices done so far, total); `engine` is (its name, the fit executor, the worker pool)."""
+    `counts` is (matrices done so far, total); `engine` is (its name, the fit executor, the worker pool);
+    `base_vectors`: the base step's spectra and top vectors per tensor, for the update's geometry (the
+    batched engine computes only the measures' sparsity-free part: none)."""
     name, fitter, pool = engine
     done, total = counts
     rows = StepRows(config.run, job.step.step)
@@ -58,11 +61,11 @@ def analyze_step(
     nonfinite: set[str] = set()
     if name == "processes":
         assert pool is not None
-        outcomes = _in_processes(config, job, base, pool)
+        outcomes = _in_processes(config, job, base, pool, base_vectors)
     elif name == "batched":
         outcomes = _batched(config, job, base, device)
     else:
-        outcomes = _threaded(config, job, base, device)
+        outcomes = _threaded(config, job, base, device, base_vectors)
     for outcome in outcomes:
         role = outcome.role
         if outcome.results is None:
@@ -72,6 +75,8 @@ def analyze_step(
             if fitter is not None and not outcome.fits:  # in the fit process, beside the next decompositions
                 future = fitter.submit(heavytail.fit_with_histogram, result.sv.numpy(), target == "dW")
                 pending.append((role.name, target, future))
+        if outcome.measures is not None:
+            rows.add_measures(role, outcome.shape, outcome.measures, job.ckpt.tensors[role.stored].dtype)
         for target, fit, hist in outcome.fits:
             rows.add_fit(role.name, target, fit, hist)
         done += 1
@@ -88,18 +93,23 @@ def _where(job: _Job, base: Checkpoint) -> Where:
     return Where(job.step.step, str(job.ckpt.path), None if job.is_base else str(base.path))
 
 
-def _task(config: AnalyzeConfig, where: Where, roles: list[TensorRole]) -> ChunkTask:
-    """How every engine treats the matrices of `roles` (the config's top-k, method, NaN policy, fits)."""
+def _task(config: AnalyzeConfig, where: Where, roles: list[TensorRole], vectors: dict | None = None) -> ChunkTask:
+    """How every engine treats the matrices of `roles` (the config's top-k, method, NaN policy, fits), with
+    the base vectors of those roles (all of `vectors` when `roles` is empty: the thread engine's)."""
     method = "eigh" if config.triplet_method == "auto" else config.triplet_method
-    return ChunkTask(where, roles, config.topk, method, config.allow_nonfinite, config.fits)
+    if vectors is not None and roles:
+        vectors = {r.name: vectors[r.name] for r in roles if r.name in vectors}
+    return ChunkTask(where, roles, config.topk, method, config.allow_nonfinite, config.fits, vectors)
 
 
-def _threaded(config: AnalyzeConfig, job: _Job, base: Checkpoint, device: torch.device) -> Iterator[Outcome]:
+def _threaded(
+    config: AnalyzeConfig, job: _Job, base: Checkpoint, device: torch.device, vectors: dict | None
+) -> Iterator[Outcome]:
     """The thread engine: one matrix per task. On CPU each worker runs single-threaded BLAS; on CUDA three
     workers, each on its own stream, overlap reading, copying and computing."""
     threads = torch.get_num_threads()
     workers = cpu_workers(config.workers, device)
-    task = _task(config, _where(job, base), [])
+    task = _task(config, _where(job, base), [], vectors)
     step_base = None if job.is_base else base
     streams = threading.local()
 
@@ -122,7 +132,9 @@ def _threaded(config: AnalyzeConfig, job: _Job, base: Checkpoint, device: torch.
         torch.set_num_threads(threads)
 
 
-def _in_processes(config: AnalyzeConfig, job: _Job, base: Checkpoint, pool: Executor) -> Iterator[Outcome]:
+def _in_processes(
+    config: AnalyzeConfig, job: _Job, base: Checkpoint, pool: Executor, vectors: dict | None
+) -> Iterator[Outcome]:
     """The process engine: chunks of matrices to the worker processes, at most two per worker in flight
     (so memory stays bounded however many matrices the step has), results in the roles' order."""
     where = _where(job, base)
@@ -130,7 +142,7 @@ def _in_processes(config: AnalyzeConfig, job: _Job, base: Checkpoint, pool: Exec
     in_flight: deque[Future] = deque()
     try:
         for chunk in _chunks(job):
-            in_flight.append(pool.submit(run_chunk, _task(config, where, chunk)))
+            in_flight.append(pool.submit(run_chunk, _task(config, where, chunk, vectors)))
             while len(in_flight) >= window:
                 yield from in_flight.popleft().result()
         while in_flight:
@@ -184,7 +196,7 @@ def _one_batch(config, job, base, device, roles: list[TensorRole], where: Where)
     if not good:
         return
     w64 = torch.stack([w.to(torch.float64) for _, w, _ in good])
-    w_results = spectral.decompose_batch(w64, config.topk if job.is_base else 0)
+    w_results = spectral.decompose_batch(w64, max(config.topk, geometry.KS[-1]) if job.is_base else 0)
     dw_results = None
     if not job.is_base:
         dw_results = spectral.decompose_batch(w64.sub_(torch.stack([b for _, _, b in good])), config.topk)

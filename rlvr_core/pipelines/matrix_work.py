@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from ..errors import CheckpointFormatError
-from ..math import heavytail, spectral
+from ..math import geometry, heavytail, spectral
 from ..readers.checkpoint import Checkpoint
 from ..readers.formats import open_checkpoint
 from ..readers.naming import TensorRole
@@ -50,6 +50,9 @@ class ChunkTask:
     allow_nonfinite: bool
     fits: bool
     """Fit each spectrum in the worker, right after its decomposition."""
+    base_vectors: dict[str, geometry.BaseVectors] | None = None
+    """tensor -> W_base's spectrum and top vectors (the base step's results), for the update's geometry
+    (`geometry.measure`); None: only the measures that need no base vectors."""
 
 
 @dataclass
@@ -64,6 +67,8 @@ class Outcome:
         default_factory=list
     )
     """Its spectra's fits, when computed beside the decomposition (process engine)."""
+    measures: geometry.UpdateGeometry | None = None
+    """The update's measures against the base (`math.geometry`), for a step with a base."""
 
 
 def check_finite(w: torch.Tensor, b: torch.Tensor | None, role: TensorRole, where: Where, allow: bool) -> bool:
@@ -92,14 +97,25 @@ def _all_finite(t: torch.Tensor) -> bool:
 
 
 def decompose_pair(
-    w: torch.Tensor, b: torch.Tensor | None, topk_w: int, topk: int, method: str
-) -> list[tuple[str, spectral.MatrixSpectrum]]:
-    """W's spectrum (with `topk_w` triplets) and, with a base, dW's (with `topk`), in float64 block by block
-    (`spectral.decompose`): dW = W - B from the exact stored values, with no whole float64 copy."""
-    results = [("W", spectral.decompose(w, topk_w, method))]
-    if b is not None:
-        results.append(("dW", spectral.decompose(w, topk, method, minus=b)))
-    return results
+    w: torch.Tensor, b: torch.Tensor | None, topk_w: int, topk: int, method: str, base: geometry.BaseVectors | None
+) -> tuple[list[tuple[str, spectral.MatrixSpectrum]], geometry.UpdateGeometry | None]:
+    """W's spectrum (with `topk_w` triplets) and, with a base, dW's (with `topk`) and the update's geometry,
+    in float64 block by block (`spectral.decompose`): dW = W - B from the exact stored values, with no whole
+    float64 copy; the geometry's counts and projections are taken from dW's blocks in the same pass. With
+    `base` vectors, W's top `geometry.KS[-1]` vectors are found too (for the rotation; not stored)."""
+    if b is None:
+        return [("W", spectral.decompose(w, topk_w, method))], None
+    kw = max(topk_w, geometry.KS[-1]) if base is not None else topk_w
+    w_result = spectral.decompose(w, kw, method)
+    observer = geometry.Projections(base, right=w.shape[0] >= w.shape[1])
+    dw_result = spectral.decompose(w, topk, method, minus=b, observe=observer)
+    t = w_result.triplets
+    step_w = (w_result.sv.cpu().numpy(), t.u.cpu().numpy(), t.v.cpu().numpy()) if t is not None and kw else None
+    shape = (int(w.shape[0]), int(w.shape[1]))
+    measured = geometry.measure(observer, dw_result.sv.cpu().numpy(), dw_result.stats.fro_norm**2, shape, step_w)
+    if kw > topk_w:
+        w_result = replace(w_result, triplets=None)
+    return [("W", w_result), ("dW", dw_result)], measured
 
 
 def to_host(result: spectral.MatrixSpectrum) -> spectral.MatrixSpectrum:
@@ -118,9 +134,10 @@ def one_matrix(step: Checkpoint, base: Checkpoint | None, role: TensorRole, task
     b = base.read_matrix(role).to(device) if base is not None else None
     if not check_finite(w, b, role, task.where, task.allow_nonfinite):
         return Outcome(role, tuple(w.shape), None)
-    topk_w = task.topk if b is None else 0
-    results = [(t, to_host(r)) for t, r in decompose_pair(w, b, topk_w, task.topk, task.method)]
-    return Outcome(role, tuple(w.shape), results)
+    topk_w = max(task.topk, geometry.KS[-1]) if b is None else 0  # the base keeps its principal directions
+    base_vectors = None if task.base_vectors is None else task.base_vectors.get(role.name)
+    results, measured = decompose_pair(w, b, topk_w, task.topk, task.method, base_vectors)
+    return Outcome(role, tuple(w.shape), [(t, to_host(r)) for t, r in results], measures=measured)
 
 
 @functools.cache

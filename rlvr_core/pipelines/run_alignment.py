@@ -124,7 +124,7 @@ def _row(
         "cos_u_first": alignment.abs_cos(u1, first.u[:, 0]) if first is not None and first.sigma.size else nan,
         "cos_v_first": alignment.abs_cos(v1, first.v[:, 0]) if first is not None and first.sigma.size else nan,
         "overlap_topk_final": alignment.subspace_overlap(top.u, final.u),
-        "overlap_base_principal": alignment.base_overlap(u1, base.u) if base is not None else nan,
+        "overlap_base_principal": alignment.base_overlap(u1, base.u[:, : top.u.shape[1]]) if base is not None else nan,
     }
 
 

@@ -1,6 +1,7 @@
 """Arrow tables of one analysed step, typed by `cache.SCHEMAS`: the rows the analysis writes.
 
-`StepRows` collects per-tensor results (spectra, stats, triplets, heavy-tail fits, ESD histograms)
+`StepRows` collects per-tensor results (spectra, stats, triplets, heavy-tail fits, ESD histograms, the
+update's geometry)
 and builds the tables with typed columns; list columns are built from numpy without boxing values.
 """
 
@@ -13,9 +14,11 @@ import numpy as np
 import pyarrow as pa
 
 from ..cache import SCHEMAS, list_column
+from ..math.geometry import KS
 from ..readers.naming import TensorRole
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..math.geometry import UpdateGeometry
     from ..math.heavytail import PowerLawFit
     from ..math.spectral import MatrixSpectrum
 
@@ -32,6 +35,7 @@ class StepRows:
         self.vectors: list[tuple[str, str, int, float, np.ndarray, np.ndarray]] = []
         self.fits: list[dict] = []
         self.hist: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray]] = []
+        self.measures: list[dict] = []
 
     def add(self, role: TensorRole, target: str, shape: tuple[int, ...], result: MatrixSpectrum, dtype: str) -> None:
         self.layers.append(
@@ -54,6 +58,17 @@ class StepRows:
             u, v, sigma = t.u.T.numpy(), t.v.T.numpy(), t.sigma.numpy()
             for k in range(sigma.size):
                 self.vectors.append((role.name, target, k + 1, float(sigma[k]), u[k], v[k]))
+
+    def add_measures(self, role: TensorRole, shape: tuple[int, ...], m: UpdateGeometry, dtype: str) -> None:
+        """The update's geometry against the base (`update_geometry`)."""
+        row = {"tensor": role.name, "layer": role.layer, "module": role.module, "expert": role.expert,
+               "rows": shape[0], "cols": shape[1], "dtype": dtype, "unchanged_share": m.unchanged_share,
+               "numerical_rank": m.numerical_rank, "numerical_rank_share": m.numerical_rank_share,
+               "drift_all": m.drift_all, "value_share": m.value_share}  # fmt: skip
+        row |= dict(zip(("within_e8", "within_e6", "within_e5", "within_e4"), m.within_share))
+        for k, ru, rv, d, o in zip(KS, m.rotation_u, m.rotation_v, m.drift_top, m.off_principal):
+            row |= {f"rotation_u_k{k}": ru, f"rotation_v_k{k}": rv, f"drift_k{k}": d, f"off_principal_k{k}": o}
+        self.measures.append(row)
 
     def add_fit(
         self, tensor: str, target: str, fit: PowerLawFit, hist: tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -81,6 +96,8 @@ class StepRows:
                 target=[v[1] for v in self.vectors],
             ),
         }
+        if self.measures:
+            out["update_geometry"] = self._from_rows(self.measures, "update_geometry")
         if self.fits:
             out["fits"] = self._from_rows(self.fits, "fits")
             n = [h[2].size for h in self.hist]

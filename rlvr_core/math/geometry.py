@@ -1,0 +1,192 @@
+"""The geometry of one update dW = W_step - W_base against its base: the measures behind the rival claims.
+
+Math only: arrays in, numbers out. For a matrix W_base = U_b diag(s_b) V_b^T (m x n) and W_step = W_base + dW
+with singular values s_s and top singular vectors U_s, V_s:
+
+- Update sparsity (Mukherjee et al. 2025, "Reinforcement Learning Finetunes Small Subnetworks in Large
+  Language Models", arXiv 2505.11711): the share of entries left exactly unchanged, `mean(dW == 0)` on the
+  stored values, and the share within a tolerance, `mean(|dW| <= atol)` for atol in `ATOLS` (their
+  `torch.isclose(delta, 0, atol=tol)`; with 0 as the other side rtol plays no part).
+- Numerical rank (the same paper's "nearly full-rank"): `torch.linalg.matrix_rank(dW.float())`, i.e. the
+  number of singular values above s_1 * max(m, n) * eps(float32), and that count over min(m, n).
+- Principal-subspace rotation (Zhu et al. 2025, "The Path Not Taken: RLVR Provably Learns Off the
+  Principals", arXiv 2511.08567): the principal angles between span(U_b[:, :k]) and span(U_s[:, :k]) (and
+  the same for V), k in `KS`; the largest angle in degrees (0: the top-k subspace did not turn), computed by
+  `scipy.linalg.subspace_angles`.
+- Spectral drift (same paper): |s_s[:k] - s_b[:k]| / |s_b[:k]| (Euclidean norms) for k in `KS`, and over
+  the whole spectrum.
+- Off-principal share (same paper): the share of |dW|_F^2 outside both W_base's top-k column and row
+  subspaces, |(I - P_U) dW (I - P_V)|_F^2 / |dW|_F^2 with P_U = U_b,k U_b,k^T, P_V = V_b,k V_b,k^T; by
+  expanding the square, (|dW|^2 - |U^T dW|^2 - |dW V|^2 + |U^T dW V|^2) / |dW|^2, from dW V and U^T dW
+  (accumulated block by block by `Projections`). An isotropic random update gives (1 - k/m)(1 - k/n).
+- Values vs directions (Jin et al. 2025, "RL Is Neither a Panacea Nor a Mirage", arXiv 2508.16546: the
+  rotation of singular vectors matters more than the change of singular values): the value share
+  |s_s - s_b|^2 / |dW|_F^2, the least part of the update's energy that changing the singular values
+  alone accounts for (Mirsky's inequality: |s_s - s_b| <= |dW|_F, so the share lies in [0, 1]); the rest,
+  1 - value share, is what moving the singular directions takes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+ATOLS = (1e-8, 1e-6, 1e-5, 1e-4)
+"""The tolerances of the near-zero shares (Mukherjee et al.'s sweep)."""
+KS = (1, 8, 32)
+"""The sizes of the principal subspaces compared."""
+FLOAT32_EPS = float(torch.finfo(torch.float32).eps)
+MEASURES_VERSION = 1
+"""Part of a step's cached settings: a step analysed before these measures (or an older version) is redone."""
+
+
+@dataclass(frozen=True)
+class BaseVectors:
+    """What the base step's analysis keeps of W_base for the measures: its whole spectrum and top vectors."""
+
+    sv: np.ndarray
+    """All singular values of W_base, descending."""
+    u: np.ndarray
+    """(m, K) top left singular vectors (K = min(32, what was kept))."""
+    v: np.ndarray
+    """(n, K) top right singular vectors."""
+
+
+@dataclass
+class Projections:
+    """Accumulates, block by block over dW, the counts and products the measures need: exact zeros,
+    |dW| <= atol counts, dW V_b and U_b^T dW (float64, on the blocks' device; numpy at the end). Blocks are
+    rows of dW (`right`: m >= n) or its columns."""
+
+    base: BaseVectors | None
+    right: bool
+    zeros: int = 0
+    within: list[int] = field(default_factory=lambda: [0] * len(ATOLS))
+    _dw_v: torch.Tensor | None = None
+    _ut_dw: torch.Tensor | None = None
+    _uv: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __call__(self, part: slice, block: torch.Tensor) -> None:
+        magnitude = block.abs()
+        self.zeros += block.numel() - int(torch.count_nonzero(block))
+        for i, atol in enumerate(ATOLS):
+            self.within[i] += int((magnitude <= atol).sum())
+        if self.base is None:
+            return
+        if self._uv is None:
+            self._uv = (torch.from_numpy(self.base.u).to(block), torch.from_numpy(self.base.v).to(block))
+            m, n = self.base.u.shape[0], self.base.v.shape[0]
+            self._dw_v = block.new_zeros(m, self.base.v.shape[1])
+            self._ut_dw = block.new_zeros(self.base.u.shape[1], n)
+        u, v = self._uv
+        assert self._dw_v is not None and self._ut_dw is not None
+        if self.right:  # block = dW[rows, :]
+            self._dw_v[part] = block @ v
+            self._ut_dw += u[part].T @ block
+        else:  # block = dW[:, cols]
+            self._dw_v += block @ v[part]
+            self._ut_dw[:, part] = u.T @ block
+
+    @property
+    def dw_v(self) -> np.ndarray | None:
+        """dW V_b, (m, K)."""
+        return None if self._dw_v is None else self._dw_v.cpu().numpy()
+
+    @property
+    def ut_dw(self) -> np.ndarray | None:
+        """U_b^T dW, (K, n)."""
+        return None if self._ut_dw is None else self._ut_dw.cpu().numpy()
+
+
+@dataclass(frozen=True)
+class UpdateGeometry:
+    """The measures of one update (None where the base's vectors or spectrum were not at hand)."""
+
+    unchanged_share: float
+    within_share: tuple[float, ...]
+    numerical_rank: int
+    numerical_rank_share: float
+    rotation_u: tuple[float | None, ...] = (None,) * len(KS)
+    rotation_v: tuple[float | None, ...] = (None,) * len(KS)
+    drift_top: tuple[float | None, ...] = (None,) * len(KS)
+    drift_all: float | None = None
+    off_principal: tuple[float | None, ...] = (None,) * len(KS)
+    value_share: float | None = None
+
+
+def numerical_rank(sv: np.ndarray, shape: tuple[int, int]) -> int:
+    """`torch.linalg.matrix_rank(x.float())` from x's singular values: those above s_1 max(m, n) eps32."""
+    if sv.size == 0 or sv[0] <= 0:
+        return 0
+    return int(np.sum(sv > sv[0] * max(shape) * FLOAT32_EPS))
+
+
+def largest_angle(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest principal angle, in degrees, between the column spans of `a` and `b`."""
+    from scipy.linalg import subspace_angles
+
+    return float(np.degrees(subspace_angles(a, b).max()))
+
+
+def drift(s_step: np.ndarray, s_base: np.ndarray, k: int | None) -> float | None:
+    """|s_step[:k] - s_base[:k]| / |s_base[:k]| (all of the spectrum when k is None)."""
+    n = min(s_step.size, s_base.size) if k is None else k
+    if n == 0 or s_step.size < n or s_base.size < n:
+        return None
+    ref = float(np.linalg.norm(s_base[:n]))
+    return float(np.linalg.norm(s_step[:n] - s_base[:n])) / ref if ref > 0 else None
+
+
+def value_share(s_step: np.ndarray, s_base: np.ndarray, fro_sq: float) -> float | None:
+    """|s_step - s_base|^2 / |dW|_F^2 (Mirsky: at most 1)."""
+    if fro_sq <= 0 or s_step.size != s_base.size:
+        return None
+    return min(float(np.sum((s_step - s_base) ** 2)) / fro_sq, 1.0)
+
+
+def off_principal(p: Projections, fro_sq: float, k: int) -> float | None:
+    """The share of |dW|_F^2 outside W_base's top-k column and row subspaces."""
+    ut_dw, dw_v = p.ut_dw, p.dw_v
+    if ut_dw is None or dw_v is None or p.base is None or fro_sq <= 0 or p.base.u.shape[1] < k:
+        return None
+    core = p.base.u[:, :k].T @ dw_v[:, :k]  # U^T dW V
+    inside = float(np.sum(ut_dw[:k] ** 2)) + float(np.sum(dw_v[:, :k] ** 2)) - float(np.sum(core**2))
+    return min(max(1.0 - inside / fro_sq, 0.0), 1.0)
+
+
+def measure(
+    p: Projections, dw_sv: np.ndarray, fro_sq: float, shape: tuple[int, int], step_w: tuple | None
+) -> UpdateGeometry:
+    """Every measure of one update: `p` accumulated over dW's blocks, dW's singular values and |dW|_F^2,
+    and `step_w` = (W_step's singular values, its top left and right vectors) when W_step was decomposed."""
+    count = shape[0] * shape[1]
+    rank = numerical_rank(dw_sv, shape)
+    plain = UpdateGeometry(
+        unchanged_share=p.zeros / count if count else 0.0,
+        within_share=tuple(c / count if count else 0.0 for c in p.within),
+        numerical_rank=rank,
+        numerical_rank_share=rank / min(shape) if min(shape) else 0.0,
+    )
+    base = p.base
+    if base is None or step_w is None:
+        return plain
+    s_step, u_s, v_s = step_w
+    have = min(base.u.shape[1], u_s.shape[1])
+    usable = [k for k in KS if k <= have]
+    return replace(
+        plain,
+        rotation_u=tuple(largest_angle(base.u[:, :k], u_s[:, :k]) if k in usable else None for k in KS),
+        rotation_v=tuple(largest_angle(base.v[:, :k], v_s[:, :k]) if k in usable else None for k in KS),
+        drift_top=tuple(drift(s_step, base.sv, k) for k in KS),
+        drift_all=drift(s_step, base.sv, None),
+        off_principal=tuple(off_principal(p, fro_sq, k) for k in KS),
+        value_share=value_share(s_step, base.sv, fro_sq),
+    )
+
+
+def chance_off_principal(shape: tuple[int, int], k: int) -> float:
+    """What an isotropic random update gives for the off-principal share: (1 - k/m)(1 - k/n)."""
+    m, n = shape
+    return max(1 - k / m, 0.0) * max(1 - k / n, 0.0)
