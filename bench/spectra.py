@@ -14,6 +14,8 @@ checkpoint (said in the output), for shapes where the full baseline takes too lo
 Prints seconds per checkpoint for both, their ratio, each process's peak RSS, the fits' share of the
 analysis, and the largest alpha / xmin difference of our xmin scan to powerlaw's exhaustive search on
 `--exhaustive` of the cached spectra (`--weightwatcher` adds bench/fits.py's WeightWatcher comparison).
+`--geometry` instead times one step with and without the update's geometry (`update_geometry`; the base
+step analysed first each time), best of two each, and prints the ratio (target <= 1.15x).
 Targets (issue 2): qwen0.5b on the 2-core CPU box <= 60 s, >= 4x faster than the baseline, peak RSS
 <= 1 GB; qwen7b on one H100 <= 30 s per checkpoint.
 """
@@ -111,6 +113,21 @@ def child_analyze(args: argparse.Namespace) -> dict:
     return {"seconds": time.perf_counter() - t0}
 
 
+def child_geometry(args: argparse.Namespace) -> dict:
+    """Step 1's seconds (as `rlvr analyze` reports them) with and without the update's geometry, base step
+    included (its vectors are what the geometry is measured against), alternated twice in one process."""
+    from rlvr_core.pipelines.analyze import AnalyzeConfig, analyze_run
+    from rlvr_core.readers.layout import parse_explicit
+
+    seconds: dict[str, list[float]] = {"off": [], "on": []}
+    for label in ("off", "on", "off", "on"):
+        config = AnalyzeConfig(base=args.base, checkpoints=parse_explicit([f"1={args.step}"]), run="geometry",
+                               cache=args.cache, device=args.device, fits=False, alignment=False, force=True,
+                               geometry=label == "on", workers=args.workers or None)  # fmt: skip
+        seconds[label].append(analyze_run(config).seconds_per_step[1])
+    return {"off": min(seconds["off"]), "on": min(seconds["on"]), "all": seconds}
+
+
 def child_baseline(args: argparse.Namespace) -> dict:
     import torch
 
@@ -204,7 +221,10 @@ def main() -> None:
         help="also run bench/fits.py's WeightWatcher side-by-side (needs weightwatcher)",
     )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/rlvr-bench"))
-    parser.add_argument("--child", choices=["analyze", "spectra", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--geometry", action="store_true", help="only time a step with and without the update's geometry"
+    )
+    parser.add_argument("--child", choices=["analyze", "spectra", "baseline", "geometry"], help=argparse.SUPPRESS)
     parser.add_argument("--base", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--step", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
@@ -213,13 +233,22 @@ def main() -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-        result = child_baseline(args) if args.child == "baseline" else child_analyze(args)
+        children = {"baseline": child_baseline, "geometry": child_geometry}
+        result = children.get(args.child, child_analyze)(args)
         result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
     t0 = time.perf_counter()
     base, step = write_pair(args.workdir, args.shape)
     print(f"checkpoints ready in {time.perf_counter() - t0:.1f} s: {base} {step}")
+    if args.geometry:
+        g = run_child("geometry", args, base, step)
+        print(
+            f"shape={args.shape} device={args.device} threads={args.threads}: one step {g['off']:.1f} s without "
+            f"the update's geometry, {g['on']:.1f} s with it: {g['on'] / g['off']:.2f}x (target <= 1.15x; "
+            f"best of 2 each, all: {g['all']})"
+        )
+        return
     ours = run_child("spectra", args, base, step)
     full = run_child("analyze", args, base, step)
     print(

@@ -64,6 +64,9 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
     analyze.add_argument("--no-base", action="store_true", help="do not analyse the base model as step 0")
     analyze.add_argument("--no-fits", action="store_true", help="skip the power-law fits and ESD histograms")
     analyze.add_argument(
+        "--no-geometry", action="store_true", help="skip the update's geometry against the base (update_geometry)"
+    )
+    analyze.add_argument(
         "--no-alignment", action="store_true", help="skip the run-level alignment and rank-1 dynamics across steps"
     )
     analyze.add_argument("--force", action="store_true", help="recompute steps that are already cached")
@@ -149,6 +152,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         workers=args.workers,
         fits=not args.no_fits,
         alignment=not args.no_alignment,
+        geometry=not args.no_geometry,
         allow_nonfinite=args.allow_nonfinite,
     )
     bar, reporter = (None if args.quiet else ProgressBar("tensor")), Reporter()

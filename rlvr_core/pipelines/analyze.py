@@ -78,6 +78,10 @@ class AnalyzeConfig:
     `auto` (= `eigh`: on rank-1-plus-noise updates the checked low-rank route fell back every time)."""
     alignment: bool = True
     """Recompute the run-level alignment and rank-1 dynamics files from all cached steps of the run."""
+    geometry: bool = True
+    """Measure each update's geometry against the base (`update_geometry`: sparsity, numerical rank,
+    principal-subspace rotation, spectral drift, off-principal and value shares); the base step then keeps
+    its top 32 singular vectors."""
     fits: bool = True
     """Fit a power law to each ESD (W and dW) and store log-binned ESD histograms (`fits`, `esd_hist`)."""
     allow_nonfinite: bool = False
@@ -157,7 +161,8 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
             "modules": config.modules,
             "fits": config.fits,
             "include_embeddings": config.include_embeddings,
-            "measures": geometry.MEASURES_VERSION,  # steps cached before the update's geometry are redone
+            # steps cached before the update's geometry (or without it) are redone when it is asked for
+            **({"measures": geometry.MEASURES_VERSION} if config.geometry else {}),
             # fits of dW with the scale-free eigenvalue floor: steps cached with the older absolute one are redone
             **({"dw_floor": "relative"} if config.fits else {}),
             **({"allow_nonfinite": True} if config.allow_nonfinite else {}),
@@ -187,7 +192,7 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
                 done += len(job.roles)
                 continue
             counts = (done, total)
-            vectors = None if job.is_base else _base_vectors(cache, config.run)
+            vectors = None if job.is_base or not config.geometry else _base_vectors(cache, config.run)
             tables, done = analyze_step(config, job, base, device, counts, progress, (engine, fitter, pool), vectors)
             seconds = time.perf_counter() - t0
             tables["checkpoints"] = _checkpoint_table(config, job, base_fp, settings, device, seconds, tables["layers"])

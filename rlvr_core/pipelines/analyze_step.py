@@ -99,7 +99,7 @@ def _task(config: AnalyzeConfig, where: Where, roles: list[TensorRole], vectors:
     method = "eigh" if config.triplet_method == "auto" else config.triplet_method
     if vectors is not None and roles:
         vectors = {r.name: vectors[r.name] for r in roles if r.name in vectors}
-    return ChunkTask(where, roles, config.topk, method, config.allow_nonfinite, config.fits, vectors)
+    return ChunkTask(where, roles, config.topk, method, config.allow_nonfinite, config.fits, config.geometry, vectors)
 
 
 def _threaded(
@@ -196,7 +196,8 @@ def _one_batch(config, job, base, device, roles: list[TensorRole], where: Where)
     if not good:
         return
     w64 = torch.stack([w.to(torch.float64) for _, w, _ in good])
-    w_results = spectral.decompose_batch(w64, max(config.topk, geometry.KS[-1]) if job.is_base else 0)
+    base_k = max(config.topk, geometry.KS[-1]) if config.geometry else config.topk
+    w_results = spectral.decompose_batch(w64, base_k if job.is_base else 0)
     dw_results = None
     if not job.is_base:
         dw_results = spectral.decompose_batch(w64.sub_(torch.stack([b for _, _, b in good])), config.topk)

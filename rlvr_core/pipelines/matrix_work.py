@@ -50,6 +50,8 @@ class ChunkTask:
     allow_nonfinite: bool
     fits: bool
     """Fit each spectrum in the worker, right after its decomposition."""
+    measure: bool = True
+    """Measure the update's geometry (`AnalyzeConfig.geometry`)."""
     base_vectors: dict[str, geometry.BaseVectors] | None = None
     """tensor -> W_base's spectrum and top vectors (the base step's results), for the update's geometry
     (`geometry.measure`); None: only the measures that need no base vectors."""
@@ -97,14 +99,24 @@ def _all_finite(t: torch.Tensor) -> bool:
 
 
 def decompose_pair(
-    w: torch.Tensor, b: torch.Tensor | None, topk_w: int, topk: int, method: str, base: geometry.BaseVectors | None
+    w: torch.Tensor,
+    b: torch.Tensor | None,
+    topk_w: int,
+    topk: int,
+    method: str,
+    base: geometry.BaseVectors | None,
+    measure: bool = True,
 ) -> tuple[list[tuple[str, spectral.MatrixSpectrum]], geometry.UpdateGeometry | None]:
     """W's spectrum (with `topk_w` triplets) and, with a base, dW's (with `topk`) and the update's geometry,
     in float64 block by block (`spectral.decompose`): dW = W - B from the exact stored values, with no whole
     float64 copy; the geometry's counts and projections are taken from dW's blocks in the same pass. With
-    `base` vectors, W's top `geometry.KS[-1]` vectors are found too (for the rotation; not stored)."""
-    if b is None:
-        return [("W", spectral.decompose(w, topk_w, method))], None
+    `base` vectors, W's top `geometry.KS[-1]` vectors are found too (for the rotation; not stored). With
+    `measure` False: the spectra alone."""
+    if b is None or not measure:
+        results = [("W", spectral.decompose(w, topk_w, method))]
+        if b is not None:
+            results.append(("dW", spectral.decompose(w, topk, method, minus=b)))
+        return results, None
     kw = max(topk_w, geometry.KS[-1]) if base is not None else topk_w
     w_result = spectral.decompose(w, kw, method)
     observer = geometry.Projections(base, right=w.shape[0] >= w.shape[1])
@@ -134,9 +146,9 @@ def one_matrix(step: Checkpoint, base: Checkpoint | None, role: TensorRole, task
     b = base.read_matrix(role).to(device) if base is not None else None
     if not check_finite(w, b, role, task.where, task.allow_nonfinite):
         return Outcome(role, tuple(w.shape), None)
-    topk_w = max(task.topk, geometry.KS[-1]) if b is None else 0  # the base keeps its principal directions
+    topk_w = 0 if b is not None else max(task.topk, geometry.KS[-1]) if task.measure else task.topk
     base_vectors = None if task.base_vectors is None else task.base_vectors.get(role.name)
-    results, measured = decompose_pair(w, b, topk_w, task.topk, task.method, base_vectors)
+    results, measured = decompose_pair(w, b, topk_w, task.topk, task.method, base_vectors, task.measure)
     return Outcome(role, tuple(w.shape), [(t, to_host(r)) for t, r in results], measures=measured)
 
 
