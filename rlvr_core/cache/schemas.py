@@ -310,6 +310,26 @@ RUN_SCHEMAS: dict[str, pa.Schema] = {
             ("exact", pa.bool_()),
         ]
     ),
+    "claims": pa.schema(
+        [
+            ("run", pa.string()),
+            ("step", pa.int64()),
+            ("claim_id", pa.string()),
+            ("claim", pa.string()),
+            ("citation", pa.string()),
+            ("measure", pa.string()),
+            ("value", pa.float64()),
+            ("low", pa.float64()),
+            ("high", pa.float64()),
+            ("n", pa.int64()),
+            ("chance", pa.float64()),
+            ("chance_low", pa.float64()),
+            ("chance_high", pa.float64()),
+            ("verdict", pa.string()),
+            ("reason", pa.string()),
+            ("compare", pa.string()),
+        ]
+    ),
 }
 """The columns of each per-run view (one file per run folder, rewritten whole, atomically). `decoupling`:
 the implicit-reward-overfitting monitor (`math.monitor`) at each held-out step of the ingested log.

@@ -28,9 +28,9 @@ import sys
 
 from ..errors import RlvrError, UsageError
 from ..system import dataroots
-from . import analyze, common, demo, evaluate, jobs, predict, report, serve, watch
+from . import analyze, claims, common, demo, evaluate, jobs, predict, report, serve, watch
 
-COMMAND_GROUPS = (analyze, watch, demo, evaluate, predict, report, jobs, serve)
+COMMAND_GROUPS = (analyze, watch, claims, demo, evaluate, predict, report, jobs, serve)
 """The modules that register commands, in the order `rlvr --help` lists them."""
 
 

@@ -1,0 +1,243 @@
+"""The claims board: each parameter-space claim about RLVR, measured on one run against chance, with a verdict.
+
+`claims_run(cache, run, compare)` reads the run's last analysed step from the cache (`update_geometry`,
+`layers`, `fits`, `alignment`, `checkpoints`, the base step's spectra), summarises each measure over
+tensors (median and its interval: `verdicts.median_interval`), puts it beside its chance level
+(`math.chance`: closed forms, or the tool's own code on Gaussian draws) and applies the claim's rule
+(`math.verdicts`). It writes the run-level view `claims` (what the page and `rlvr report` show) and returns
+the rows. Nothing here reads a weight: the base's spectrum stands in for W_base where a chance level
+needs it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from ..cache import RUN_SCHEMAS, Cache
+from ..math import chance, geometry, verdicts
+from ..math.chance import Band
+from ..math.verdicts import NOT_MEASURABLE, Summary
+
+SEED = "the seed paper (RLVR's gain in the rank-1 part of each update)"
+MUKHERJEE = "Mukherjee et al. 2025, arXiv 2505.11711"
+ZHU = "Zhu et al. 2025, arXiv 2511.08567"
+JIN = "Jin et al. 2025, arXiv 2508.16546"
+REPRESENTATIVES = 4
+"""Tensors (distinct shapes first, from the middle layer) whose random-update chance levels are simulated."""
+
+
+@dataclass
+class Row:
+    claim_id: str
+    claim: str
+    citation: str
+    measure: str
+    summary: Summary | None
+    chance: Band | None
+    verdict: str
+    reason: str = ""
+
+
+def claims_run(cache: Cache, run: str, compare: list[str] | None = None) -> list[dict]:
+    """The claims board of `run` (and the cross-run rows with `compare`), written to its `claims` view."""
+    steps = [s for s in cache.steps_with(run, "layers") if s > 0]
+    if not steps:
+        return []
+    step = max(steps)
+    data = _StepData(cache, run, step)
+    rows = [_rank_one(data), _implicit(cache, run), _heavy(data), _alignment(cache, run)]
+    rows += [_sparse(data), _full_rank(data), _overlap(compare)]
+    rows += [_drift(data), _rotation(data), _off_principal(data), _directions(data)]
+    rows += [_shared_u1(cache, run, step, other) for other in compare or []]
+    out = [_as_dict(run, step, r, compare) for r in rows]
+    cache.write_run_tables(run, {"claims": pa.Table.from_pylist(out, schema=RUN_SCHEMAS["claims"])})
+    return out
+
+
+class _StepData:
+    """What the rules read of one step: dW's layers rows, W's fits, the geometry rows, precision, base sv."""
+
+    def __init__(self, cache: Cache, run: str, step: int) -> None:
+        self.step = step
+        layers = _rows(cache.read_step(run, step, "layers"))
+        self.dw = [r for r in layers if r["target"] == "dW"]
+        self.fits = [r for r in _rows(cache.read_step(run, step, "fits")) if r["target"] == "W"]
+        self.geometry = _rows(cache.read_step(run, step, "update_geometry"))
+        row = cache.checkpoint_row(run, step) or {}
+        self.dtype = row.get("weights_dtype") or ""
+        self.base_sv = cache.step_spectra(run, 0, "W")
+
+    def summary(self, column: str, rows: list[dict] | None = None) -> Summary:
+        return verdicts.median_interval([r.get(column) for r in (self.geometry if rows is None else rows)])
+
+    def representatives(self) -> list[dict]:
+        """Up to `REPRESENTATIVES` dW rows of the middle layer (distinct shapes first) with a base spectrum."""
+        layers = sorted({r["layer"] for r in self.dw if r["layer"] is not None})
+        middle = layers[len(layers) // 2] if layers else None
+        rows = [r for r in self.dw if r["layer"] == middle and r["tensor"] in self.base_sv and r["fro_norm"] > 0]
+        seen, chosen = set(), []
+        for r in sorted(rows, key=lambda r: r["tensor"]):
+            if (r["rows"], r["cols"]) not in seen:
+                seen.add((r["rows"], r["cols"]))
+                chosen.append(r)
+        return (chosen + [r for r in rows if r not in chosen])[:REPRESENTATIVES]
+
+
+def _rank_one(d: _StepData) -> Row:
+    claim = "The gain of each layer's update lives mostly in its rank-1 component (dW's rank-1 energy)"
+    if not d.dw:
+        return Row("seed-1", claim, SEED, "rank1_energy", None, None, NOT_MEASURABLE, "no analysed update")
+    shapes = sorted({(r["rows"], r["cols"]) for r in d.dw})
+    bands = [chance.gaussian_matrix(s)["rank1_energy"] for s in shapes]
+    band = Band(float(np.median([b.mean for b in bands])), min(b.low for b in bands), max(b.high for b in bands))
+    m = d.summary("rank1_energy", d.dw)
+    return Row("seed-1", claim, SEED, "rank1_energy", m, band, verdicts.rank_one(m, band))
+
+
+def _implicit(cache: Cache, run: str) -> Row:
+    claim = "With periodic rank-1 substitution, test accuracy stays good while the training reward stays low"
+    reason = (
+        "a claim about training, not about one run's weights: compare a run trained with periodic rank-1 "
+        "substitution and a plain one on their logs (README: 'Periodic rank-1 substitution in your own runs')"
+    )
+    return Row("seed-2", claim, SEED, "", None, None, NOT_MEASURABLE, reason)
+
+
+def _heavy(d: _StepData) -> Row:
+    claim = "The singular values of almost all linear layers are heavy-tailed (W's spectra)"
+    fitted = [r for r in d.fits if r.get("fit_status") == "ok"]
+    if not fitted:
+        return Row("seed-3", claim, SEED, "heavy_tailed share", None, None, NOT_MEASURABLE, "no fits (--no-fits)")
+    from ..math.stats import wilson_interval
+
+    hits = sum(bool(r["heavy_tailed"]) for r in fitted)
+    low, high = wilson_interval(hits, len(fitted))
+    m = Summary(hits / len(fitted), low, high, len(fitted))
+    shapes = sorted({(r["rows"], r["cols"]) for r in d.dw})[:REPRESENTATIVES]
+    band = Band.of([chance.gaussian_matrix(s)["heavy_tailed"].mean for s in shapes]) if shapes else Band.exact(0.0)
+    return Row("seed-3", claim, SEED, "heavy_tailed share", m, band, verdicts.heavy_tails(m.value, low, band))
+
+
+def _alignment(cache: Cache, run: str) -> Row:
+    from ..math.correlate import spearman
+
+    claim = "The top left singular vectors u1 of the updates align more and more as training goes on"
+    measure = "Spearman rho of median |cos(u1_t, u1_final)| over steps"
+    rows = _rows(cache.read_run(run, "alignment", ["step", "cos_u_final"]))
+    steps = sorted({r["step"] for r in rows})[:-1]  # the final step is 1 by construction
+    if len(steps) < 3:
+        return Row(
+            "seed-4", claim, SEED, measure, None, None, NOT_MEASURABLE, "needs 3+ analysed steps before the last"
+        )
+    medians = [float(np.nanmedian([r["cos_u_final"] for r in rows if r["step"] == s])) for s in steps]
+    found = spearman(np.array(medians), np.array(steps, dtype=float), 1999)
+    m = Summary(found.rho, found.rho, found.rho, len(steps))
+    reason = f"p = {found.p_value:.3g} over {len(steps)} steps; median |cos| before the last step {medians[-1]:.3f}"
+    return Row("seed-4", claim, SEED, measure, m, Band.exact(0.0), verdicts.growing(found.rho, found.p_value), reason)
+
+
+def _sparse(d: _StepData) -> Row:
+    claim = "RL updates only a small subnetwork: 5-30% of the parameters change (the exactly-unchanged share)"
+    if not d.geometry:
+        return Row("mukherjee-1", claim, MUKHERJEE, "unchanged_share", None, None, NOT_MEASURABLE, "no geometry")
+    m = d.summary("unchanged_share")
+    if d.dtype in ("BF16", "F16"):
+        reason = f"16-bit export ({d.dtype}): sparsity reflects rounding; read the trainer's fp32 files"
+        return Row("mukherjee-1", claim, MUKHERJEE, "unchanged_share", m, Band.exact(0.0), NOT_MEASURABLE, reason)
+    return Row("mukherjee-1", claim, MUKHERJEE, "unchanged_share", m, Band.exact(0.0), verdicts.sparse(m))
+
+
+def _full_rank(d: _StepData) -> Row:
+    claim = "Each layer's update is nearly full-rank (numerical rank over min(m, n))"
+    if not d.geometry:
+        return Row("mukherjee-2", claim, MUKHERJEE, "numerical_rank_share", None, None, NOT_MEASURABLE, "no geometry")
+    m = d.summary("numerical_rank_share")
+    return Row("mukherjee-2", claim, MUKHERJEE, "numerical_rank_share", m, Band.exact(1.0), verdicts.full_rank(m))
+
+
+def _overlap(compare: list[str] | None) -> Row:
+    claim = "The subnetworks updated by different seeds, data or algorithms overlap far more than chance"
+    reason = "needs the entry-level update masks of two runs from the same base, which the cache does not keep yet"
+    return Row("mukherjee-3", claim, MUKHERJEE, "Jaccard of updated entries", None, None, NOT_MEASURABLE, reason)
+
+
+def _random_update_band(d: _StepData, name: str) -> Band | None:
+    reps = d.representatives()
+    if not reps:
+        return None
+    bands = [chance.random_update(d.base_sv[r["tensor"]], (r["rows"], r["cols"]), r["fro_norm"])[name] for r in reps]
+    return Band(float(np.nanmedian([b.mean for b in bands])), min(b.low for b in bands), max(b.high for b in bands))
+
+
+def _geometry_row(d: _StepData, claim_id: str, claim: str, citation: str, column: str, chance_name: str, rule):
+    m = d.summary(column)
+    if m.n == 0:
+        return Row(claim_id, claim, citation, column, None, None, NOT_MEASURABLE, "no base vectors (--no-base?)")
+    band = _random_update_band(d, chance_name)
+    if band is None:
+        return Row(claim_id, claim, citation, column, m, None, NOT_MEASURABLE, "no base spectrum cached")
+    return Row(claim_id, claim, citation, column, m, band, rule(m, band), "chance: a random update of the same norm")
+
+
+def _drift(d: _StepData) -> Row:
+    claim = "RLVR changes the singular values little (minimal spectral drift)"
+    return _geometry_row(d, "zhu-1", claim, ZHU, "drift_all", "drift_all", verdicts.at_most_chance)
+
+
+def _rotation(d: _StepData) -> Row:
+    claim = "RLVR rotates the top principal subspaces little (top-8 left subspace, degrees)"
+    return _geometry_row(d, "zhu-2", claim, ZHU, "rotation_u_k8", "rotation_u_k8", verdicts.at_most_chance)
+
+
+def _off_principal(d: _StepData) -> Row:
+    claim = "RLVR updates land off the base's principal directions (share outside its top-8 subspaces)"
+    m = d.summary("off_principal_k8")
+    if m.n == 0:
+        return Row("zhu-3", claim, ZHU, "off_principal_k8", None, None, NOT_MEASURABLE, "no base vectors (--no-base?)")
+    band = Band.of([geometry.chance_off_principal((r["rows"], r["cols"]), 8) for r in d.geometry])
+    return Row("zhu-3", claim, ZHU, "off_principal_k8", m, band, verdicts.off_principal(m, band))
+
+
+def _directions(d: _StepData) -> Row:
+    claim = "The rotation of singular vectors matters far more than the change of singular values"
+    rows = [{"direction_share": 1 - r["value_share"]} for r in d.geometry if r.get("value_share") is not None]
+    m = d.summary("direction_share", rows)
+    if m.n == 0:
+        return Row("jin-1", claim, JIN, "1 - value_share", None, None, NOT_MEASURABLE, "no base spectrum cached")
+    value = _random_update_band(d, "value_share")
+    band = None if value is None else Band(1 - value.mean, 1 - value.high, 1 - value.low)
+    return Row("jin-1", claim, JIN, "1 - value_share", m, band, verdicts.directions(m))
+
+
+def _shared_u1(cache: Cache, run: str, step: int, other: str) -> Row:
+    claim = f"Run '{other}' finds the same u1 as this run (|cos| of dW's u1 per tensor, at their last shared step)"
+    shared = sorted(set(cache.steps_with(run, "vectors")) & set(cache.steps_with(other, "vectors")) - {0})
+    mine = (cache.step_triplets(run, shared[-1]) if shared else None) or {}
+    theirs = (cache.step_triplets(other, shared[-1]) if shared else None) or {}
+    pairs = [(a[1][:, 0], theirs[t][1][:, 0]) for t, a in mine.items() if t in theirs]
+    pairs = [(a, b) for a, b in pairs if a.size and b.size and a.shape == b.shape]
+    if not pairs:
+        return Row(f"u1-{other}", claim, SEED, "|cos u1|", None, None, NOT_MEASURABLE, "no shared analysed step")
+    cos = [abs(float(a @ b)) / (float(np.linalg.norm(a) * np.linalg.norm(b)) or math.inf) for a, b in pairs]
+    band = Band.of([chance.abs_cos(a.size).mean for a, _ in pairs])
+    m = verdicts.median_interval(cos)
+    return Row(f"u1-{other}", claim, SEED, "|cos u1|", m, band, verdicts.above_chance(m, band), f"step {shared[-1]}")
+
+
+def _rows(table) -> list[dict]:
+    return [] if table is None else table.to_pylist()
+
+
+def _as_dict(run: str, step: int, r: Row, compare: list[str] | None) -> dict:
+    s, c = r.summary, r.chance
+    return {
+        "run": run, "step": step, "claim_id": r.claim_id, "claim": r.claim, "citation": r.citation,
+        "measure": r.measure, "value": s.value if s else None, "low": s.low if s else None,
+        "high": s.high if s else None, "n": s.n if s else None, "chance": c.mean if c else None,
+        "chance_low": c.low if c else None, "chance_high": c.high if c else None, "verdict": r.verdict,
+        "reason": r.reason, "compare": ",".join(compare or []),
+    }  # fmt: skip

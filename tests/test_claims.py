@@ -1,0 +1,113 @@
+"""The claims board (issue: the claims board): planted updates get the intended verdicts through the real
+path (`rlvr analyze` on real safetensors, then `rlvr claims`), a Gaussian update reads as chance, and
+`rlvr claims --json` is valid JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rlvr_core.fixtures.checkpoints import ModelShape, random_model, write_checkpoint
+from rlvr_core.math import verdicts
+
+SHAPE = ModelShape(hidden=64, intermediate=160, kv_dim=32, n_layers=2)
+SUPPORTED, CONTRADICTED, NOT_MEASURABLE = verdicts.SUPPORTED, verdicts.CONTRADICTED, verdicts.NOT_MEASURABLE
+
+
+def _update(w: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
+    """The planted update of one matrix (out x in), of Frobenius norm 1e-3 * |W|_F."""
+    m, n = w.shape
+    u, s, vt = torch.linalg.svd(w.double(), full_matrices=False)
+    if kind == "rank1-sparse":  # one outer product on 10% of the rows and columns: sparse and rank-1
+        a = torch.zeros(m, dtype=torch.float64)
+        b = torch.zeros(n, dtype=torch.float64)
+        a[torch.randperm(m, generator=gen)[: max(m // 10, 1)]] = 1.0
+        b[torch.randperm(n, generator=gen)[: max(n // 10, 1)]] = 1.0
+        d = torch.outer(a, b)
+    elif kind == "gaussian":
+        d = torch.randn(m, n, generator=gen, dtype=torch.float64)
+    elif kind == "principal":  # on the base's own top-8 directions
+        d = (u[:, :8] * torch.arange(8, 0, -1, dtype=torch.float64)) @ vt[:8]
+    elif kind == "values":  # the singular values rescaled, the directions kept
+        d = (u * (0.01 * s)) @ vt
+    else:
+        raise ValueError(kind)
+    return (d * (1e-3 * float(w.norm()) / float(d.norm()))).float()
+
+
+def _run(tmp_path, cli, kind: str, dtype: str = "fp32", steps=(10,)) -> list[dict]:
+    base = random_model(SHAPE, seed=0)
+    base = {n: t.to(torch.bfloat16).float() for n, t in base.items()}
+    write_checkpoint(tmp_path / "base", base, "bf16")
+    gen = torch.Generator().manual_seed(3)
+    for step in steps:
+        weights = {n: (t + step / steps[-1] * _update(t, kind, gen)) if t.ndim == 2 and "proj" in n else t
+                   for n, t in base.items()}  # fmt: skip
+        write_checkpoint(tmp_path / "run" / f"checkpoint-{step}", weights, dtype)
+    cache = tmp_path / "c"
+    rc, _, err = cli("analyze", tmp_path / "run", "--base", tmp_path / "base", "--cache", cache, "--run", kind,
+                     "--quiet")  # fmt: skip
+    assert rc == 0, err
+    rc, out, err = cli("claims", kind, "--cache", cache, "--json")
+    assert rc == 0, err
+    return json.loads(out)
+
+
+def _by_id(rows: list[dict]) -> dict[str, dict]:
+    return {r["claim_id"]: r for r in rows}
+
+
+def test_a_planted_sparse_rank1_update_reads_as_sparse_rank1_and_the_json_is_valid(tmp_path, cli) -> None:
+    rows = _by_id(_run(tmp_path, cli, "rank1-sparse"))
+    assert rows["seed-1"]["verdict"] == SUPPORTED and rows["seed-1"]["value"] > 0.99
+    assert rows["mukherjee-1"]["verdict"] == SUPPORTED and rows["mukherjee-1"]["value"] > 0.95
+    assert rows["mukherjee-2"]["verdict"] == CONTRADICTED  # a rank-1 update is not full-rank
+    for row in rows.values():
+        assert row["verdict"] in (SUPPORTED, CONTRADICTED, NOT_MEASURABLE)
+        assert row["verdict"] != NOT_MEASURABLE or row["reason"], row
+    assert rows["seed-2"]["verdict"] == NOT_MEASURABLE and rows["mukherjee-3"]["verdict"] == NOT_MEASURABLE
+
+
+def test_a_gaussian_update_reads_as_chance_on_every_measure(tmp_path, cli) -> None:
+    rows = _by_id(_run(tmp_path, cli, "gaussian"))
+    assert rows["seed-1"]["verdict"] == CONTRADICTED  # no more rank-1 than noise
+    r1 = rows["seed-1"]
+    assert r1["chance_low"] <= r1["value"] <= 2 * r1["chance_high"]
+    assert rows["mukherjee-1"]["verdict"] == CONTRADICTED and rows["mukherjee-1"]["value"] == 0.0
+    assert rows["mukherjee-2"]["verdict"] == SUPPORTED and rows["mukherjee-2"]["chance"] == 1.0
+    for claim in ("zhu-1", "zhu-2", "zhu-3", "jin-1"):  # each measure inside (or at) its chance band
+        row = rows[claim]
+        assert row["verdict"] == SUPPORTED, row
+        spread = row["chance_high"] - row["chance_low"]
+        assert row["chance_low"] - spread <= row["value"] <= row["chance_high"] + spread, row
+
+
+def test_a_principal_update_is_contradicted_as_off_principal(tmp_path, cli) -> None:
+    rows = _by_id(_run(tmp_path, cli, "principal"))
+    assert rows["zhu-3"]["verdict"] == CONTRADICTED and rows["zhu-3"]["value"] < 1e-3
+    assert rows["zhu-3"]["chance_low"] > 0.5
+
+
+def test_values_changed_with_directions_kept_contradict_rotation_over_values(tmp_path, cli) -> None:
+    rows = _by_id(_run(tmp_path, cli, "values"))
+    assert rows["jin-1"]["verdict"] == CONTRADICTED and rows["jin-1"]["value"] < 0.05
+    assert rows["zhu-2"]["verdict"] == SUPPORTED and rows["zhu-2"]["value"] < 1e-3  # no rotation at all
+    assert rows["zhu-1"]["verdict"] == CONTRADICTED  # far more drift than a random update of that norm
+
+
+def test_a_16bit_step_makes_sparsity_not_measurable_and_alignment_needs_steps(tmp_path, cli) -> None:
+    rows = _by_id(_run(tmp_path, cli, "gaussian", dtype="bf16", steps=(10, 20, 30, 40, 50)))
+    assert rows["mukherjee-1"]["verdict"] == NOT_MEASURABLE and "16-bit" in rows["mukherjee-1"]["reason"]
+    assert rows["seed-4"]["verdict"] in (SUPPORTED, CONTRADICTED)  # 4 steps before the last: measured
+    assert not math.isnan(rows["seed-4"]["value"])
+
+
+def test_median_interval_covers_the_median() -> None:
+    values = np.random.default_rng(0).normal(size=101)
+    s = verdicts.median_interval(values)
+    assert s.low < s.value < s.high and s.n == 101 and s.value == pytest.approx(float(np.median(values)))
+    assert verdicts.median_interval([float("nan")]).n == 0
