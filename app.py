@@ -19,6 +19,7 @@ from rlvr_dashboard import access
 VIEWS = Path(__file__).resolve().parent / "rlvr_dashboard" / "views"
 PAGES = (
     ("runs", "Runs"),
+    ("claims", "Claims"),
     ("layers", "Layers"),
     ("spectra", "Spectra"),
     ("alignment", "Alignment"),

@@ -25,6 +25,7 @@ from rlvr_core.cache.queries import Queries
 from rlvr_core.cli import requests
 from rlvr_core.cli.requests import (
     AnalyzeRequest,
+    ClaimsRequest,
     CompareRequest,
     DemoRequest,
     LogsRequest,
@@ -39,6 +40,7 @@ from .text import clock, escape
 
 __all__ = [
     "AnalyzeRequest",
+    "ClaimsRequest",
     "CompareRequest",
     "DemoRequest",
     "LogsRequest",

@@ -58,6 +58,14 @@ class ResearchQueries:
         """step, tensor, layer, module, metric, target, value of every trained step of `run` (`_STEP_METRICS_SQL`)."""
         return self._df(_STEP_METRICS_SQL.replace("$run", "?"), [run] * 2)
 
+    def claims(self, run: str) -> pd.DataFrame:
+        """The claims board of `run` (`claims` view), in the board's order."""
+        return self._df("SELECT * FROM claims WHERE run = ?", [run])  # one file per run: in its order
+
+    def claims_runs(self) -> list[str]:
+        """Runs with a claims board."""
+        return [r[0] for r in self.con.execute("SELECT DISTINCT run FROM claims ORDER BY run").fetchall()]
+
     def metric_correlations(self, run: str) -> pd.DataFrame:
         """The `metric_correlations` rows of `run`, strongest first (per module kind before per tensor)."""
         return self._df(

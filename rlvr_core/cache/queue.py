@@ -33,7 +33,7 @@ from pathlib import Path
 from ..errors import CacheError, UsageError
 from .store import Cache
 
-KINDS = ("analyze", "compare", "demo", "logs", "predict")
+KINDS = ("analyze", "claims", "compare", "demo", "logs", "predict")
 STATES = ("queued", "running", "done", "failed", "cancelled")
 JOB_ENV, DB_ENV, USER_ENV = "RLVR_JOB_ID", "RLVR_JOB_DB", "RLVR_JOB_USER"
 LEASE_SECONDS = 30.0

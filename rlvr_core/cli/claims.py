@@ -18,7 +18,14 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
         "claims", help="check every parameter-space claim about RLVR on a run, against chance, with a verdict"
     )
     c.add_argument("run", help="the run (rlvr runs lists them)")
-    c.add_argument("--compare", nargs="+", default=[], metavar="RUN", help="runs from the same base to compare with")
+    c.add_argument(
+        "--compare",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="RUN",
+        help="runs from the same base to compare with",
+    )
     c.add_argument("--json", action="store_true", help="print the board as JSON (a list of rows)")
     add_cache_flags(c)
     c.set_defaults(func=_cmd_claims)

@@ -84,6 +84,7 @@ class AnalyzeRequest(JobRequest):
     include_embeddings: bool = False
     no_base: bool = False
     no_fits: bool = False
+    no_geometry: bool = False
     no_alignment: bool = False
     force: bool = False
     allow_nonfinite: bool = False
@@ -169,6 +170,18 @@ class PredictRequest(JobRequest):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClaimsRequest(JobRequest):
+    """`rlvr claims`: the claims board of a run (and the cross-run rows of `compare`)."""
+
+    kind: ClassVar[str] = "claims"
+    run: str = field(metadata=_POSITIONAL)
+    compare: tuple[str, ...] = ()
+    json: bool = False
+    cache: str | None = None
+    config: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class WatchRequest(JobRequest):
     """`rlvr watch`, registered: the server follows the run (`cache.watches`) and queues an analysis job
     per complete checkpoint and an ingestion job whenever the log grows. Not a job itself: `submit`
@@ -208,7 +221,8 @@ class WatchRequest(JobRequest):
 
 
 REQUESTS: dict[str, type[JobRequest]] = {
-    cls.kind: cls for cls in (AnalyzeRequest, CompareRequest, DemoRequest, LogsRequest, PredictRequest, WatchRequest)
+    cls.kind: cls
+    for cls in (AnalyzeRequest, ClaimsRequest, CompareRequest, DemoRequest, LogsRequest, PredictRequest, WatchRequest)
 }
 """The request type of each kind `rlvr submit` takes: the job kinds (`cache.queue.KINDS`) and `watch`."""
 

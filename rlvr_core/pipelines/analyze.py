@@ -207,6 +207,10 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
         from .correlate import correlate_run  # scipy.stats: imported when needed, not by the fit process
 
         correlate_run(cache, config.run)  # the metrics (and u1's final step) changed
+        if config.geometry:
+            from .claims import claims_run
+
+            claims_run(cache, config.run)  # the claims board at the run's last step
     summary.seconds = time.perf_counter() - start
     return summary
 
