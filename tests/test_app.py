@@ -390,9 +390,11 @@ def test_prediction_page_queues_a_prediction_and_its_evaluation_and_metrics_page
     at.switch_page("rlvr_dashboard/views/metrics.py").run()
     assert not at.exception and len(at.get("plotly_chart")) == 1
     ranked = at.dataframe[0].value
-    assert len(ranked) > 0 and set(ranked.n_steps) == {3}
+    assert len(ranked) > 0 and set(ranked[ranked.metric != "cos_u1_final"].n_changes) == {2}  # 3 steps: 2 changes
+    assert set(ranked[ranked.metric == "cos_u1_final"].n_changes) == {1}  # its last step is left out
+    assert "p_adjusted" in ranked.columns and any("step-to-step changes" in c.value for c in at.caption)
     sigma = ranked[ranked.metric == "sigma1"]
-    assert np.allclose(sigma.spearman, 1)  # sigma1 grows with the step, as the accuracy does
+    assert np.allclose(sigma.spearman, 1)  # sigma1 grows with the step, as the accuracy does (levels)
 
 
 def test_claims_page_shows_the_board_with_chance_and_says_what_to_do_without_one(cache_with_run, monkeypatch) -> None:

@@ -123,6 +123,7 @@ def test_every_page_renders_and_an_analysis_runs_from_the_ui(server, tmp_path):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         for path, charted in (
             ("", False),
+            ("claims", True),
             ("layers", True),
             ("spectra", True),
             ("alignment", True),

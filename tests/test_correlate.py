@@ -51,7 +51,31 @@ def test_the_metric_correlations_view_on_a_planted_run(tmp_path, cli) -> None:
             assert np.allclose(sigma.spearman, 1) and (sigma.p_value < 0.01).all()
         else:
             assert (sigma.p_value > 0.05).all(), sigma[["module", "spearman", "p_value"]]
+        assert (sigma.n_changes == 5).all() and sigma.p_adjusted.notna().any()
+    cos = rows[(rows.metric == "cos_u1_final") & (rows.level == "module")]
+    assert (cos.n_steps == 5).all() and (cos.flag == "last step left out (1 by construction)").all()
     assert {"alpha", "rank1_energy", "stable_rank", "fro_norm", "cos_u1_final"} <= set(rows.metric)
     assert set(rows[rows.metric == "alpha"].target) == {"W", "dW"}
     code, out, _ = cli("correlate", "run", "--top", "3", "--cache", cache)
     assert code == 0 and "correlations with eval_accuracy" in out and len(out.strip().splitlines()) == 4
+
+
+def test_changes_not_levels_rank_the_metrics_and_p_values_are_adjusted() -> None:
+    """A metric that only drifts with training time tracks a drifting accuracy in levels (rho = 1) but not in
+    its changes; one that moves when the accuracy moves does both. BH equals scipy's own adjustment."""
+    from scipy.stats import false_discovery_control
+
+    from rlvr_core.math.correlate import benjamini_hochberg, spearman_of_changes
+
+    rng = np.random.default_rng(3)
+    steps = np.arange(1.0, 41.0)
+    accuracy = 0.01 * steps + rng.normal(0, 0.05, steps.size)  # a trend plus step-to-step noise
+    trend = steps**1.5  # time alone
+    tracker = accuracy + rng.normal(0, 0.005, steps.size)  # moves with the accuracy
+    assert spearman(trend, accuracy, 999).rho > 0.8  # levels: both look like they "track"
+    drift, follows = spearman_of_changes(trend, accuracy, 999), spearman_of_changes(tracker, accuracy, 999)
+    assert drift.p_value > 0.05 and follows.rho > 0.8 and follows.p_value < 0.01 and follows.n == 39
+    p = np.array([0.01, 0.04, 0.03, 0.2, float("nan"), 0.001])
+    adjusted = benjamini_hochberg(p)
+    keep = np.isfinite(p)
+    assert np.allclose(adjusted[keep], false_discovery_control(p[keep])) and np.isnan(adjusted[4])

@@ -308,6 +308,11 @@ RUN_SCHEMAS: dict[str, pa.Schema] = {
             ("spearman", pa.float64()),
             ("p_value", pa.float64()),
             ("exact", pa.bool_()),
+            ("spearman_change", pa.float64()),
+            ("p_change", pa.float64()),
+            ("n_changes", pa.int64()),
+            ("p_adjusted", pa.float64()),
+            ("flag", pa.string()),
         ]
     ),
     "claims": pa.schema(

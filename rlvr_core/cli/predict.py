@@ -50,10 +50,13 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
             f"rlvr analyze ... --run {args.run}, then rlvr logs PATH --run {args.run} [--test KEY]",
         )  # fmt: skip
     rows = cache.queries().metric_correlations(args.run)
-    print(f"run '{args.run}': {len(rows)} correlations with {rows['test_metric'].iloc[0]} (per module kind first)")
+    print(f"run '{args.run}': {len(rows)} correlations with {rows['test_metric'].iloc[0]} (per module kind first; "
+          "ranked by the step-to-step changes' BH-adjusted p)")  # fmt: skip
     for r in rows.head(args.top).itertuples():
         where = r.module if r.level == "module" else r.tensor
-        print(f"{r.metric}({r.target})\t{where}\trho {r.spearman:+.2f}\tp {r.p_value:.3g}\t{r.n_steps} steps")
+        flag = f"\t[{r.flag}]" if isinstance(r.flag, str) else ""
+        print(f"{r.metric}({r.target})\t{where}\trho of changes {r.spearman_change:+.2f}\tp adjusted "
+              f"{r.p_adjusted:.3g}\trho of levels {r.spearman:+.2f}\t{r.n_steps} steps{flag}")  # fmt: skip
     return 0
 
 

@@ -8,6 +8,10 @@ n! orders is tried (exact); above, `permutations` random orders plus the observe
 p = (1 + #{|rho_perm| >= |rho|}) / (1 + permutations) (Phipson & Smyth 2010: never 0). With few steps no
 correlation can be significant (n = 4: the smallest p is 1/12), and the p-value says so. A constant
 series has no rank order: rho and p are NaN. Arrays in, numbers out.
+
+Levels drift with training time, so over one run nearly every metric "tracks" an accuracy that also
+drifts. `spearman_of_changes` correlates the step-to-step changes instead (a shared trend cancels), and
+`benjamini_hochberg` adjusts a table's p-values for testing many metrics at once (Benjamini & Hochberg 1995).
 """
 
 from __future__ import annotations
@@ -69,3 +73,29 @@ def spearman(metric: np.ndarray, accuracy: np.ndarray, permutations: int = 9999,
 def smallest_p(n: int) -> float:
     """The smallest two-sided exact p-value n steps can give (2 / n!): below it nothing is significant."""
     return 2.0 / math.factorial(n) if n >= 2 else 1.0
+
+
+def spearman_of_changes(
+    metric: np.ndarray, accuracy: np.ndarray, permutations: int = 9999, seed: int = 0
+) -> Correlation:
+    """Spearman's rho (and permutation p) between the step-to-step changes of the metric and of the
+    accuracy over consecutive steps where both exist: a trend both share with training time does not
+    count, only whether the metric moves when the accuracy moves. n is the number of changes."""
+    x, y = np.asarray(metric, dtype=np.float64), np.asarray(accuracy, dtype=np.float64)
+    keep = np.isfinite(x) & np.isfinite(y)
+    return spearman(np.diff(x[keep]), np.diff(y[keep]), permutations, seed)
+
+
+def benjamini_hochberg(p_values) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (the false discovery rate over the family), NaN kept as NaN:
+    p_(i) * m / i, made monotone from the largest down, capped at 1."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(np.isfinite(p))
+    m = valid.size
+    if m == 0:
+        return out
+    order = valid[np.argsort(p[valid])]
+    scaled = p[order] * m / np.arange(1, m + 1)
+    out[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    return out

@@ -11,8 +11,8 @@ with singular values s_s and top singular vectors U_s, V_s:
   number of singular values above s_1 * max(m, n) * eps(float32), and that count over min(m, n).
 - Principal-subspace rotation (Zhu et al. 2025, "The Path Not Taken: RLVR Provably Learns Off the
   Principals", arXiv 2511.08567): the principal angles between span(U_b[:, :k]) and span(U_s[:, :k]) (and
-  the same for V), k in `KS`; the largest angle in degrees (0: the top-k subspace did not turn), computed by
-  `scipy.linalg.subspace_angles`.
+  the same for V), k in `KS`; the largest angle in degrees (0: the top-k subspace did not turn), computed as
+  `scipy.linalg.subspace_angles` does (equal to it: tests/test_geometry.py).
 - Spectral drift (same paper): |s_s[:k] - s_b[:k]| / |s_b[:k]| (Euclidean norms) for k in `KS`, and over
   the whole spectrum.
 - Off-principal share (same paper): the share of |dW|_F^2 outside both W_base's top-k column and row
@@ -38,6 +38,8 @@ ATOLS = (1e-8, 1e-6, 1e-5, 1e-4)
 KS = (1, 8, 32)
 """The sizes of the principal subspaces compared."""
 FLOAT32_EPS = float(torch.finfo(torch.float32).eps)
+COUNT_CHUNK = 1 << 16
+"""Entries per piece when counting |dW| <= atol (512 KiB of float64: stays in cache)."""
 MEASURES_VERSION = 1
 """Part of a step's cached settings: a step analysed before these measures (or an older version) is redone."""
 
@@ -62,17 +64,24 @@ class Projections:
 
     base: BaseVectors | None
     right: bool
+    step_side: torch.Tensor | None = None
+    """W_step's top Gram-side singular vectors (V when `right`, else U); the pass forms the other side from
+    W_step's blocks (W V, or W^T U), so W_step is not walked twice."""
     zeros: int = 0
     within: list[int] = field(default_factory=lambda: [0] * len(ATOLS))
     _dw_v: torch.Tensor | None = None
     _ut_dw: torch.Tensor | None = None
     _uv: tuple[torch.Tensor, torch.Tensor] | None = None
+    _buffers: tuple[np.ndarray, np.ndarray] | None = None
+    _other: torch.Tensor | None = None
 
-    def __call__(self, part: slice, block: torch.Tensor) -> None:
-        magnitude = block.abs()
-        self.zeros += block.numel() - int(torch.count_nonzero(block))
-        for i, atol in enumerate(ATOLS):
-            self.within[i] += int((magnitude <= atol).sum())
+    def __call__(self, part: slice, block: torch.Tensor, whole: torch.Tensor | None = None) -> None:
+        self._count(block)
+        if self.step_side is not None and whole is not None:
+            side = self.step_side.to(whole)
+            if self._other is None:
+                self._other = whole.new_zeros(self._long(whole), side.shape[1])
+            self._other[part] = whole @ side if self.right else whole.T @ side
         if self.base is None:
             return
         if self._uv is None:
@@ -88,6 +97,40 @@ class Projections:
         else:  # block = dW[:, cols]
             self._dw_v += block @ v[part]
             self._ut_dw[:, part] = u.T @ block
+
+    def _count(self, block: torch.Tensor) -> None:
+        """Exact zeros and |dW| <= atol counts; on CPU through numpy into reused buffers (5x faster than
+        torch's elementwise ops single-threaded: 2 ms per million entries)."""
+        if block.device.type != "cpu":
+            on_device = block.abs()
+            self.zeros += block.numel() - int(torch.count_nonzero(block))
+            for i, atol in enumerate(ATOLS):
+                self.within[i] += int((on_device <= atol).sum())
+            return
+        flat = block.numpy().reshape(-1)
+        self.zeros += flat.size - int(np.count_nonzero(flat))
+        if self._buffers is None:
+            self._buffers = (np.empty(COUNT_CHUNK), np.empty(COUNT_CHUNK, dtype=bool))
+        for start in range(0, flat.size, COUNT_CHUNK):  # cache-sized pieces through reused buffers
+            x = flat[start : start + COUNT_CHUNK]
+            magnitude, mask = self._buffers[0][: x.size], self._buffers[1][: x.size]
+            np.abs(x, out=magnitude)
+            for i, atol in enumerate(ATOLS):
+                self.within[i] += int(np.count_nonzero(np.less_equal(magnitude, atol, out=mask)))
+
+    def _long(self, whole: torch.Tensor) -> int:
+        """The length of W's long side (the blocks run along it)."""
+        if self.base is not None:
+            return self.base.u.shape[0] if self.right else self.base.v.shape[0]
+        raise ValueError("the step's other side needs the base's shape")
+
+    def step_vectors(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """W_step's top (U, V), the other side normalised, once the pass is over."""
+        if self._other is None or self.step_side is None:
+            return None
+        other = self._other / self._other.norm(dim=0).clamp_min(torch.finfo(torch.float64).tiny)
+        side, other_np = self.step_side.cpu().numpy(), other.cpu().numpy()
+        return (other_np, side) if self.right else (side, other_np)
 
     @property
     def dw_v(self) -> np.ndarray | None:
@@ -123,11 +166,28 @@ def numerical_rank(sv: np.ndarray, shape: tuple[int, int]) -> int:
     return int(np.sum(sv > sv[0] * max(shape) * FLOAT32_EPS))
 
 
-def largest_angle(a: np.ndarray, b: np.ndarray) -> float:
-    """The largest principal angle, in degrees, between the column spans of `a` and `b`."""
-    from scipy.linalg import subspace_angles
-
-    return float(np.degrees(subspace_angles(a, b).max()))
+def largest_angles(a: np.ndarray, b: np.ndarray, ks: tuple[int, ...]) -> list[float | None]:
+    """For each k, the largest principal angle (degrees) between the spans of the first k columns of `a` and
+    of `b` (None where either has fewer columns), as `scipy.linalg.subspace_angles` computes it: sines from
+    the part of b's basis outside a's span for small angles, cosines otherwise. One QR per side serves
+    every k (the first k columns of Q span the first k columns)."""
+    have = min(a.shape[1], b.shape[1])
+    if have == 0:
+        return [None for _ in ks]
+    qa, qb = np.linalg.qr(a[:, :have])[0], np.linalg.qr(b[:, :have])[0]
+    out: list[float | None] = []
+    for k in ks:
+        if k > have:
+            out.append(None)
+            continue
+        cross = qa[:, :k].T @ qb[:, :k]
+        sin_max = float(np.linalg.norm(qb[:, :k] - qa[:, :k] @ cross, 2))
+        if sin_max**2 < 0.5:
+            angle = float(np.arcsin(min(sin_max, 1.0)))
+        else:
+            angle = float(np.arccos(min(float(np.linalg.svd(cross, compute_uv=False).min()), 1.0)))
+        out.append(float(np.degrees(angle)))
+    return out
 
 
 def drift(s_step: np.ndarray, s_base: np.ndarray, k: int | None) -> float | None:
@@ -173,12 +233,10 @@ def measure(
     if base is None or step_w is None:
         return plain
     s_step, u_s, v_s = step_w
-    have = min(base.u.shape[1], u_s.shape[1])
-    usable = [k for k in KS if k <= have]
     return replace(
         plain,
-        rotation_u=tuple(largest_angle(base.u[:, :k], u_s[:, :k]) if k in usable else None for k in KS),
-        rotation_v=tuple(largest_angle(base.v[:, :k], v_s[:, :k]) if k in usable else None for k in KS),
+        rotation_u=tuple(largest_angles(base.u, u_s, KS)),
+        rotation_v=tuple(largest_angles(base.v, v_s, KS)),
         drift_top=tuple(drift(s_step, base.sv, k) for k in KS),
         drift_all=drift(s_step, base.sv, None),
         off_principal=tuple(off_principal(p, fro_sq, k) for k in KS),

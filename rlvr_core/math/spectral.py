@@ -138,13 +138,14 @@ def decompose(
     topk: int = 0,
     method: str = "eigh",
     minus: torch.Tensor | None = None,
-    observe: Callable[[slice, torch.Tensor], None] | None = None,
+    observe: Callable[[slice, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> MatrixSpectrum:
     """Full spectrum, stats and (for topk > 0) the top-k triplets of a 2-D tensor X, or of X - `minus`
     (dW = W_step - W_base) formed in float64 from the stored values. On CPU the work goes block by block
     along the long side (`BLOCK_BYTES` per block), so no float64 copy of the whole matrix is made.
-    `observe(part, block)` sees each float64 block once (rows `part` of X when m >= n, else columns), in the
-    same pass as the Gram matrix: measures that need every entry (`geometry.Projections`) cost no re-read."""
+    `observe(part, block, x_block)` sees each float64 block once (rows `part` of X - minus when m >= n, else
+    columns; `x_block`: the same entries of X alone), in the same pass as the Gram matrix: measures that
+    need every entry (`geometry.Projections`) cost no re-read."""
     _check_2d(x)
     if method not in ("eigh", "lowrank"):
         raise ValueError(f"method must be 'eigh' or 'lowrank', got {method!r}")
@@ -182,21 +183,27 @@ class _Blocks:
         self.step = self.long if x.device.type != "cpu" else -(-BLOCK_BYTES // max(8 * self.short, 1))
 
     def __iter__(self):
+        for part, block, _ in self.pairs():
+            yield part, block
+
+    def pairs(self):
+        """(part, block of X - minus, block of X) in float64: the second is the first without `minus`."""
         for start in range(0, self.long, self.step):
             part = slice(start, start + self.step)
             index = (part, slice(None)) if self.right else (slice(None), part)
-            block = self.x[index].to(torch.float64)
-            if self.minus is not None:
-                block = block - self.minus[index].to(torch.float64)
-            yield part, block.contiguous()
+            whole = self.x[index].to(torch.float64)
+            block = whole if self.minus is None else whole - self.minus[index].to(torch.float64)
+            yield part, block.contiguous(), whole
 
-    def gram(self, observe: Callable[[slice, torch.Tensor], None] | None = None) -> tuple[torch.Tensor, float]:
+    def gram(
+        self, observe: Callable[[slice, torch.Tensor, torch.Tensor], None] | None = None
+    ) -> tuple[torch.Tensor, float]:
         """The lower triangle of the float64 Gram matrix of the smaller side, and the share of exact zeros;
         `observe` sees each block."""
         g, zeros = None, 0
-        for part, block in self:
+        for part, block, whole in self.pairs():
             if observe is not None:
-                observe(part, block)
+                observe(part, block, whole)
             zeros += block.numel() - int(torch.count_nonzero(block))
             g = _accumulate(g, block, self.right)
         assert g is not None
@@ -218,6 +225,22 @@ def _accumulate(g: torch.Tensor | None, block: torch.Tensor, right: bool) -> tor
             return lower
     part = block.T @ block if right else block @ block.T
     return part if g is None else g.add_(part)
+
+
+def spectrum_and_side(x: torch.Tensor, k: int) -> tuple[MatrixSpectrum, torch.Tensor, bool]:
+    """X's spectrum and stats (no triplets), its top-k Gram-side singular vectors (V when m >= n, `right`,
+    else U; only those resolved, see `TRIPLET_MIN_RATIO`) and `right`: the other side is left to the caller,
+    which can form X V (or X^T U) in a pass it makes anyway (`geometry.Projections`)."""
+    _check_2d(x)
+    if x.device.type != "cpu":
+        x = x.to(torch.float64)
+    source = _Blocks(x, None)
+    g, zeros = source.gram()
+    fro_sq = float(torch.trace(g))
+    evals, evecs = symmetric_eigen(g, min(k, g.shape[0]))
+    sv = _sqrt_desc(evals)
+    result = _with_zeros(MatrixSpectrum(sv, spectrum_stats(sv, fro_sq), None), zeros)
+    return result, evecs[:, : _n_resolved(sv, k)], source.right
 
 
 def _with_zeros(result: MatrixSpectrum, zeros: float) -> MatrixSpectrum:

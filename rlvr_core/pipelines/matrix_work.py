@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -110,23 +110,25 @@ def decompose_pair(
     """W's spectrum (with `topk_w` triplets) and, with a base, dW's (with `topk`) and the update's geometry,
     in float64 block by block (`spectral.decompose`): dW = W - B from the exact stored values, with no whole
     float64 copy; the geometry's counts and projections are taken from dW's blocks in the same pass. With
-    `base` vectors, W's top `geometry.KS[-1]` vectors are found too (for the rotation; not stored). With
-    `measure` False: the spectra alone."""
+    `base` vectors, W's top `geometry.KS[-1]` vectors are found too (for the rotation; not stored): the
+    Gram side from W's eigen-decomposition, the other side from W's blocks in dW's pass. With `measure`
+    False: the spectra alone."""
     if b is None or not measure:
         results = [("W", spectral.decompose(w, topk_w, method))]
         if b is not None:
             results.append(("dW", spectral.decompose(w, topk, method, minus=b)))
         return results, None
-    kw = max(topk_w, geometry.KS[-1]) if base is not None else topk_w
-    w_result = spectral.decompose(w, kw, method)
-    observer = geometry.Projections(base, right=w.shape[0] >= w.shape[1])
+    right = w.shape[0] >= w.shape[1]
+    if base is None:
+        w_result, observer = spectral.decompose(w, topk_w, method), geometry.Projections(None, right)
+    else:  # W's top vectors: the Gram side here, the other side formed in dW's pass
+        w_result, side, _ = spectral.spectrum_and_side(w, geometry.KS[-1])
+        observer = geometry.Projections(base, right, step_side=side)
     dw_result = spectral.decompose(w, topk, method, minus=b, observe=observer)
-    t = w_result.triplets
-    step_w = (w_result.sv.cpu().numpy(), t.u.cpu().numpy(), t.v.cpu().numpy()) if t is not None and kw else None
+    vectors = observer.step_vectors()
+    step_w = (w_result.sv.cpu().numpy(), *vectors) if vectors is not None else None
     shape = (int(w.shape[0]), int(w.shape[1]))
     measured = geometry.measure(observer, dw_result.sv.cpu().numpy(), dw_result.stats.fro_norm**2, shape, step_w)
-    if kw > topk_w:
-        w_result = replace(w_result, triplets=None)
     return [("W", w_result), ("dW", dw_result)], measured
 
 

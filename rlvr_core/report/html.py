@@ -1,6 +1,7 @@
 """`rlvr report`: one self-contained HTML file of a run's key figures and the numbers behind them.
 
-Sections (each where the cache has it): the run's overview; heavy tails (the share of heavy-tailed fits and
+Sections (each where the cache has it): the run's overview; the claims board (each claim's measure against
+chance, with its verdict); heavy tails (the share of heavy-tailed fits and
 the median alpha per step, alpha over steps per module kind for W and dW, one ESD with its fit); rank-1
 dynamics (sigma1 and rank-1 energy of dW per module kind); alignment (|cos(u1, u1 final)| per module
 kind); reward vs test with the monitor's last verdict; recovery of the rank-k substitutions; predictions
@@ -25,6 +26,7 @@ from ..cache import Cache
 from ..cache.atomic import OUTPUT_MARK
 from ..cache.queries import Queries
 from ..errors import UsageError
+from .claims_figures import claims_figure
 from .figures import banded, banded_alpha, esd_figure, label, steps_axis
 from .plain import plain
 from .research_figures import cosine_figure, prediction_figure
@@ -44,7 +46,7 @@ def build_report(cache: Cache, run: str) -> str:
     sections: list[Section] = [
         ("Overview", [], [("The run", overview.T.reset_index().set_axis(["", run], axis=1))], "")
     ]
-    for build in (_heavy_tails, _rank1, _alignment, _reward, _recovery, _prediction, _correlations):
+    for build in (_claims, _heavy_tails, _rank1, _alignment, _reward, _recovery, _prediction, _correlations):
         section = build(q, run)
         if section is not None:
             sections.append(section)
@@ -130,7 +132,26 @@ def _correlations(q: Queries, run: str) -> Section | None:
     if rows.empty:
         return None
     top = rows[rows["level"] == "module"].head(20)
-    return "Which metrics track accuracy", [], [("Spearman's ρ over steps, strongest 20 per module kind", top)], ""
+    caption = (
+        "Spearman's ρ between step-to-step changes (a shared trend with training time does not count), p "
+        "adjusted over the table (Benjamini–Hochberg); the first 20 per module kind"
+    )
+    return "Which metrics track accuracy", [], [(caption, top)], ""
+
+
+def _claims(q: Queries, run: str) -> Section | None:
+    rows = q.claims(run)
+    if rows.empty:
+        return None
+    step = int(rows["step"].iloc[0])
+    figure = claims_figure(rows, f"Claims at step {step}: this run (median over tensors, 95% interval) against chance")
+    shown = rows[["claim_id", "verdict", "claim", "citation", "measure", "value", "low", "high", "n", "chance",
+                  "chance_low", "chance_high", "reason"]]  # fmt: skip
+    text = (
+        "Verdict rules: the README's 'The claims board'. Chance: an i.i.d. Gaussian update or matrix of the "
+        "same shape and norm."
+    )
+    return "The claims board", [figure], [("One row per claim", shown)], text
 
 
 def _page(run: str, fingerprint: str, sections: list[Section]) -> str:

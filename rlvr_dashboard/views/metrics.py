@@ -1,6 +1,7 @@
 """Metrics vs accuracy page: which spectral metric tracks the held-out metric over a run (the
-`metric_correlations` view: Spearman's rho over steps and a permutation p-value, per module kind and
-per tensor), ranked; and the chosen metric against the held-out metric, one point per step."""
+`metric_correlations` view: Spearman's rho between step-to-step changes, permutation p-values adjusted over
+the table by Benjamini-Hochberg, flags for constant and by-construction series; rho of the levels beside),
+ranked; and the chosen metric against the held-out metric, one point per step."""
 
 import streamlit as st
 
@@ -24,21 +25,28 @@ rows = q.metric_correlations(run)
 modules = rows[rows["level"] == "module"].reset_index(drop=True)
 test_metric = rows["test_metric"].iloc[0]
 st.caption(
-    f"Spearman's ρ over the analysed steps between each metric (median over layers per module kind) and "
-    f"{test_metric}, strongest first; p: two-sided permutation p-value (exact up to 8 steps). With few steps "
-    "nothing can be significant (4 steps: p ≥ 1/12)."
+    f"Computed: Spearman's ρ between the step-to-step changes of each metric (median over layers per module "
+    f"kind) and of {test_metric}, so a trend both share with training time does not count; p from permuting "
+    "the changes, adjusted over the table (Benjamini–Hochberg); flagged series (constant, or 1 at the last "
+    "step by construction) are listed last. ρ of the levels is shown beside for reference."
 )
 st.dataframe(
-    modules[["metric", "target", "module", "spearman", "p_value", "n_steps"]],
+    modules[["metric", "target", "module", "spearman_change", "p_adjusted", "n_changes", "flag", "spearman",
+             "p_value"]],
     hide_index=True,
     width="stretch",
-    column_config={"spearman": st.column_config.NumberColumn("ρ", format="%.2f")},
-)
+    column_config={
+        "spearman_change": st.column_config.NumberColumn("ρ of changes", format="%.2f"),
+        "p_adjusted": st.column_config.NumberColumn("p (BH-adjusted)", format="%.3g"),
+        "spearman": st.column_config.NumberColumn("ρ of levels", format="%.2f"),
+    },
+)  # fmt: skip
 labels = [f"{r.metric} of {r.target} · {r.module}" for r in modules.itertuples()]
 chosen = pick("Metric", labels, "metric_pair")
 row = modules.iloc[labels.index(chosen)]
 frame = q.metric_vs_test(run, row["metric"], row["target"], row["module"])
 name = f"{row['metric']} of {row['target']}, {row['module']} (median over layers)"
-chart(metric_scatter(frame, name, test_metric, f"{name} vs {test_metric}: ρ = {row['spearman']:.2f}"))
+title = f"{name} vs {test_metric}: ρ of changes {row['spearman_change']:.2f}, ρ of levels {row['spearman']:.2f}"
+chart(metric_scatter(frame, name, test_metric, title))
 with st.expander("Per tensor"):
     st.dataframe(rows[rows["level"] == "tensor"], hide_index=True, width="stretch")
