@@ -39,20 +39,21 @@ def _update(w: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
     return (d * (1e-3 * float(w.norm()) / float(d.norm()))).float()
 
 
-def _run(tmp_path, cli, kind: str, dtype: str = "fp32", steps=(10,)) -> list[dict]:
+def _run(tmp_path, cli, kind: str, dtype: str = "fp32", steps=(10,), name: str | None = None, seed: int = 3):
     base = random_model(SHAPE, seed=0)
     base = {n: t.to(torch.bfloat16).float() for n, t in base.items()}
     write_checkpoint(tmp_path / "base", base, "bf16")
-    gen = torch.Generator().manual_seed(3)
+    gen = torch.Generator().manual_seed(seed)
+    name = name or kind
     for step in steps:
         weights = {n: (t + step / steps[-1] * _update(t, kind, gen)) if t.ndim == 2 and "proj" in n else t
                    for n, t in base.items()}  # fmt: skip
-        write_checkpoint(tmp_path / "run" / f"checkpoint-{step}", weights, dtype)
+        write_checkpoint(tmp_path / name / f"checkpoint-{step}", weights, dtype)
     cache = tmp_path / "c"
-    rc, _, err = cli("analyze", tmp_path / "run", "--base", tmp_path / "base", "--cache", cache, "--run", kind,
+    rc, _, err = cli("analyze", tmp_path / name, "--base", tmp_path / "base", "--cache", cache, "--run", name,
                      "--quiet")  # fmt: skip
     assert rc == 0, err
-    rc, out, err = cli("claims", kind, "--cache", cache, "--json")
+    rc, out, err = cli("claims", name, "--cache", cache, "--json")
     assert rc == 0, err
     return json.loads(out)
 
@@ -111,3 +112,17 @@ def test_median_interval_covers_the_median() -> None:
     s = verdicts.median_interval(values)
     assert s.low < s.value < s.high and s.n == 101 and s.value == pytest.approx(float(np.median(values)))
     assert verdicts.median_interval([float("nan")]).n == 0
+
+
+def test_runs_compared_share_u1_when_they_learned_the_same_direction_and_not_by_chance(tmp_path, cli) -> None:
+    _run(tmp_path, cli, "principal", name="a")  # the base's own top directions: the same u1 in both runs
+    _run(tmp_path, cli, "principal", name="b", seed=4)
+    _run(tmp_path, cli, "gaussian", name="noise")
+    rc, out, err = cli("claims", "a", "--compare", "b", "--compare", "noise", "--cache", tmp_path / "c", "--json")
+    assert rc == 0, err
+    rows = _by_id(json.loads(out))
+    assert rows["u1-b"]["verdict"] == SUPPORTED and rows["u1-b"]["value"] > 0.99
+    assert rows["u1-noise"]["verdict"] == CONTRADICTED
+    assert rows["u1-noise"]["value"] < 5 * rows["u1-noise"]["chance_high"]  # near what chance gives
+    rc, _, err = cli("claims", "a", "--compare", "nobody", "--cache", tmp_path / "c")
+    assert rc == 2 and "run 'nobody'" in err
