@@ -395,19 +395,3 @@ def test_prediction_page_queues_a_prediction_and_its_evaluation_and_metrics_page
     assert "p_adjusted" in ranked.columns and any("step-to-step changes" in c.value for c in at.caption)
     sigma = ranked[ranked.metric == "sigma1"]
     assert np.allclose(sigma.spearman, 1)  # sigma1 grows with the step, as the accuracy does (levels)
-
-
-def test_claims_page_shows_the_board_with_chance_and_says_what_to_do_without_one(cache_with_run, monkeypatch) -> None:
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.switch_page("rlvr_dashboard/views/claims.py").run()
-    assert not at.exception
-    table = at.dataframe[0].value
-    assert {"seed-1", "mukherjee-1", "zhu-3", "jin-1"} <= set(table["claim_id"])
-    assert set(table["verdict"]) <= {"supported", "contradicted", "not measurable here"}
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    names = {t.get("name") for t in spec["data"]}
-    assert {"chance band", "this run (median, 95% interval)"} <= names  # every measure beside its chance
-    monkeypatch.setenv("RLVR_CACHE", str(cache_with_run.parent / "empty"))
-    at = AppTest.from_file(APP, default_timeout=60)
-    at.switch_page("rlvr_dashboard/views/claims.py").run()
-    assert not at.exception and "No analysed run" in at.info[0].value

@@ -126,3 +126,26 @@ def test_runs_compared_share_u1_when_they_learned_the_same_direction_and_not_by_
     assert rows["u1-noise"]["value"] < 5 * rows["u1-noise"]["chance_high"]  # near what chance gives
     rc, _, err = cli("claims", "a", "--compare", "nobody", "--cache", tmp_path / "c")
     assert rc == 2 and "run 'nobody'" in err
+
+
+def test_claims_page_shows_the_board_with_chance_and_says_what_to_do_without_one(tmp_path, cli, monkeypatch) -> None:
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    app = str(Path(__file__).resolve().parent.parent / "app.py")
+    _run(tmp_path, cli, "rank1-sparse")
+    monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "c"))
+    at = AppTest.from_file(app, default_timeout=120)
+    at.switch_page("rlvr_dashboard/views/claims.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert {"seed-1", "mukherjee-1", "zhu-3", "jin-1"} <= set(table["claim_id"])
+    assert set(table["verdict"]) <= {"supported", "contradicted", "not measurable here"}
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    names = {t.get("name") for t in spec["data"]}
+    assert {"chance band", "this run (median, 95% interval)"} <= names  # every measure beside its chance
+    monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "empty"))
+    at = AppTest.from_file(app, default_timeout=60)
+    at.switch_page("rlvr_dashboard/views/claims.py").run()
+    assert not at.exception and "No analysed run" in at.info[0].value
