@@ -35,6 +35,7 @@ from rlvr_core.report.figures import (
     module_order,
     seed_band,
     steps_axis,
+    with_chance,
     with_intervals,
 )
 from rlvr_core.report.plain import plain
@@ -65,6 +66,7 @@ __all__ = [
     "named_figure",
     "seed_band",
     "steps_axis",
+    "with_chance",
     "with_intervals",
 ]
 

@@ -153,12 +153,15 @@ def test_alignment_page_on_the_demo(demo_cache) -> None:
     assert len(charts) == 3
     names = {t["name"] for t in json.loads(charts[0].proto.spec)["data"] if t.get("showlegend", True) is not False}
     assert {"self_attn.q_proj", "mlp.down_proj"} <= names  # per module kind, with bands
+    (chance,) = [t for t in json.loads(charts[1].proto.spec)["data"] if t["name"].startswith("chance")]
+    assert chance["y"][0] == chance["y"][1] and 0 < chance["y"][0] < 0.5  # E|cos| of random unit vectors
     at.selectbox(key="url_measure").set_value("cos_u_prev").run()
     assert not at.exception
     at.selectbox(key="url_group").set_value("self_attn.q_proj").run()  # per layer of one module kind
     assert not at.exception
     traces = json.loads(at.get("plotly_chart")[1].proto.spec)["data"]
-    assert sorted(t["name"] for t in traces) == ["0", "1", "2"]  # three layers
+    assert sorted(t["name"] for t in traces if not t["name"].startswith("chance")) == ["0", "1", "2"]  # 3 layers
+    assert any(t["name"].startswith("chance: random directions") for t in traces)
     assert at.query_params["group"] in ("self_attn.q_proj", ["self_attn.q_proj"])
 
 

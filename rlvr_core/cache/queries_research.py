@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+
+from .views import ALIGNMENT_MEASURES
+
 if TYPE_CHECKING:  # pragma: no cover
-    import duckdb
     import pandas as pd
 
 _STEP_METRICS_SQL = (
@@ -57,6 +60,23 @@ class ResearchQueries:
     def step_metrics(self, run: str) -> pd.DataFrame:
         """step, tensor, layer, module, metric, target, value of every trained step of `run` (`_STEP_METRICS_SQL`)."""
         return self._df(_STEP_METRICS_SQL.replace("$run", "?"), [run] * 2)
+
+    def alignment_chance(self, run: str, measure: str, module: str | None = None) -> float | None:
+        """What random directions give for one alignment measure (the median over the run's tensors, or one
+        module kind's): E|cos| of random unit vectors of u's (or v's) length, or k/m for the overlaps. None
+        for a cache written before these columns."""
+        if measure not in ALIGNMENT_MEASURES:
+            raise ValueError(f"not an alignment measure: {measure!r}")
+        column = measure
+        chance = "chance_overlap" if column.startswith("overlap") else f"chance_cos_{column.split('_')[1]}"
+        try:
+            found = self.con.execute(
+                f"SELECT median({chance}) FROM alignment WHERE run = ? AND (? IS NULL OR module = ?)",
+                [run, module, module],
+            ).fetchone()
+        except duckdb.Error:
+            return None
+        return None if found is None or found[0] is None else float(found[0])
 
     def claims(self, run: str) -> pd.DataFrame:
         """The claims board of `run` (`claims` view), in the board's order."""

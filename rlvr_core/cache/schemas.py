@@ -188,6 +188,9 @@ RUN_SCHEMAS: dict[str, pa.Schema] = {
             ("layer", pa.int32()),
             ("module", pa.string()),
             ("sigma1", pa.float64()),
+            ("chance_cos_u", pa.float64()),
+            ("chance_cos_v", pa.float64()),
+            ("chance_overlap", pa.float64()),
         ]
     ),
     "rank1_dynamics": pa.schema(

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..cache import RUN_SCHEMAS, Cache
-from ..math import alignment
+from ..math import alignment, chance
 from ..math.alignment import RunningLineFit
 
 
@@ -125,6 +125,10 @@ def _row(
         "cos_v_first": alignment.abs_cos(v1, first.v[:, 0]) if first is not None and first.sigma.size else nan,
         "overlap_topk_final": alignment.subspace_overlap(top.u, final.u),
         "overlap_base_principal": alignment.base_overlap(u1, base.u[:, : top.u.shape[1]]) if base is not None else nan,
+        # what unrelated (uniformly random) directions would give (math.chance)
+        "chance_cos_u": chance.abs_cos(u1.size).mean,
+        "chance_cos_v": chance.abs_cos(v1.size).mean,
+        "chance_overlap": top.u.shape[1] / u1.size if u1.size else nan,
     }
 
 

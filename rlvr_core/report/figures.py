@@ -358,3 +358,15 @@ def add_band(figure: go.Figure, band, name: str, color: str, secondary_y: bool |
         hovertemplate="step %{x}: %{y:.3f} (n=%{customdata[0]}, 95% %{customdata[1]:.3f}-%{customdata[2]:.3f})",
         **extra,
     )
+
+
+def with_chance(figure: go.Figure, value: float | None, what: str) -> go.Figure:
+    """A dashed grey line at what chance gives (`value`; nothing when None), named in the legend."""
+    if value is None:
+        return figure
+    x = [t for trace in figure.data for t in (trace.x if trace.x is not None else [])]
+    if not x:
+        return figure
+    figure.add_scatter(x=[min(x), max(x)], y=[value, value], mode="lines", name=f"chance: {what} ({value:.3g})",
+                       line={"dash": "dash", "color": "#777", "width": 2}, hoverinfo="name")  # fmt: skip
+    return figure

@@ -8,7 +8,7 @@ one module kind, and as a layer x step heatmap."""
 import streamlit as st
 
 from rlvr_core.cache.queries import ALIGNMENT_MEASURES
-from rlvr_dashboard.charts import banded, caption, chart, heatmap, label, lines, module_order
+from rlvr_dashboard.charts import banded, caption, chart, heatmap, label, lines, module_order, with_chance
 from rlvr_dashboard.ui import live, pick, queries
 
 MEASURES = [m for m in ALIGNMENT_MEASURES if not m.endswith("_first")]
@@ -45,12 +45,16 @@ else:
 
 st.subheader("Alignment of the rank-1 directions")
 column = pick("Measure", MEASURES, "measure", format_func=label)
+chance = q.alignment_chance(run, column, group if per_layer else None)
+random_what = "random subspaces" if column.startswith("overlap") else "random directions"
 if per_layer:
     curves = q.alignment_per_layer(run, group, column)
-    chart(lines(curves, "value", "layer", column, f"{label(column)}: {group} per layer"))
+    chart(with_chance(lines(curves, "value", "layer", column, f"{label(column)}: {group} per layer"), chance,
+                      random_what))  # fmt: skip
 else:
     curves = q.alignment_by_module(run, column)
-    chart(banded(curves, column, f"{label(column)} (median over layers, quartile bands): {run}"))
+    figure = banded(curves, column, f"{label(column)} (median over layers, quartile bands): {run}")
+    chart(with_chance(figure, chance, random_what))
 grid = q.alignment_grid(run, column, group if per_layer else None)
 chart(
     heatmap(
@@ -61,7 +65,11 @@ chart(
         x="step",
     )
 )
-st.caption(caption(column))
+st.caption(
+    caption(column)
+    + (f"  \nDashed: what {random_what} give (median over tensors: {chance:.3g}); for |cos| of unit vectors of "
+       "length m, E|cos| = Γ(m/2)/(√π Γ((m+1)/2)) ≈ √(2/(πm)); for a top-k overlap, k/m." if chance else "")
+)  # fmt: skip
 st.download_button(
     "Download the alignment curves (CSV)", curves.to_csv(index=False), f"alignment_{run}.csv", "text/csv"
 )
