@@ -45,6 +45,10 @@ from . import precision, run_alignment
 from .analyze_step import analyze_step, job_elements
 from .engines import cpu_workers, fit_process, matrix_processes, resolve_engine
 
+AUTO_CLAIMS_ELEMENTS = 1_000_000_000
+"""`rlvr analyze` rebuilds the run's claims board itself when a step has at most this many weight elements
+(its chance levels simulate Gaussian matrices of the model's shapes: seconds for a 0.5B model, minutes for a
+7B one, too long to add to every watched step); above, `rlvr claims RUN` (or the Claims page) builds it."""
 Progress = Callable[[int, int, str], None]
 """Called after each tensor as progress(done, total, message)."""
 
@@ -207,7 +211,7 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
         from .correlate import correlate_run  # scipy.stats: imported when needed, not by the fit process
 
         correlate_run(cache, config.run)  # the metrics (and u1's final step) changed
-        if config.geometry:
+        if config.geometry and size[0] <= AUTO_CLAIMS_ELEMENTS:
             from .claims import claims_run
 
             claims_run(cache, config.run)  # the claims board at the run's last step
