@@ -14,6 +14,7 @@ import torch
 from rlvr_core.fixtures.checkpoints import ModelShape, random_model, write_checkpoint
 from rlvr_core.math import verdicts
 
+pytestmark = pytest.mark.slow  # each builds and analyses real runs and simulates chance levels: ~2 min in all
 SHAPE = ModelShape(hidden=64, intermediate=160, kv_dim=32, n_layers=2)
 SUPPORTED, CONTRADICTED, NOT_MEASURABLE = verdicts.SUPPORTED, verdicts.CONTRADICTED, verdicts.NOT_MEASURABLE
 
