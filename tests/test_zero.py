@@ -31,8 +31,14 @@ def zero_runs(tmp_path_factory) -> dict:
 
 
 @pytest.mark.parametrize("stage", [2, 3])
-def test_zero_partitions_equal_deepspeeds_own_zero_to_fp32_bit_for_bit(zero_runs, stage) -> None:
+def test_zero_partitions_equal_deepspeeds_own_zero_to_fp32_bit_for_bit(zero_runs, stage, monkeypatch) -> None:
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    import rlvr_core.readers.zero as zero
+
+    dropped: list[bool] = []  # every piece read is let go from memory once copied out (as the FSDP reader's)
+    drop = zero.drop_mapped_pages
+    monkeypatch.setattr(zero, "drop_mapped_pages", lambda *a: dropped.append(drop(*a)) or dropped[-1])
 
     run = zero_runs[stage]
     for step in run.steps:
@@ -48,6 +54,7 @@ def test_zero_partitions_equal_deepspeeds_own_zero_to_fp32_bit_for_bit(zero_runs
             assert checkpoint.tensors[name].dtype == "F32"
             if got.ndim == 2:  # one row alone (a fused expert's slice is read this way)
                 assert torch.equal(checkpoint.read_tensor(name, index=got.shape[0] - 1), expected[-1])
+    assert dropped and all(dropped)
 
 
 def test_an_openrlhf_run_is_analysed_from_its_zero_save_and_its_hf_copy_warned(zero_runs, tmp_path, cli) -> None:

@@ -107,7 +107,7 @@ def random_update(base_sv: np.ndarray, shape: tuple[int, int], fro: float, seed:
         p = geometry.Projections(vectors, right=m >= n)
         dw = spectral.decompose(step, 0, minus=base, observe=p)
         step_w = (top.sv.numpy(), top.triplets.u.numpy(), top.triplets.v.numpy())
-        got = geometry.measure(p, dw.sv.numpy(), dw.stats.fro_norm**2, shape, step_w)
+        got = geometry.measure(p, dw.stats, dw.sv.numpy(), shape, step_w)
         draws["rotation_u_k8"].append(_at(got.rotation_u, 8))
         draws["rotation_v_k8"].append(_at(got.rotation_v, 8))
         draws["drift_all"].append(got.drift_all if got.drift_all is not None else math.nan)

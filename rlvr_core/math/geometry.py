@@ -33,6 +33,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from .spectral import SpectrumStats
+
 ATOLS = (1e-8, 1e-6, 1e-5, 1e-4)
 """The tolerances of the near-zero shares (Mukherjee et al.'s sweep)."""
 KS = (1, 8, 32)
@@ -58,8 +60,8 @@ class BaseVectors:
 
 @dataclass
 class Projections:
-    """Accumulates, block by block over dW, the counts and products the measures need: exact zeros,
-    |dW| <= atol counts, dW V_b and U_b^T dW (float64, on the blocks' device; numpy at the end). Blocks are
+    """Accumulates, block by block over dW, the counts and products the measures need: |dW| <= atol
+    counts, dW V_b and U_b^T dW (float64, on the blocks' device; numpy at the end). Blocks are
     rows of dW (`right`: m >= n) or its columns."""
 
     base: BaseVectors | None
@@ -67,7 +69,6 @@ class Projections:
     step_side: torch.Tensor | None = None
     """W_step's top Gram-side singular vectors (V when `right`, else U); the pass forms the other side from
     W_step's blocks (W V, or W^T U), so W_step is not walked twice."""
-    zeros: int = 0
     within: list[int] = field(default_factory=lambda: [0] * len(ATOLS))
     _dw_v: torch.Tensor | None = None
     _ut_dw: torch.Tensor | None = None
@@ -80,7 +81,7 @@ class Projections:
         if self.step_side is not None and whole is not None:
             side = self.step_side.to(whole)
             if self._other is None:
-                self._other = whole.new_zeros(self._long(whole), side.shape[1])
+                self._other = whole.new_zeros(self._long(), side.shape[1])
             self._other[part] = whole @ side if self.right else whole.T @ side
         if self.base is None:
             return
@@ -99,16 +100,15 @@ class Projections:
             self._ut_dw[:, part] = u.T @ block
 
     def _count(self, block: torch.Tensor) -> None:
-        """Exact zeros and |dW| <= atol counts; on CPU through numpy into reused buffers (5x faster than
-        torch's elementwise ops single-threaded: 2 ms per million entries)."""
+        """|dW| <= atol counts (the exact zeros are counted by `spectral.decompose` itself: its
+        `zero_fraction`); on CPU through numpy into reused buffers (5x faster than torch's elementwise ops
+        single-threaded: 2 ms per million entries)."""
         if block.device.type != "cpu":
             on_device = block.abs()
-            self.zeros += block.numel() - int(torch.count_nonzero(block))
             for i, atol in enumerate(ATOLS):
                 self.within[i] += int((on_device <= atol).sum())
             return
         flat = block.numpy().reshape(-1)
-        self.zeros += flat.size - int(np.count_nonzero(flat))
         if self._buffers is None:
             self._buffers = (np.empty(COUNT_CHUNK), np.empty(COUNT_CHUNK, dtype=bool))
         for start in range(0, flat.size, COUNT_CHUNK):  # cache-sized pieces through reused buffers
@@ -118,7 +118,7 @@ class Projections:
             for i, atol in enumerate(ATOLS):
                 self.within[i] += int(np.count_nonzero(np.less_equal(magnitude, atol, out=mask)))
 
-    def _long(self, whole: torch.Tensor) -> int:
+    def _long(self) -> int:
         """The length of W's long side (the blocks run along it)."""
         if self.base is not None:
             return self.base.u.shape[0] if self.right else self.base.v.shape[0]
@@ -217,14 +217,16 @@ def off_principal(p: Projections, fro_sq: float, k: int) -> float | None:
 
 
 def measure(
-    p: Projections, dw_sv: np.ndarray, fro_sq: float, shape: tuple[int, int], step_w: tuple | None
+    p: Projections, dw: SpectrumStats, dw_sv: np.ndarray, shape: tuple[int, int], step_w: tuple | None
 ) -> UpdateGeometry:
-    """Every measure of one update: `p` accumulated over dW's blocks, dW's singular values and |dW|_F^2,
-    and `step_w` = (W_step's singular values, its top left and right vectors) when W_step was decomposed."""
+    """Every measure of one update: `p` accumulated over dW's blocks, dW's stats (|dW|_F, its exact-zero
+    share) and singular values, and `step_w` = (W_step's singular values, its top left and right vectors)
+    when W_step was decomposed."""
     count = shape[0] * shape[1]
     rank = numerical_rank(dw_sv, shape)
+    fro_sq = dw.fro_norm**2
     plain = UpdateGeometry(
-        unchanged_share=p.zeros / count if count else 0.0,
+        unchanged_share=dw.zero_fraction or 0.0,
         within_share=tuple(c / count if count else 0.0 for c in p.within),
         numerical_rank=rank,
         numerical_rank_share=rank / min(shape) if min(shape) else 0.0,

@@ -187,6 +187,7 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
     engine = resolve_engine(config.engine, device, *size, workers)
     summary.engine = engine
     fits_apart = config.fits and bool(todo) and engine != "processes"  # process workers fit their own spectra
+    vectors: dict[str, geometry.BaseVectors] | None = None  # the base's principal directions, read once
     with fit_process(fits_apart) as fitter, matrix_processes(engine == "processes" and bool(todo), workers) as pool:
         for job in todo:
             t0 = time.perf_counter()
@@ -196,8 +197,12 @@ def analyze_run(config: AnalyzeConfig, progress: Progress | None = None) -> Anal
                 done += len(job.roles)
                 continue
             counts = (done, total)
-            vectors = None if job.is_base or not config.geometry else _base_vectors(cache, config.run)
-            tables, done = analyze_step(config, job, base, device, counts, progress, (engine, fitter, pool), vectors)
+            if not job.is_base and config.geometry and vectors is None:  # once: after the base step is cached
+                vectors = _base_vectors(cache, config.run)
+            step_vectors = None if job.is_base else vectors
+            tables, done = analyze_step(
+                config, job, base, device, counts, progress, (engine, fitter, pool), step_vectors
+            )
             seconds = time.perf_counter() - t0
             tables["checkpoints"] = _checkpoint_table(config, job, base_fp, settings, device, seconds, tables["layers"])
             summary.warnings += precision.warnings(job.step.step, tables["checkpoints"].to_pylist()[0])

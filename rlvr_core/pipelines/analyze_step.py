@@ -27,7 +27,7 @@ from ..math import geometry, heavytail, spectral
 from ..readers.checkpoint import Checkpoint
 from ..readers.naming import TensorRole, matrix_shape
 from .engines import cpu_workers
-from .matrix_work import ChunkTask, Outcome, Where, check_finite, one_matrix, run_chunk, to_host
+from .matrix_work import ChunkTask, Outcome, Where, base_topk, check_finite, one_matrix, run_chunk, to_host
 from .step_rows import StepRows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -196,8 +196,7 @@ def _one_batch(config, job, base, device, roles: list[TensorRole], where: Where)
     if not good:
         return
     w64 = torch.stack([w.to(torch.float64) for _, w, _ in good])
-    base_k = max(config.topk, geometry.KS[-1]) if config.geometry else config.topk
-    w_results = spectral.decompose_batch(w64, base_k if job.is_base else 0)
+    w_results = spectral.decompose_batch(w64, base_topk(config.topk, config.geometry) if job.is_base else 0)
     dw_results = None
     if not job.is_base:
         dw_results = spectral.decompose_batch(w64.sub_(torch.stack([b for _, _, b in good])), config.topk)

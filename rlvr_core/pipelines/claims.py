@@ -11,6 +11,7 @@ needs it.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -49,8 +50,8 @@ def claims_run(cache: Cache, run: str, compare: list[str] | None = None) -> list
         return []
     step = max(steps)
     data = _StepData(cache, run, step)
-    rows = [_rank_one(data), _implicit(cache, run), _heavy(data), _alignment(cache, run)]
-    rows += [_sparse(data), _full_rank(data), _overlap(compare)]
+    rows = [_rank_one(data), _implicit(), _heavy(data), _alignment(cache, run)]
+    rows += [_sparse(data), _full_rank(data), _overlap()]
     rows += [_drift(data), _rotation(data), _off_principal(data), _directions(data)]
     rows += [_shared_u1(cache, run, step, other) for other in compare or []]
     out = [_as_dict(run, step, r, compare) for r in rows]
@@ -74,6 +75,14 @@ class _StepData:
     def summary(self, column: str, rows: list[dict] | None = None) -> Summary:
         return verdicts.median_interval([r.get(column) for r in (self.geometry if rows is None else rows)])
 
+    @functools.cached_property
+    def random_updates(self) -> list[dict[str, Band]]:
+        """`chance.random_update` of each representative tensor, simulated once for every claim that needs it."""
+        return [
+            chance.random_update(self.base_sv[r["tensor"]], (r["rows"], r["cols"]), r["fro_norm"])
+            for r in self.representatives()
+        ]
+
     def representatives(self) -> list[dict]:
         """Up to `REPRESENTATIVES` dW rows of the middle layer (distinct shapes first) with a base spectrum."""
         layers = sorted({r["layer"] for r in self.dw if r["layer"] is not None})
@@ -92,13 +101,12 @@ def _rank_one(d: _StepData) -> Row:
     if not d.dw:
         return Row("seed-1", claim, SEED, "rank1_energy", None, None, NOT_MEASURABLE, "no analysed update")
     shapes = sorted({(r["rows"], r["cols"]) for r in d.dw})
-    bands = [chance.gaussian_matrix(s)["rank1_energy"] for s in shapes]
-    band = Band(float(np.median([b.mean for b in bands])), min(b.low for b in bands), max(b.high for b in bands))
+    band = _pooled([chance.gaussian_matrix(s)["rank1_energy"] for s in shapes])
     m = d.summary("rank1_energy", d.dw)
     return Row("seed-1", claim, SEED, "rank1_energy", m, band, verdicts.rank_one(m, band))
 
 
-def _implicit(cache: Cache, run: str) -> Row:
+def _implicit() -> Row:
     claim = "With periodic rank-1 substitution, test accuracy stays good while the training reward stays low"
     reason = (
         "a claim about training, not about one run's weights: compare a run trained with periodic rank-1 "
@@ -159,17 +167,19 @@ def _full_rank(d: _StepData) -> Row:
     return Row("mukherjee-2", claim, MUKHERJEE, "numerical_rank_share", m, Band.exact(1.0), verdicts.full_rank(m))
 
 
-def _overlap(compare: list[str] | None) -> Row:
+def _overlap() -> Row:
     claim = "The subnetworks updated by different seeds, data or algorithms overlap far more than chance"
     reason = "needs the entry-level update masks of two runs from the same base, which the cache does not keep yet"
     return Row("mukherjee-3", claim, MUKHERJEE, "Jaccard of updated entries", None, None, NOT_MEASURABLE, reason)
 
 
 def _random_update_band(d: _StepData, name: str) -> Band | None:
-    reps = d.representatives()
-    if not reps:
-        return None
-    bands = [chance.random_update(d.base_sv[r["tensor"]], (r["rows"], r["cols"]), r["fro_norm"])[name] for r in reps]
+    simulated = d.random_updates
+    return _pooled([s[name] for s in simulated]) if simulated else None
+
+
+def _pooled(bands: list[Band]) -> Band:
+    """Several tensors' chance levels as one: the median of their means, the widest band."""
     return Band(float(np.nanmedian([b.mean for b in bands])), min(b.low for b in bands), max(b.high for b in bands))
 
 

@@ -73,7 +73,8 @@ def _correlations(frame, accuracy: dict, metric: str, last: int, permutations: i
         flag = "last step left out (1 by construction)"
     values = frame["value"].to_numpy(dtype=float)
     test = np.array([accuracy[s] for s in frame["step"]], dtype=float)
-    if values.size and np.ptp(values[np.isfinite(values)] if np.isfinite(values).any() else values) == 0:
+    finite = values[np.isfinite(values)]
+    if finite.size and np.ptp(finite) == 0:
         flag = "constant"
     level = spearman(values, test, permutations)
     change = spearman_of_changes(values, test, permutations)

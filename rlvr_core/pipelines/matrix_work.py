@@ -128,8 +128,14 @@ def decompose_pair(
     vectors = observer.step_vectors()
     step_w = (w_result.sv.cpu().numpy(), *vectors) if vectors is not None else None
     shape = (int(w.shape[0]), int(w.shape[1]))
-    measured = geometry.measure(observer, dw_result.sv.cpu().numpy(), dw_result.stats.fro_norm**2, shape, step_w)
+    measured = geometry.measure(observer, dw_result.stats, dw_result.sv.cpu().numpy(), shape, step_w)
     return [("W", w_result), ("dW", dw_result)], measured
+
+
+def base_topk(topk: int, measure: bool) -> int:
+    """The triplets of W the base step keeps: `topk`, and with the update's geometry at least the
+    `geometry.KS[-1]` principal directions every step's update is measured against."""
+    return max(topk, geometry.KS[-1]) if measure else topk
 
 
 def to_host(result: spectral.MatrixSpectrum) -> spectral.MatrixSpectrum:
@@ -148,7 +154,7 @@ def one_matrix(step: Checkpoint, base: Checkpoint | None, role: TensorRole, task
     b = base.read_matrix(role).to(device) if base is not None else None
     if not check_finite(w, b, role, task.where, task.allow_nonfinite):
         return Outcome(role, tuple(w.shape), None)
-    topk_w = 0 if b is not None else max(task.topk, geometry.KS[-1]) if task.measure else task.topk
+    topk_w = 0 if b is not None else base_topk(task.topk, task.measure)
     base_vectors = None if task.base_vectors is None else task.base_vectors.get(role.name)
     results, measured = decompose_pair(w, b, topk_w, task.topk, task.method, base_vectors, task.measure)
     return Outcome(role, tuple(w.shape), [(t, to_host(r)) for t, r in results], measures=measured)

@@ -73,7 +73,7 @@ def discover_steps(run_dir: str | Path, steps: list[int] | None = None) -> list[
                 f"step {checkpoint.step} in both {found[checkpoint.step].path} and {checkpoint.path}",
                 "name the checkpoints explicitly with --checkpoint STEP=PATH",
             )
-        if checkpoint.step not in found or checkpoint.exact:
+        if _wins(checkpoint, found.get(checkpoint.step)):
             found[checkpoint.step] = checkpoint
     if not found:
         raise RunLayoutError(
@@ -101,7 +101,7 @@ def step_folders(run_dir: str | Path) -> list[StepCheckpoint]:
         checkpoint = _checkpoint_folder(child)
         if checkpoint is None or not checkpoint.path.is_dir():
             continue
-        if checkpoint.step not in found or (checkpoint.exact and not found[checkpoint.step].exact):
+        if _wins(checkpoint, found.get(checkpoint.step)):
             found[checkpoint.step] = checkpoint
     return [found[step] for step in sorted(found)]
 
@@ -113,6 +113,11 @@ def _children(run_dir: Path) -> list[Path]:
     if actor.is_dir():
         children += sorted(actor.iterdir())
     return children
+
+
+def _wins(new: StepCheckpoint, old: StepCheckpoint | None) -> bool:
+    """`new` takes the step: the first folder found for it, or the trainer's exact save over an export."""
+    return old is None or (new.exact and not old.exact)
 
 
 def _one_exact(a: StepCheckpoint, b: StepCheckpoint) -> bool:

@@ -22,7 +22,8 @@ bit for bit, on saves DeepSpeed 0.19.6's own engine wrote (ZeRO-2 and ZeRO-3, 2 
 Each file is opened with `torch.load(mmap=True, weights_only=True)`: the DeepSpeed objects the optimizer
 file pickles (loss scaler, ZeRO stage enum, fragment addresses) are mapped to inert stand-ins, so nothing
 in the file runs, and a read touches only the bytes of that tensor (Adam's moments, twice the weights'
-size, are never read). Pipeline- or tensor-parallel saves (`mp_rank_01`) and expert-parallel MoE saves
+size, are never read); once copied out, the mapped pages read are dropped (`system.libc`), as the FSDP
+reader does. Pipeline- or tensor-parallel saves (`mp_rank_01`) and expert-parallel MoE saves
 (`expp_rank_`) are refused with DeepSpeed's own conversion command (`deepspeed.zero_advice`).
 """
 
@@ -36,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import CheckpointFormatError
 from ..system.dataroots import guard
+from ..system.libc import drop_mapped_pages
 from .checkpoint import Checkpoint, TensorInfo, dtype_code, stat_fingerprint
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -112,15 +114,17 @@ class ZeroCheckpoint(Checkpoint):
         for rank, group, offset, length in self._pieces[name]:
             lo, hi = max(start, position), min(start + count, position + length)
             if lo < hi:
-                parts.append(self._group(rank, group)[offset + lo - position : offset + hi - position])
+                parts.append((rank, self._group(rank, group)[offset + lo - position : offset + hi - position]))
             position += length
-        flat = torch.cat(parts) if parts else torch.empty(0)
+        flat = torch.cat([part for _, part in parts]) if parts else torch.empty(0)  # a copy
+        for rank, part in parts:  # copied out: the mapped pages read leave memory (as the FSDP reader's)
+            drop_mapped_pages(part.data_ptr(), part.numel() * part.element_size(), str(self._optim[rank]))
         if flat.numel() != count:
             raise CheckpointFormatError(
                 f"{self._optim[0]} tensor '{name}'", f"{count} fp32 values", f"{flat.numel()} in the partitions",
                 _refer(self.path),
             )  # fmt: skip
-        return flat.reshape(out_shape).clone()
+        return flat.reshape(out_shape)
 
     def _group(self, rank: int, group: int) -> torch.Tensor:
         if rank not in self._groups:
