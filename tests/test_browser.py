@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,66 +17,16 @@ import pytest
 from rlvr_core.cache import queue as jobs
 from rlvr_core.fixtures import ModelShape, build_run
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("RLVR_BROWSER_TESTS") != "1", reason="set RLVR_BROWSER_TESTS=1"),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install chromium"),
-]
-APP_DIR = Path(__file__).resolve().parent.parent
+from .browser import NEEDS_BROWSER, launch, start_app
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(cache: Path, **env: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=APP_DIR,
-        env={**os.environ, "RLVR_CACHE": str(cache), **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
-                return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise AssertionError("streamlit did not become healthy")
-
-
-def _launch(p):
-    return p.chromium.launch(
-        executable_path=CHROMIUM,
-        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    )
+pytestmark = [*NEEDS_BROWSER, pytest.mark.slow]
 
 
 @pytest.fixture
 def server(quick_demo, tmp_path):
     cache = tmp_path / "cache"  # a copy: the UI test adds a run, other tests read the demo's cache as it is
     shutil.copytree(quick_demo[1], cache)
-    proc, url = _start(cache)
+    proc, url = start_app(cache)
     yield url, cache
     proc.terminate()
     proc.wait(timeout=30)
@@ -89,10 +36,10 @@ def test_behind_a_sign_in_proxy_anonymous_visitors_see_nothing_and_jobs_record_t
     from playwright.sync_api import sync_playwright
 
     cache = tmp_path / "cache"
-    proc, url = _start(cache, RLVR_AUTH="header", RLVR_AUTH_HEADER="X-Forwarded-User")
+    proc, url = start_app(cache, RLVR_AUTH="header", RLVR_AUTH_HEADER="X-Forwarded-User")
     try:
         with sync_playwright() as p:
-            browser = _launch(p)
+            browser = launch(p)
             for path in ("jobs", "", "layers", "substitution?run=x"):  # each a new session's first load
                 anonymous = browser.new_page()
                 anonymous.goto(f"{url}/{path}")
@@ -119,7 +66,7 @@ def test_every_page_renders_and_an_analysis_runs_from_the_ui(server, tmp_path):
     shots.mkdir(parents=True, exist_ok=True)
     fx = build_run(tmp_path / "data", ModelShape(arch="llama"), steps=(10, 20), layout="trl")
     with sync_playwright() as p:
-        browser = _launch(p)
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         for path, charted in (
             ("", False),
@@ -192,10 +139,10 @@ def test_two_users_one_cannot_cancel_the_others_job_and_user_text_stays_text(tmp
     job = jobs.claim(cache, "w")
     running, _ = jobs.submit(cache, "logs", ["/models/x", "--run", lure], submitted_by="alice")
     jobs.finish(cache, job, "failed", error=f"could not read {lure}: [click here](http://127.0.0.1:9/phish)")
-    proc, url = _start(cache, RLVR_AUTH="header", RLVR_AUTH_HEADER="X-Forwarded-User")
+    proc, url = start_app(cache, RLVR_AUTH="header", RLVR_AUTH_HEADER="X-Forwarded-User")
     try:
         with sync_playwright() as p:
-            browser = _launch(p)
+            browser = launch(p)
             bob = browser.new_context(extra_http_headers={"X-Forwarded-User": "bob"}).new_page()
             for ident in (failed, running):
                 bob.goto(f"{url}/jobs")
@@ -255,7 +202,7 @@ def test_selections_follow_the_user_and_every_url_round_trips(server, tmp_path):
 
     url, _ = server
     with sync_playwright() as p:
-        browser = _launch(p)
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/layers")
         page.wait_for_selector("h1:has-text('Layers')", timeout=60000)
@@ -300,12 +247,12 @@ def test_a_page_showing_a_watched_run_gains_its_new_step_and_keeps_the_selection
         subprocess.Popen([*rlvr, command, "--cache", str(cache)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for command in ("watcher", "worker")
     ]
-    proc, url = _start(cache)
+    proc, url = start_app(cache)
     shots = Path(os.environ.get("RLVR_SCREENSHOTS", tmp_path / "screenshots"))
     shots.mkdir(parents=True, exist_ok=True)
     try:
         with sync_playwright() as p:
-            browser = _launch(p)
+            browser = launch(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{url}/layers?run=live&step=10")
             page.wait_for_selector("text=live: step 20 analysed", timeout=180000)

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from rlvr_core.cache import Cache
+from rlvr_core.cache import Cache, open_cache
+
+from .browser import needs_browser, page_texts
+from .references import assert_measures_match
 
 pytestmark = pytest.mark.slow
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -100,7 +103,7 @@ def test_comparisons_store_recovery_rows(real_demo) -> None:
     assert report["summary"]["decoupling"]["verdict"] and report["summary"]["runs"][RUN]["dw_fits"]["share"] >= 0.9
 
 
-@pytest.mark.parametrize("page", ["runs", "layers", "spectra", "alignment", "reward", "substitution"])
+@pytest.mark.parametrize("page", ["runs", "claims", "layers", "spectra", "alignment", "reward", "substitution"])
 def test_every_page_renders_the_real_run(real_demo, page, monkeypatch) -> None:
     from streamlit.testing.v1 import AppTest
 
@@ -110,3 +113,23 @@ def test_every_page_renders_the_real_run(real_demo, page, monkeypatch) -> None:
     at.switch_page(f"rlvr_dashboard/views/{page}.py").run()
     assert not at.exception, (page, at.exception)
     assert not at.error, (page, [e.value for e in at.error])
+
+
+def test_the_update_geometry_equals_its_references_on_the_smollm2_base_and_its_real_update(real_demo) -> None:
+    """Issue (the claims board): each measure against the papers' own calls, on SmolLM2-135M's real
+    tensors (its base, and TRL's checkpoint after 4 GRPO steps): the first, a middle and the last layer."""
+    from rlvr_core.readers.formats import open_checkpoint
+
+    out, cache, _ = real_demo
+    sql = "SELECT * FROM update_geometry WHERE run = ? AND step = 4 AND layer IN (0, 15, 29) ORDER BY tensor"
+    rows = open_cache(cache).execute(sql, [RUN]).df()
+    assert len(rows) == 21  # 3 layers x 7 linear weights
+    base, step = open_checkpoint(out / "base"), open_checkpoint(out / "runs" / RUN / "checkpoint-4")
+    for row in rows.itertuples():
+        assert_measures_match(row, base.read_tensor(row.tensor), step.read_tensor(row.tensor))
+    assert (rows.numerical_rank_share > 0).all() and (rows.unchanged_share < 1).all()  # real, non-zero updates
+
+
+@needs_browser
+def test_the_claims_board_of_the_real_run_renders_in_chromium(real_demo, tmp_path) -> None:
+    page_texts(real_demo[1], f"claims?run={RUN}", ["[data-testid^=glide-cell] >> text=mukherjee-2"], tmp_path / "c.png")

@@ -1,0 +1,89 @@
+"""Helpers of the real-browser tests: Debian's chromium (Playwright, `executable_path`) against
+`streamlit run app.py` on a cache, bound to 127.0.0.1. Opt-in with RLVR_BROWSER_TESTS=1 (`.ci/run` sets it)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+APP_DIR = Path(__file__).resolve().parent.parent
+NEEDS_BROWSER = [
+    pytest.mark.browser,
+    pytest.mark.skipif(os.environ.get("RLVR_BROWSER_TESTS") != "1", reason="set RLVR_BROWSER_TESTS=1"),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install chromium"),
+]
+"""Marks of a test that drives Chromium."""
+
+
+def needs_browser(test):
+    """Mark one test as driving Chromium (skipped unless RLVR_BROWSER_TESTS=1 and chromium is installed)."""
+    for mark in NEEDS_BROWSER:
+        test = mark(test)
+    return test
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(cache: Path, **env: str) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` on `cache`, healthy; returns (process, url)."""
+    port = free_port()
+    argv = ["streamlit", "run", "app.py", "--server.headless", "true", "--server.address", "127.0.0.1",
+            "--server.port", str(port), "--browser.gatherUsageStats", "false"]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", *argv],
+        cwd=APP_DIR,
+        env={**os.environ, "RLVR_CACHE": str(cache), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise AssertionError("streamlit did not become healthy")
+
+
+def launch(p):
+    return p.chromium.launch(
+        executable_path=CHROMIUM,
+        args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    )
+
+
+def page_texts(cache: Path, path: str, texts: list[str], shot: Path | None = None) -> None:
+    """Open `path` of the dashboard on `cache` in Chromium: a plotly chart draws, no exception shows, and
+    every one of `texts` is on the page (table cells included)."""
+    from playwright.sync_api import sync_playwright
+
+    proc, url = start_app(cache)
+    try:
+        with sync_playwright() as p:
+            browser = launch(p)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{url}/{path}")
+            page.wait_for_selector(".js-plotly-plot", timeout=90000)
+            assert page.locator("[data-testid='stException']").count() == 0, path
+            for text in texts:
+                page.wait_for_selector(f"text={text}", state="attached", timeout=30000)
+            if shot is not None:
+                page.screenshot(path=str(shot), full_page=True)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
