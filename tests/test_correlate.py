@@ -79,3 +79,38 @@ def test_changes_not_levels_rank_the_metrics_and_p_values_are_adjusted() -> None
     adjusted = benjamini_hochberg(p)
     keep = np.isfinite(p)
     assert np.allclose(adjusted[keep], false_discovery_control(p[keep])) and np.isnan(adjusted[4])
+
+
+def test_seeds_are_compared_at_matched_steps_where_training_time_cannot_count(tmp_path, cli) -> None:
+    """Three seeds of one experiment (sigma1 of their updates scaled 1, 1.5, 2): every run's sigma1 and
+    accuracy rise with the step (rho of levels 1 in each), but only the ordering of the runs within each step
+    counts across seeds: accuracy offsets in sigma1's order give rho +1, in the reverse order rho -1."""
+    from rlvr_core.math.correlate import spearman_matched
+    from rlvr_core.pipelines.correlate import MATCHED
+
+    steps = (10, 20, 30, 40)
+    cache = tmp_path / "cache"
+    for k, sigma in enumerate((1.0, 1.5, 2.0)):
+        fx = build_run(tmp_path / f"fx{k}", ModelShape(n_layers=1), steps=steps, dtype="fp32", sigma=sigma)
+        common = ("--base", str(fx.base_dir), "--cache", cache, "--quiet", "--no-fits", "--no-geometry")
+        assert cli("analyze", str(fx.run_dir), "--run", f"exp-s{k}", *common)[0] == 0
+    for sign in (1, -1):
+        for k in range(3):
+            log = tmp_path / f"s{k}.jsonl"
+            data = [{"step": s, "data": {"reward": 0.5 + 0.001 * s, "eval_accuracy": 0.01 * s + sign * 0.05 * k}} for s in steps]
+            log.write_text("".join(json.dumps(d) + "\n" for d in data))
+            assert cli("logs", str(log), "--run", f"exp-s{k}", "--cache", cache)[0] == 0
+        for k in range(3):
+            rows = Cache(cache).queries().metric_correlations(f"exp-s{k}")
+            across = rows[rows.level == MATCHED]
+            sigma1 = across[(across.metric == "sigma1") & (across.target == "dW")]
+            assert len(sigma1) == 7 and (sigma1.n_steps == 12).all(), k  # 3 runs x 4 steps, per module kind
+            assert np.allclose(sigma1.spearman, sign) and (sigma1.p_adjusted < 0.01).all()
+            assert rows.level.tolist().index(MATCHED) > rows.level.tolist().index("module")
+    trend = np.repeat(np.arange(6.0), 4)
+    metric, accuracy = trend + np.tile([0.1, 0.2, 0.3, 0.4], 6), trend + np.tile([0.3, 0.1, 0.4, 0.2], 6)
+    flat = spearman_matched(metric, accuracy, trend)
+    assert spearman(metric, accuracy, 999).rho > 0.9 and flat.rho == pytest.approx(0) and flat.p_value > 0.5
+    assert math.isnan(spearman_matched(trend, accuracy, trend).rho)  # no order among the seeds at any step
+    code, out, _ = cli("correlate", "exp-s0", "--top", "2", "--cache", cache)
+    assert code == 0 and "across the run's seeds at matched steps" in out

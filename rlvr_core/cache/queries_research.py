@@ -87,12 +87,12 @@ class ResearchQueries:
         return [r[0] for r in self.con.execute("SELECT DISTINCT run FROM claims ORDER BY run").fetchall()]
 
     def metric_correlations(self, run: str) -> pd.DataFrame:
-        """The `metric_correlations` rows of `run`, per module kind before per tensor, each ranked by the
-        adjusted p-value of step-to-step changes (constant series last), then |rho of changes|."""
+        """The `metric_correlations` rows of `run`: per module kind, then across its seeds at matched steps,
+        then per tensor; each ranked by its adjusted p-value (constant series last), then |rho|."""
         return self._df(
             "SELECT * FROM metric_correlations WHERE run = ? "
-            "ORDER BY level = 'module' DESC, flag = 'constant' NULLS FIRST, p_adjusted NULLS LAST, "
-            "abs(spearman_change) DESC NULLS LAST",
+            "ORDER BY level = 'module' DESC, level = 'tensor', flag = 'constant' NULLS FIRST, p_adjusted NULLS "
+            "LAST, abs(coalesce(spearman_change, spearman)) DESC NULLS LAST",
             [run],
         )
 

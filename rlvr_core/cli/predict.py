@@ -39,7 +39,7 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
 
 def _cmd_correlate(args: argparse.Namespace) -> int:
     from ..errors import UsageError
-    from ..pipelines.correlate import correlate_run
+    from ..pipelines.correlate import MATCHED, correlate_run
 
     cache = cache_of(args)
     if args.permutations < 99:
@@ -52,11 +52,18 @@ def _cmd_correlate(args: argparse.Namespace) -> int:
     rows = cache.queries().metric_correlations(args.run)
     print(f"run '{args.run}': {len(rows)} correlations with {rows['test_metric'].iloc[0]} (per module kind first; "
           "ranked by the step-to-step changes' BH-adjusted p)")  # fmt: skip
-    for r in rows.head(args.top).itertuples():
+    within = rows[rows["level"] != MATCHED]
+    for r in within.head(args.top).itertuples():
         where = r.module if r.level == "module" else r.tensor
         flag = f"\t[{r.flag}]" if isinstance(r.flag, str) else ""
         print(f"{r.metric}({r.target})\t{where}\trho of changes {r.spearman_change:+.2f}\tp adjusted "
               f"{r.p_adjusted:.3g}\trho of levels {r.spearman:+.2f}\t{r.n_steps} steps{flag}")  # fmt: skip
+    across = rows[rows["level"] == MATCHED]
+    if len(across):
+        print("across the run's seeds at matched steps (rho of the ranks among runs within each step):")
+    for r in across.head(args.top).itertuples():
+        print(f"{r.metric}({r.target})\t{r.module}\trho {r.spearman:+.2f}\tp adjusted {r.p_adjusted:.3g}\t"
+              f"{r.n_steps} (run, step) pairs")  # fmt: skip
     return 0
 
 

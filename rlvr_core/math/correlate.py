@@ -12,6 +12,10 @@ series has no rank order: rho and p are NaN. Arrays in, numbers out.
 Levels drift with training time, so over one run nearly every metric "tracks" an accuracy that also
 drifts. `spearman_of_changes` correlates the step-to-step changes instead (a shared trend cancels), and
 `benjamini_hochberg` adjusts a table's p-values for testing many metrics at once (Benjamini & Hochberg 1995).
+Across runs that share steps (seeds of one experiment), `spearman_matched` compares runs only with each other
+at the same step: both quantities are ranked among the runs within each step and centred there, rho is the
+pooled correlation of those ranks, and the p-value permutes the accuracies among the runs within each step
+(a stratified permutation test): training time cannot make it significant.
 """
 
 from __future__ import annotations
@@ -84,6 +88,37 @@ def spearman_of_changes(
     x, y = np.asarray(metric, dtype=np.float64), np.asarray(accuracy, dtype=np.float64)
     keep = np.isfinite(x) & np.isfinite(y)
     return spearman(np.diff(x[keep]), np.diff(y[keep]), permutations, seed)
+
+
+def spearman_matched(
+    metric: np.ndarray, accuracy: np.ndarray, step: np.ndarray, permutations: int = 1999, seed: int = 0
+) -> Correlation:
+    """Spearman's rho across runs at matched steps (see the module docstring): one value of each quantity
+    per (run, step); steps with fewer than 3 runs are left out. n is the number of (run, step) pairs used;
+    NaN where fewer than 3 pairs remain or either quantity is constant within every step."""
+    from scipy.stats import rankdata
+
+    x, y, g = (np.asarray(a, dtype=np.float64) for a in (metric, accuracy, step))
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y, g = x[keep], y[keep], g[keep]
+    groups = [idx for s in np.unique(g) if (idx := np.flatnonzero(g == s)).size >= 3]
+    if not groups:
+        return Correlation(float("nan"), float("nan"), 0, False)
+    rx = np.concatenate([rankdata(x[i]) - (i.size + 1) / 2 for i in groups])
+    ry = np.concatenate([rankdata(y[i]) - (i.size + 1) / 2 for i in groups])
+    n = int(rx.size)
+    if not rx.any() or not ry.any():
+        return Correlation(float("nan"), float("nan"), n, False)
+    rho = float(rx @ ry / np.sqrt((rx @ rx) * (ry @ ry)))
+    rng = np.random.default_rng(seed)
+    offsets = np.cumsum([0] + [i.size for i in groups])
+    orders = np.concatenate(
+        [a + np.argsort(rng.random((permutations, b - a)), axis=1) for a, b in itertools.pairwise(offsets)],
+        axis=1,
+    )
+    null = (ry[orders] @ rx) / np.sqrt((rx @ rx) * (ry @ ry))
+    p = (1.0 + float(np.sum(np.abs(null) >= abs(rho) - 1e-12))) / (1.0 + permutations)
+    return Correlation(rho, min(1.0, p), n, False)
 
 
 def benjamini_hochberg(p_values) -> np.ndarray:

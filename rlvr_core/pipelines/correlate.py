@@ -9,18 +9,28 @@ changes' p-values adjusted over each level's table (Benjamini-Hochberg: `p_adjus
 series that are constant, or 1 at the last step by construction (that step is left out). Recomputed
 whole after every analysis and every log ingestion of the run (`rlvr analyze`, `rlvr logs`), and by
 `rlvr correlate RUN`.
+
+Seeds of one experiment (runs `<family>-s<N>`, `Queries.seed_families`) are also compared with each other
+at matched steps (`math.correlate.spearman_matched`, module kinds only): rows of level `MATCHED` in every
+member's table, rewritten whenever any member's correlations are.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from ..cache import RUN_SCHEMAS, Cache
-from ..math.correlate import benjamini_hochberg, spearman, spearman_of_changes
+from ..math.correlate import benjamini_hochberg, spearman, spearman_matched, spearman_of_changes
 
 BY_CONSTRUCTION = ("cos_u1_final", "cos_v1_final")
 """Metrics equal to 1 at the run's last step by construction (their reference is that step): it is left out."""
+
+MATCHED = "seeds at matched steps"
+"""The `level` of rows that compare a seed family's runs with each other at the same steps: `spearman` is
+rho of the within-step ranks, `p_value` its stratified permutation p, `n_steps` the (run, step) pairs,
+`p_adjusted` the Benjamini-Hochberg adjustment over these rows; no change columns."""
 
 PERMUTATIONS = 1999
 """Random orders behind a p-value above `math.correlate.EXACT_UP_TO` steps (p resolves to 1/2000)."""
@@ -55,12 +65,62 @@ def correlate_run(cache: Cache, run: str, permutations: int = PERMUTATIONS) -> i
     for (metric, target, module), frame in medians.groupby(["metric", "target", "module"], sort=True):
         add("module", frame, {"metric": metric, "target": target, "module": module, "layer": None, "tensor": None})
     for level in ("tensor", "module"):  # the false discovery rate over each level's table
-        chosen = [r for r in rows if r["level"] == level]
-        for r, adjusted in zip(chosen, benjamini_hochberg([r["p_change"] for r in chosen])):
-            r["p_adjusted"] = None if not np.isfinite(adjusted) else float(adjusted)
+        _adjust([r for r in rows if r["level"] == level], "p_change")
+    _write(cache, run, rows)
+    _correlate_family(cache, run, permutations)
+    return len(rows)
+
+
+def _adjust(rows: list[dict], p_column: str) -> None:
+    for r, adjusted in zip(rows, benjamini_hochberg([r[p_column] for r in rows]), strict=True):
+        r["p_adjusted"] = None if not np.isfinite(adjusted) else float(adjusted)
+
+
+def _write(cache: Cache, run: str, rows: list[dict]) -> None:
     table = pa.Table.from_pylist(rows, schema=RUN_SCHEMAS["metric_correlations"])
     cache.write_run_tables(run, {"metric_correlations": table})
-    return len(rows)
+
+
+def _correlate_family(cache: Cache, run: str, permutations: int) -> None:
+    """The `MATCHED` rows of `run`'s seed family, written into every member's table that exists."""
+    queries = cache.queries()
+    family = next((runs for runs in queries.seed_families().values() if run in runs), [])
+    summary = queries.run_summaries().set_index("run")
+    test = summary["test_metric"].get(run)
+    members = [m for m in family if m in summary.index and summary["test_metric"].get(m) == test]
+    if len(members) < 3 or not isinstance(test, str):
+        return
+    frames = [_module_medians(queries, m, test) for m in members]
+    pooled = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    found = []
+    for (metric, target, module), frame in pooled.groupby(["metric", "target", "module"], sort=True):
+        c = spearman_matched(frame["value"], frame["accuracy"], frame["step"], permutations)
+        flag = "constant" if not np.isfinite(c.rho) and c.n else None
+        found.append({"test_metric": test, "level": MATCHED, "metric": metric, "target": target, "module": module,
+                      "layer": None, "tensor": None, "n_steps": c.n, "spearman": c.rho, "p_value": c.p_value,
+                      "exact": False, "spearman_change": None, "p_change": None, "n_changes": None,
+                      "p_adjusted": None, "flag": flag})  # fmt: skip
+    _adjust(found, "p_value")
+    for member in members:
+        table = cache.read_run(member, "metric_correlations")
+        if table is not None:
+            kept = [r for r in table.to_pylist() if r["level"] != MATCHED]
+            _write(cache, member, kept + [{"run": member, **r} for r in found])
+
+
+def _module_medians(queries, run: str, test: str) -> pd.DataFrame:
+    """metric, target, module, step, value (median over layers), accuracy of one run; a by-construction
+    metric's last step left out."""
+    series = queries.metric_series([run], [test])
+    accuracy = dict(zip(series["step"].astype(int), series["value"], strict=True))
+    metrics = queries.step_metrics(run)
+    metrics = metrics[metrics["step"].isin(list(accuracy))]
+    if metrics.empty:
+        return metrics
+    last = int(metrics["step"].max())
+    metrics = metrics[~(metrics["metric"].isin(BY_CONSTRUCTION) & (metrics["step"] == last))]
+    medians = metrics.groupby(["metric", "target", "module", "step"], as_index=False)["value"].median()
+    return medians.assign(accuracy=[accuracy[int(s)] for s in medians["step"]])
 
 
 def _correlations(frame, accuracy: dict, metric: str, last: int, permutations: int) -> dict:

@@ -41,6 +41,24 @@ st.dataframe(
         "spearman": st.column_config.NumberColumn("ρ of levels", format="%.2f"),
     },
 )  # fmt: skip
+across = rows[rows["level"] == "seeds at matched steps"]
+if len(across):
+    st.subheader("Across the seeds, at matched steps")
+    st.caption(
+        "The run's seeds (runs named `<experiment>-s<N>`) compared with each other at the same steps: each "
+        f"metric and {test_metric} ranked among the runs within each step, ρ of those ranks pooled over the "
+        "steps; p from permuting the runs within each step, BH-adjusted: training time cannot make it significant."
+    )
+    st.dataframe(
+        across[["metric", "target", "module", "spearman", "p_adjusted", "n_steps", "flag"]],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "spearman": st.column_config.NumberColumn("ρ at matched steps", format="%.2f"),
+            "p_adjusted": st.column_config.NumberColumn("p (BH-adjusted)", format="%.3g"),
+            "n_steps": st.column_config.NumberColumn("(run, step) pairs"),
+        },
+    )
 labels = [f"{r.metric} of {r.target} · {r.module}" for r in modules.itertuples()]
 chosen = pick("Metric", labels, "metric_pair")
 row = modules.iloc[labels.index(chosen)]
