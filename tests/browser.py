@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -66,24 +67,30 @@ def launch(p):
     )
 
 
-def page_texts(cache: Path, path: str, texts: list[str], shot: Path | None = None) -> None:
-    """Open `path` of the dashboard on `cache` in Chromium: a plotly chart draws, no exception shows, and
-    every one of `texts` is on the page (table cells included)."""
+@contextlib.contextmanager
+def dashboard_page(cache: Path, width: int = 1400):
+    """A Chromium page beside `streamlit run app.py` on `cache`; yields (page, url); stops both."""
     from playwright.sync_api import sync_playwright
 
     proc, url = start_app(cache)
     try:
         with sync_playwright() as p:
             browser = launch(p)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{url}/{path}")
-            page.wait_for_selector(".js-plotly-plot", timeout=90000)
-            assert page.locator("[data-testid='stException']").count() == 0, path
-            for text in texts:
-                page.wait_for_selector(f"text={text}", state="attached", timeout=30000)
-            if shot is not None:
-                page.screenshot(path=str(shot), full_page=True)
+            yield browser.new_page(viewport={"width": width, "height": 1000}), url
             browser.close()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def page_texts(cache: Path, path: str, texts: list[str], shot: Path | None = None) -> None:
+    """Open `path` of the dashboard on `cache` in Chromium: a plotly chart draws, no exception shows, and
+    every one of `texts` (Playwright selectors; table cells included) is on the page."""
+    with dashboard_page(cache) as (page, url):
+        page.goto(f"{url}/{path}")
+        page.wait_for_selector(".js-plotly-plot", timeout=90000)
+        assert page.locator("[data-testid='stException']").count() == 0, path
+        for text in texts:
+            page.wait_for_selector(text, state="attached", timeout=30000)
+        if shot is not None:
+            page.screenshot(path=str(shot), full_page=True)

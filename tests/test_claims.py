@@ -29,6 +29,9 @@ def _update(w: torch.Tensor, kind: str, gen: torch.Generator) -> torch.Tensor:
         a[torch.randperm(m, generator=gen)[: max(m // 10, 1)]] = 1.0
         b[torch.randperm(n, generator=gen)[: max(n // 10, 1)]] = 1.0
         d = torch.outer(a, b)
+    elif kind.startswith("masked-"):  # Gaussian on a fixed 20% of the entries, the mask seeded by its name
+        mask = torch.rand(m, n, generator=torch.Generator().manual_seed(int(kind[7:]) * 100 + m + n)) < 0.2
+        d = torch.randn(m, n, generator=gen, dtype=torch.float64) * mask
     elif kind == "gaussian":
         d = torch.randn(m, n, generator=gen, dtype=torch.float64)
     elif kind == "principal":  # on the base's own top-8 directions
@@ -127,6 +130,22 @@ def test_runs_compared_share_u1_when_they_learned_the_same_direction_and_not_by_
     assert rows["u1-noise"]["value"] < 5 * rows["u1-noise"]["chance_high"]  # near what chance gives
     rc, _, err = cli("claims", "a", "--compare", "nobody", "--cache", tmp_path / "c")
     assert rc == 2 and "run 'nobody'" in err
+
+
+def test_runs_updating_the_same_entries_overlap_above_chance_and_others_read_as_chance(tmp_path, cli) -> None:
+    """Mukherjee et al.'s overlap: two runs with one mask (other values) overlap wholly, a run with another
+    mask of the same density overlaps as chance does, pq / (p + q - pq) = 0.2^2 / 0.36."""
+    alone = _by_id(_run(tmp_path, cli, "masked-1", name="a"))["mukherjee-3"]
+    assert alone["verdict"] == NOT_MEASURABLE and "--compare" in alone["reason"]
+    _run(tmp_path, cli, "masked-1", name="b", seed=4)
+    _run(tmp_path, cli, "masked-2", name="c", seed=5)
+    for other, verdict in (("b", SUPPORTED), ("c", CONTRADICTED)):
+        rc, out, err = cli("claims", "a", "--compare", other, "--cache", tmp_path / "c", "--json")
+        assert rc == 0, err
+        row = _by_id(json.loads(out))["mukherjee-3"]
+        assert row["verdict"] == verdict and row["chance"] == pytest.approx(0.04 / 0.36, abs=0.01), other
+        assert row["n"] == 14 and row["reason"] == f"against {other} at step(s) 10"
+    assert row["value"] == pytest.approx(row["chance"], abs=0.03)  # c: independent masks
 
 
 def test_claims_page_shows_the_board_with_chance_and_says_what_to_do_without_one(tmp_path, cli, monkeypatch) -> None:

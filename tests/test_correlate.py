@@ -97,7 +97,8 @@ def test_seeds_are_compared_at_matched_steps_where_training_time_cannot_count(tm
     for sign in (1, -1):
         for k in range(3):
             log = tmp_path / f"s{k}.jsonl"
-            data = [{"step": s, "data": {"reward": 0.5 + 0.001 * s, "eval_accuracy": 0.01 * s + sign * 0.05 * k}} for s in steps]
+            data = [{"step": s, "data": {"reward": 0.5 + 0.001 * s, "eval_accuracy": 0.01 * s + sign * 0.05 * k}}
+                    for s in steps]  # fmt: skip
             log.write_text("".join(json.dumps(d) + "\n" for d in data))
             assert cli("logs", str(log), "--run", f"exp-s{k}", "--cache", cache)[0] == 0
         for k in range(3):

@@ -104,3 +104,28 @@ def test_measures_equal_their_references_on_real_checkpoints(tmp_path, cli) -> N
         assert_measures_match(row, b_ck.read_tensor(row.tensor), s_ck.read_tensor(row.tensor))
     sparse = rows[rows.tensor == "model.layers.0.self_attn.q_proj.weight"].iloc[0]
     assert sparse.unchanged_share > 0.85 and sparse.numerical_rank_share == 1.0
+
+
+@pytest.mark.parametrize("shape", [(96, 64), (40, 150)])
+def test_the_changed_sample_is_dw_nonzero_at_the_same_positions_in_every_run(shape, monkeypatch) -> None:
+    """Blocks of a few rows (or columns): the kept bits equal (dW != 0) at `sample_positions`, drawn from the
+    shape alone; the sampled Jaccard of two masks equals theirs on those positions."""
+    monkeypatch.setattr(spectral, "BLOCK_BYTES", 8 * min(shape) * 7)  # 7 rows (or columns) per block
+    monkeypatch.setattr(geometry, "MASK_SAMPLE", 1000)
+    geometry.sample_positions.cache_clear()
+    gen = torch.Generator().manual_seed(2)
+    w_base = torch.randn(shape, generator=gen)
+    masks = [torch.rand(shape, generator=gen) < p for p in (0.3, 0.5)]
+    bits = []
+    for mask in masks:
+        measured = _measure(w_base, w_base + mask * torch.randn(shape, generator=gen))
+        assert measured.changed_sample is not None
+        bits.append(measured.changed_sample)
+        rows, cols = geometry.sample_positions(shape)
+        kept = np.unpackbits(np.frombuffer(measured.changed_sample, dtype=np.uint8))[: rows.size].astype(bool)
+        assert rows.size == 1000 and np.array_equal(kept, mask.numpy()[rows, cols])
+    a, b = (m.numpy()[rows, cols] for m in masks)
+    assert geometry.sample_jaccard(*bits, 1000) == np.count_nonzero(a & b) / np.count_nonzero(a | b)
+    assert geometry.sample_jaccard(bits[0], bits[1], 1000) == pytest.approx(0.15 / 0.65, abs=0.05)
+    assert geometry.chance_jaccard(0.3, 0.5) == pytest.approx(0.15 / 0.65)
+    geometry.sample_positions.cache_clear()

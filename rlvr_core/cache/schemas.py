@@ -165,6 +165,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("off_principal_k8", pa.float64()),
             ("off_principal_k32", pa.float64()),
             ("value_share", pa.float64()),
+            ("changed_sample", pa.binary()),
         ]
     ),
 }

@@ -169,6 +169,7 @@ _DUCK_TYPES = {
     "double": "DOUBLE",
     "float": "FLOAT",
     "bool": "BOOLEAN",
+    "binary": "BLOB",
     "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
     "list<item: double>": "DOUBLE[]",
     "list<item: float>": "FLOAT[]",

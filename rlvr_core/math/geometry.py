@@ -24,10 +24,16 @@ with singular values s_s and top singular vectors U_s, V_s:
   |s_s - s_b|^2 / |dW|_F^2, the least part of the update's energy that changing the singular values
   alone accounts for (Mirsky's inequality: |s_s - s_b| <= |dW|_F, so the share lies in [0, 1]); the rest,
   1 - value share, is what moving the singular directions takes.
+- Overlap of updated subnetworks (Mukherjee et al. again: the entries updated by different runs from one
+  base overlap far more than chance): each update keeps whether dW != 0 at `MASK_SAMPLE` positions drawn
+  once per shape (the same positions in every run and step: `ChangedSample`), so two runs' Jaccard index
+  |A & B| / |A | B| is estimated on those positions without keeping either mask; for independent masks of
+  densities p and q it is pq / (p + q - pq) (`chance_jaccard`).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -42,7 +48,10 @@ KS = (1, 8, 32)
 FLOAT32_EPS = float(torch.finfo(torch.float32).eps)
 COUNT_CHUNK = 1 << 16
 """Entries per piece when counting |dW| <= atol (512 KiB of float64: stays in cache)."""
-MEASURES_VERSION = 1
+MASK_SAMPLE = 4096
+"""Positions per tensor whose changed-or-not is kept (512 bytes a tensor and step; the Jaccard index of two
+runs' masks is estimated on them to about +-0.01)."""
+MEASURES_VERSION = 2
 """Part of a step's cached settings: a step analysed before these measures (or an older version) is redone."""
 
 
@@ -56,6 +65,55 @@ class BaseVectors:
     """(m, K) top left singular vectors (K = min(32, what was kept))."""
     v: np.ndarray
     """(n, K) top right singular vectors."""
+
+
+@functools.lru_cache(maxsize=256)
+def sample_positions(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """`MASK_SAMPLE` distinct (row, col) positions of an m x n matrix (all when smaller), sorted by row then
+    column; drawn from a generator seeded by the shape alone, so every run and step uses the same ones."""
+    m, n = shape
+    size = m * n
+    flat = np.sort(np.random.default_rng([m, n, 2505]).choice(size, min(size, MASK_SAMPLE), replace=False))
+    return flat // n, flat % n
+
+
+class ChangedSample:
+    """Whether dW != 0 at `sample_positions(shape)`, filled block by block (row blocks of dW when `right`,
+    else column blocks) and packed to bits (`np.packbits`) at the end."""
+
+    def __init__(self, shape: tuple[int, int], right: bool) -> None:
+        rows, cols = sample_positions(shape)
+        self.right = right
+        order = np.arange(rows.size) if right else np.lexsort((rows, cols))  # by the blocks' long side
+        self.order, self.rows, self.cols = order, rows[order], cols[order]
+        self.changed = np.zeros(rows.size, dtype=bool)
+
+    def __call__(self, part: slice, block: torch.Tensor) -> None:
+        along = self.rows if self.right else self.cols
+        lo, hi = np.searchsorted(along, [part.start, part.start + block.shape[0 if self.right else 1]])
+        if hi <= lo:
+            return
+        r, c = self.rows[lo:hi], self.cols[lo:hi]
+        r, c = (r - part.start, c) if self.right else (r, c - part.start)
+        index = torch.from_numpy(r).to(block.device), torch.from_numpy(c).to(block.device)
+        self.changed[self.order[lo:hi]] = (block[index] != 0).cpu().numpy()
+
+    def bits(self) -> bytes:
+        return np.packbits(self.changed).tobytes()
+
+
+def sample_jaccard(a: bytes, b: bytes, size: int) -> float | None:
+    """The Jaccard index of two `ChangedSample` bit strings of `size` positions (None when both are empty)."""
+    x = np.unpackbits(np.frombuffer(a, dtype=np.uint8))[:size].astype(bool)
+    y = np.unpackbits(np.frombuffer(b, dtype=np.uint8))[:size].astype(bool)
+    union = int(np.count_nonzero(x | y))
+    return int(np.count_nonzero(x & y)) / union if union else None
+
+
+def chance_jaccard(p: float, q: float) -> float | None:
+    """The expected Jaccard index of independent masks of densities p and q: pq / (p + q - pq)."""
+    union = p + q - p * q
+    return p * q / union if union > 0 else None
 
 
 @dataclass
@@ -75,9 +133,13 @@ class Projections:
     _uv: tuple[torch.Tensor, torch.Tensor] | None = None
     _buffers: tuple[np.ndarray, np.ndarray] | None = None
     _other: torch.Tensor | None = None
+    sample: ChangedSample | None = None
+    """Where dW changed at the shape's sampled positions (the overlap of two runs' updates)."""
 
     def __call__(self, part: slice, block: torch.Tensor, whole: torch.Tensor | None = None) -> None:
         self._count(block)
+        if self.sample is not None:
+            self.sample(part, block)
         if self.step_side is not None and whole is not None:
             side = self.step_side.to(whole)
             if self._other is None:
@@ -157,6 +219,8 @@ class UpdateGeometry:
     drift_all: float | None = None
     off_principal: tuple[float | None, ...] = (None,) * len(KS)
     value_share: float | None = None
+    changed_sample: bytes | None = None
+    """`ChangedSample.bits()`: dW != 0 at the shape's `sample_positions`."""
 
 
 def numerical_rank(sv: np.ndarray, shape: tuple[int, int]) -> int:
@@ -230,6 +294,7 @@ def measure(
         within_share=tuple(c / count if count else 0.0 for c in p.within),
         numerical_rank=rank,
         numerical_rank_share=rank / min(shape) if min(shape) else 0.0,
+        changed_sample=p.sample.bits() if p.sample is not None else None,
     )
     base = p.base
     if base is None or step_w is None:

@@ -51,7 +51,7 @@ def claims_run(cache: Cache, run: str, compare: list[str] | None = None) -> list
     step = max(steps)
     data = _StepData(cache, run, step)
     rows = [_rank_one(data), _implicit(), _heavy(data), _alignment(cache, run)]
-    rows += [_sparse(data), _full_rank(data), _overlap()]
+    rows += [_sparse(data), _full_rank(data), _overlap(cache, data, run, compare or [])]
     rows += [_drift(data), _rotation(data), _off_principal(data), _directions(data)]
     rows += [_shared_u1(cache, run, step, other) for other in compare or []]
     out = [_as_dict(run, step, r, compare) for r in rows]
@@ -167,10 +167,45 @@ def _full_rank(d: _StepData) -> Row:
     return Row("mukherjee-2", claim, MUKHERJEE, "numerical_rank_share", m, Band.exact(1.0), verdicts.full_rank(m))
 
 
-def _overlap() -> Row:
+def _overlap(cache: Cache, d: _StepData, run: str, others: list[str]) -> Row:
     claim = "The subnetworks updated by different seeds, data or algorithms overlap far more than chance"
-    reason = "needs the entry-level update masks of two runs from the same base, which the cache does not keep yet"
-    return Row("mukherjee-3", claim, MUKHERJEE, "Jaccard of updated entries", None, None, NOT_MEASURABLE, reason)
+    measure = "Jaccard of updated entries (sampled positions)"
+    if not others:
+        reason = "needs a second run from the same base: rlvr claims RUN --compare OTHER"
+        return Row("mukherjee-3", claim, MUKHERJEE, measure, None, None, NOT_MEASURABLE, reason)
+    values, chances, steps = [], [], []
+    for other in others:
+        shared = sorted(set(cache.steps_with(run, "update_geometry")) & set(cache.steps_with(other, "update_geometry")))
+        if shared and shared[-1] > 0:
+            steps.append(shared[-1])
+            for j, c in _jaccards(cache, run, other, shared[-1]):
+                values.append(j)
+                chances.append(c)
+    if not values:
+        reason = "no shared analysed step with sampled masks (steps analysed before them: rlvr analyze --force)"
+        return Row("mukherjee-3", claim, MUKHERJEE, measure, None, None, NOT_MEASURABLE, reason)
+    m, band = verdicts.median_interval(values), Band.of(chances)
+    reason = f"against {', '.join(others)} at step(s) {', '.join(map(str, steps))}"
+    if d.dtype in ("BF16", "F16"):
+        reason += f"; {d.dtype} weights: the masks reflect rounding too"
+    return Row("mukherjee-3", claim, MUKHERJEE, measure, m, band, verdicts.above_chance(m, band), reason)
+
+
+def _jaccards(cache: Cache, run: str, other: str, step: int) -> list[tuple[float, float]]:
+    """(sampled Jaccard, its chance level) of each tensor both runs updated at `step`."""
+    columns = ["tensor", "rows", "cols", "unchanged_share", "changed_sample"]
+    theirs = {r["tensor"]: r for r in _rows(cache.read_step(other, step, "update_geometry", columns))}
+    out = []
+    for a in _rows(cache.read_step(run, step, "update_geometry", columns)):
+        b = theirs.get(a["tensor"])
+        if b is None or a["changed_sample"] is None or b["changed_sample"] is None or a["rows"] != b["rows"]:
+            continue
+        size = min(a["rows"] * a["cols"], geometry.MASK_SAMPLE)
+        j = geometry.sample_jaccard(a["changed_sample"], b["changed_sample"], size)
+        c = geometry.chance_jaccard(1 - a["unchanged_share"], 1 - b["unchanged_share"])
+        if j is not None and c is not None:
+            out.append((j, c))
+    return out
 
 
 def _random_update_band(d: _StepData, name: str) -> Band | None:

@@ -119,15 +119,16 @@ def decompose_pair(
             results.append(("dW", spectral.decompose(w, topk, method, minus=b)))
         return results, None
     right = w.shape[0] >= w.shape[1]
+    shape = (int(w.shape[0]), int(w.shape[1]))
+    sample = geometry.ChangedSample(shape, right)
     if base is None:
-        w_result, observer = spectral.decompose(w, topk_w, method), geometry.Projections(None, right)
+        w_result, observer = spectral.decompose(w, topk_w, method), geometry.Projections(None, right, sample=sample)
     else:  # W's top vectors: the Gram side here, the other side formed in dW's pass
         w_result, side, _ = spectral.spectrum_and_side(w, geometry.KS[-1])
-        observer = geometry.Projections(base, right, step_side=side)
+        observer = geometry.Projections(base, right, step_side=side, sample=sample)
     dw_result = spectral.decompose(w, topk, method, minus=b, observe=observer)
     vectors = observer.step_vectors()
     step_w = (w_result.sv.cpu().numpy(), *vectors) if vectors is not None else None
-    shape = (int(w.shape[0]), int(w.shape[1]))
     measured = geometry.measure(observer, dw_result.stats, dw_result.sv.cpu().numpy(), shape, step_w)
     return [("W", w_result), ("dW", dw_result)], measured
 

@@ -64,7 +64,7 @@ class StepRows:
         row = {"tensor": role.name, "layer": role.layer, "module": role.module, "expert": role.expert,
                "rows": shape[0], "cols": shape[1], "dtype": dtype, "unchanged_share": m.unchanged_share,
                "numerical_rank": m.numerical_rank, "numerical_rank_share": m.numerical_rank_share,
-               "drift_all": m.drift_all, "value_share": m.value_share}  # fmt: skip
+               "drift_all": m.drift_all, "value_share": m.value_share, "changed_sample": m.changed_sample}  # fmt: skip
         row |= dict(zip(("within_e8", "within_e6", "within_e5", "within_e4"), m.within_share))
         for k, ru, rv, d, o in zip(KS, m.rotation_u, m.rotation_v, m.drift_top, m.off_principal):
             row |= {f"rotation_u_k{k}": ru, f"rotation_v_k{k}": rv, f"drift_k{k}": d, f"off_principal_k{k}": o}
