@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from rlvr_core.cache import queue as jobs
+from tests.browser import CHROMIUM, launch
 from tests.conftest import wait_until
-from tests.test_browser import CHROMIUM, _launch
 from tests.test_serve import _free_port, _healthy
 
 pytestmark = [
@@ -88,7 +88,7 @@ def test_sign_in_queue_a_job_sign_out_and_refusals(tmp_path, provider) -> None:
     shots.mkdir(parents=True, exist_ok=True)
     try:
         with sync_playwright() as p:
-            browser = _launch(p)
+            browser = launch(p)
             for path in ("", "jobs", "layers?run=x", "prediction"):  # never signed in: the login page only
                 anonymous = browser.new_page()
                 anonymous.goto(f"{url}/{path}")

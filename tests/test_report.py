@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import CHROMIUM, _launch
+from tests.browser import CHROMIUM, launch
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install chromium")
@@ -38,7 +38,7 @@ def test_the_report_opens_offline_and_every_figure_renders(quick_demo, tmp_path,
     expected = text.count('class="plotly-graph-div"')
     assert expected >= 6
     with sync_playwright() as p:
-        browser = _launch(p)
+        browser = launch(p)
         context = browser.new_context(offline=True)
         requests: list[str] = []
         context.route("**/*", lambda route: (requests.append(route.request.url), route.continue_()))
