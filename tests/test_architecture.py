@@ -241,7 +241,8 @@ def test_pages_import_only_the_dashboard_helpers_and_the_cache_query_api():
 
 
 def test_the_readme_lists_every_cache_view_with_its_columns_in_order() -> None:
-    from rlvr_core.cache.schemas import EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS
+    from rlvr_core.cache.schemas import RUN_SCHEMAS, SCHEMAS
+    from rlvr_core.cache.schemas_eval import EVAL_SCHEMAS
 
     section = README[README.index("## The cache") : README.index("## Reliability")]
     rows = dict(re.findall(r"^\| `(\w+)` \| (.+) \|$", section, re.M))

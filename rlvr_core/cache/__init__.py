@@ -12,7 +12,8 @@ or a SQL string. May import: `rlvr_core.errors`, `rlvr_core.system`; pyarrow, nu
 """
 
 from .atomic import publishing
-from .schemas import EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS, list_column
+from .schemas import RUN_SCHEMAS, SCHEMAS
+from .schemas_eval import EVAL_SCHEMAS, list_column
 from .store import CACHE_ENV, DEFAULT_CACHE, Cache, check_run_name, open_cache, resolve_cache
 
 __all__ = [

@@ -82,6 +82,15 @@ class ResearchQueries:
         """The claims board of `run` (`claims` view), in the board's order."""
         return self._df("SELECT * FROM claims WHERE run = ?", [run])  # one file per run: in its order
 
+    def chance_levels(self, run: str, measure: str) -> pd.DataFrame:
+        """rows, cols, chance, chance_low, chance_high of one shape-only measure for each of the run's
+        update shapes (`chance_levels` view; empty before the run's claims board is built)."""
+        return self._df(
+            "SELECT rows, cols, chance, chance_low, chance_high FROM chance_levels WHERE run = ? AND measure = ? "
+            "ORDER BY rows, cols",
+            [run, measure],
+        )
+
     def claims_runs(self) -> list[str]:
         """Runs with a claims board."""
         return [r[0] for r in self.con.execute("SELECT DISTINCT run FROM claims ORDER BY run").fetchall()]

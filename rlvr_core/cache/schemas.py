@@ -5,12 +5,11 @@ these views through `open_cache`, so a column is never renamed or removed.
 
 - `SCHEMAS`: per-step views, one Parquet file per view in each step folder.
 - `RUN_SCHEMAS`: per-run views, one file per view in each run folder.
-- `EVAL_SCHEMAS`: per-evaluation views, one file per view in each evaluation folder.
+- `EVAL_SCHEMAS` (`schemas_eval`): per-evaluation views, one file per view in each evaluation folder.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pyarrow as pa
 
 SCHEMAS: dict[str, pa.Schema] = {
@@ -339,6 +338,17 @@ RUN_SCHEMAS: dict[str, pa.Schema] = {
             ("compare", pa.string()),
         ]
     ),
+    "chance_levels": pa.schema(
+        [
+            ("run", pa.string()),
+            ("rows", pa.int64()),
+            ("cols", pa.int64()),
+            ("measure", pa.string()),
+            ("chance", pa.float64()),
+            ("chance_low", pa.float64()),
+            ("chance_high", pa.float64()),
+        ]
+    ),
 }
 """The columns of each per-run view (one file per run folder, rewritten whole, atomically). `decoupling`:
 the implicit-reward-overfitting monitor (`math.monitor`) at each held-out step of the ingested log.
@@ -346,57 +356,6 @@ the implicit-reward-overfitting monitor (`math.monitor`) at each held-out step o
 columns are NULL when to_step is not analysed, `fro_error` also when its checkpoint files are gone).
 `metric_correlations`: Spearman's rho over steps of each spectral metric with the held-out metric, and its
 permutation p-value (`math.correlate`), per tensor (`level` = `tensor`) and per module kind (`module`: the
-median over layers)."""
-
-EVAL_SCHEMAS: dict[str, pa.Schema] = {
-    "evaluations": pa.schema(
-        [
-            ("eval_id", pa.string()),
-            ("run", pa.string()),
-            ("step", pa.int64()),
-            ("variant", pa.string()),
-            ("rank", pa.int64()),
-            ("mode", pa.string()),
-            ("dataset", pa.string()),
-            ("n", pa.int64()),
-            ("temperature", pa.float64()),
-            ("accuracy", pa.float64()),
-            ("pass_at_k", pa.float64()),
-            ("n_problems", pa.int64()),
-            ("started_at", pa.timestamp("us", tz="UTC")),
-            ("finished_at", pa.timestamp("us", tz="UTC")),
-            ("top_p", pa.float64()),
-            ("max_new_tokens", pa.int64()),
-            ("k", pa.int64()),
-            ("model_path", pa.string()),
-            ("model_fingerprint", pa.string()),
-            ("backend", pa.string()),
-            ("device", pa.string()),
-            ("tokens", pa.int64()),
-            ("tokens_per_s", pa.float64()),
-            ("seconds", pa.float64()),
-            ("dataset_kind", pa.string()),
-            ("seed", pa.int64()),
-        ]
-    ),
-    "eval_samples": pa.schema(
-        [
-            ("eval_id", pa.string()),
-            ("problem_id", pa.string()),
-            ("sample", pa.int64()),
-            ("completion", pa.string()),
-            ("extracted", pa.string()),
-            ("correct", pa.bool_()),
-            ("gold", pa.string()),
-        ]
-    ),
-}
-"""The columns of the evaluation views (one folder per evaluation: `<cache>/evals/<eval_id>/`)."""
-
-
-def list_column(arrays: list[np.ndarray], value_type: pa.DataType) -> pa.ListArray:
-    """A LIST column from a list of 1-D numpy arrays, without Python-level boxing of the values."""
-    lengths = np.fromiter((a.size for a in arrays), dtype=np.int32, count=len(arrays))
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    flat = np.concatenate(arrays) if arrays else np.zeros(0)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=value_type))
+median over layers). `chance_levels`: what an i.i.d. Gaussian matrix of each of the run's update shapes
+gives for the shape-only measures of the `layers` view (`math.chance.gaussian_matrix`; written with the
+claims board)."""

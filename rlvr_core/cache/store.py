@@ -44,7 +44,8 @@ from ..errors import CacheError, UsageError
 from ..system.settings import CACHE_ENV, DEFAULT_CACHE
 from . import owners
 from .atomic import publishing, write_file_atomic
-from .schemas import EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS
+from .schemas import RUN_SCHEMAS, SCHEMAS
+from .schemas_eval import EVAL_SCHEMAS
 from .views import connect_views, read_columns
 
 if TYPE_CHECKING:  # pragma: no cover

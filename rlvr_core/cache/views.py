@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .schemas import EVAL_SCHEMAS, RUN_SCHEMAS, SCHEMAS
+from .schemas import RUN_SCHEMAS, SCHEMAS
+from .schemas_eval import EVAL_SCHEMAS
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb

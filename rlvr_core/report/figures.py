@@ -370,3 +370,19 @@ def with_chance(figure: go.Figure, value: float | None, what: str) -> go.Figure:
     figure.add_scatter(x=[min(x), max(x)], y=[value, value], mode="lines", name=f"chance: {what} ({value:.3g})",
                        line={"dash": "dash", "color": "#777", "width": 2}, hoverinfo="name")  # fmt: skip
     return figure
+
+
+def heatmap_chance(figure: go.Figure, chances: list[tuple[str, float, float, float]]) -> go.Figure:
+    """A heatmap's chance levels, written under it: (shape, mean, low, high) of an i.i.d. Gaussian matrix of
+    each shape (a band has no place in a heatmap's cells; the colour bar's title says it too)."""
+    if not chances:
+        return figure
+    shown = "; ".join(f"{shape} {mean:.3g} [{low:.3g}, {high:.3g}]" for shape, mean, low, high in chances[:4])
+    more = f"; +{len(chances) - 4} shapes" if len(chances) > 4 else ""
+    figure.add_annotation(text=f"chance (an i.i.d. Gaussian matrix of the same shape): {shown}{more}",
+                          xref="paper", yref="paper", x=0, y=-0.12, showarrow=False, xanchor="left",
+                          yanchor="top", font={"size": 11, "color": "#555"})  # fmt: skip
+    figure.update_layout(margin={"b": 90})
+    note = f"chance {chances[0][1]:.3g}" if len(chances) == 1 else "chance per shape: below"
+    title = figure.layout.coloraxis.colorbar.title.text or ""
+    return figure.update_coloraxes(colorbar_title_text=f"{title}<br>({note})")

@@ -6,7 +6,7 @@ request, or one module kind as a layer x expert grid."""
 import streamlit as st
 
 from rlvr_core.cache.queries import LAYER_MEASURES
-from rlvr_dashboard.charts import TINY, caption, chart, heatmap, label
+from rlvr_dashboard.charts import TINY, caption, chart, heatmap, heatmap_chance, label
 from rlvr_dashboard.ui import live, pick, pick_step_and_target, queries
 
 EXPERT_VIEWS = {"median": "median over experts", "one": "one expert", "grid": "layer × expert"}
@@ -25,16 +25,18 @@ steps = q.steps(run)
 step, target = pick_step_and_target(steps, ("dW", "W"), (middle, right))
 metric = pick("Measure", list(LAYER_MEASURES), "metric", format_func=label)
 title = f"{label(metric)} of {target}: {run}, step {step}"
+levels = q.chance_levels(run, metric)  # what a Gaussian matrix of each shape gives (empty: no board yet)
+chances = [(f"{r.rows}×{r.cols}", r.chance, r.chance_low, r.chance_high) for r in levels.itertuples()]
 experts = q.experts(run, step)
 view = pick("Experts", list(EXPERT_VIEWS), "experts_view", radio=True, format_func=EXPERT_VIEWS.get) if experts else ""
 if view == "median":
     layers = q.layers_over_experts(run, step, target, metric)
-    chart(heatmap(layers, "median", metric, f"{title}, median over {len(experts)} experts"))
+    chart(heatmap_chance(heatmap(layers, "median", metric, f"{title}, median over {len(experts)} experts"), chances))
     measures = ["q1", "median", "q3"]
 elif view == "one":
     expert = pick("Expert", experts, "expert")
     layers = q.layers(run, step, target, expert)
-    chart(heatmap(layers, metric, metric, f"{title}, expert {expert}"))
+    chart(heatmap_chance(heatmap(layers, metric, metric, f"{title}, expert {expert}"), chances))
     measures = list(LAYER_MEASURES)
 else:
     layers = q.layers(run, step, target)
@@ -43,10 +45,17 @@ else:
         kinds = sorted(layers.loc[layers["expert"].notna(), "module"].unique())
         kind = pick("Expert module", kinds, "expert_module")
         layers = layers[layers["module"] == kind]
-        chart(heatmap(layers, metric, metric, f"{title}, {kind}", x="expert"))
+        chart(heatmap_chance(heatmap(layers, metric, metric, f"{title}, {kind}", x="expert"), chances))
     else:
-        chart(heatmap(layers, metric, metric, title))
+        chart(heatmap_chance(heatmap(layers, metric, metric, title), chances))
 st.caption(caption(metric))
+if not chances:
+    st.caption(
+        "No chance level for this measure: a size depends on the update's scale (rank-1 energy and stable rank "
+        "carry its shape)."
+        if metric in ("fro_norm", "spectral_norm")
+        else "No chance level yet: it comes with the run's claims board (`rlvr claims RUN`)."
+    )
 st.dataframe(
     layers,
     hide_index=True,
