@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from rlvr_core.cache import Cache
 from rlvr_core.fixtures.checkpoints import ModelShape, random_model, write_checkpoint
 from rlvr_core.math import verdicts
 
@@ -165,6 +166,15 @@ def test_claims_page_shows_the_board_with_chance_and_says_what_to_do_without_one
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     names = {t.get("name") for t in spec["data"]}
     assert {"chance band", "this run (median, 95% interval)"} <= names  # every measure beside its chance
+    levels = Cache(tmp_path / "c").queries().chance_levels("rank1-sparse", "rank1_energy")
+    assert sorted(zip(levels.rows, levels.cols)) == [(32, 64), (64, 64), (64, 160), (160, 64)]
+    at.switch_page("rlvr_dashboard/views/layers.py").run()  # rank-1 energy of dW: a chance level per shape
+    assert not at.exception
+    layers = json.loads(at.get("plotly_chart")[0].proto.spec)
+    note = next(a["text"] for a in layers["layout"]["annotations"] if a["text"].startswith("chance"))
+    first = levels.iloc[0]
+    assert f"32×64 {first.chance:.3g} [{first.chance_low:.3g}, {first.chance_high:.3g}]" in note
+    assert first.chance_low <= first.chance <= first.chance_high < 0.2  # spread, not rank-1 (1.0)
     monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "empty"))
     at = AppTest.from_file(app, default_timeout=60)
     at.switch_page("rlvr_dashboard/views/claims.py").run()

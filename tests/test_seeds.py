@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,12 @@ from pathlib import Path
 import pytest
 
 from rlvr_core.cache import Cache
+from rlvr_core.demo import claims_tables
 from rlvr_core.demo.seeds_tables import embedded, markdown
 from rlvr_core.errors import UsageError
 from rlvr_core.math.stats import seed_interval
+
+from .browser import needs_browser, page_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -120,6 +124,52 @@ def test_pages_draw_seed_families_as_bands(seeds_build, page, monkeypatch) -> No
     assert len(bands) >= 2  # reward and test (Reward vs test); full and rank-1 accuracy (Substitution)
 
 
+@pytest.fixture(scope="module")
+def compared(seeds_build, tmp_path_factory) -> tuple[Path, list[dict]]:
+    """A copy of the 2-seed build's cache whose seed-0 GRPO board compares u1 with its rank-1 twin (one base)."""
+    cache = tmp_path_factory.mktemp("compared") / "cache"
+    shutil.copytree(seeds_build[1], cache)
+    argv = ["claims", "demo-grpo-s0", "--compare", "demo-grpo-rank1-k10-s0", "--json", "--cache", str(cache)]
+    proc = subprocess.run([sys.executable, "-m", "rlvr_core", *argv], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return cache, json.loads(proc.stdout)
+
+
+@pytest.mark.slow
+def test_the_claims_board_of_a_seed_compares_runs_from_its_base(compared) -> None:
+    _, rows = compared
+    assert [r["claim_id"] for r in rows][:11] == [
+        "seed-1", "seed-2", "seed-3", "seed-4", "mukherjee-1", "mukherjee-2", "mukherjee-3", "zhu-1", "zhu-2",
+        "zhu-3", "jin-1",
+    ]  # fmt: skip
+    cross = rows[-1]
+    assert cross["claim_id"] == "u1-demo-grpo-rank1-k10-s0" and cross["reason"] == "step 20"
+    assert 0 <= cross["low"] <= cross["value"] <= cross["high"] <= 1 and cross["chance"] < 0.5
+    assert {r["verdict"] for r in rows} <= {"supported", "contradicted", "not measurable here"}
+
+
+@pytest.mark.slow
+def test_the_readme_boards_summarise_seeds_and_line_up_their_compared_runs(seeds_build, tmp_path) -> None:
+    cache = tmp_path / "cache"
+    shutil.copytree(seeds_build[1], cache)
+    boards = {f"demo-grpo-s{s}": [f"demo-grpo-rank1-k10-s{s}"] for s in (0, 1)}
+    report = json.loads(json.dumps(claims_tables.collect(Cache(cache), boards)))  # what the results file holds
+    text = claims_tables.markdown("seeds", report)
+    assert text.startswith(claims_tables.markers("seeds")[0]) and text.count("\n| **") == 12
+    u1 = next(line for line in text.splitlines() if line.startswith("| **u1-demo-grpo-rank1-k10**"))
+    values = [r["value"] for b in report["runs"].values() for r in b if r["claim_id"].startswith("u1-")]
+    assert f"{sum(values) / 2:.3f} [" in u1 and "/2" in u1 and "Run 'demo-grpo-rank1-k10' finds" in u1
+    one = claims_tables.markdown("one", {"runs": {"demo-grpo-s0": report["runs"]["demo-grpo-s0"]}})
+    assert "Run 'demo-grpo-s0' at step 20" in one and one.count("\n| **") == 12
+
+
+@pytest.mark.slow
+@needs_browser
+def test_the_compared_claims_board_renders_in_chromium(compared, tmp_path) -> None:
+    cells = ["[data-testid^=glide-cell] >> text=u1-demo-grpo-rank1-k10-s0", "[data-testid^=glide-cell] >> text=zhu-2"]
+    page_texts(compared[0], "claims?run=demo-grpo-s0", cells, tmp_path / "claims.png")
+
+
 def test_seed_families_need_two_seeds(tmp_path, cli) -> None:
     from rlvr_core.fixtures import ModelShape, build_run
 
@@ -136,3 +186,12 @@ def test_the_readme_shows_the_committed_multi_seed_results() -> None:
     readme = (ROOT / "README.md").read_text()
     assert embedded(readme) == markdown(report), "regenerate: python -m rlvr_core.demo.seeds_tables"
     assert "results/demo-seeds.json" in readme
+
+
+def test_the_readme_shows_the_committed_claims_boards() -> None:
+    boards = sorted((ROOT / "results").glob("claims-*.json"))
+    assert "claims-demo-seeds" in [b.stem for b in boards]
+    readme = (ROOT / "README.md").read_text()
+    for path in boards:
+        name = path.stem.removeprefix("claims-")
+        assert claims_tables.embedded(name, readme) == claims_tables.markdown(name, json.loads(path.read_text()))

@@ -27,6 +27,8 @@ SEED = "the seed paper (RLVR's gain in the rank-1 part of each update)"
 MUKHERJEE = "Mukherjee et al. 2025, arXiv 2505.11711"
 ZHU = "Zhu et al. 2025, arXiv 2511.08567"
 JIN = "Jin et al. 2025, arXiv 2508.16546"
+DENSE = 0.99
+"""A chance overlap at least this high (both runs changed nearly every entry) leaves nothing to compare."""
 REPRESENTATIVES = 4
 """Tensors (distinct shapes first, from the middle layer) whose random-update chance levels are simulated."""
 
@@ -55,7 +57,22 @@ def claims_run(cache: Cache, run: str, compare: list[str] | None = None) -> list
     rows += [_drift(data), _rotation(data), _off_principal(data), _directions(data)]
     rows += [_shared_u1(cache, run, step, other) for other in compare or []]
     out = [_as_dict(run, step, r, compare) for r in rows]
-    cache.write_run_tables(run, {"claims": pa.Table.from_pylist(out, schema=RUN_SCHEMAS["claims"])})
+    levels = pa.Table.from_pylist(_shape_chances(run, data), schema=RUN_SCHEMAS["chance_levels"])
+    cache.write_run_tables(run, {"claims": pa.Table.from_pylist(out, schema=RUN_SCHEMAS["claims"]),
+                                 "chance_levels": levels})  # fmt: skip
+    return out
+
+
+def _shape_chances(run: str, d: _StepData) -> list[dict]:
+    """Rank-1 energy and stable rank (its inverse: |X|_F^2 / s_1^2) of a Gaussian matrix of each update
+    shape: the `chance_levels` rows the Layers page draws beside those measures."""
+    out = []
+    for rows, cols in sorted({(r["rows"], r["cols"]) for r in d.dw}):
+        band = chance.gaussian_matrix((rows, cols))["rank1_energy"]
+        inverse = Band(1 / band.mean, 1 / band.high, 1 / band.low) if band.low > 0 else Band.exact(math.nan)
+        for measure, b in (("rank1_energy", band), ("stable_rank", inverse)):
+            out.append({"run": run, "rows": rows, "cols": cols, "measure": measure, "chance": b.mean,
+                        "chance_low": b.low, "chance_high": b.high})  # fmt: skip
     return out
 
 
@@ -188,6 +205,9 @@ def _overlap(cache: Cache, d: _StepData, run: str, others: list[str]) -> Row:
     reason = f"against {', '.join(others)} at step(s) {', '.join(map(str, steps))}"
     if d.dtype in ("BF16", "F16"):
         reason += f"; {d.dtype} weights: the masks reflect rounding too"
+    if band.low >= DENSE:
+        reason += "; (nearly) every entry changed in both runs, so chance alone makes the overlap total"
+        return Row("mukherjee-3", claim, MUKHERJEE, measure, m, band, NOT_MEASURABLE, reason)
     return Row("mukherjee-3", claim, MUKHERJEE, measure, m, band, verdicts.above_chance(m, band), reason)
 
 
