@@ -171,9 +171,13 @@ def test_claims_page_shows_the_board_with_chance_and_says_what_to_do_without_one
     at.switch_page("rlvr_dashboard/views/layers.py").run()  # rank-1 energy of dW: a chance level per shape
     assert not at.exception
     layers = json.loads(at.get("plotly_chart")[0].proto.spec)
-    note = next(a["text"] for a in layers["layout"]["annotations"] if a["text"].startswith("chance"))
+    ticks = layers["layout"]["coloraxis"]["colorbar"]
+    lo, hi = f"{levels.chance.min():.3g}", f"{levels.chance.max():.3g}"
+    assert ticks["tickvals"][-1] == levels.chance.min() and ticks["ticktext"][-1] == f"◀ chance {lo} to {hi}"
+    assert f"chance (a Gaussian matrix, same shape): {lo} to {hi}" in layers["layout"]["title"]["text"]
     first = levels.iloc[0]
-    assert f"32×64 {first.chance:.3g} [{first.chance_low:.3g}, {first.chance_high:.3g}]" in note
+    said = [c.value for c in at.caption if c.value.startswith("What an i.i.d. Gaussian")]
+    assert said and f"32×64: {first.chance:.3g} [{first.chance_low:.3g}, {first.chance_high:.3g}]" in said[0]
     assert first.chance_low <= first.chance <= first.chance_high < 0.2  # spread, not rank-1 (1.0)
     monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "empty"))
     at = AppTest.from_file(app, default_timeout=60)

@@ -373,16 +373,20 @@ def with_chance(figure: go.Figure, value: float | None, what: str) -> go.Figure:
 
 
 def heatmap_chance(figure: go.Figure, chances: list[tuple[str, float, float, float]]) -> go.Figure:
-    """A heatmap's chance levels, written under it: (shape, mean, low, high) of an i.i.d. Gaussian matrix of
-    each shape (a band has no place in a heatmap's cells; the colour bar's title says it too)."""
+    """A heatmap's chance level: (shape, mean, low, high) of an i.i.d. Gaussian matrix of each shape, said in
+    the title and marked on the colour bar where it falls inside the colour range (a band has no place in
+    a heatmap's cells)."""
     if not chances:
         return figure
-    shown = "; ".join(f"{shape} {mean:.3g} [{low:.3g}, {high:.3g}]" for shape, mean, low, high in chances[:4])
-    more = f"; +{len(chances) - 4} shapes" if len(chances) > 4 else ""
-    figure.add_annotation(text=f"chance (an i.i.d. Gaussian matrix of the same shape): {shown}{more}",
-                          xref="paper", yref="paper", x=0, y=-0.12, showarrow=False, xanchor="left",
-                          yanchor="top", font={"size": 11, "color": "#555"})  # fmt: skip
-    figure.update_layout(margin={"b": 90})
-    note = f"chance {chances[0][1]:.3g}" if len(chances) == 1 else "chance per shape: below"
-    title = figure.layout.coloraxis.colorbar.title.text or ""
-    return figure.update_coloraxes(colorbar_title_text=f"{title}<br>({note})")
+    lo, hi = min(c[1] for c in chances), max(c[1] for c in chances)
+    said = f"{lo:.3g}" if f"{lo:.3g}" == f"{hi:.3g}" else f"{lo:.3g} to {hi:.3g}"
+    figure.update_layout(title_text=f"{figure.layout.title.text} · chance (a Gaussian matrix, same shape): {said}")
+    z = np.asarray(figure.data[0].z, dtype=float)
+    axis = figure.layout.coloraxis
+    low = axis.cmin if axis.cmin is not None else float(np.nanmin(z))
+    high = axis.cmax if axis.cmax is not None else float(np.nanmax(z))
+    if low <= lo <= high and high > low:
+        ticks = [float(t) for t in np.linspace(low, high, 5)]
+        figure.update_coloraxes(colorbar={"tickmode": "array", "tickvals": [*ticks, lo],
+                                          "ticktext": [f"{t:.3g}" for t in ticks] + [f"◀ chance {said}"]})  # fmt: skip
+    return figure

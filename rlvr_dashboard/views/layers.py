@@ -49,7 +49,12 @@ else:
     else:
         chart(heatmap_chance(heatmap(layers, metric, metric, title), chances))
 st.caption(caption(metric))
-if not chances:
+if chances:
+    st.caption(
+        "What an i.i.d. Gaussian matrix of each shape gives (mean [range over 3 draws]): "
+        + "; ".join(f"{shape}: {mean:.3g} [{low:.3g}, {high:.3g}]" for shape, mean, low, high in chances)
+    )
+else:
     st.caption(
         "No chance level for this measure: a size depends on the update's scale (rank-1 energy and stable rank "
         "carry its shape)."
