@@ -33,7 +33,7 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
 
 
 def _cmd_claims(args: argparse.Namespace) -> int:
-    from ..pipelines.claims import claims_run
+    from ..pipelines.claims import as_json, claims_run
 
     cache = cache_of(args)
     runs = set(cache.queries().runs())
@@ -46,7 +46,7 @@ def _cmd_claims(args: argparse.Namespace) -> int:
             f"run '{args.run}'", "an analysed step", "only the base", "analyse a step first (rlvr analyze)"
         )
     if args.json:
-        print(json.dumps([{k: _plain(v) for k, v in r.items()} for r in rows], indent=1))
+        print(json.dumps(as_json(rows), indent=1))
         return 0
     print(f"claims board of run '{args.run}' at step {rows[0]['step']} (median over tensors [95% interval]; chance)")
     for r in rows:
@@ -61,8 +61,3 @@ def _cmd_claims(args: argparse.Namespace) -> int:
 
 def _num(value) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
-
-
-def _plain(value):
-    """JSON has no NaN: NaN becomes null."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value

@@ -15,7 +15,6 @@ line up. A test keeps the README equal to `markdown` of `results/claims-NAME.jso
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
 from collections import Counter
@@ -36,14 +35,14 @@ def markers(name: str) -> tuple[str, str]:
 
 def collect(cache: Cache, boards: dict[str, list[str]]) -> dict:
     """Each run's claims board, rebuilt with its compared runs: {"runs": {run: [row, ...]}}."""
-    from ..pipelines.claims import claims_run
+    from ..pipelines.claims import as_json, claims_run
 
     runs = {}
     for run, compared in boards.items():
         rows = claims_run(cache, run, compared)
         if not rows:
             raise ValueError(f"run '{run}': no analysed step in {cache.root}; run `rlvr analyze` first")
-        runs[run] = [{k: _plain(v) for k, v in r.items()} for r in rows]
+        runs[run] = as_json(rows)
     return {"runs": runs}
 
 
@@ -117,11 +116,6 @@ def _chance(r: dict) -> str:
 
 def _num(value) -> str:
     return "n/a" if value is None else f"{value:.3g}"
-
-
-def _plain(value):
-    """JSON has no NaN: NaN becomes null."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def embedded(name: str, text: str) -> str | None:

@@ -87,6 +87,8 @@ class _StepData:
         self.geometry = _rows(cache.read_step(run, step, "update_geometry"))
         row = cache.checkpoint_row(run, step) or {}
         self.dtype = row.get("weights_dtype") or ""
+        self.sixteen_bit = self.dtype in ("BF16", "F16")
+        """Read from 16-bit weights: exact zeros of dW reflect rounding as much as sparsity."""
         self.base_sv = cache.step_spectra(run, 0, "W")
 
     def summary(self, column: str, rows: list[dict] | None = None) -> Summary:
@@ -170,7 +172,7 @@ def _sparse(d: _StepData) -> Row:
     if not d.geometry:
         return Row("mukherjee-1", claim, MUKHERJEE, "unchanged_share", None, None, NOT_MEASURABLE, "no geometry")
     m = d.summary("unchanged_share")
-    if d.dtype in ("BF16", "F16"):
+    if d.sixteen_bit:
         reason = f"16-bit export ({d.dtype}): sparsity reflects rounding; read the trainer's fp32 files"
         return Row("mukherjee-1", claim, MUKHERJEE, "unchanged_share", m, Band.exact(0.0), NOT_MEASURABLE, reason)
     return Row("mukherjee-1", claim, MUKHERJEE, "unchanged_share", m, Band.exact(0.0), verdicts.sparse(m))
@@ -192,10 +194,10 @@ def _overlap(cache: Cache, d: _StepData, run: str, others: list[str]) -> Row:
         return Row("mukherjee-3", claim, MUKHERJEE, measure, None, None, NOT_MEASURABLE, reason)
     values, chances, steps = [], [], []
     for other in others:
-        shared = sorted(set(cache.steps_with(run, "update_geometry")) & set(cache.steps_with(other, "update_geometry")))
-        if shared and shared[-1] > 0:
-            steps.append(shared[-1])
-            for j, c in _jaccards(cache, run, other, shared[-1]):
+        shared = _last_shared_step(cache, run, other, "update_geometry")
+        if shared is not None:
+            steps.append(shared)
+            for j, c in _jaccards(cache, run, other, shared):
                 values.append(j)
                 chances.append(c)
     if not values:
@@ -203,7 +205,7 @@ def _overlap(cache: Cache, d: _StepData, run: str, others: list[str]) -> Row:
         return Row("mukherjee-3", claim, MUKHERJEE, measure, None, None, NOT_MEASURABLE, reason)
     m, band = verdicts.median_interval(values), Band.of(chances)
     reason = f"against {', '.join(others)} at step(s) {', '.join(map(str, steps))}"
-    if d.dtype in ("BF16", "F16"):
+    if d.sixteen_bit:
         reason += f"; {d.dtype} weights: the masks reflect rounding too"
     if band.low >= DENSE:
         reason += "; (nearly) every entry changed in both runs, so chance alone makes the overlap total"
@@ -280,9 +282,9 @@ def _directions(d: _StepData) -> Row:
 
 def _shared_u1(cache: Cache, run: str, step: int, other: str) -> Row:
     claim = f"Run '{other}' finds the same u1 as this run (|cos| of dW's u1 per tensor, at their last shared step)"
-    shared = sorted(set(cache.steps_with(run, "vectors")) & set(cache.steps_with(other, "vectors")) - {0})
-    mine = (cache.step_triplets(run, shared[-1]) if shared else None) or {}
-    theirs = (cache.step_triplets(other, shared[-1]) if shared else None) or {}
+    shared = _last_shared_step(cache, run, other, "vectors")
+    mine = (cache.step_triplets(run, shared) if shared is not None else None) or {}
+    theirs = (cache.step_triplets(other, shared) if shared is not None else None) or {}
     pairs = [(a[1][:, 0], theirs[t][1][:, 0]) for t, a in mine.items() if t in theirs]
     pairs = [(a, b) for a, b in pairs if a.size and b.size and a.shape == b.shape]
     if not pairs:
@@ -290,7 +292,18 @@ def _shared_u1(cache: Cache, run: str, step: int, other: str) -> Row:
     cos = [abs(float(a @ b)) / (float(np.linalg.norm(a) * np.linalg.norm(b)) or math.inf) for a, b in pairs]
     band = Band.of([chance.abs_cos(a.size).mean for a, _ in pairs])
     m = verdicts.median_interval(cos)
-    return Row(f"u1-{other}", claim, SEED, "|cos u1|", m, band, verdicts.above_chance(m, band), f"step {shared[-1]}")
+    return Row(f"u1-{other}", claim, SEED, "|cos u1|", m, band, verdicts.above_chance(m, band), f"step {shared}")
+
+
+def _last_shared_step(cache: Cache, run: str, other: str, view: str) -> int | None:
+    """The last trained step (not the base) at which both runs hold the per-step view `view`."""
+    shared = set(cache.steps_with(run, view)) & set(cache.steps_with(other, view)) - {0}
+    return max(shared) if shared else None
+
+
+def as_json(rows: list[dict]) -> list[dict]:
+    """Board rows as JSON can hold them: NaN (which JSON lacks) as null."""
+    return [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in r.items()} for r in rows]
 
 
 def _rows(table) -> list[dict]:

@@ -43,10 +43,7 @@ def correlate_run(cache: Cache, run: str, permutations: int = PERMUTATIONS) -> i
     test = summary.loc[summary["run"] == run, "test_metric"].dropna().tolist()
     if not test:
         return 0
-    series = queries.metric_series([run], test[:1])
-    accuracy = dict(zip(series["step"].astype(int), series["value"], strict=True))
-    metrics = queries.step_metrics(run)
-    metrics = metrics[metrics["step"].isin(list(accuracy))]
+    accuracy, metrics = _at_held_out_steps(queries, run, test[0])
     if metrics.empty:
         return 0
     rows: list[dict] = []
@@ -61,13 +58,12 @@ def correlate_run(cache: Cache, run: str, permutations: int = PERMUTATIONS) -> i
         layer = None if first["layer"] != first["layer"] else int(first["layer"])
         add("tensor", frame, {"metric": metric, "target": target, "module": first["module"], "layer": layer,
                               "tensor": tensor})  # fmt: skip
-    medians = metrics.groupby(["metric", "target", "module", "step"], as_index=False)["value"].median()
-    for (metric, target, module), frame in medians.groupby(["metric", "target", "module"], sort=True):
+    for (metric, target, module), frame in _module_medians(metrics).groupby(["metric", "target", "module"], sort=True):
         add("module", frame, {"metric": metric, "target": target, "module": module, "layer": None, "tensor": None})
     for level in ("tensor", "module"):  # the false discovery rate over each level's table
         _adjust([r for r in rows if r["level"] == level], "p_change")
     _write(cache, run, rows)
-    _correlate_family(cache, run, permutations)
+    _correlate_family(cache, queries, summary.set_index("run")["test_metric"], run, permutations)
     return len(rows)
 
 
@@ -81,16 +77,15 @@ def _write(cache: Cache, run: str, rows: list[dict]) -> None:
     cache.write_run_tables(run, {"metric_correlations": table})
 
 
-def _correlate_family(cache: Cache, run: str, permutations: int) -> None:
-    """The `MATCHED` rows of `run`'s seed family, written into every member's table that exists."""
-    queries = cache.queries()
-    family = next((runs for runs in queries.seed_families().values() if run in runs), [])
-    summary = queries.run_summaries().set_index("run")
-    test = summary["test_metric"].get(run)
-    members = [m for m in family if m in summary.index and summary["test_metric"].get(m) == test]
+def _correlate_family(cache: Cache, queries, tests: pd.Series, run: str, permutations: int) -> None:
+    """The `MATCHED` rows of `run`'s seed family (`tests`: each run's held-out metric), written into every
+    member's table that exists."""
+    family: list[str] = next((runs for runs in queries.seed_families().values() if run in runs), [])
+    test = tests.get(run)
+    members = [m for m in family if tests.get(m) == test]
     if len(members) < 3 or not isinstance(test, str):
         return
-    frames = [_module_medians(queries, m, test) for m in members]
+    frames = [_family_series(queries, m, test) for m in members]
     pooled = pd.concat([f for f in frames if not f.empty], ignore_index=True)
     found = []
     for (metric, target, module), frame in pooled.groupby(["metric", "target", "module"], sort=True):
@@ -108,18 +103,28 @@ def _correlate_family(cache: Cache, run: str, permutations: int) -> None:
             _write(cache, member, kept + [{"run": member, **r} for r in found])
 
 
-def _module_medians(queries, run: str, test: str) -> pd.DataFrame:
-    """metric, target, module, step, value (median over layers), accuracy of one run; a by-construction
-    metric's last step left out."""
+def _at_held_out_steps(queries, run: str, test: str) -> tuple[dict[int, float], pd.DataFrame]:
+    """The held-out metric `test` by step, and the run's step metrics at those steps."""
     series = queries.metric_series([run], [test])
     accuracy = dict(zip(series["step"].astype(int), series["value"], strict=True))
     metrics = queries.step_metrics(run)
-    metrics = metrics[metrics["step"].isin(list(accuracy))]
+    return accuracy, metrics[metrics["step"].isin(list(accuracy))]
+
+
+def _module_medians(metrics: pd.DataFrame) -> pd.DataFrame:
+    """metric, target, module, step, value: the median over layers (and experts) of each module kind."""
+    return metrics.groupby(["metric", "target", "module", "step"], as_index=False)["value"].median()
+
+
+def _family_series(queries, run: str, test: str) -> pd.DataFrame:
+    """One seed's module medians with its accuracy at each step; a by-construction metric's last step left
+    out."""
+    accuracy, metrics = _at_held_out_steps(queries, run, test)
     if metrics.empty:
         return metrics
     last = int(metrics["step"].max())
     metrics = metrics[~(metrics["metric"].isin(BY_CONSTRUCTION) & (metrics["step"] == last))]
-    medians = metrics.groupby(["metric", "target", "module", "step"], as_index=False)["value"].median()
+    medians = _module_medians(metrics)
     return medians.assign(accuracy=[accuracy[int(s)] for s in medians["step"]])
 
 
