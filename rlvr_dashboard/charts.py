@@ -15,23 +15,19 @@ from rlvr_core.math.monitor import FLAG, MonitorRule
 from rlvr_core.report.export import FIGURES, export
 from rlvr_core.report.figures import (
     FEW_TAIL,
-    MEASURES,
     P_VALUE,
     PALETTE,
     TINY,
-    Measure,
     accuracy_bands,
     accuracy_interval,
     add_band,
     banded,
     banded_alpha,
     bounded,
-    caption,
     esd_figure,
     fit_quality,
     heatmap,
     heatmap_chance,
-    label,
     lines,
     module_order,
     seed_band,
@@ -39,6 +35,7 @@ from rlvr_core.report.figures import (
     with_chance,
     with_intervals,
 )
+from rlvr_core.report.measures import MEASURES, Measure, caption, label
 from rlvr_core.report.plain import plain
 
 __all__ = [

@@ -1,6 +1,12 @@
 """Figures of the research pages: `rlvr_core.report.research_figures` and `claims_figures`, re-exported."""
 
 from rlvr_core.report.claims_figures import claims_figure
-from rlvr_core.report.research_figures import cosine_figure, metric_scatter, prediction_figure
+from rlvr_core.report.research_figures import (
+    cosine_figure,
+    metric_scatter,
+    prediction_figure,
+    runs_overlay,
+    with_chance_band,
+)
 
-__all__ = ["claims_figure", "cosine_figure", "metric_scatter", "prediction_figure"]
+__all__ = ["claims_figure", "cosine_figure", "metric_scatter", "prediction_figure", "runs_overlay", "with_chance_band"]

@@ -90,6 +90,7 @@ def test_a_gaussian_update_reads_as_chance_on_every_measure(tmp_path, cli) -> No
         assert row["verdict"] == SUPPORTED, row
         spread = row["chance_high"] - row["chance_low"]
         assert row["chance_low"] - spread <= row["value"] <= row["chance_high"] + spread, row
+    assert rows["jin-1"]["reason"].startswith("at chance") and "nothing specific to RL" in rows["jin-1"]["reason"]
 
 
 def test_a_principal_update_is_contradicted_as_off_principal(tmp_path, cli) -> None:
@@ -101,6 +102,7 @@ def test_a_principal_update_is_contradicted_as_off_principal(tmp_path, cli) -> N
 def test_values_changed_with_directions_kept_contradict_rotation_over_values(tmp_path, cli) -> None:
     rows = _by_id(_run(tmp_path, cli, "values"))
     assert rows["jin-1"]["verdict"] == CONTRADICTED and rows["jin-1"]["value"] < 0.05
+    assert rows["jin-1"]["reason"].startswith("below chance: a random update of the same norm gives 0.9")
     assert rows["zhu-2"]["verdict"] == SUPPORTED and rows["zhu-2"]["value"] < 1e-3  # no rotation at all
     assert rows["zhu-1"]["verdict"] == CONTRADICTED  # far more drift than a random update of that norm
 
@@ -183,3 +185,56 @@ def test_claims_page_shows_the_board_with_chance_and_says_what_to_do_without_one
     at = AppTest.from_file(app, default_timeout=60)
     at.switch_page("rlvr_dashboard/views/claims.py").run()
     assert not at.exception and "No analysed run" in at.info[0].value
+
+
+def test_runs_overlaid_per_layer_and_alpha_drawn_beside_chance(tmp_path, cli, monkeypatch) -> None:
+    """Layers page, several runs on one chart: each run's line is its per-layer median from the cache, with
+    the Gaussian matrix's chance as a dashed line over its band; the Spectra page's alpha charts carry the
+    Gaussian matrix's alpha."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    _run(tmp_path, cli, "principal", name="a")
+    _run(tmp_path, cli, "gaussian", name="noise")
+    assert cli("claims", "a", "--compare", "noise", "--cache", tmp_path / "c")[0] == 0
+    assert cli("claims", "noise", "--cache", tmp_path / "c")[0] == 0
+    monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "c"))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
+    at.switch_page("rlvr_dashboard/views/layers.py").run()
+    assert not at.exception
+    spec = json.loads(at.get("plotly_chart")[1].proto.spec)  # a and its compared run, by default
+    lines = {t["name"]: t for t in spec["data"] if not t["name"].startswith("chance")}
+    assert set(lines) == {"a", "noise"}
+    cache = Cache(tmp_path / "c")
+    for run, trace in lines.items():
+        rows = [r for r in cache.read_step(run, 10, "layers").to_pylist() if r["target"] == "dW"]
+        q_proj = {r["layer"]: r["rank1_energy"] for r in rows if r["module"] == "self_attn.q_proj"}
+        x, y = _plotted(trace["x"]), _plotted(trace["y"])
+        assert list(x) == sorted(q_proj) and list(y) == pytest.approx([q_proj[k] for k in x])
+    level = cache.queries().chance_levels("a", "rank1_energy").set_index(["rows", "cols"]).loc[(64, 64)]
+    dashed = next(t for t in spec["data"] if t["name"].startswith("chance"))
+    assert list(_plotted(dashed["y"])) == pytest.approx([level.chance] * 2) and dashed["line"]["dash"] == "dash"
+    band = spec["layout"]["shapes"][0]
+    assert (band["y0"], band["y1"]) == pytest.approx((level.chance_low, level.chance_high))
+    assert min(_plotted(lines["a"]["y"])) > 3 * level.chance_high  # eight principal directions, weighted 8..1
+    assert max(_plotted(lines["noise"]["y"])) < 2 * level.chance_high  # noise reads as chance
+    at.switch_page("rlvr_dashboard/views/spectra.py").run()
+    assert not at.exception
+    alpha = cache.queries().chance_levels("a", "alpha")
+    assert len(alpha) == 4 and (alpha.chance_low <= alpha.chance).all() and (alpha.chance <= alpha.chance_high).all()
+    heat, over_steps = (json.loads(c.proto.spec) for c in at.get("plotly_chart")[1:3])
+    assert "chance (a Gaussian matrix, same shape)" in heat["layout"]["title"]["text"]
+    assert any(t["name"].startswith("chance: a Gaussian matrix") for t in over_steps["data"])
+    said = [c.value for c in at.caption if "What an i.i.d. Gaussian matrix of each shape fits" in c.value]
+    first = alpha.iloc[0]
+    assert said and f"{int(first.rows)}×{int(first.cols)}: {first.chance:.3g}" in said[0]
+
+
+def _plotted(values) -> np.ndarray:
+    """A trace's x or y as plotly wrote it: a list, or base64 bytes with their dtype."""
+    if isinstance(values, dict):
+        import base64
+
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values)

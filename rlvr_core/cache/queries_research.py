@@ -32,6 +32,19 @@ _STEP_METRICS_SQL = (
 target): sigma1, rank-1 energy, stable rank and ||.||_F of dW, alpha of W and of dW, |cos(u1, u1 final)|."""
 
 
+OVERLAY_MEASURES: dict[str, str] = {
+    **{m: "SELECT run, step, tensor, {m} AS value FROM layers WHERE target = 'dW'" for m in
+       ("rank1_energy", "stable_rank", "spectral_norm", "fro_norm")},
+    "alpha": "SELECT run, step, tensor, alpha AS value FROM fits WHERE target = 'W' AND fit_status = 'ok'",
+    **{m: "SELECT run, step, tensor, {m} AS value FROM update_geometry" for m in
+       ("unchanged_share", "within_e6", "numerical_rank_share", "rotation_u_k8", "rotation_v_k8", "drift_all",
+        "off_principal_k8", "value_share")},
+}  # fmt: skip
+"""The per-tensor measures several runs can be overlaid on (`layer_measure_across_runs`): dW's sizes and
+shape (`layers`), W's alpha (`fits`), the update geometry (`update_geometry`); each a SELECT of run, step,
+tensor, value."""
+
+
 class ResearchQueries:
     """Queries over the `predictions` and `metric_correlations` views and the per-step metrics."""
 
@@ -90,6 +103,47 @@ class ResearchQueries:
             "ORDER BY rows, cols",
             [run, measure],
         )
+
+    def layer_measure_across_runs(self, runs: list[str], measure: str, module: str, step: int | None = None):
+        """run, step, layer, rows, cols, value, chance, chance_low, chance_high: one measure (`OVERLAY_MEASURES`)
+        per layer of one module kind (the median over a layer's experts) for each of `runs`, at `step` or else
+        at each run's last analysed step holding it (the base, step 0, only for W's alpha); chance: what a
+        Gaussian matrix of the layer's shape gives (`chance_levels`; NULL where the run has none)."""
+        if measure not in OVERLAY_MEASURES:
+            raise ValueError(f"not a per-layer measure: {measure!r} (one of {', '.join(OVERLAY_MEASURES)})")
+        source = OVERLAY_MEASURES[measure].format(m=measure)
+        return self._df(
+            f"WITH v AS (SELECT v.run, v.step, t.layer, t.shape[1] AS rows, t.shape[2] AS cols, v.value "
+            f"FROM ({source}) v JOIN tensors t USING (run, step, tensor) WHERE list_contains(?, v.run) "
+            "AND t.module = ? AND (? IS NULL OR v.step = ?) AND (v.step > 0 OR ? = 'alpha')), "
+            "last AS (SELECT run, max(step) AS step FROM v GROUP BY run), "
+            "per AS (SELECT run, step, layer, any_value(rows) AS rows, any_value(cols) AS cols, "
+            "median(value) AS value FROM v JOIN last USING (run, step) GROUP BY run, step, layer) "
+            "SELECT per.*, c.chance, c.chance_low, c.chance_high FROM per LEFT JOIN chance_levels c "
+            "ON c.run = per.run AND c.rows = per.rows AND c.cols = per.cols AND c.measure = ? "
+            "ORDER BY per.run, per.layer",
+            [runs, module, step, step, measure, measure],
+        )
+
+    def chance_band(self, run: str, measure: str, module: str | None = None) -> tuple[float, float, float] | None:
+        """(mean, low, high) of what a Gaussian matrix gives for `measure` over the run's shapes (or one module
+        kind's): the median of the shapes' means, the lowest low, the highest high; None without a board."""
+        found = self.con.execute(
+            "SELECT median(c.chance), min(c.chance_low), max(c.chance_high) FROM chance_levels c "
+            "WHERE c.run = ? AND c.measure = ? AND (? IS NULL OR EXISTS (SELECT 1 FROM tensors t WHERE "
+            "t.run = c.run AND t.module = ? AND t.shape[1] = c.rows AND t.shape[2] = c.cols))",
+            [run, measure, module, module],
+        ).fetchone()
+        return None if found is None or found[0] is None else (float(found[0]), float(found[1]), float(found[2]))
+
+    def shared_steps(self, runs: list[str]) -> list[int]:
+        """The steps every one of `runs` has analysed (`layers`), ascending."""
+        found = self.con.execute(
+            "SELECT step FROM layers WHERE list_contains(?, run) GROUP BY step "
+            "HAVING count(DISTINCT run) = len(?) ORDER BY step",
+            [runs, runs],
+        ).fetchall()
+        return [int(r[0]) for r in found]
 
     def claims_runs(self) -> list[str]:
         """Runs with a claims board."""

@@ -15,7 +15,9 @@ update of the same shape and Frobenius norm would give. Where the answer has a c
 The others are simulated with the tool's own code (`spectral.decompose`, `heavytail.fit_esd`,
 `geometry.measure`), seeded, `DRAWS` draws, giving a mean and a [min, max] band over the draws:
 
-- rank-1 energy and the heavy-tailed verdict of a Gaussian m x n matrix (`gaussian_matrix`);
+- rank-1 energy, the power-law alpha of the spectrum (`heavytail.fit_esd`: erratic on a Gaussian's
+  Marchenko-Pastur bulk, hence the band) and the heavy-tailed verdict of a Gaussian m x n matrix
+  (`gaussian_matrix`);
 - rotation, spectral drift and value share of W_base + G with G Gaussian of |dW|_F: the base taken as
   diag(s_base) (the measures are invariant under rotating both sides, and a Gaussian G is too), so only
   W_base's cached spectrum is needed (`random_update`).
@@ -77,15 +79,17 @@ def jaccard(p: float, q: float) -> Band:
 
 @functools.lru_cache(maxsize=64)
 def gaussian_matrix(shape: tuple[int, int], seed: int = 0) -> dict[str, Band]:
-    """Rank-1 energy and heavy-tailed share of i.i.d. Gaussian m x n matrices (`DRAWS` draws, seeded)."""
-    energy, heavy = [], []
+    """Rank-1 energy, power-law alpha and heavy-tailed share of i.i.d. Gaussian m x n matrices (`DRAWS` draws,
+    seeded; alpha NaN where no tail could be fitted)."""
+    energy, alpha, heavy = [], [], []
     for draw in range(DRAWS):
         g = torch.randn(*shape, generator=torch.Generator().manual_seed(seed * 1000 + draw), dtype=torch.float64)
         result = spectral.decompose(g)
         energy.append(result.stats.rank1_energy)
         fit = heavytail.fit_esd(result.sv.numpy())
         heavy.append(1.0 if fit.heavy_tailed else 0.0)
-    return {"rank1_energy": Band.of(energy), "heavy_tailed": Band.of(heavy)}
+        alpha.append(fit.alpha)
+    return {"rank1_energy": Band.of(energy), "alpha": Band.of(alpha), "heavy_tailed": Band.of(heavy)}
 
 
 def random_update(base_sv: np.ndarray, shape: tuple[int, int], fro: float, seed: int = 0) -> dict[str, Band]:

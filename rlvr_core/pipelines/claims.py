@@ -64,13 +64,20 @@ def claims_run(cache: Cache, run: str, compare: list[str] | None = None) -> list
 
 
 def _shape_chances(run: str, d: _StepData) -> list[dict]:
-    """Rank-1 energy and stable rank (its inverse: |X|_F^2 / s_1^2) of a Gaussian matrix of each update
-    shape: the `chance_levels` rows the Layers page draws beside those measures."""
+    """What an i.i.d. Gaussian matrix (or update) of each update shape gives for the measures that depend on
+    the shape alone: the `chance_levels` rows the Layers and Spectra pages draw beside those measures.
+    Simulated: rank-1 energy, stable rank (its inverse: |X|_F^2 / s_1^2) and alpha; exact: the off-principal
+    share at k = 1, 8, 32 ((1 - k/m)(1 - k/n)), the numerical-rank share (1) and the unchanged share (0)."""
     out = []
     for rows, cols in sorted({(r["rows"], r["cols"]) for r in d.dw}):
-        band = chance.gaussian_matrix((rows, cols))["rank1_energy"]
+        simulated = chance.gaussian_matrix((rows, cols))
+        band = simulated["rank1_energy"]
         inverse = Band(1 / band.mean, 1 / band.high, 1 / band.low) if band.low > 0 else Band.exact(math.nan)
-        for measure, b in (("rank1_energy", band), ("stable_rank", inverse)):
+        levels = {"rank1_energy": band, "stable_rank": inverse, "alpha": simulated["alpha"],
+                  "numerical_rank_share": Band.exact(1.0), "unchanged_share": Band.exact(0.0)}  # fmt: skip
+        for k in geometry.KS:
+            levels[f"off_principal_k{k}"] = Band.exact(geometry.chance_off_principal((rows, cols), k))
+        for measure, b in levels.items():
             out.append({"run": run, "rows": rows, "cols": cols, "measure": measure, "chance": b.mean,
                         "chance_low": b.low, "chance_high": b.high})  # fmt: skip
     return out
@@ -277,7 +284,21 @@ def _directions(d: _StepData) -> Row:
         return Row("jin-1", claim, JIN, "1 - value_share", None, None, NOT_MEASURABLE, "no base spectrum cached")
     value = _random_update_band(d, "value_share")
     band = None if value is None else Band(1 - value.mean, 1 - value.high, 1 - value.low)
-    return Row("jin-1", claim, JIN, "1 - value_share", m, band, verdicts.directions(m))
+    return Row("jin-1", claim, JIN, "1 - value_share", m, band, verdicts.directions(m), _against_chance(m, band))
+
+
+def _against_chance(m: Summary, band: Band | None) -> str:
+    """Where a measure stands against a random update of the same norm, said beside a verdict whose rule does
+    not use chance (a random update rotates far more than it rescales: jin-1's rule alone cannot tell RL
+    from noise)."""
+    if band is None:
+        return "no chance level: no base spectrum cached"
+    where = "above" if m.low > band.high else "below" if m.high < band.low else "at"
+    return (
+        f"{where} chance: a random update of the same norm gives {band.mean:.3g} [{band.low:.3g}, {band.high:.3g}]"
+        + ("; any unstructured update rotates more than it rescales, so this says nothing specific to RL"
+           if where == "at" and m.value >= 0.5 else "")
+    )  # fmt: skip
 
 
 def _shared_u1(cache: Cache, run: str, step: int, other: str) -> Row:

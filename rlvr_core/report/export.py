@@ -49,7 +49,8 @@ def _alpha(q: Queries, run: str, target: str) -> go.Figure:
 
 def _layer_measure(measure: str) -> Callable[[Queries, str, str], go.Figure]:
     def build(q: Queries, run: str, target: str) -> go.Figure:
-        from .figures import banded, label
+        from .figures import banded
+        from .measures import label
 
         return banded(q.layer_measure_by_module(run, measure), measure, f"{label(measure)} of dW over steps: {run}")
 

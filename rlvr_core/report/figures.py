@@ -2,7 +2,7 @@
 pages (through `rlvr_dashboard.charts`, which re-exports all of this), `rlvr report` and `rlvr figure`
 draw with the same builders.
 
-- Measures have a readable label, a unit where there is one, a one-line definition (`MEASURES`), and a
+- Measures have a readable label, a unit where there is one, a one-line definition (`measures.MEASURES`), and a
   fixed range when they are bounded (cosines, overlaps, energies in [0, 1]), so a flat 1.0 is drawn flat.
 - Layers are integers on every axis; modules are in model order (attention q, k, v, o, then the MLP's gate,
   up, down; experts grouped, routers last: `module_order`).
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 
 import numpy as np
 import plotly.express as px
@@ -27,53 +26,13 @@ import plotly.graph_objects as go
 
 from ..math.heavytail import powerlaw_density
 from ..math.stats import seed_interval, wilson_interval
+from .measures import MEASURES, label
 
 PALETTE = px.colors.qualitative.Plotly
 FEW_TAIL = 50
 """Fits on fewer tail eigenvalues than this are flagged as weakly determined."""
 
 
-@dataclass(frozen=True)
-class Measure:
-    label: str
-    definition: str
-    bounds: tuple[float, float] | None = None
-
-
-MEASURES = {
-    "rank1_energy": Measure("rank-1 energy σ1²/‖X‖²_F", "the share of ‖X‖²_F in the top singular direction", (0, 1)),
-    "stable_rank": Measure("stable rank ‖X‖²_F/σ1²", "how many directions carry the energy (1: rank 1)"),
-    "spectral_norm": Measure("σ1 (spectral norm)", "the largest singular value"),
-    "fro_norm": Measure("‖X‖_F (Frobenius norm)", "the square root of the sum of squared entries"),
-    "alpha": Measure("α (power-law exponent)", "the ESD's tail p(λ) ∝ λ^-α above xmin; 2 to 4: heavy-tailed"),
-    "cos_u_final": Measure(
-        "|cos(u1, u1 at the final step)|",
-        "alignment of the top left singular vector of dW with the final step's",
-        (0, 1),
-    ),
-    "cos_u_prev": Measure(
-        "|cos(u1, u1 at the previous step)|", "how much u1 moved since the previous analysed step", (0, 1)
-    ),
-    "cos_u_first": Measure("|cos(u1, u1 at the first step)|", "u1 against the first analysed step's", (0, 1)),
-    "cos_v_final": Measure("|cos(v1, v1 at the final step)|", "the same for the right singular vector", (0, 1)),
-    "cos_v_prev": Measure("|cos(v1, v1 at the previous step)|", "how much v1 moved since the previous step", (0, 1)),
-    "cos_v_first": Measure("|cos(v1, v1 at the first step)|", "v1 against the first analysed step's", (0, 1)),
-    "overlap_topk_final": Measure(
-        "top-k subspace overlap ‖U_kᵀU_k,final‖²_F/k", "how much of the top-k left subspace is the final step's", (0, 1)
-    ),
-    "overlap_base_principal": Measure(
-        "u1 in the base's top directions",
-        "the share of ‖u1‖² inside the span of W_base's top-k left singular vectors",
-        (0, 1),
-    ),
-    "r2_linear": Measure(
-        "R² of a straight line through σ1·u1",
-        "1: the rank-1 part moves on a line over training (AlphaRL's linear dynamics)",
-        (0, 1),
-    ),
-    "accuracy": Measure("accuracy", "the share of problems answered correctly (pass@1)", (0, 1)),
-    "recovery": Measure("recovery", "(acc rank-k − acc base) / (acc full − acc base): the share of the gain kept"),
-}
 P_VALUE = "%.2e"
 """Number format of p-values in tables."""
 TINY = "%.3g"
@@ -105,15 +64,6 @@ _ORDER = [
     "gate",
 ]
 _EXPERT = re.compile(r"experts?\.(\d+)\.")
-
-
-def label(measure: str) -> str:
-    return MEASURES[measure].label if measure in MEASURES else measure
-
-
-def caption(*measures: str) -> str:
-    """One line per measure: its label and definition (for `st.caption` under a chart)."""
-    return "  \n".join(f"**{label(m)}**: {MEASURES[m].definition}" for m in measures if m in MEASURES)
 
 
 def module_order(modules) -> list[str]:

@@ -27,7 +27,8 @@ from ..cache.atomic import OUTPUT_MARK
 from ..cache.queries import Queries
 from ..errors import UsageError
 from .claims_figures import claims_figure
-from .figures import banded, banded_alpha, esd_figure, label, steps_axis
+from .figures import banded, banded_alpha, esd_figure, steps_axis
+from .measures import label
 from .plain import plain
 from .research_figures import cosine_figure, prediction_figure
 

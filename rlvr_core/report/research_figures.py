@@ -1,13 +1,13 @@
-"""Figures of the research views (Prediction, Metrics vs accuracy): plotly figures from query results,
-with the chart rules of `figures` (modules in model order, the palette). No math beyond drawing the
-fitted line the cache stores."""
+"""Figures of the research views (Prediction, Metrics vs accuracy, several runs on one chart): plotly figures
+from query results, with the chart rules of `figures` (modules in model order, the palette, bounded ranges,
+chance drawn dashed). No math beyond drawing the fitted line the cache stores."""
 
 from __future__ import annotations
 
 import plotly.express as px
 import plotly.graph_objects as go
 
-from .figures import PALETTE, module_order
+from .figures import PALETTE, bounded, module_order, with_chance
 
 
 def prediction_figure(real, predicted, to_step: int, title: str) -> go.Figure:
@@ -51,3 +51,22 @@ def metric_scatter(frame, metric: str, test_metric: str, title: str) -> go.Figur
     figure.update_traces(marker={"size": 11})
     figure.update_layout(xaxis_title=metric, yaxis_title=test_metric)
     return figure
+
+
+def runs_overlay(frame, measure: str, title: str) -> go.Figure:
+    """One line per run over the layers (columns run, layer, value): integer layers, the measure's range."""
+    figure = px.line(frame, x="layer", y="value", color="run", markers=True, title=title)
+    layers = sorted(int(v) for v in frame["layer"].dropna().unique())
+    every = max(1, len(layers) // 24)  # 48 layers: every other one labelled
+    figure.update_xaxes(title="layer", tickmode="array", tickvals=layers[::every])
+    return bounded(figure, measure)
+
+
+def with_chance_band(figure: go.Figure, band: tuple[float, float, float] | None, what: str) -> go.Figure:
+    """What chance gives as a dashed line at its mean over a shaded band [low, high] (nothing when None)."""
+    if band is None:
+        return figure
+    mean, low, high = band
+    if high > low:
+        figure.add_hrect(y0=low, y1=high, fillcolor="#777", opacity=0.15, line_width=0)
+    return with_chance(figure, mean, what)

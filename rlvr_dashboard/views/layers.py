@@ -6,8 +6,10 @@ request, or one module kind as a layer x expert grid."""
 import streamlit as st
 
 from rlvr_core.cache.queries import LAYER_MEASURES
-from rlvr_dashboard.charts import TINY, caption, chart, heatmap, heatmap_chance, label
-from rlvr_dashboard.ui import live, pick, pick_step_and_target, queries
+from rlvr_core.cache.queries_research import OVERLAY_MEASURES
+from rlvr_dashboard.charts import TINY, caption, chart, heatmap, heatmap_chance, label, module_order
+from rlvr_dashboard.research_charts import runs_overlay, with_chance_band
+from rlvr_dashboard.ui import live, pick, pick_many, pick_step_and_target, queries
 
 EXPERT_VIEWS = {"median": "median over experts", "one": "one expert", "grid": "layer × expert"}
 
@@ -68,3 +70,27 @@ st.dataframe(
     column_config={c: st.column_config.NumberColumn(format=TINY) for c in measures},
 )
 st.download_button("Download (CSV)", layers.to_csv(index=False), f"layers_{run}_{step}_{target}.csv", "text/csv")
+
+st.subheader("Several runs on one chart")
+board = q.claims(run)
+compared = [r for r in (board["compare"].iloc[0].split(",") if not board.empty else []) if r in runs]
+chosen = pick_many("Runs", runs, "overlay_runs", [run, *compared]) or [run]
+left, middle, right = st.columns(3)
+kind = pick("Module kind", module_order(q.layers(run, step, "dW")["module"].unique()), "overlay_module", container=left)
+measure = pick("Per-layer measure", list(OVERLAY_MEASURES), "overlay_measure", format_func=label, container=middle)
+last = "each run's last analysed step"
+at = pick("At", [last, *q.shared_steps(chosen)], "overlay_step", container=right)
+across = q.layer_measure_across_runs(chosen, measure, kind, None if at == last else int(at))
+with_band = across.dropna(subset=["chance"])
+band = None if with_band.empty else tuple(with_band.iloc[0][["chance", "chance_low", "chance_high"]])
+of = "W" if measure == "alpha" else "dW"
+title = f"{label(measure)} of {of}: {kind} per layer, " + ("each run's last step" if at == last else f"step {at}")
+chart(with_chance_band(runs_overlay(across, measure, title), band, "a Gaussian matrix of this shape"))
+steps_said = ", ".join(f"{r}: step {s}" for r, s in across.groupby("run")["step"].first().items())
+st.caption(
+    caption(measure) + f"  \n{steps_said or 'no run holds this measure'}. "
+    + (f"Dashed, over its band: what an i.i.d. Gaussian matrix of this shape gives ({band[0]:.3g} "
+       f"[{band[1]:.3g}, {band[2]:.3g}])." if band else
+       "No chance line: it depends on each tensor's size or base spectrum (see the Claims page), or the run "
+       "has no claims board yet.")
+)  # fmt: skip

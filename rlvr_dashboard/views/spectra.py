@@ -1,7 +1,8 @@
 """Spectra and heavy tails page: one tensor's ESD on log-log axes with its power-law fit and xmin (or the
 reason it has none), overlaid on the same tensor's ESD at other steps (the base, step 0, against the step
 by default), the fit's quality, the step's α as a layer x module heatmap, α over steps per module kind or
-per layer of one module kind, and the fit table with the likelihood-ratio tests."""
+per layer of one module kind, and the fit table with the likelihood-ratio tests. Each α chart carries what a
+Gaussian matrix of the same shape fits (`chance_levels`, with the run's claims board)."""
 
 import streamlit as st
 
@@ -12,10 +13,12 @@ from rlvr_dashboard.charts import (
     esd_figure,
     fit_quality,
     heatmap,
+    heatmap_chance,
     lines,
     module_order,
     named_figure,
 )
+from rlvr_dashboard.research_charts import with_chance_band
 from rlvr_dashboard.ui import escape, live, pick, pick_many, pick_step_and_target, queries
 
 st.title("Spectra and heavy tails")
@@ -31,6 +34,8 @@ live([run])
 steps = q.fit_steps(run)
 step, target = pick_step_and_target(steps, ("W", "dW"), (middle, right))
 fits = q.fits(run, step, target)
+levels = q.chance_levels(run, "alpha")  # a Gaussian matrix of each shape (empty: no claims board yet)
+chances = [(f"{r.rows}×{r.cols}", r.chance, r.chance_low, r.chance_high) for r in levels.itertuples()]
 tensor = pick("Tensor", fits["tensor"].tolist(), "tensor")
 fit = fits[fits["tensor"] == tensor].iloc[0].to_dict()
 others = [s for s in steps if s != step and (target == "W" or s != 0)]
@@ -45,22 +50,24 @@ if ok.empty:
     st.warning(f"No {target} spectrum of step {step} could be fitted; the reasons, per tensor:")
     st.dataframe(failed[["tensor", "fit_error"]], hide_index=True, width="stretch")
 else:
-    chart(
-        heatmap(
-            ok,
-            "alpha",
-            "alpha",
-            f"α of {target}, step {step}"
-            + (f" ({len(failed)} of {len(fits)} fits failed: blank)" if len(failed) else ""),
-        )
-    )
+    failures = f" ({len(failed)} of {len(fits)} fits failed: blank)" if len(failed) else ""
+    chart(heatmap_chance(heatmap(ok, "alpha", "alpha", f"α of {target}, step {step}{failures}"), chances))
 modules = module_order(fits["module"].unique())
 group = pick("α over steps", ["median per module kind", *modules], "group")
+band = q.chance_band(run, "alpha", group if group in modules else None)
 if group in modules:
-    chart(lines(q.alpha_per_layer(run, target, group), "alpha", "layer", "alpha", f"α of {target}: {group} per layer"))
+    per_layer = q.alpha_per_layer(run, target, group)
+    figure = lines(per_layer, "alpha", "layer", "alpha", f"α of {target}: {group} per layer")
 else:
-    chart(named_figure(q, run, "alpha-over-steps", target))  # what `rlvr figure --kind alpha-over-steps` draws
-st.caption(caption("alpha"))
+    figure = named_figure(q, run, "alpha-over-steps", target)  # what `rlvr figure --kind alpha-over-steps` draws
+chart(with_chance_band(figure, band, "a Gaussian matrix"))
+st.caption(
+    caption("alpha")
+    + ("  \nWhat an i.i.d. Gaussian matrix of each shape fits (mean [range over 3 draws]; its spectrum has no "
+       "power-law tail, so the fit is erratic): "
+       + "; ".join(f"{shape}: {mean:.3g} [{low:.3g}, {high:.3g}]" for shape, mean, low, high in chances)
+       if chances else "  \nNo chance level yet: it comes with the run's claims board (`rlvr claims RUN`).")
+)  # fmt: skip
 p_columns = ("p_exponential", "p_lognormal", "p_truncated_power_law")
 st.dataframe(
     fits,
