@@ -67,8 +67,9 @@ def test_module_order_is_the_models():
 def test_layers_heatmap_has_integer_layers_model_order_and_a_fixed_range(demo_app):
     at = page("layers").run()
     assert not at.exception
-    (fig,) = figures(at)
+    fig, overlay = figures(at)  # the heatmap; several runs per layer
     layers = fig["layout"]["yaxis"]["tickvals"]
+    assert overlay["layout"]["xaxis"]["tickvals"] == layers  # integer layers there too, no 0.5 ticks
     assert layers == list(range(len(layers))) and fig["layout"]["yaxis"]["ticktext"] == [str(x) for x in layers]
     assert fig["data"][0]["x"] == [
         "self_attn.q_proj",
