@@ -121,7 +121,10 @@ def test_median_interval_covers_the_median() -> None:
     assert verdicts.median_interval([float("nan")]).n == 0
 
 
-def test_runs_compared_share_u1_when_they_learned_the_same_direction_and_not_by_chance(tmp_path, cli) -> None:
+def test_runs_compared_share_u1_when_they_learned_the_same_direction_and_not_by_chance(
+    tmp_path, cli, monkeypatch
+) -> None:
+    """And the pages draw them: several runs on one chart (Layers), alpha beside chance (Spectra)."""
     _run(tmp_path, cli, "principal", name="a")  # the base's own top directions: the same u1 in both runs
     _run(tmp_path, cli, "principal", name="b", seed=4)
     _run(tmp_path, cli, "gaussian", name="noise")
@@ -133,6 +136,7 @@ def test_runs_compared_share_u1_when_they_learned_the_same_direction_and_not_by_
     assert rows["u1-noise"]["value"] < 5 * rows["u1-noise"]["chance_high"]  # near what chance gives
     rc, _, err = cli("claims", "a", "--compare", "nobody", "--cache", tmp_path / "c")
     assert rc == 2 and "run 'nobody'" in err
+    _runs_overlaid_per_layer_and_alpha_drawn_beside_chance(tmp_path, monkeypatch)
 
 
 def test_runs_updating_the_same_entries_overlap_above_chance_and_others_read_as_chance(tmp_path, cli) -> None:
@@ -187,25 +191,21 @@ def test_claims_page_shows_the_board_with_chance_and_says_what_to_do_without_one
     assert not at.exception and "No analysed run" in at.info[0].value
 
 
-def test_runs_overlaid_per_layer_and_alpha_drawn_beside_chance(tmp_path, cli, monkeypatch) -> None:
-    """Layers page, several runs on one chart: each run's line is its per-layer median from the cache, with
-    the Gaussian matrix's chance as a dashed line over its band; the Spectra page's alpha charts carry the
-    Gaussian matrix's alpha."""
+def _runs_overlaid_per_layer_and_alpha_drawn_beside_chance(tmp_path, monkeypatch) -> None:
+    """Layers page, several runs on one chart (by default the run and those its board compared): each run's
+    line is its per-layer median from the cache, with the Gaussian matrix's chance as a dashed line over its
+    band; the Spectra page's alpha charts carry the Gaussian matrix's alpha."""
     from pathlib import Path
 
     from streamlit.testing.v1 import AppTest
 
-    _run(tmp_path, cli, "principal", name="a")
-    _run(tmp_path, cli, "gaussian", name="noise")
-    assert cli("claims", "a", "--compare", "noise", "--cache", tmp_path / "c")[0] == 0
-    assert cli("claims", "noise", "--cache", tmp_path / "c")[0] == 0
     monkeypatch.setenv("RLVR_CACHE", str(tmp_path / "c"))
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=120)
     at.switch_page("rlvr_dashboard/views/layers.py").run()
     assert not at.exception
     spec = json.loads(at.get("plotly_chart")[1].proto.spec)  # a and its compared run, by default
     lines = {t["name"]: t for t in spec["data"] if not t["name"].startswith("chance")}
-    assert set(lines) == {"a", "noise"}
+    assert set(lines) == {"a", "b", "noise"}
     cache = Cache(tmp_path / "c")
     for run, trace in lines.items():
         rows = [r for r in cache.read_step(run, 10, "layers").to_pylist() if r["target"] == "dW"]
@@ -217,7 +217,8 @@ def test_runs_overlaid_per_layer_and_alpha_drawn_beside_chance(tmp_path, cli, mo
     assert list(_plotted(dashed["y"])) == pytest.approx([level.chance] * 2) and dashed["line"]["dash"] == "dash"
     band = spec["layout"]["shapes"][0]
     assert (band["y0"], band["y1"]) == pytest.approx((level.chance_low, level.chance_high))
-    assert min(_plotted(lines["a"]["y"])) > 3 * level.chance_high  # eight principal directions, weighted 8..1
+    for run in ("a", "b"):  # eight principal directions, weighted 8..1
+        assert min(_plotted(lines[run]["y"])) > 3 * level.chance_high
     assert max(_plotted(lines["noise"]["y"])) < 2 * level.chance_high  # noise reads as chance
     at.switch_page("rlvr_dashboard/views/spectra.py").run()
     assert not at.exception
