@@ -23,6 +23,7 @@ from rlvr_core.fixtures import ModelShape, build_run
 from rlvr_core.service import serve
 from rlvr_core.service.dataroots import allowed_path, find_runs
 from rlvr_core.system.settings import load_settings
+from rlvr_core.system.sharing import WAIT_POLICY
 
 from .conftest import wait_until
 
@@ -58,6 +59,8 @@ def test_settings_from_a_file_with_environment_overrides(tmp_path):
         ('[auth]\nmode = "ldap"\n', ["[auth] mode", "one of none, oidc, header", "'ldap'"]),
         ('[auth]\nmode = "oidc"\n', ["secrets_file", "none", "RLVR_AUTH_SECRETS"]),
         ('[server]\nworkers = "many"\n', ["[server] workers", "'many'"]),
+        ("[server]\nworker_nice = 25\n", ["[server] worker_nice", "0 to 19", "25", "worker_nice = 10"]),
+        ("[server]\nworker_threads = -1\n", ["[server] worker_threads", "-1", "worker_threads = 2"]),
         ("read_only = \n", ["valid TOML"]),
     ],
 )
@@ -178,6 +181,7 @@ def test_serve_end_to_end(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env={k: v for k, v in os.environ.items() if k not in WAIT_POLICY},  # `rlvr serve` must set them itself
     )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
@@ -192,7 +196,10 @@ def test_serve_end_to_end(tmp_path):
         assert (cache / "runs" / "demo-grpo").is_dir()
         first = wait_until(lambda: pid_of("worker 0 (cpu)"), 30, "the worker")
         job, _ = jobs.submit(cache, "analyze", [str(fx.run_dir), "--base", str(fx.base_dir), "--run", "one", "--quiet"])
-        wait_until(lambda: jobs.get(cache, job).state == "done", 120, "the first job")
+        seen_processes: dict[int, tuple[str, dict[str, str], int]] = {}
+        done = lambda: _watch(first, seen_processes) or jobs.get(cache, job).state == "done"  # noqa: E731
+        wait_until(done, 120, "the first job", interval=0.02)
+        _assert_shares_the_cpu(proc.pid, pid_of("dashboard"), first, seen_processes)
         seen = len(lines)
         os.kill(first, signal.SIGKILL)
         second = wait_until(lambda: pid_of("worker 0 (cpu)", seen), 30, "the worker's restart")
@@ -209,6 +216,61 @@ def test_serve_end_to_end(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _process(pid: int) -> tuple[str, dict[str, str], int] | None:
+    """(command line, environment at its start, nice value) of a live process."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        environ = dict(
+            e.split("=", 1) for e in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in e
+        )
+        nice = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    except (OSError, ValueError):
+        return None
+    return cmdline, environ, nice
+
+
+def _watch(root: int, seen: dict[int, tuple[str, dict[str, str], int]]) -> bool:
+    """Record every live descendant of `root` (the worker's jobs and their spawned fit processes); False."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+    family, grown = {root}, True
+    while grown:
+        more = {p for p, parent in parents.items() if parent in family} - family
+        family |= more
+        grown = bool(more)
+    for pid in family - {root} - set(seen):
+        found = _process(pid)
+        if found is not None:
+            seen[pid] = found
+    time.sleep(0.05)
+    return False
+
+
+def _assert_shares_the_cpu(serve_pid: int, dashboard: int | None, worker: int, seen) -> None:
+    """Every process `rlvr serve` started runs with OpenMP's passive wait policy (though the service was
+    started without it); the worker, its job and the job's fit process run 10 steps nicer than the
+    dashboard, the job with its threads capped."""
+    start = _process(serve_pid)
+    assert start is not None and "OMP_WAIT_POLICY" not in start[1]
+    for pid in (dashboard, worker):
+        assert pid is not None
+        found = _process(pid)
+        assert found is not None and found[1].get("OMP_WAIT_POLICY") == "PASSIVE", found
+    assert _process(worker)[2] == min(start[2] + 10, 19) and _process(dashboard)[2] == start[2]
+    jobs_seen = [p for p in seen.values() if " analyze " in p[0]]
+    fits = [p for p in seen.values() if "multiprocessing" in p[0]]
+    assert jobs_seen and fits, [p[0] for p in seen.values()]
+    for cmdline, environ, nice in jobs_seen + fits:
+        assert environ.get("OMP_WAIT_POLICY") == "PASSIVE" and environ.get("KMP_BLOCKTIME") == "0", cmdline
+        assert nice >= start[2] + 10 or nice == 19, cmdline
+    threads = str(max(1, len(os.sched_getaffinity(0))))  # one worker: every core
+    assert all(environ.get("OMP_NUM_THREADS") == threads for _, environ, _ in jobs_seen)
 
 
 def test_seed_demo_queues_the_build_on_an_empty_cache_only(tmp_path, monkeypatch):
@@ -262,3 +324,10 @@ def test_ctrl_c_in_the_terminal_stops_the_service_cleanly(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, err
     assert "exited with status" not in err and err.strip().splitlines()[-1] == "serve: stopped"
+
+
+def test_worker_priority_and_threads_refuse_bad_values(tmp_path, cli):
+    rc, _, err = cli("worker", "--nice", "25", "--once", "--cache", tmp_path / "c")
+    assert rc == 2 and "--nice" in err and "0 to 19" in err and "25" in err
+    rc, _, err = cli("worker", "--threads", "-2", "--once", "--cache", tmp_path / "c")
+    assert rc == 2 and "--threads" in err and "-2" in err

@@ -27,7 +27,7 @@ import signal
 import sys
 
 from ..errors import RlvrError, UsageError
-from ..system import dataroots
+from ..system import dataroots, sharing
 from . import analyze, claims, common, demo, evaluate, jobs, predict, report, serve, watch
 
 COMMAND_GROUPS = (analyze, watch, claims, demo, evaluate, predict, report, jobs, serve)
@@ -54,6 +54,7 @@ WRITES = frozenset(
 
 
 def main(argv: list[str] | None = None) -> int:
+    sharing.no_spin_wait()  # before any command loads torch; inherited by every process it starts
     parser, _ = build_parser()
     args = parser.parse_args(argv)
     if os.environ.get("RLVR_JOB_ID"):  # running as a queued job: SIGTERM (cancel) unwinds like Ctrl-C

@@ -59,6 +59,20 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
         default=jobs.LEASE_SECONDS,
         help=f"seconds before a silent worker's job is requeued (default {jobs.LEASE_SECONDS:g})",
     )
+    w.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="lower the worker's CPU priority (and its jobs') by N steps, 0-19 (default 0; `rlvr serve`: "
+        "[server] worker_nice, 10)",
+    )
+    w.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="cap the CPU threads of its jobs (OMP/MKL/OpenBLAS thread counts; default 0: no cap; `rlvr "
+        "serve`: [server] worker_threads)",
+    )
     w.add_argument("--backend", default="local", choices=["local", "ray"], help="local (default) or ray")
     w.add_argument("--address", default="auto", help="Ray cluster address (`auto`, `local` or host:port)")
     w.set_defaults(func=_cmd_worker)
@@ -153,6 +167,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     if args.lease <= 1:
         raise UsageError("--lease", "more than 1 second", str(args.lease), "pass --lease 30")
     parse_device(args.device, allow_auto=False)
+    share_cpu(args.nice, args.threads)
     config = WorkerConfig(
         cache=cache_of(args).root.resolve(),
         device=args.device,
@@ -170,6 +185,20 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         return 0
     print(f"worker: {ran} job(s) run")
     return 0
+
+
+def share_cpu(nice: int, threads: int) -> None:
+    """The worker's share of a busy machine: `nice` steps lower priority, its jobs' threads capped (both
+    inherited by the jobs it starts)."""
+    from ..system import sharing
+
+    if not 0 <= nice <= 19:
+        raise UsageError("--nice", "0 to 19", str(nice), "pass --nice 10 (or 0 to keep the priority)")
+    if threads < 0:
+        raise UsageError("--threads", "0 (no cap) or more", str(threads), "pass --threads 2")
+    sharing.lower_priority(nice)
+    if threads:
+        sharing.cap_threads(threads)
 
 
 def interrupt(signum, frame) -> None:

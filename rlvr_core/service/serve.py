@@ -9,7 +9,10 @@ complete checkpoint; none in read-only mode), each as its own process that dies 
 service resumes every watch. A worker (or the watcher) that exits is restarted (after 1, 2, 4 ... up to
 30 s when it keeps failing); if the dashboard exits the service stops with status 1. SIGTERM or Ctrl-C
 stops everything cleanly: SIGTERM to each child (a worker puts its running job back in the queue),
-SIGKILL after 15 s. On an empty cache with `demo = "auto"` it copies a
+SIGKILL after 15 s. The workers and the watcher run `[server] worker_nice` steps below the dashboard's CPU
+priority (default 10) and each worker's jobs on `worker_threads` threads (default: the cores shared among
+the workers), so pages stay quick while they compute; every process starts with OpenMP's passive wait
+policy (`system.sharing`). On an empty cache with `demo = "auto"` it copies a
 prebuilt demo cache in (`demo_cache`) or queues the demo build, which the Runs page shows with its progress.
 """
 
@@ -47,10 +50,18 @@ class Child:
     started_at: float = 0.0
     failures: int = 0
     """Exits in a row, each within a minute of its start (sets the back-off)."""
+    nice: int = 0
+    """Steps below this supervisor's CPU priority (workers and the watcher: `[server] worker_nice`)."""
 
     def start(self) -> None:
+        nice = self.nice
+
+        def prepare() -> None:
+            die_with_parent()
+            os.nice(nice)
+
         # its own session: a Ctrl-C in the terminal reaches this supervisor only, which then stops the children
-        self.proc = subprocess.Popen(self.argv, env=self.env, preexec_fn=die_with_parent, start_new_session=True)
+        self.proc = subprocess.Popen(self.argv, env=self.env, preexec_fn=prepare, start_new_session=True)
         self.exited_at, self.started_at = None, time.monotonic()
         say(f"{self.name} started (pid {self.proc.pid})")
 
@@ -106,12 +117,16 @@ def plan(settings: Settings, cache: Path, config: str | None) -> list[Child]:
     if settings.auth.mode == "oidc":
         dashboard += ["--secrets.files", str(Path(settings.auth.secrets_file).resolve())]
     children = [Child("dashboard", dashboard, env, restart=False)]
-    for i, device in enumerate(worker_devices(settings, gpu_ids())):
-        argv = [sys.executable, "-m", "rlvr_core", "worker", "--cache", str(cache), "--device", device]
-        children.append(Child(f"worker {i} ({device})", argv, env, restart=True))
+    devices = worker_devices(settings, gpu_ids())
+    threads = settings.server.worker_threads or max(1, len(os.sched_getaffinity(0)) // max(len(devices), 1))
+    nice = settings.server.worker_nice
+    for i, device in enumerate(devices):
+        argv = [sys.executable, "-m", "rlvr_core", "worker", "--cache", str(cache), "--device", device,
+                "--threads", str(threads)]  # fmt: skip
+        children.append(Child(f"worker {i} ({device})", argv, env, restart=True, nice=nice))
     if not settings.read_only:
         argv = [sys.executable, "-m", "rlvr_core", "watcher", "--cache", str(cache)]
-        children.append(Child("watcher", argv, env, restart=True))
+        children.append(Child("watcher", argv, env, restart=True, nice=nice))
     return children
 
 

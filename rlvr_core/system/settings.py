@@ -16,6 +16,7 @@ Every key is documented on its field below; the README's "Shared lab server" sec
     port = 8501
     address = "0.0.0.0"
     workers = "auto"
+    worker_nice = 10
 
 Nothing here imports torch or streamlit: both the dashboard and `rlvr serve` read it. May import:
 `rlvr_core.errors` only.
@@ -66,6 +67,12 @@ class ServerSettings:
     """The address the dashboard binds (`0.0.0.0`: every interface, as in Docker). Env RLVR_ADDRESS."""
     workers: str = "auto"
     """`auto` (one worker per visible GPU, else one CPU worker), or a number (0: no worker). Env RLVR_WORKERS."""
+    worker_nice: int = 10
+    """How many steps lower the CPU priority of the workers, their jobs and the watcher is than the
+    dashboard's (0-19; 0: the same), so pages stay quick while analyses run. Env RLVR_WORKER_NICE."""
+    worker_threads: int = 0
+    """The CPU threads each worker's jobs may use (OMP/MKL/OpenBLAS counts; 0: the cores this service may
+    use, shared among its CPU workers). Env RLVR_WORKER_THREADS."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +129,8 @@ _ENV = {  # env var -> (section or "", key)
     "RLVR_PORT": ("server", "port"),
     "RLVR_ADDRESS": ("server", "address"),
     "RLVR_WORKERS": ("server", "workers"),
+    "RLVR_WORKER_NICE": ("server", "worker_nice"),
+    "RLVR_WORKER_THREADS": ("server", "worker_threads"),
 }
 _SECTIONS = {"": Settings, "auth": AuthSettings, "server": ServerSettings}
 
@@ -188,7 +197,7 @@ def _from_env(var: str, key: str, text: str):
         if text.lower() not in ("1", "0", "true", "false", "yes", "no", ""):
             raise ConfigError(f"${var}", "1 or 0", repr(text), f"set {var}=1 to turn it on, 0 otherwise")
         return text.lower() in ("1", "true", "yes")
-    if key in ("port", "max_queued_per_user"):
+    if key in ("port", "max_queued_per_user", "worker_nice", "worker_threads"):
         if not text.isdigit():
             raise ConfigError(f"${var}", "a whole number", repr(text), f"set for example {var}=8501")
         return int(text)
@@ -248,6 +257,16 @@ def _check(result, source: str, where: str) -> None:
                 f"{source}: {where}max_queued_per_user", "0 (no limit) or a positive number of jobs",
                 repr(result.max_queued_per_user), "write for example max_queued_per_user = 20",
             )  # fmt: skip
+    if isinstance(result, ServerSettings) and not 0 <= result.worker_nice <= 19:
+        raise ConfigError(
+            f"{source}: {where}worker_nice", "0 to 19 (steps below the dashboard's CPU priority)",
+            repr(result.worker_nice), "write for example worker_nice = 10 (0: the same priority)",
+        )  # fmt: skip
+    if isinstance(result, ServerSettings) and result.worker_threads < 0:
+        raise ConfigError(
+            f"{source}: {where}worker_threads", "0 (the cores shared among the workers) or more",
+            repr(result.worker_threads), "write for example worker_threads = 2",
+        )  # fmt: skip
     if isinstance(result, AuthSettings) and (not result.header.strip() or any(c in result.header for c in ":\r\n ")):
         raise ConfigError(
             f"{source}: {where}header", "the name of an HTTP request header", repr(result.header),
