@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from rlvr_core.cache import queue as jobs
-from tests.browser import CHROMIUM, launch
+from tests.browser import CHROMIUM, free_port, launch
 from tests.conftest import wait_until
-from tests.test_serve import _free_port, _healthy
+from tests.test_serve import _healthy
 
 pytestmark = [
     pytest.mark.browser,
@@ -45,7 +45,7 @@ def _client(provider: str, redirect: str) -> tuple[str, str]:
 
 
 def _serve(tmp_path: Path, provider: str) -> tuple[subprocess.Popen, str, Path, list[str], str]:
-    port = _free_port()
+    port = free_port()
     url = f"http://localhost:{port}"
     client_id, secret = _client(provider, f"{url}/oauth2callback")
     secrets = tmp_path / "secrets.toml"

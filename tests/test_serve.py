@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from rlvr_core.service.dataroots import allowed_path, find_runs
 from rlvr_core.system.settings import load_settings
 from rlvr_core.system.sharing import WAIT_POLICY
 
+from .browser import free_port
 from .conftest import wait_until
 
 
@@ -117,12 +117,6 @@ def test_read_only_refuses_submissions_and_starts_no_worker(tmp_path, monkeypatc
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _healthy(url: str) -> bool:
     try:
         return urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok"
@@ -158,7 +152,7 @@ def test_serve_end_to_end(tmp_path):
         )
         == 0
     )
-    cache, port = tmp_path / "cache", _free_port()
+    cache, port = tmp_path / "cache", free_port()
     config = tmp_path / "rlvr.toml"
     config.write_text(
         f'data_roots = ["{tmp_path / "models"}"]\ndemo_cache = "{demo_cache}"\n[server]\naddress = "127.0.0.1"\n'
@@ -293,7 +287,7 @@ def test_seed_demo_queues_the_build_on_an_empty_cache_only(tmp_path, monkeypatch
 
 @pytest.mark.slow
 def test_ctrl_c_in_the_terminal_stops_the_service_cleanly(tmp_path):
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -20,9 +20,10 @@ import pytest
 from rlvr_core.cache import Cache, watches
 from rlvr_core.cache import queue as jobs
 from rlvr_core.fixtures import ModelShape, build_run, slow_writer
+from tests.browser import free_port
 from tests.conftest import wait_until
 from tests.test_monitor import _write_log
-from tests.test_serve import _free_port, _healthy
+from tests.test_serve import _healthy
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -150,7 +151,7 @@ def test_serve_follows_a_watch_through_a_restart(tmp_path, monkeypatch) -> None:
     con.execute("UPDATE watches SET interval = 0.5, settle = 1.5")  # a test's pace, not a trainer's
     con.close()
     lines: list[str] = []
-    port = _free_port()
+    port = free_port()
     proc = _serve(cache, port, lines)
     go = tmp_path / "go"
     writer = slow_writer.start(fx.run_dir, run_dir, 0.3, hold_last=go)
