@@ -59,8 +59,9 @@ def test_scan_matches_powerlaw_exhaustive_search() -> None:
 @pytest.mark.parametrize(
     "sv,reason",
     [
-        (np.zeros(64), "too short or the update is (nearly) zero"),
-        (np.r_[np.full(3, 2.0), np.zeros(61)], "too short"),
+        (np.zeros(64), "the matrix is zero"),
+        (np.r_[np.full(3, 2.0), np.zeros(61)], "rank 3 of 64, as an update at a rank-3 substitution step"),
+        (np.r_[5.0, np.full(63, 1e-9)], "rank 1 of 64, as an update at a rank-1 substitution step"),
         (np.r_[np.ones(40), np.full(40, 2.0)], "rank-deficient"),
         (np.ones(5), "too short"),
     ],

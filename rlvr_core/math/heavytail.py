@@ -126,11 +126,7 @@ def fit_esd(sv: np.ndarray, compare: bool = True, relative_floor: bool = False) 
     floor = eigen_floor(evals, relative_floor)
     kept = evals[evals > floor]
     if kept.size < MIN_EVALS:
-        return _failed(
-            f"{kept.size} eigenvalues above {floor:.3g} (need >= {MIN_EVALS}): "
-            "the spectrum is too short or the update is (nearly) zero",
-            evals,
-        )
+        return _failed(_too_short(evals, kept.size, floor), evals)
     if np.unique(kept).size < MIN_EVALS:
         return _failed(f"only {np.unique(kept).size} distinct eigenvalues: the matrix is rank-deficient", evals)
     best, alphas, ds = scan_xmin(kept)
@@ -153,6 +149,20 @@ def fit_esd(sv: np.ndarray, compare: bool = True, relative_floor: bool = False) 
         n_evals=int(kept.size),
     )
     return _with_comparisons(fit, kept) if compare else fit
+
+
+def _too_short(evals: np.ndarray, kept: int, floor: float) -> str:
+    """Why fewer than `MIN_EVALS` eigenvalues are left: a zero matrix, a (numerically) low-rank one (an
+    update at a rank-k substitution step is exactly rank k by design), or simply a short spectrum."""
+    if not evals.size or float(evals.max()) == 0.0:
+        return "every eigenvalue is 0: the matrix is zero (an unchanged weight), nothing to fit"
+    if kept < evals.size:
+        return (
+            f"{kept} eigenvalue(s) above {floor:.3g} (need >= {MIN_EVALS}): the matrix is (numerically) rank "
+            f"{kept} of {evals.size}, as an update at a rank-{kept} substitution step is by design; too short a "
+            "spectrum to fit"
+        )
+    return f"{kept} eigenvalues (need >= {MIN_EVALS}): the spectrum is too short to fit"
 
 
 def compare_tails(evals: np.ndarray, xmin: float, alpha: float) -> dict[str, float]:
