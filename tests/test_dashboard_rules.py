@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -102,6 +103,50 @@ def test_a_failed_fit_is_explained_not_drawn_as_a_dot(demo_app):
     esd = figures(at)[0]
     assert any("no power-law fit" in a["text"] for a in esd["layout"].get("annotations", []))
     assert "power law" not in " ".join(t["name"] for t in esd["data"])
+
+
+def test_the_esd_is_a_rank_plot_whose_tail_agrees_with_its_fit_and_the_histogram_leaves_empty_bins_empty(demo_app):
+    """The default ESD view: one point per eigenvalue at (lambda, share >= lambda) from the cached spectrum,
+    the fitted power law from xmin, and nearly every tail point inside its 95% binomial band; the histogram
+    view draws an empty bin as a gap, not as a line joining its neighbours."""
+    from rlvr_core.cache import Cache
+
+    at = page("spectra")
+    at.query_params.update({"run": "demo-grpo", "step": "20", "target": "W"})
+    at.run()
+    assert not at.exception
+    rank_plot = figures(at)[0]
+    fit = at.dataframe[0].value.iloc[0]  # the page's tensor: the first fit of the table
+    assert fit["fit_status"] == "ok"
+    sv = Cache(demo_app).queries().tensor_singular_values("demo-grpo", fit["tensor"], "W", [20])[20]
+    lam = np.sort(np.asarray(sv) ** 2)
+    lam = lam[lam > 1e-5]
+    points = next(t for t in rank_plot["data"] if t.get("name") == "eigenvalues at step 20")
+    x, y = _values(points["x"]), _values(points["y"])
+    assert np.allclose(x, lam) and np.allclose(y, (lam.size - np.arange(lam.size)) / lam.size)
+    law = next(t for t in rank_plot["data"] if t.get("name", "").startswith("power law"))
+    assert _values(law["x"])[0] == pytest.approx(fit["xmin"])
+    high = _values(next(t for t in rank_plot["data"] if t.get("showlegend") is False)["y"])
+    low = _values(next(t for t in rank_plot["data"] if t.get("name", "").startswith("95% binomial"))["y"])
+    tail = x >= fit["xmin"]
+    lo_at, hi_at = (np.interp(np.log(x[tail]), np.log(_values(law["x"])), b) for b in (low, high))
+    inside = (y[tail] >= lo_at - 1 / lam.size) & (y[tail] <= hi_at + 1 / lam.size)  # one eigenvalue of slack
+    assert inside.mean() >= 0.9, inside.mean()
+    at.radio(key="url_esd_view").set_value("histogram").run()
+    histogram = figures(at)[0]["data"][0]
+    bins = Cache(demo_app).queries().esd_histograms("demo-grpo", fit["tensor"], "W", [20])
+    empty = int((bins["density"] == 0).sum())
+    assert empty > 0 and histogram["connectgaps"] is False
+    assert int(np.isnan(_values(histogram["y"])).sum()) == empty  # each empty bin a gap
+
+
+def _values(values) -> np.ndarray:
+    """A trace's numbers as plotly wrote them: a list, or base64 bytes with their dtype."""
+    import base64
+
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values, dtype=float)
 
 
 def test_bounded_alignment_measures_have_a_fixed_range_and_steps_are_integer_ticks(demo_app):

@@ -223,6 +223,14 @@ class Queries(ResearchQueries):
             [run, tensor, target, steps],
         )
 
+    def tensor_singular_values(self, run: str, tensor: str, target: str, steps: list[int]) -> dict[int, list[float]]:
+        """step -> the cached singular values (`spectra.sv`) of one tensor and target at each of `steps`."""
+        found = self.con.execute(
+            "SELECT step, sv FROM spectra WHERE run = ? AND tensor = ? AND target = ? AND list_contains(?, step)",
+            [run, tensor, target, steps],
+        ).fetchall()
+        return {int(step): sv for step, sv in found}
+
     def singular_values(self, step: int) -> list[list[float]]:
         """Every cached singular-value list (`spectra.sv`) of one step, over all runs, by tensor and target."""
         return self._column("SELECT sv FROM spectra WHERE step = ? ORDER BY run, tensor, target", [step])

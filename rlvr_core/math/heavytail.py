@@ -35,6 +35,10 @@ WeightWatcher metrics: alpha_weighted = alpha * log10(lambda_max), log_spectral_
 log_norm = log10(sum lambda) (= log10 ||X||_F^2, WeightWatcher's `log_norm`), log_fro_norm =
 log10 ||X||_F, stable_rank = sum lambda / lambda_max (all over the eigenvalues above the floor for
 lambda_max; the sums use every eigenvalue).
+
+Drawing a fit (`ccdf`, `powerlaw_ccdf`): the empirical CCDF of the eigenvalues beside the fitted power law's,
+(n_tail / n)(lambda / xmin)^(1 - alpha) above xmin, with its pointwise binomial band (Clauset, Shalizi &
+Newman 2009); a log-binned histogram (`log_histogram`) leaves sparse tail bins empty.
 """
 
 from __future__ import annotations
@@ -296,6 +300,32 @@ def powerlaw_density(x: np.ndarray, alpha: float, xmin: float, tail_fraction: fl
     x = np.asarray(x, dtype=np.float64)
     density = tail_fraction * (alpha - 1.0) / xmin * (x / xmin) ** (-alpha)
     return np.where(x >= xmin, density, np.nan)
+
+
+def ccdf(sv: np.ndarray, relative_floor: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The ESD's empirical CCDF (rank plot) above the floor (see `fit_esd`): the ascending eigenvalues
+    lambda_i and the share of them >= lambda_i, (n - i) / n. Unlike a histogram it has no bins to leave
+    empty, so a sparse tail is drawn as it is (Clauset, Shalizi & Newman 2009, section 3)."""
+    evals = esd(sv)
+    evals = evals[evals > eigen_floor(evals, relative_floor)]
+    n = evals.size
+    return evals, (n - np.arange(n)) / n if n else np.zeros(0)
+
+
+def powerlaw_ccdf(
+    x: np.ndarray, alpha: float, xmin: float, n_tail: int, n: int, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fitted power law's CCDF over the whole ESD, p(x) = (n_tail / n) (x / xmin)^(1 - alpha) for
+    x >= xmin (NaN below), and its `level` binomial band: the share of n eigenvalues at or above x when each
+    is, independently, with probability p(x). Returns (p, low, high)."""
+    from scipy import stats as scipy_stats
+
+    x = np.asarray(x, dtype=np.float64)
+    p = np.where(x >= xmin, n_tail / n * (x / xmin) ** (1.0 - alpha), np.nan)
+    q = np.clip(np.nan_to_num(p), 0.0, 1.0)
+    low = scipy_stats.binom.ppf((1 - level) / 2, n, q) / n
+    high = scipy_stats.binom.ppf(1 - (1 - level) / 2, n, q) / n
+    return p, np.where(np.isnan(p), np.nan, low), np.where(np.isnan(p), np.nan, high)
 
 
 def log_histogram(

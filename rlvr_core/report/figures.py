@@ -24,7 +24,7 @@ import numpy as np
 import plotly.express as px
 import plotly.graph_objects as go
 
-from ..math.heavytail import powerlaw_density
+from ..math.heavytail import ccdf, powerlaw_ccdf, powerlaw_density
 from ..math.stats import seed_interval, wilson_interval
 from .measures import MEASURES, label
 
@@ -175,15 +175,18 @@ def banded_alpha(frame, title: str) -> go.Figure:
 
 def esd_figure(hists, step: int, fit: dict, title: str) -> go.Figure:
     """The ESD (log-binned density on log-log axes) at `step`, overlaid on other steps' ESDs, with the fitted
-    power law and xmin when the fit succeeded, and the fit's failure reason when it did not."""
+    power law and xmin when the fit succeeded, and the fit's failure reason when it did not. An empty bin is
+    a gap in its line (it has no place on a log axis, and joining its neighbours would draw the sparse tail
+    too high)."""
     figure = go.Figure()
-    for i, (other, hist) in enumerate(hists[hists["density"] > 0].groupby("step")):  # empty bins: off a log axis
+    for i, (other, hist) in enumerate(hists.groupby("step")):
         centres = np.sqrt(hist["bin_lo"] * hist["bin_hi"])
         main = other == step
         figure.add_scatter(
             x=centres,
-            y=hist["density"],
+            y=hist["density"].where(hist["density"] > 0),  # empty: NaN, a gap
             mode="lines+markers",
+            connectgaps=False,
             name=f"ESD at step {other}" + (" (base)" if other == 0 else ""),
             opacity=1.0 if main else 0.7,
             line={"dash": "solid" if main else "dot", "width": 1},
@@ -192,39 +195,59 @@ def esd_figure(hists, step: int, fit: dict, title: str) -> go.Figure:
         if main and fit.get("fit_status") == "ok":
             density = powerlaw_density(np.asarray(centres), fit["alpha"], fit["xmin"], fit["n_tail"] / fit["n_evals"])
             figure.add_scatter(
-                x=centres,
-                y=density,
-                mode="lines",
-                name=f"power law, α = {fit['alpha']:.2f}",
+                x=centres, y=density, mode="lines", name=f"power law, α = {fit['alpha']:.2f}",
                 line={"color": PALETTE[1], "width": 2},
-            )
-            # on a log axis a shape takes the value itself, an annotation its log10 (plotly.js)
-            figure.add_shape(
-                type="line",
-                x0=fit["xmin"],
-                x1=fit["xmin"],
-                y0=0,
-                y1=1,
-                xref="x",
-                yref="paper",
-                line={"dash": "dash", "color": "grey"},
-            )
-            figure.add_annotation(
-                x=math.log10(fit["xmin"]), y=1, xref="x", yref="paper", text="xmin", showarrow=False, yanchor="bottom"
-            )
-    if fit.get("fit_status") == "failed":
-        figure.add_annotation(
-            text=f"no power-law fit: {fit.get('fit_error')}",
-            xref="paper",
-            yref="paper",
-            x=0.5,
-            y=0.02,
-            showarrow=False,
-            bgcolor="rgba(255,240,240,0.9)",
-        )
+            )  # fmt: skip
+    _fit_marks(figure, fit)
     figure.update_xaxes(type="log", title="eigenvalue λ of XᵀX", exponentformat="power")
     figure.update_yaxes(type="log", title="density", exponentformat="power")
     return figure.update_layout(title=title)
+
+
+def ccdf_figure(svs: dict[int, list[float]], step: int, fit: dict, target: str, title: str) -> go.Figure:
+    """The rank plot: the share of eigenvalues >= λ (the empirical CCDF, one point per eigenvalue above the
+    fit's floor) at `step` and the other steps in `svs`, with the fitted power law from xmin and its 95%
+    binomial band (`math.heavytail.powerlaw_ccdf`); no bins, so the tail is drawn as it is."""
+    figure = go.Figure()
+    for i, (other, sv) in enumerate(sorted(svs.items())):
+        lam, share = ccdf(np.asarray(sv), relative_floor=target == "dW")
+        main = other == step
+        figure.add_scatter(
+            x=lam, y=share, mode="markers", name=f"eigenvalues at step {other}" + (" (base)" if other == 0 else ""),
+            opacity=1.0 if main else 0.6, marker={"color": PALETTE[0] if main else PALETTE[2 + i % 8],
+                                                  "size": 5 if main else 3},
+        )  # fmt: skip
+        if main and fit.get("fit_status") == "ok" and lam.size:
+            x = np.geomspace(fit["xmin"], float(lam[-1]), 80)
+            p, low, high = powerlaw_ccdf(x, fit["alpha"], fit["xmin"], fit["n_tail"], fit["n_evals"])
+            band = np.clip(low, 0.5 / fit["n_evals"], None)  # 0 has no place on a log axis
+            figure.add_scatter(x=x, y=high, mode="lines", line={"width": 0}, showlegend=False, hoverinfo="skip")
+            figure.add_scatter(
+                x=x, y=band, mode="lines", line={"width": 0}, fill="tonexty", fillcolor="rgba(239,85,59,0.15)",
+                name="95% binomial band of the fit", hoverinfo="skip",
+            )  # fmt: skip
+            figure.add_scatter(x=x, y=p, mode="lines", name=f"power law, α = {fit['alpha']:.2f}",
+                               line={"color": PALETTE[1], "width": 2})  # fmt: skip
+    _fit_marks(figure, fit)
+    figure.update_xaxes(type="log", title="eigenvalue λ of XᵀX", exponentformat="power")
+    figure.update_yaxes(type="log", title="share of eigenvalues ≥ λ", exponentformat="power")
+    return figure.update_layout(title=title)
+
+
+def _fit_marks(figure: go.Figure, fit: dict) -> None:
+    """xmin as a dashed line when the fit succeeded; the failure reason when it did not."""
+    if fit.get("fit_status") == "ok":
+        # on a log axis a shape takes the value itself, an annotation its log10 (plotly.js)
+        figure.add_shape(type="line", x0=fit["xmin"], x1=fit["xmin"], y0=0, y1=1, xref="x", yref="paper",
+                         line={"dash": "dash", "color": "grey"})  # fmt: skip
+        figure.add_annotation(
+            x=math.log10(fit["xmin"]), y=1, xref="x", yref="paper", text="xmin", showarrow=False, yanchor="bottom"
+        )
+    if fit.get("fit_status") == "failed":
+        figure.add_annotation(
+            text=f"no power-law fit: {fit.get('fit_error')}", xref="paper", yref="paper", x=0.5, y=0.02,
+            showarrow=False, bgcolor="rgba(255,240,240,0.9)",
+        )  # fmt: skip
 
 
 def fit_quality(fit: dict) -> str:

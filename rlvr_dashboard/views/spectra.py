@@ -1,14 +1,17 @@
 """Spectra and heavy tails page: one tensor's ESD on log-log axes with its power-law fit and xmin (or the
-reason it has none), overlaid on the same tensor's ESD at other steps (the base, step 0, against the step
-by default), the fit's quality, the step's α as a layer x module heatmap, α over steps per module kind or
-per layer of one module kind, and the fit table with the likelihood-ratio tests. Each α chart carries what a
-Gaussian matrix of the same shape fits (`chance_levels`, with the run's claims board)."""
+reason it has none): as a rank plot (the share of eigenvalues >= lambda, with the fit's binomial band) by
+default, or as a log-binned histogram (empty bins left empty), overlaid on the same tensor's ESD at other
+steps (the base, step 0, against the step by default); the fit's quality, the step's α as a layer x module
+heatmap, α over steps per module kind or per layer of one module kind, and the fit table with the
+likelihood-ratio tests. Each α chart carries what a Gaussian matrix of the same shape fits
+(`chance_levels`, with the run's claims board)."""
 
 import streamlit as st
 
 from rlvr_dashboard.charts import (
     P_VALUE,
     caption,
+    ccdf_figure,
     chart,
     esd_figure,
     fit_quality,
@@ -40,8 +43,18 @@ tensor = pick("Tensor", fits["tensor"].tolist(), "tensor")
 fit = fits[fits["tensor"] == tensor].iloc[0].to_dict()
 others = [s for s in steps if s != step and (target == "W" or s != 0)]
 overlay = pick_many("Overlay the ESD at steps", others, "vs", [0] if target == "W" and 0 in others else [])
-hists = q.esd_histograms(run, tensor, target, [step, *overlay])
-chart(esd_figure(hists, step, fit, f"ESD of {target}: {tensor}, step {step}"))
+views = {"ccdf": "rank plot (share of eigenvalues ≥ λ)", "histogram": "histogram (log bins)"}
+view = pick("ESD as", list(views), "esd_view", radio=True, format_func=views.get)
+if view == "ccdf":
+    svs = q.tensor_singular_values(run, tensor, target, [step, *overlay])
+    chart(ccdf_figure(svs, step, fit, target, f"ESD of {target}: {tensor}, step {step}"))
+else:
+    hists = q.esd_histograms(run, tensor, target, [step, *overlay])
+    chart(esd_figure(hists, step, fit, f"ESD of {target}: {tensor}, step {step}"))
+    st.caption(
+        "Empty bins are gaps. In the sparse tail a lone eigenvalue in a narrow bin reads as a high density: judge "
+        "the fit on the rank plot, which has no bins."
+    )
 (st.caption if fit["fit_status"] == "ok" else st.warning)(escape(fit_quality(fit)))
 
 ok = fits[fits["fit_status"] == "ok"]
