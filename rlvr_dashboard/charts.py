@@ -121,6 +121,12 @@ def monitor_banner(run: str, row) -> tuple[bool, str]:
             f"{where}: reward rising, test flat or falling since step {int(row['since'])}: "
             f"{row['reward_metric']} {slope('reward')}, {row['test_metric']} {slope('test')}."
         )
+    elif row["status"] == "clear" and row["gap_widening"]:  # the verdict and its sentences agree
+        return True, (
+            f"{where}: reward and test move together ({row['reward_metric']} {slope('reward')}, "
+            f"{row['test_metric']} {slope('test')}), but the gap {row['pool_metric']} − {row['test_metric']} is "
+            f"widening: {slope('gap')}: the training pool is learned ever better than held-out problems."
+        )
     elif row["status"] == "clear":
         text = f"{where}: clear: {row['reward_metric']} {slope('reward')}, {row['test_metric']} {slope('test')}."
     else:

@@ -148,3 +148,17 @@ def test_rlvr_watch_says_when_the_flag_first_rises_and_clears(tmp_path) -> None:
     state.log_stamp = None
     poll(config, state, lambda: False, lines.append)
     assert lines[-1] == f"monitor: the flag raised at step {raised} has cleared" and state.flag_since is None
+
+
+def test_a_clear_verdict_with_a_widening_gap_is_not_called_clear() -> None:
+    """The banner's verdict and its sentences agree: a widening pool - test gap is a warning, not "clear"."""
+    from rlvr_dashboard.charts import monitor_banner
+
+    row = {"window_start": 250, "step": 300, "status": "clear", "gap_widening": True, "reward_metric": "reward",
+           "test_metric": "eval_accuracy", "pool_metric": "eval_pool_accuracy"}  # fmt: skip
+    for part in ("reward", "test", "gap"):
+        row |= {f"{part}_slope": 0.0005, f"{part}_low": 0.0002, f"{part}_high": 0.0009}
+    flagged, text = monitor_banner("r", row)
+    assert flagged and "clear" not in text and "is widening: +0.050 per 100 steps (95%: +0.020 to +0.090)" in text
+    flagged, text = monitor_banner("r", row | {"gap_widening": False})
+    assert not flagged and text.startswith("r, steps 250-300: clear: reward +0.050 per 100 steps")
