@@ -209,3 +209,15 @@ def test_two_concurrent_compares_of_one_run_keep_all_their_recovery_rows(quick_d
     assert len(list((tmp_path / "barrier").iterdir())) == 2  # both really merged at the same time
     rows = store.open_cache(cache).execute("SELECT step, rank FROM recovery ORDER BY rank").fetchall()
     assert rows == [(20, 1), (20, 2)]
+
+
+def test_every_flag_of_the_evaluation_commands_has_help_and_the_modes_are_the_substitutions() -> None:
+    from rlvr_core.cli import build_parser
+    from rlvr_core.cli.evaluate import MODES
+    from rlvr_core.math.rank_k import MODES as SUBSTITUTION_MODES
+
+    assert MODES == SUBSTITUTION_MODES
+    _, commands = build_parser()
+    for name in ("substitute", "evaluate", "compare"):
+        for action in commands[name]._actions:
+            assert action.help, (name, action.option_strings or action.dest)

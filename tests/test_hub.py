@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from rlvr_core.cache import Cache
+from rlvr_core.errors import UsageError
 from rlvr_core.fixtures import ModelShape, build_run
 from rlvr_core.fixtures.hf_cache import put_in_hf_cache
 from rlvr_core.readers.hub import is_hub_id, resolve_model, revision_of
@@ -38,6 +39,9 @@ def test_hub_ids_are_told_from_folders(tmp_path) -> None:
     os.chdir(tmp_path)
     try:
         assert not is_hub_id("org/name") and is_hub_id("hf://org/name")  # an existing folder wins
+        with pytest.raises(UsageError) as typo:  # `org/nmae` beside a folder `org`: not a Hub lookup
+            resolve_model("org/nmae")
+        assert "typo in a local path" in str(typo.value) and "hf://org/nmae" in str(typo.value)
     finally:
         os.chdir(here)
     snapshot = "/x/models--Qwen--Qwen2.5-7B/snapshots/" + "a" * 40

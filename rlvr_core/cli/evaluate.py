@@ -18,6 +18,12 @@ from pathlib import Path
 from ..errors import UsageError
 from .common import ProgressBar, add_cache_flags, add_config_flag, cache_of, model_dir, step_number
 
+MODES = ("truncated", "norm-matched")
+"""`--mode`'s values, listed in its help: `math.rank_k.MODES` (not imported: building the parser loads no torch;
+the substitution refuses any other with key, expected, found and fix)."""
+KEEPS = ("base", "step")
+"""`--keep`'s choices: where the tensors outside the rank-k substitution come from."""
+
 
 def register(sub) -> dict[str, argparse.ArgumentParser]:
     s = sub.add_parser("substitute", help="write a checkpoint with every linear weight = W_base + rank-k(dW)")
@@ -63,9 +69,13 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
 def _variant_flags(p, rank: bool = True) -> None:
     if rank:
         p.add_argument("--rank", type=int, default=1, help="singular directions of each update kept (default 1)")
-    p.add_argument("--mode", default="truncated", help="truncated (default) or norm-matched (AlphaRL)")
+    p.add_argument(
+        "--mode", default="truncated", metavar="|".join(MODES), help="truncated (default) or norm-matched (AlphaRL)"
+    )
     p.add_argument("--alpha", type=float, default=1.0, help="scale of the rank-k term (default 1)")
-    p.add_argument("--keep", default="base", help="other tensors from the base (default) or the step")
+    p.add_argument(
+        "--keep", default="base", metavar="|".join(KEEPS), help="other tensors from the base (default) or the step"
+    )
     p.add_argument("--modules", help="regex on tensor names (default: every linear weight of the blocks)")
 
 
@@ -74,10 +84,10 @@ def _sampling_flags(p) -> None:
     p.add_argument("--limit", type=int, help="only the first N problems")
     p.add_argument("--n", type=int, default=1, help="samples per problem (default 1)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=1024)
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling's top-p (default 1)")
+    p.add_argument("--max-new-tokens", type=int, default=1024, help="completion budget per problem (default 1024)")
     p.add_argument("--batch-size", type=int, default=64, help="prompts per generate() call (default 64)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     add_cache_flags(p)
 

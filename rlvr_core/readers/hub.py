@@ -71,6 +71,13 @@ def resolve_model(text: str, allow_hub: bool = True, cache_dir: str | None = Non
     match = HUB_ID.match(text)
     assert match is not None
     repo, revision = match["repo"], match["revision"]
+    first = text.split("/", 1)[0]
+    if match["scheme"] is None and _exists(Path(first)):  # `run/nope` beside a folder `run`: a path's typo
+        raise UsageError(
+            f"model '{text}'", "a model folder, or a Hub id (org/name)",
+            f"no such folder, though '{first}/' exists here: a typo in a local path, not a Hub model",
+            f"check the path under '{first}/' (for a Hub model of that name write hf://{text})",
+        )  # fmt: skip
     if not allow_hub:
         raise UsageError(
             f"model '{text}'", "a folder under the data roots", "a Hub id, which this server does not allow",
