@@ -221,3 +221,12 @@ def test_every_flag_of_the_evaluation_commands_has_help_and_the_modes_are_the_su
     for name in ("substitute", "evaluate", "compare"):
         for action in commands[name]._actions:
             assert action.help, (name, action.option_strings or action.dest)
+
+
+def test_a_model_folder_without_a_tokenizer_is_refused_with_the_fix_not_a_bug_report(tmp_path, cli) -> None:
+    from rlvr_core.fixtures import ModelShape, build_run
+
+    bare = build_run(tmp_path / "run", ModelShape(n_layers=1), steps=(10,), layout="trl").base_dir  # weights only
+    rc, _, err = cli("evaluate", bare, "--dataset", "arithmetic", "--limit", "1", "--cache", tmp_path / "c")
+    assert rc == 2 and err.startswith(f"error: {bare}: expected a tokenizer") and "copy the base model's" in err
+    assert "a bug in RLVR Lens" not in err and not (tmp_path / "c" / "evals").exists()

@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ..cache import Cache
+from ..errors import CheckpointFormatError
 from ..math import grading
 from ..readers.checkpoint import Checkpoint
 from ..readers.datasets import EvalSet
@@ -117,6 +118,19 @@ def evaluate(request: EvalRequest, progress: Callable[[int, int, float], None] |
     return row
 
 
+def _tokenizer(auto, folder):
+    """The folder's tokenizer, or an error naming the folder, what is missing and the fix (not a bug report)."""
+    try:
+        return auto.from_pretrained(folder)
+    except (OSError, ValueError) as error:
+        raise CheckpointFormatError(
+            f"{folder}", "a tokenizer (tokenizer.json, or tokenizer_config.json with its vocabulary files)",
+            f"none that loads ({type(error).__name__}: {str(error).strip().splitlines()[0][:120]})",
+            "copy the base model's tokenizer files into it (trainers often save them with the base only), or "
+            "save one with tokenizer.save_pretrained(folder)",
+        ) from None  # fmt: skip
+
+
 def _generate(request: EvalRequest, progress) -> tuple[list[tuple[list[str], int]], str, float]:
     """Completions, the backend used, and the seconds spent generating (model loading excluded)."""
     backend = choose_backend(request.device)
@@ -126,7 +140,7 @@ def _generate(request: EvalRequest, progress) -> tuple[list[tuple[list[str], int
         if item.is_file():
             guard(item)
 
-    tokenizer = AutoTokenizer.from_pretrained(request.model_dir)
+    tokenizer = _tokenizer(AutoTokenizer, request.model_dir)
     prompts = [build_prompt(tokenizer, p, request.dataset.kind) for p in request.dataset.problems]
     if backend == "vllm":
         started = time.perf_counter()
