@@ -389,6 +389,7 @@ def test_prediction_page_queues_a_prediction_and_its_evaluation_and_metrics_page
     next(b for b in at.button if b.label == "Evaluate this prediction").click().run()
     compare = next(j for j in jobs.list_jobs(cache) if j.kind == "compare")
     assert compare.argv[compare.argv.index("--predicted") + 1].endswith("predicted-from-10-to-30-rank1")
+    assert at.code[0].value == compare.argv[compare.argv.index("--predicted") + 1]  # the path as it is, no escapes
     at = AppTest.from_file(APP, default_timeout=60)
     at.switch_page("rlvr_dashboard/views/metrics.py").run()
     assert not at.exception and len(at.get("plotly_chart")) == 1

@@ -84,6 +84,7 @@ def test_layers_heatmap_has_integer_layers_model_order_and_a_fixed_range(demo_ap
     coloraxis = fig["layout"]["coloraxis"]
     assert (coloraxis["cmin"], coloraxis["cmax"]) == (0, 1)  # rank-1 energy is bounded: drawn on [0, 1]
     assert "the share of" in at.caption[0].value  # the measure's definition
+    assert "expert" not in at.dataframe[0].value.columns  # a dense model: no column of None
 
 
 def test_base_step_offers_only_w(demo_app):

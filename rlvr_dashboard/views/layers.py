@@ -64,7 +64,7 @@ else:
         else "No chance level yet: it comes with the run's claims board (`rlvr claims RUN`)."
     )
 st.dataframe(
-    layers,
+    layers if experts else layers.drop(columns=["expert"], errors="ignore"),  # a dense model has no experts
     hide_index=True,
     width="stretch",
     column_config={c: st.column_config.NumberColumn(format=TINY) for c in measures},

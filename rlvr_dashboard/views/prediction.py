@@ -11,7 +11,6 @@ from rlvr_dashboard.research_charts import cosine_figure, prediction_figure
 from rlvr_dashboard.ui import (
     CompareRequest,
     PredictRequest,
-    escape,
     live,
     pick,
     prediction_folder,
@@ -69,4 +68,5 @@ with st.form("evaluate_prediction"):
             predicted=(str(folder),), limit=int(limit) or None,
         )  # fmt: skip
         submit(request)
-st.caption(f"The predicted checkpoint: `{escape(folder)}`")
+st.caption("The predicted checkpoint:")
+st.code(str(folder), language=None, wrap_lines=True)  # plain text: a path shows as it is, no Markdown escapes
