@@ -77,7 +77,7 @@ def chart(figure: go.Figure, key: str | None = None) -> None:
     "SVG / PDF" export in the print style (`rlvr_core.report.export`: the files `rlvr figure` writes)."""
     st.plotly_chart(plain(figure), width="stretch", key=key)  # names drawn as text, never as HTML
     title = (figure.layout.title.text or "figure") if figure.layout.title else "figure"
-    name = key or re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-")[:60] or "figure"
+    name = key or re.sub(r"[^\w.]+", "-", title).strip("-")[:150] or "figure"  # σ, α and a long run name kept
     with st.popover("SVG / PDF", help="this figure for a paper: print style, vector formats"):
         fmt = st.radio("Format", ["svg", "pdf"], key=f"export_format_{name}", horizontal=True)
         if st.button("Prepare the file", key=f"export_make_{name}"):

@@ -68,6 +68,7 @@ def test_rlvr_figure_writes_svg_and_pdf_and_the_dashboard_exports_the_same(quick
         assert code == 0, err
     texts = _svg_texts(svg.read_bytes())
     assert "α of dW over steps: demo-grpo" in texts and "mlp.down_proj" in texts
+    assert any(t.startswith("chance: a Gaussian matrix (") for t in texts)  # the chance band, in the file too
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF-") and len(re.findall(rb"/Type\s*/Page(?!s)", data)) == 1
     assert cli("figure", "demo-grpo", "--kind", "alignment", "--out", str(tmp_path / "x.gif"), "--cache", cache)[0] == 2
@@ -78,6 +79,7 @@ def test_rlvr_figure_writes_svg_and_pdf_and_the_dashboard_exports_the_same(quick
     buttons = [b for b in at.button if b.label == "Prepare the file"]
     assert buttons, "the SVG / PDF export is missing"
     alpha = next(b for b in buttons if "over-steps" in b.key)
+    assert alpha.key == "export_make_α-of-dW-over-steps-demo-grpo"  # the file's name keeps α and the whole run
     alpha.click().run()
     fmt, made = at.session_state[alpha.key.replace("export_make_", "export_file_")]
     assert fmt == "svg" and _svg_texts(made) == texts  # the page's file is `rlvr figure`'s

@@ -42,9 +42,12 @@ class FigureKind:
 
 
 def _alpha(q: Queries, run: str, target: str) -> go.Figure:
+    """Median alpha per module kind over steps, beside what a Gaussian matrix of the run's shapes fits."""
     from .figures import banded_alpha
+    from .research_figures import with_chance_band
 
-    return banded_alpha(q.alpha_by_module(run, target), f"α of {target} over steps: {run}")
+    figure = banded_alpha(q.alpha_by_module(run, target), f"α of {target} over steps: {run}")
+    return with_chance_band(figure, q.chance_band(run, "alpha"), "a Gaussian matrix")
 
 
 def _layer_measure(measure: str) -> Callable[[Queries, str, str], go.Figure]:

@@ -27,10 +27,10 @@ from ..cache.atomic import OUTPUT_MARK
 from ..cache.queries import Queries
 from ..errors import UsageError
 from .claims_figures import claims_figure
-from .figures import banded, banded_alpha, esd_figure, steps_axis
+from .figures import banded, banded_alpha, ccdf_figure, steps_axis, with_chance
 from .measures import label
 from .plain import plain
-from .research_figures import cosine_figure, prediction_figure
+from .research_figures import cosine_figure, prediction_figure, with_chance_band
 
 Section = tuple[str, list[go.Figure], list[tuple[str, pd.DataFrame]], str]
 """(title, figures, (caption, table) pairs, a paragraph)."""
@@ -62,9 +62,12 @@ def _heavy_tails(q: Queries, run: str) -> Section | None:
     findings = q.findings([run])
     if findings.empty:
         return None
+    band = q.chance_band(run, "alpha")
     figures = [
-        banded_alpha(q.alpha_by_module(run, t), f"α of {t} over steps (median per module kind)") for t in ("W", "dW")
-    ]
+        with_chance_band(banded_alpha(q.alpha_by_module(run, t), f"α of {t} over steps (median per module kind)"),
+                         band, "a Gaussian matrix")
+        for t in ("W", "dW")
+    ]  # fmt: skip
     steps = q.fit_steps(run)
     last = steps[-1] if steps else None
     if last is not None:
@@ -72,8 +75,10 @@ def _heavy_tails(q: Queries, run: str) -> Section | None:
         ok = fits[fits["fit_status"] == "ok"]
         if not ok.empty:
             fit = ok.iloc[len(ok) // 2].to_dict()
-            hists = q.esd_histograms(run, fit["tensor"], "dW" if last else "W", [last])
-            figures.append(esd_figure(hists, last, fit, f"ESD of {fit['tensor']} (dW, step {last}) and its fit"))
+            target = "dW" if last else "W"
+            svs = q.tensor_singular_values(run, fit["tensor"], target, [last])
+            title = f"ESD of {fit['tensor']} ({target}, step {last}) and its fit: share of eigenvalues ≥ λ"
+            figures.append(ccdf_figure(svs, last, fit, target, title))
     text = "Heavy-tailed: the share of successful power-law fits whose likelihood ratio favours the power law."
     return "Heavy tails", figures, [("Per step and target", findings)], text
 
@@ -84,6 +89,7 @@ def _rank1(q: Queries, run: str) -> Section | None:
         return None
     figures = [banded(q.layer_measure_by_module(run, m), m, f"{label(m)} of dW (median per module kind, quartiles)")
                for m in ("spectral_norm", "rank1_energy")]  # fmt: skip
+    figures[1] = with_chance_band(figures[1], q.chance_band(run, "rank1_energy"), "a Gaussian matrix")
     return "Rank-1 dynamics", figures, [("Rank-1 trajectory per tensor", q.rank1_dynamics(run))], ""
 
 
@@ -92,6 +98,7 @@ def _alignment(q: Queries, run: str) -> Section | None:
     if rows.empty:
         return None
     figure = banded(rows, "cos_u_final", "|cos(u1, u1 at the final step)| (median per module kind)")
+    figure = with_chance(figure, q.alignment_chance(run, "cos_u_final"), "random directions")
     return "Alignment of the rank-1 directions", [figure], [("Median per module kind and step", rows)], ""
 
 

@@ -67,13 +67,12 @@ else:
     chart(heatmap_chance(heatmap(ok, "alpha", "alpha", f"α of {target}, step {step}{failures}"), chances))
 modules = module_order(fits["module"].unique())
 group = pick("α over steps", ["median per module kind", *modules], "group")
-band = q.chance_band(run, "alpha", group if group in modules else None)
 if group in modules:
     per_layer = q.alpha_per_layer(run, target, group)
     figure = lines(per_layer, "alpha", "layer", "alpha", f"α of {target}: {group} per layer")
-else:
-    figure = named_figure(q, run, "alpha-over-steps", target)  # what `rlvr figure --kind alpha-over-steps` draws
-chart(with_chance_band(figure, band, "a Gaussian matrix"))
+    chart(with_chance_band(figure, q.chance_band(run, "alpha", group), "a Gaussian matrix"))
+else:  # what `rlvr figure --kind alpha-over-steps` draws, its chance band included
+    chart(named_figure(q, run, "alpha-over-steps", target))
 st.caption(
     caption("alpha")
     + ("  \nWhat an i.i.d. Gaussian matrix of each shape fits (mean [range over 3 draws]; its spectrum has no "
