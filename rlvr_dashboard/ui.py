@@ -114,6 +114,8 @@ def pick(
     names = [str(o) for o in options]
     wanted = _wanted(key)
     index = names.index(wanted) if wanted in names else min(default_index, max(len(options) - 1, 0))
+    if key == "run" and options and key in st.query_params and wanted not in names:  # a link to a run not here
+        st.warning(f"The link asks for run '{wanted}', which this cache does not hold: showing '{names[index]}'.")
     widget_key = f"url_{key}"
     if widget_key in st.session_state and str(st.session_state[widget_key]) not in names:
         del st.session_state[widget_key]  # a choice left by another page that this one does not offer

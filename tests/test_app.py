@@ -256,7 +256,9 @@ def test_selections_live_in_the_url(demo_cache) -> None:
     at.switch_page("rlvr_dashboard/views/layers.py")
     at.query_params["run"] = "no-such-run"
     at.run()
-    assert not at.exception and at.selectbox[0].value == "demo-grpo"  # an unknown value falls back
+    assert not at.exception and at.selectbox[0].value == "demo-grpo"  # an unknown value falls back, said
+    said = [w.value.replace("\\", "") for w in at.warning]
+    assert any("no-such-run" in w and "showing 'demo-grpo'" in w for w in said), said
 
 
 def test_read_only_dashboard_shows_no_way_to_start_jobs(tmp_path, monkeypatch) -> None:
