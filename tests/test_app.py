@@ -85,6 +85,8 @@ def test_runs_page_queues_the_demo_and_jobs_page_cancels_it(tmp_path, monkeypatc
     at.switch_page("rlvr_dashboard/views/jobs.py").run()
     assert not at.exception and at.title[0].value == "Jobs"
     assert at.dataframe[0].value["state"].tolist() == ["queued"]
+    assert {"started", "finished", "took"} <= set(at.dataframe[0].value.columns)
+    assert at.selectbox(key="url_job").options == [f"{queued[0].id} (demo)"]  # the state is not frozen in a label
     next(b for b in at.button if b.label == "Cancel this job").click().run()
     assert jobs.get(cache, queued[0].id).state == "cancelled"
 

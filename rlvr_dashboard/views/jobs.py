@@ -5,6 +5,8 @@ who submitted it, its error, its log, and Cancel for its submitter or an admin),
 Work is only started through the job queue (runs are added on the Runs page, comparisons on the
 Substitution page); a worker (`rlvr worker`, or `rlvr serve`) runs it."""
 
+import time
+
 import streamlit as st
 
 from rlvr_dashboard.ui import (
@@ -80,6 +82,9 @@ def queue() -> None:
                 "kind": j.kind,
                 "state": j.state,
                 "progress": round(j.progress, 3),
+                "started": clock(j.started_at),
+                "finished": clock(j.finished_at),
+                "took": took(j),
                 "message": j.error or j.message,
                 "submitted by": j.submitted_by,
                 "attempt": j.attempt,
@@ -93,11 +98,13 @@ def queue() -> None:
         column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)},
     )
     by_id = {j.id: j for j in rows}
-    chosen = pick("Job", list(by_id), "job", format_func=lambda i: f"{i} ({by_id[i].kind}, {by_id[i].state})")
+    chosen = pick("Job", list(by_id), "job", format_func=lambda i: f"{i} ({by_id[i].kind})")  # its state: below
     job = by_id[chosen]
     st.code(" ".join(["rlvr", job.kind, *job.argv]), language=None)  # user text: shown as plain text
     st.text(
         f"submitted by {job.submitted_by}; {job.state}, {job.progress:.0%}"
+        + (f"; started {clock(job.started_at)}" if job.started_at else "")
+        + (f", finished {clock(job.finished_at)} ({took(job)})" if job.finished_at else "")
         + (f"; {job.message}" if job.message and not job.error else "")
     )
     if job.error:
@@ -107,7 +114,15 @@ def queue() -> None:
             st.warning(f"{escape(chosen)}: {cancel_job(chosen)}")
         except RlvrError as error:
             st.error(escape(error))
-    st.code(job_log(chosen) or "(no output yet)", language=None)
+    st.code(job_log(chosen) or "(no output yet)", language=None, wrap_lines=True)  # long lines wrapped, not cut
+
+
+def took(job) -> str | None:
+    """How long a started job ran (until now while it runs)."""
+    if job.started_at is None:
+        return None
+    seconds = (job.finished_at or time.time()) - job.started_at
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 watched()
