@@ -230,3 +230,23 @@ def test_a_model_folder_without_a_tokenizer_is_refused_with_the_fix_not_a_bug_re
     rc, _, err = cli("evaluate", bare, "--dataset", "arithmetic", "--limit", "1", "--cache", tmp_path / "c")
     assert rc == 2 and err.startswith(f"error: {bare}: expected a tokenizer") and "copy the base model's" in err
     assert "a bug in RLVR Lens" not in err and not (tmp_path / "c" / "evals").exists()
+
+
+def test_compare_reports_its_progress_per_evaluation_and_within_one(quick_demo, tmp_path) -> None:
+    """Every step of the run (none named): the fraction grows to 1, moving within each evaluation too."""
+    from rlvr_core.pipelines.compare import CompareConfig, compare
+    from rlvr_core.pipelines.generation import Sampling
+    from rlvr_core.readers.datasets import load_dataset
+
+    out, _, _ = quick_demo
+    seen: list[tuple[str | None, float | None]] = []
+    config = CompareConfig(
+        run_dir=out / "runs" / "demo-grpo", base_dir=out / "base", datasets=[load_dataset("arithmetic", None, 6)],
+        cache=tmp_path / "c", sampling=Sampling(max_new_tokens=4, batch_size=2), device="cpu",
+    )  # fmt: skip
+    compare(config, lambda message, fraction=None: seen.append((message, fraction)))
+    fractions = [f for _, f in seen]
+    assert all(f is not None for f in fractions) and fractions == sorted(fractions) and fractions[-1] == 1.0
+    logged = [m for m, _ in seen if m]
+    assert len(logged) == 5  # base, and full and rank-1 at steps 10 and 20
+    assert any(m is None and 0 < f < 1 for m, f in seen)  # within an evaluation

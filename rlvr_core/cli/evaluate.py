@@ -207,13 +207,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         predicted=[Path(folder) for folder in args.predicted],
     )
     reporter = Reporter()
-    total = len(datasets) * (1 + len(config.steps or [0]) * (1 + len(ranks))) if config.steps else None
-    seen = []
+    said = [""]
 
-    def progress(message: str) -> None:
-        seen.append(message)
-        print(message, file=sys.stderr, flush=True)
-        reporter(len(seen) / total if total else None, message)
+    def progress(message: str | None, fraction: float | None = None) -> None:
+        if message:  # an evaluation finished: logged; within one: only the fraction moves
+            said[0] = message
+            print(message, file=sys.stderr, flush=True)
+        reporter(fraction, said[0] or "evaluating")
 
     rows = compare(config, progress)
     reporter.flush()

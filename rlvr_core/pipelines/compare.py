@@ -72,10 +72,14 @@ class CompareConfig:
     `to_step` (variant `predicted-from-<t>`), with its recovery (mode `predicted-from-<t>`)."""
 
 
-def compare(config: CompareConfig, progress: Callable[[str], None] = lambda m: None) -> list[dict]:
-    """Evaluate everything, store and return the recovery rows."""
+def compare(config: CompareConfig, progress: Callable[..., None] = lambda m, f=None: None) -> list[dict]:
+    """Evaluate everything, store and return the recovery rows. `progress(message, fraction)`: after each
+    evaluation (a line worth logging), and per problem batch within one (`fraction` of all the evaluations,
+    message None)."""
     run = check_run_name(config.run or Path(config.run_dir).resolve().name)
     checkpoints = discover_steps(config.run_dir, config.steps)
+    total = len(config.datasets) * (1 + len(checkpoints) * (1 + len(config.ranks)) + 2 * len(config.predicted))
+    done = [0]
     for folder in config.predicted:
         made_from = prediction_recipe(folder).get("run")
         if made_from != run:
@@ -102,8 +106,13 @@ def compare(config: CompareConfig, progress: Callable[[str], None] = lambda m: N
                 rank=rank,
                 mode=mode or (config.mode if rank else None),
             )
-            row = evaluate(request)
-            progress(f"{ds.name} step {step} {variant}: accuracy {row['accuracy']:.3f}")
+
+            def within(n: int, of: int, *_) -> None:  # problems done of this evaluation
+                progress(None, min((done[0] + n / max(of, 1)) / total, 1.0))
+
+            row = evaluate(request, within)
+            done[0] += 1
+            progress(f"{ds.name} step {step} {variant}: accuracy {row['accuracy']:.3f}", min(done[0] / total, 1.0))
             return row
 
         base = run_eval(config.base_dir, 0, "base")
