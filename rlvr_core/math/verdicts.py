@@ -10,7 +10,8 @@ distribution-free interval of the median over tensors (`median_interval`), "chan
 - heavy tails (seed 3): supported when >= 80% of W's spectra fit heavy-tailed and the share's (Wilson)
   interval lies above chance.
 - u1 alignment grows (seed 4): supported when the Spearman rho of the median |cos(u1_t, u1_final)| over the
-  steps before the last (3 or more) is > 0 with p < 0.05.
+  steps before the last is > 0 with p < 0.05; not measurable with fewer than 5 such steps (with 3 or 4 even a
+  perfect rise has a two-sided permutation p of 2/n! >= 0.083).
 - sparse update (Mukherjee 1): supported when the median exactly-unchanged share is >= 0.7 (the paper: 5-30%
   of the parameters updated); a step read from 16-bit weights: not measurable (rounding, not sparsity).
 - nearly full-rank (Mukherjee 2): supported when the median numerical-rank share is >= 0.9.
