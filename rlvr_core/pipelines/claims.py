@@ -186,7 +186,8 @@ def _sparse(d: _StepData) -> Row:
     if d.sixteen_bit:
         reason = f"16-bit export ({d.dtype}): sparsity reflects rounding; read the trainer's fp32 files"
         return Row("mukherjee-1", claim, MUKHERJEE, "unchanged_share", m, Band.exact(0.0), NOT_MEASURABLE, reason)
-    return Row("mukherjee-1", claim, MUKHERJEE, "unchanged_share", m, Band.exact(0.0), verdicts.sparse(m))
+    reason = f"read from {d.dtype or 'the stored'} weights: an exact zero of dW is an entry the run never moved"
+    return Row("mukherjee-1", claim, MUKHERJEE, "unchanged_share", m, Band.exact(0.0), verdicts.sparse(m), reason)
 
 
 def _full_rank(d: _StepData) -> Row:
