@@ -1,6 +1,6 @@
 """Bench: `rlvr analyze` against a naive per-tensor SVD baseline, on synthetic checkpoints of real shapes.
 
-    python bench/spectra.py [--shape qwen0.5b|qwen7b|tiny] [--device cpu|cuda] [--threads N]
+    python bench/spectra.py [--shape qwen0.5b|qwen7b|tiny] [--device cpu|cuda] [--threads N] [--engine E]
                             [--baseline-blocks N] [--baseline-dtype float32|float64] [--workdir DIR]
 
 Writes a synthetic base and one step checkpoint (bf16, one shard per block, with an index) whose update
@@ -104,6 +104,8 @@ def child_analyze(args: argparse.Namespace) -> dict:
             args.device,
             "--triplets",
             args.triplets,
+            "--engine",
+            args.engine,
         ]
         + (["--workers", str(args.workers)] if args.workers else [])
         + (["--no-fits"] if args.child == "spectra" else [])
@@ -177,6 +179,8 @@ def run_child(kind: str, args: argparse.Namespace, base: Path, step: Path) -> di
         args.triplets,
         "--workers",
         str(args.workers),
+        "--engine",
+        args.engine,
     ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode:
@@ -208,6 +212,7 @@ def main() -> None:
     parser.add_argument("--baseline-dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--triplets", default="auto", choices=["auto", "eigh", "lowrank"])
     parser.add_argument("--workers", type=int, default=0, help="rlvr analyze --workers (0: its default)")
+    parser.add_argument("--engine", default="auto", help="rlvr analyze --engine: auto, threads, processes, batched")
     parser.add_argument("--skip-baseline", action="store_true", help="time rlvr analyze only")
     parser.add_argument(
         "--exhaustive",
@@ -253,7 +258,7 @@ def main() -> None:
     full = run_child("analyze", args, base, step)
     print(
         f"shape={args.shape} device={args.device} threads={args.threads} triplets={args.triplets} "
-        f"workers={args.workers or 'default'}"
+        f"workers={args.workers or 'default'} engine={args.engine}"
     )
     print(f"rlvr analyze --no-fits: {ours['seconds']:8.1f} s per checkpoint, peak RSS {ours['peak_rss_mb']:.0f} MB")
     print(
