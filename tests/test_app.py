@@ -187,17 +187,17 @@ def test_spectra_page_on_the_demo(demo_cache) -> None:
     assert not at.exception
     assert at.selectbox[0].value == "demo-grpo" and at.selectbox[1].value == 20
     assert len(at.get("plotly_chart")) == 3
-    esd = [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
-    assert "ESD at step 0 (base)" in esd and "ESD at step 20" in esd  # base against step
+    esd = [t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "eigenvalues at step 0 (base)" in esd and "eigenvalues at step 20" in esd  # base against step
     first = at.dataframe[0].value
     assert len(first) == 21 and set(first["fit_status"]) <= {"ok", "failed"}
     at.radio[0].set_value("dW").run()
     assert not at.exception and len(at.dataframe[0].value) == 21
-    esd = [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
-    assert "ESD at step 0 (base)" not in esd  # the base has no dW
+    esd = [t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "eigenvalues at step 0 (base)" not in esd  # the base has no dW
     at.multiselect(key="url_vs").set_value([10]).run()
-    esd = [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
-    assert "ESD at step 10" in esd and "ESD at step 20" in esd
+    esd = [t.get("name") for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]]
+    assert "eigenvalues at step 10" in esd and "eigenvalues at step 20" in esd
     at.selectbox[2].set_value(first["tensor"].iloc[5]).run()
     assert not at.exception
     at.selectbox(key="url_group").set_value("mlp.down_proj").run()
