@@ -137,9 +137,9 @@ class ResearchQueries:
         return None if found is None or found[0] is None else (float(found[0]), float(found[1]), float(found[2]))
 
     def shared_steps(self, runs: list[str]) -> list[int]:
-        """The steps every one of `runs` has analysed (`layers`), ascending."""
+        """The trained steps (not the base) every one of `runs` has analysed (`layers`), ascending."""
         found = self.con.execute(
-            "SELECT step FROM layers WHERE list_contains(?, run) GROUP BY step "
+            "SELECT step FROM layers WHERE list_contains(?, run) AND step > 0 GROUP BY step "
             "HAVING count(DISTINCT run) = len(?) ORDER BY step",
             [runs, runs],
         ).fetchall()

@@ -9,7 +9,7 @@ from rlvr_core.cache.queries import LAYER_MEASURES
 from rlvr_core.cache.queries_research import OVERLAY_MEASURES
 from rlvr_dashboard.charts import TINY, caption, chart, heatmap, heatmap_chance, label, module_order
 from rlvr_dashboard.research_charts import runs_overlay, with_chance_band
-from rlvr_dashboard.ui import live, pick, pick_many, pick_step_and_target, queries
+from rlvr_dashboard.ui import escape, live, pick, pick_many, pick_step_and_target, queries
 
 EXPERT_VIEWS = {"median": "median over experts", "one": "one expert", "grid": "layer × expert"}
 
@@ -88,7 +88,7 @@ title = f"{label(measure)} of {of}: {kind} per layer, " + ("each run's last step
 chart(with_chance_band(runs_overlay(across, measure, title), band, "a Gaussian matrix of this shape"))
 steps_said = ", ".join(f"{r}: step {s}" for r, s in across.groupby("run")["step"].first().items())
 st.caption(
-    caption(measure) + f"  \n{steps_said or 'no run holds this measure'}. "
+    caption(measure) + f"  \n{escape(steps_said) or 'no run holds this measure'}. "
     + (f"Dashed, over its band: what an i.i.d. Gaussian matrix of this shape gives ({band[0]:.3g} "
        f"[{band[1]:.3g}, {band[2]:.3g}])." if band else
        "No chance line: it depends on each tensor's size or base spectrum (see the Claims page), or the run "
