@@ -22,7 +22,7 @@ MODES = ("truncated", "norm-matched")
 """`--mode`'s values, listed in its help: `math.rank_k.MODES` (not imported: building the parser loads no torch;
 the substitution refuses any other with key, expected, found and fix)."""
 KEEPS = ("base", "step")
-"""`--keep`'s choices: where the tensors outside the rank-k substitution come from."""
+"""`--keep`'s values, listed in its help: where the tensors outside the rank-k substitution come from."""
 
 
 def register(sub) -> dict[str, argparse.ArgumentParser]:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..cache import Cache
 from ..cache import queue as jobs
+from ..system import sharing
 from ..system.libc import die_with_parent
 from ..system.settings import CACHE_ENV, CONFIG_ENV, Settings
 
@@ -58,7 +59,7 @@ class Child:
 
         def prepare() -> None:
             die_with_parent()
-            os.nice(nice)
+            sharing.lower_priority(nice)
 
         # its own session: a Ctrl-C in the terminal reaches this supervisor only, which then stops the children
         self.proc = subprocess.Popen(self.argv, env=self.env, preexec_fn=prepare, start_new_session=True)
