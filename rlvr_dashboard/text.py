@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
 _AUTOLINK = re.compile(r"(?<=[A-Za-z])://|(?<=[Ww]{3})\.|@")
@@ -22,3 +23,11 @@ def escape(text: object) -> str:
 def clock(stamp: float | None) -> str | None:
     """A Unix time as the server's local `YYYY-MM-DD HH:MM:SS` (None for none)."""
     return None if not stamp else dt.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def took(job) -> str | None:
+    """How long a started job ran (until now while it runs); None before it starts."""
+    if job.started_at is None:
+        return None
+    seconds = (job.finished_at or time.time()) - job.started_at
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

@@ -36,7 +36,7 @@ from rlvr_core.errors import RlvrError
 from rlvr_core.readers.layout import StepCheckpoint, discover_steps, locate_step
 
 from . import access
-from .text import clock, escape
+from .text import clock, escape, took
 
 __all__ = [
     "AnalyzeRequest",
@@ -69,6 +69,7 @@ __all__ = [
     "stop_watch",
     "submit",
     "toggle",
+    "took",
     "watches_list",
 ]
 

@@ -202,7 +202,9 @@ def test_spectra_page_on_the_demo(demo_cache) -> None:
     assert not at.exception
     at.selectbox(key="url_group").set_value("mlp.down_proj").run()
     assert not at.exception
-    assert len(json.loads(at.get("plotly_chart")[2].proto.spec)["data"]) == 3  # one curve per layer
+    curves = [t["name"] for t in json.loads(at.get("plotly_chart")[2].proto.spec)["data"]]
+    assert [c for c in curves if not c.startswith("chance")] == ["0", "1", "2"]  # one curve per layer
+    assert len([c for c in curves if c.startswith("chance: a Gaussian matrix")]) == 1  # and what chance fits
 
 
 @pytest.mark.slow

@@ -5,8 +5,6 @@ who submitted it, its error, its log, and Cancel for its submitter or an admin),
 Work is only started through the job queue (runs are added on the Runs page, comparisons on the
 Substitution page); a worker (`rlvr worker`, or `rlvr serve`) runs it."""
 
-import time
-
 import streamlit as st
 
 from rlvr_dashboard.ui import (
@@ -20,6 +18,7 @@ from rlvr_dashboard.ui import (
     may_stop,
     pick,
     stop_watch,
+    took,
     watches_list,
 )
 
@@ -115,14 +114,6 @@ def queue() -> None:
         except RlvrError as error:
             st.error(escape(error))
     st.code(job_log(chosen) or "(no output yet)", language=None, wrap_lines=True)  # long lines wrapped, not cut
-
-
-def took(job) -> str | None:
-    """How long a started job ran (until now while it runs)."""
-    if job.started_at is None:
-        return None
-    seconds = (job.finished_at or time.time()) - job.started_at
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 watched()
