@@ -1,6 +1,7 @@
 """The reference of each update-geometry measure (issue: the claims board), computed from the two tensors
 with the papers' own calls: `(delta != 0)` and `torch.isclose(delta, 0, atol)` shares (Mukherjee et al.),
-`torch.linalg.matrix_rank(delta.float())`, and principal angles by `scipy.linalg.subspace_angles` (Zhu et al.)."""
+`torch.linalg.matrix_rank(delta.float())`, and principal angles by `scipy.linalg.subspace_angles` (Zhu et al.);
+and `plotted`, a figure's numbers as plotly wrote them (to compare a drawing with its data)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,12 @@ def assert_measures_match(row, w_base: torch.Tensor, w_step: torch.Tensor) -> No
             ref_v = np.degrees(subspace_angles(vb[:, :k], vs[:, :k]).max())
             assert getattr(row, f"rotation_u_k{k}") == pytest.approx(ref_u, abs=1e-3), (row.tensor, k)
             assert getattr(row, f"rotation_v_k{k}") == pytest.approx(ref_v, abs=1e-3), (row.tensor, k)
+
+
+def plotted(values):
+    """A plotly trace's x or y as the figure's JSON holds it: a list, or base64 bytes with their dtype."""
+    import base64
+
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values, dtype=float)

@@ -14,6 +14,7 @@ import torch
 from rlvr_core.cache import Cache
 from rlvr_core.fixtures.checkpoints import ModelShape, random_model, write_checkpoint
 from rlvr_core.math import verdicts
+from tests.references import plotted
 
 pytestmark = pytest.mark.slow  # each builds and analyses real runs and simulates chance levels: ~2 min in all
 SHAPE = ModelShape(hidden=64, intermediate=160, kv_dim=32, n_layers=2)
@@ -211,16 +212,16 @@ def _runs_overlaid_per_layer_and_alpha_drawn_beside_chance(tmp_path, monkeypatch
     for run, trace in lines.items():
         rows = [r for r in cache.read_step(run, 10, "layers").to_pylist() if r["target"] == "dW"]
         q_proj = {r["layer"]: r["rank1_energy"] for r in rows if r["module"] == "self_attn.q_proj"}
-        x, y = _plotted(trace["x"]), _plotted(trace["y"])
+        x, y = plotted(trace["x"]), plotted(trace["y"])
         assert list(x) == sorted(q_proj) and list(y) == pytest.approx([q_proj[k] for k in x])
     level = cache.queries().chance_levels("a", "rank1_energy").set_index(["rows", "cols"]).loc[(64, 64)]
     dashed = next(t for t in spec["data"] if t["name"].startswith("chance"))
-    assert list(_plotted(dashed["y"])) == pytest.approx([level.chance] * 2) and dashed["line"]["dash"] == "dash"
+    assert list(plotted(dashed["y"])) == pytest.approx([level.chance] * 2) and dashed["line"]["dash"] == "dash"
     band = spec["layout"]["shapes"][0]
     assert (band["y0"], band["y1"]) == pytest.approx((level.chance_low, level.chance_high))
     for run in ("a", "b"):  # eight principal directions, weighted 8..1
-        assert min(_plotted(lines[run]["y"])) > 3 * level.chance_high
-    assert max(_plotted(lines["noise"]["y"])) < 2 * level.chance_high  # noise reads as chance
+        assert min(plotted(lines[run]["y"])) > 3 * level.chance_high
+    assert max(plotted(lines["noise"]["y"])) < 2 * level.chance_high  # noise reads as chance
     at.switch_page("rlvr_dashboard/views/spectra.py").run()
     assert not at.exception
     alpha = cache.queries().chance_levels("a", "alpha")
@@ -231,12 +232,3 @@ def _runs_overlaid_per_layer_and_alpha_drawn_beside_chance(tmp_path, monkeypatch
     said = [c.value for c in at.caption if "What an i.i.d. Gaussian matrix of each shape fits" in c.value]
     first = alpha.iloc[0]
     assert said and f"{int(first.rows)}×{int(first.cols)}: {first.chance:.3g}" in said[0]
-
-
-def _plotted(values) -> np.ndarray:
-    """A trace's x or y as plotly wrote it: a list, or base64 bytes with their dtype."""
-    if isinstance(values, dict):
-        import base64
-
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
-    return np.asarray(values)

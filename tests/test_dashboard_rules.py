@@ -15,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from rlvr_core.cache import queue as jobs
 from rlvr_dashboard.charts import module_order
+from tests.references import plotted
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 pytestmark = pytest.mark.slow
@@ -123,14 +124,14 @@ def test_the_esd_is_a_rank_plot_whose_tail_agrees_with_its_fit_and_the_histogram
     lam = np.sort(np.asarray(sv) ** 2)
     lam = lam[lam > 1e-5]
     points = next(t for t in rank_plot["data"] if t.get("name") == "eigenvalues at step 20")
-    x, y = _values(points["x"]), _values(points["y"])
+    x, y = plotted(points["x"]), plotted(points["y"])
     assert np.allclose(x, lam) and np.allclose(y, (lam.size - np.arange(lam.size)) / lam.size)
     law = next(t for t in rank_plot["data"] if t.get("name", "").startswith("power law"))
-    assert _values(law["x"])[0] == pytest.approx(fit["xmin"])
-    high = _values(next(t for t in rank_plot["data"] if t.get("showlegend") is False)["y"])
-    low = _values(next(t for t in rank_plot["data"] if t.get("name", "").startswith("95% binomial"))["y"])
+    assert plotted(law["x"])[0] == pytest.approx(fit["xmin"])
+    high = plotted(next(t for t in rank_plot["data"] if t.get("showlegend") is False)["y"])
+    low = plotted(next(t for t in rank_plot["data"] if t.get("name", "").startswith("95% binomial"))["y"])
     tail = x >= fit["xmin"]
-    lo_at, hi_at = (np.interp(np.log(x[tail]), np.log(_values(law["x"])), b) for b in (low, high))
+    lo_at, hi_at = (np.interp(np.log(x[tail]), np.log(plotted(law["x"])), b) for b in (low, high))
     inside = (y[tail] >= lo_at - 1 / lam.size) & (y[tail] <= hi_at + 1 / lam.size)  # one eigenvalue of slack
     assert inside.mean() >= 0.9, inside.mean()
     at.radio(key="url_esd_view").set_value("histogram").run()
@@ -138,16 +139,7 @@ def test_the_esd_is_a_rank_plot_whose_tail_agrees_with_its_fit_and_the_histogram
     bins = Cache(demo_app).queries().esd_histograms("demo-grpo", fit["tensor"], "W", [20])
     empty = int((bins["density"] == 0).sum())
     assert empty > 0 and histogram["connectgaps"] is False
-    assert int(np.isnan(_values(histogram["y"])).sum()) == empty  # each empty bin a gap
-
-
-def _values(values) -> np.ndarray:
-    """A trace's numbers as plotly wrote them: a list, or base64 bytes with their dtype."""
-    import base64
-
-    if isinstance(values, dict):
-        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
-    return np.asarray(values, dtype=float)
+    assert int(np.isnan(plotted(histogram["y"])).sum()) == empty  # each empty bin a gap
 
 
 def test_bounded_alignment_measures_have_a_fixed_range_and_steps_are_integer_ticks(demo_app):
