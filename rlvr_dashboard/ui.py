@@ -54,6 +54,7 @@ __all__ = [
     "clock",
     "demo_progress",
     "escape",
+    "follow",
     "job_log",
     "jobs_list",
     "live",
@@ -98,6 +99,18 @@ def _remember(key: str, value: str) -> None:
     if st.query_params.get(key) != value:
         st.query_params[key] = value
     st.session_state.setdefault("selection", {})[key] = value
+
+
+def follow(key: str, leader: object) -> None:
+    """Forget the choice of picker `key` whenever `leader` changes during a session (a new comparison
+    finished, another comparison picked), so the picker starts from its default again; the first value seen
+    is only recorded, so a shared link's choice holds."""
+    seen = st.session_state.setdefault("followed", {})
+    if key in seen and seen[key] != str(leader):
+        st.query_params.pop(key, None)
+        st.session_state.get("selection", {}).pop(key, None)
+        st.session_state.pop(f"url_{key}", None)
+    seen[key] = str(leader)
 
 
 def pick(

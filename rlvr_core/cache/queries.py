@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from .queries_research import ResearchQueries
+from .queries_eval import EvalQueries
 from .views import ALIGNMENT_MEASURES as ALIGNMENT_MEASURES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,7 +70,7 @@ SEED_NAME = re.compile(r"(?P<family>.+)-s(?P<seed>\d+)")
 """A seed's run name: the family's name, `-s`, the seed."""
 
 
-class Queries(ResearchQueries):
+class Queries(EvalQueries):
     """Named queries over one connection."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -332,11 +332,13 @@ class Queries(ResearchQueries):
         )
 
     def reward_and_test(self, runs: list[str]) -> pd.DataFrame:
-        """run, step, name, value, reward_metric, test_metric: the chosen reward and test series of `runs`."""
+        """run, step, name, value, reward_metric, test_metric, pool_metric: the chosen reward and test series of
+        `runs`, and the accuracy on the training pool where the log has one (the monitor's `pool_metric`)."""
         return self._df(
-            "SELECT m.run, m.step, m.name, m.value, s.reward_metric, s.test_metric FROM metrics m JOIN run_summary s "
-            "USING (run) WHERE list_contains(?, m.run) AND (m.name = s.reward_metric OR m.name = s.test_metric) "
-            "ORDER BY m.run, m.step",
+            "WITH pools AS (SELECT run, any_value(pool_metric) AS pool_metric FROM decoupling GROUP BY run) "
+            "SELECT m.run, m.step, m.name, m.value, s.reward_metric, s.test_metric, p.pool_metric FROM metrics m "
+            "JOIN run_summary s USING (run) LEFT JOIN pools p USING (run) WHERE list_contains(?, m.run) AND "
+            "(m.name = s.reward_metric OR m.name = s.test_metric OR m.name = p.pool_metric) ORDER BY m.run, m.step",
             [runs],
         )
 
@@ -359,32 +361,4 @@ class Queries(ResearchQueries):
             "SELECT run, step, name, value FROM metrics WHERE list_contains(?, run) AND "
             "list_contains(?, name) ORDER BY run, name, step",
             [runs, names],
-        )
-
-    # ---- evaluations -----------------------------------------------------------------------------------
-    def evaluations(self, runs: list[str] | None = None) -> pd.DataFrame:
-        """eval_id, run, step, variant, dataset, accuracy, n_problems, n (samples per problem) of every
-        evaluation (of `runs` when given)."""
-        where = "WHERE list_contains(?, run)" if runs is not None else ""
-        return self._df(
-            f"SELECT eval_id, run, step, variant, dataset, accuracy, n_problems, n FROM evaluations {where} "
-            "ORDER BY run, dataset, step, variant",
-            [runs] if runs is not None else [],
-        )
-
-    def recovery(self) -> pd.DataFrame:
-        """Every recovery row: accuracies, the recovery with its 95% interval, or the reason it has none."""
-        return self._df(
-            "SELECT run, step, rank, mode, dataset, acc_base, acc_full, acc_rank, recovery, recovery_low, "
-            "recovery_high, recovery_note, gain_low, gain_high, n_problems, eval_id_rank, "
-            "coalesce(keep, 'base') AS keep, "
-            "recovery_high - recovery AS error_plus, recovery - recovery_low AS error_minus FROM recovery "
-            "ORDER BY run, dataset, mode, rank, step"
-        )
-
-    def eval_samples(self, eval_id: str, only_wrong: bool = False) -> pd.DataFrame:
-        return self._df(
-            "SELECT problem_id, sample, gold, extracted, correct, completion FROM eval_samples "
-            "WHERE eval_id = ? AND (NOT ? OR NOT correct) ORDER BY problem_id, sample",
-            [eval_id, only_wrong],
         )

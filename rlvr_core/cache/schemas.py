@@ -250,6 +250,14 @@ RUN_SCHEMAS: dict[str, pa.Schema] = {
             ("recovery_high", pa.float64()),
             ("recovery_note", pa.string()),
             ("keep", pa.string()),
+            ("alpha", pa.float64()),
+            ("modules", pa.string()),
+            ("gained_vs_full", pa.int64()),
+            ("lost_vs_full", pa.int64()),
+            ("mcnemar_full_p", pa.float64()),
+            ("gained_vs_base", pa.int64()),
+            ("lost_vs_base", pa.int64()),
+            ("mcnemar_base_p", pa.float64()),
         ]
     ),
     "decoupling": pa.schema(

@@ -28,6 +28,7 @@ torch: the dashboard reads through this module.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -108,7 +109,6 @@ class Cache:
     def fingerprint(self, run: str) -> str:
         """sha256 over the run's cache files (their paths in the run folder and their bytes): which results a
         report was made from."""
-        import hashlib
 
         digest = hashlib.sha256()
         folder = self.run_dir(run)
@@ -132,14 +132,18 @@ class Cache:
         name = f"predicted-from-{int(from_step)}-to-{int(to_step)}-rank{int(rank)}"
         return self.root / "variants" / check_run_name(run) / name
 
-    def variant_dir(self, run: str, step: int, rank: int, mode: str, alpha: float, keep: str) -> Path:
-        """Where `rlvr compare` builds the rank-k checkpoint of one of `run`'s steps."""
+    def variant_dir(
+        self, run: str, step: int, rank: int, mode: str, alpha: float, keep: str, modules: str | None = None
+    ) -> Path:
+        """Where `rlvr compare` builds the rank-k checkpoint of one of `run`'s steps (one folder per recipe:
+        a `--modules` pattern adds its hash, so comparisons of other modules never overwrite each other)."""
         scale = "" if alpha == 1 else f"-a{alpha:g}"
+        only = f"-m{hashlib.sha256(modules.encode()).hexdigest()[:8]}" if modules else ""
         return (
             self.root
             / "variants"
             / check_run_name(run)
-            / check_run_name(f"step-{int(step)}-rank{int(rank)}-{mode}{scale}-keep{keep}")
+            / check_run_name(f"step-{int(step)}-rank{int(rank)}-{mode}{scale}-keep{keep}{only}")
         )
 
     @property
@@ -203,8 +207,8 @@ class Cache:
         _writable(folder)
         with self._locked(run):
             old = self._read_rows(folder / f"{name}.parquet")
-            new_keys = {tuple(r[c] for c in columns) for r in rows}
-            kept = [r for r in old if tuple(r[c] for c in columns) not in new_keys]
+            new_keys = {tuple(r.get(c) for c in columns) for r in rows}
+            kept = [r for r in old if tuple(r.get(c) for c in columns) not in new_keys]  # older files may lack a key
             table = pa.Table.from_pylist(kept + rows, schema=RUN_SCHEMAS[name])
             _write_parquet(folder / f"{name}.parquet", table)
         return table

@@ -2,7 +2,8 @@
 W_base + rank-1(dW), truncated; the other tensors kept from the step), evaluated greedily on the held-out
 test set, and stored in the cache as what `rlvr compare` stores: one evaluation per model (`evaluations`,
 `eval_samples`, dataset `arithmetic`) and one recovery row per step (`recovery`, keep = "step", with the
-noise rule and interval of `math.stats`). So the Substitution page shows the demo's own numbers on a fresh
+noise rule and interval of `math.stats` and the paired counts with McNemar's p, made by the same
+`pipelines.compare.recovery_row`). So the Substitution page shows the demo's own numbers on a fresh
 cache. The substitution happens in memory: no variant folder is written.
 """
 
@@ -13,11 +14,10 @@ import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from ..cache import EVAL_SCHEMAS, Cache
-from ..math.stats import recovery_estimate
+from ..pipelines.compare import RECOVERY_KEY, recovery_row
 from . import arithmetic
 
 DATASET = "arithmetic"
@@ -60,36 +60,14 @@ def store(cache: Cache, run: str, records: list[dict], test: list[arithmetic.Pro
     """Write the evaluations and the recovery rows of `rank1_evaluations` into the cache."""
     digest = hashlib.sha256(json.dumps([p.id for p in test]).encode()).hexdigest()[:16]
     base, rows = records[0], []
-    base_id = _write(cache, run, 0, "base", None, base, base["full"], test, digest)
+    base_row = _write(cache, run, 0, "base", None, base, base["full"], test, digest)
     for record in records[1:]:
-        full_id = _write(cache, run, record["step"], "full", None, record, record["full"], test, digest)
-        rank_id = _write(cache, run, record["step"], "rank-1", 1, record, record["rank1"], test, digest)
-        scores = [np.array(r[1], dtype=float) for r in (base["full"], record["full"], record["rank1"])]
-        estimate = recovery_estimate(scores[0], scores[1], scores[2])
-        rows.append(
-            {
-                "run": run,
-                "step": record["step"],
-                "rank": 1,
-                "mode": "truncated",
-                "dataset": DATASET,
-                "acc_base": scores[0].mean(),
-                "acc_full": scores[1].mean(),
-                "acc_rank": scores[2].mean(),
-                "recovery": estimate.recovery,
-                "n_problems": len(test),
-                "eval_id_base": base_id,
-                "eval_id_full": full_id,
-                "eval_id_rank": rank_id,
-                "gain_low": estimate.gain_low,
-                "gain_high": estimate.gain_high,
-                "recovery_low": estimate.recovery_low,
-                "recovery_high": estimate.recovery_high,
-                "recovery_note": estimate.note,
-                "keep": "step",
-            }
-        )
-    cache.merge_run_rows(run, "recovery", rows, ("step", "rank", "mode", "dataset", "keep"))
+        full_row = _write(cache, run, record["step"], "full", None, record, record["full"], test, digest)
+        rank_row = _write(cache, run, record["step"], "rank-1", 1, record, record["rank1"], test, digest)
+        keys = {"run": run, "step": record["step"], "rank": 1, "mode": "truncated", "dataset": DATASET}
+        keys.update(keep="step", alpha=1.0, modules=None)
+        rows.append(recovery_row(cache, keys, base_row, full_row, rank_row))
+    cache.merge_run_rows(run, "recovery", rows, RECOVERY_KEY)
 
 
 def _write(
@@ -102,7 +80,8 @@ def _write(
     answers: tuple[list[str], list[bool]],
     test: list[arithmetic.Problem],
     digest: str,
-) -> str:
+) -> dict:
+    """Store one evaluation (its `evaluations` row and one `eval_samples` row per problem); returns the row."""
     texts, correct = answers
     ident = hashlib.sha256(json.dumps([record["fingerprint"], variant, DATASET, digest, "demo greedy"]).encode())
     eval_id = ident.hexdigest()[:16]
@@ -151,4 +130,4 @@ def _write(
             "eval_samples": pa.Table.from_pylist(samples, schema=EVAL_SCHEMAS["eval_samples"]),
         },
     )
-    return eval_id
+    return row

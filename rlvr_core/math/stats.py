@@ -20,6 +20,12 @@ and it means nothing unless the full model's gain over the base is real. The rul
 
 A single accuracy's interval (no pairing) is the Wilson score interval (`wilson_interval`).
 
+Which problems two models disagree on (`mcnemar`): each problem counts as solved by a model when at least
+half of its samples are graded correct (with one sample: when it is); the problems only the second model
+solves are "gained", those only the first solves "lost", and McNemar's exact test (McNemar 1947; the exact
+binomial form, Fagerland, Lydersen & Laake 2013) gives the two-sided chance of a split at least this
+uneven when neither model is better: p = min(1, 2 P[Binomial(gained + lost, 1/2) <= min(gained, lost)]).
+
 Math only: arrays in, numbers out.
 """
 
@@ -165,3 +171,30 @@ def seed_interval(values) -> dict:
     sd = float(data.std(ddof=1))
     half = float(scipy_stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * sd / math.sqrt(n)
     return {"n": n, "mean": mean, "sd": sd, "low": mean - half, "high": mean + half}
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """Two models on the same problems, problem by problem (see the module's docstring)."""
+
+    gained: int
+    """Problems the second model solves and the first does not."""
+    lost: int
+    """Problems the first model solves and the second does not."""
+    both: int
+    """Problems both solve."""
+    neither: int
+    """Problems neither solves."""
+    p: float
+    """McNemar's exact two-sided p: 1 when they never disagree."""
+
+
+def mcnemar(first: np.ndarray, second: np.ndarray) -> McNemar:
+    """The paired table and McNemar's exact test of two models' per-problem scores (same problems, same order)."""
+    a, b = np.asarray(first, dtype=float) >= 0.5, np.asarray(second, dtype=float) >= 0.5
+    if a.shape != b.shape:
+        raise ValueError(f"per-problem scores of different lengths: {a.shape} vs {b.shape}")
+    gained, lost = int((b & ~a).sum()), int((a & ~b).sum())
+    n, low = gained + lost, min(gained, lost)
+    tail = sum(math.comb(n, i) for i in range(low + 1)) / 2**n if n else 1.0
+    return McNemar(gained, lost, int((a & b).sum()), int((~a & ~b).sum()), min(1.0, 2 * tail))

@@ -5,7 +5,9 @@ the same sampling, and the recovery of each variant:
 
 reported only when the full model's gain over the base is larger than the noise of those problems (a
 paired bootstrap over problems, `math.stats`), with its 95% interval; otherwise NULL with the reason in
-`recovery_note`.
+`recovery_note`. Each row also holds the paired view, problem by problem: how many problems the rank-k
+model solves that the full model (and the base) does not (`gained_vs_*`), how many it loses
+(`lost_vs_*`), and McNemar's exact p of that split (`mcnemar_*_p`, `math.stats.mcnemar`).
 
 The rank-k checkpoints are built once into the cache's variant folders (`Cache.variant_dir`; rebuilt when
 the step or base changed); evaluations are cached
@@ -25,15 +27,15 @@ import numpy as np
 
 from ..cache import Cache, check_run_name
 from ..errors import UsageError
-from ..math.stats import RecoveryEstimate, recovery_estimate
-from ..readers.checkpoint import Checkpoint
+from ..math.stats import mcnemar, recovery_estimate
+from ..readers.checkpoint import Checkpoint, check_same_model
 from ..readers.datasets import EvalSet
 from ..readers.layout import discover_steps, step_folders
 from .evaluate import EvalRequest, evaluate
 from .generation import Sampling
 from .substitute import RECIPE_FILE, SubstituteConfig, write_substituted
 
-RECOVERY_KEY = ("step", "rank", "mode", "dataset", "keep")
+RECOVERY_KEY = ("step", "rank", "mode", "dataset", "keep", "alpha", "modules")
 """The columns that identify a recovery row: a rerun replaces the rows with its own keys only."""
 
 
@@ -89,6 +91,9 @@ def compare(config: CompareConfig, progress: Callable[..., None] = lambda m, f=N
                 f"one of run '{made_from}'",
                 "pass the run's own predictions",
             )
+    base_checkpoint = Checkpoint(config.base_dir)
+    for checkpoint in checkpoints:  # a wrong --base fails here, before the first evaluation
+        check_same_model(base_checkpoint, Checkpoint(checkpoint.path))
     cache = Cache(config.cache)
     rows = []
     for dataset in config.datasets:
@@ -122,9 +127,8 @@ def compare(config: CompareConfig, progress: Callable[..., None] = lambda m, f=N
             for rank in config.ranks:
                 folder = variant_folder(config, run, checkpoint.step, checkpoint.path, rank)
                 variant = run_eval(folder, checkpoint.step, f"rank-{rank}", rank)
-                rows.append(
-                    _row(cache, run, dataset.name, checkpoint.step, rank, config.mode, config.keep, base, full, variant)
-                )
+                keys = _keys(config, run, dataset.name, checkpoint.step, rank, config.mode)
+                rows.append(recovery_row(cache, keys, base, full, variant))
         for folder in config.predicted:
             recipe = prediction_recipe(folder)
             step, mode = int(recipe["to_step"]), f"predicted-from-{recipe['from_step']}"
@@ -135,23 +139,38 @@ def compare(config: CompareConfig, progress: Callable[..., None] = lambda m, f=N
                 fulls[step] = run_eval(found[0].path, step, "full") if found else None
             variant = run_eval(folder, step, mode, int(recipe["rank"]), mode=mode)
             if fulls[step] is not None:
-                rows.append(
-                    _row(cache, run, dataset.name, step, int(recipe["rank"]), mode, "base", base, fulls[step], variant)
-                )
+                keys = _keys(config, run, dataset.name, step, int(recipe["rank"]), mode)
+                keys.update(keep="base", alpha=1.0, modules=recipe.get("modules"))
+                rows.append(recovery_row(cache, keys, base, fulls[step], variant))
     cache.merge_run_rows(run, "recovery", rows, RECOVERY_KEY)
     return rows
 
 
-def _row(cache: Cache, run: str, dataset: str, step: int, rank: int, mode: str, keep: str, base, full, variant) -> dict:
-    """One recovery row: the three evaluations and the recovery with its noise rule."""
-    estimate = _estimate(cache, base, full, variant)
+def _keys(config: CompareConfig, run: str, dataset: str, step: int, rank: int, mode: str) -> dict:
+    """The columns that say which comparison a recovery row is (`RECOVERY_KEY`, and the run)."""
     return {
-        "run": run, "step": step, "rank": rank, "mode": mode, "dataset": dataset, "acc_base": base["accuracy"],
-        "acc_full": full["accuracy"], "acc_rank": variant["accuracy"], "recovery": estimate.recovery,
-        "n_problems": base["n_problems"], "eval_id_base": base["eval_id"], "eval_id_full": full["eval_id"],
-        "eval_id_rank": variant["eval_id"], "gain_low": estimate.gain_low, "gain_high": estimate.gain_high,
-        "recovery_low": estimate.recovery_low, "recovery_high": estimate.recovery_high,
-        "recovery_note": estimate.note, "keep": keep,
+        "run": run, "step": step, "rank": rank, "mode": mode, "dataset": dataset, "keep": config.keep,
+        "alpha": config.alpha, "modules": config.modules,
+    }  # fmt: skip
+
+
+def recovery_row(cache: Cache, keys: dict, base: dict, full: dict, variant: dict) -> dict:
+    """One recovery row: `keys` (run, step, rank, mode, dataset, keep, alpha, modules), the three
+    evaluations' accuracies and ids (rows of `evaluations`, already stored), the recovery with its noise
+    rule, and the paired counts with McNemar's p (rank-k against full, and against base)."""
+    scores = [cache.eval_scores(row["eval_id"]) for row in (base, full, variant)]
+    problems = sorted(scores[0])
+    base_scores, full_scores, rank_scores = (np.array([s[p] for p in problems]) for s in scores)
+    estimate = recovery_estimate(base_scores, full_scores, rank_scores)
+    against_full, against_base = mcnemar(full_scores, rank_scores), mcnemar(base_scores, rank_scores)
+    return {
+        **keys, "acc_base": base["accuracy"], "acc_full": full["accuracy"], "acc_rank": variant["accuracy"],
+        "recovery": estimate.recovery, "n_problems": base["n_problems"], "eval_id_base": base["eval_id"],
+        "eval_id_full": full["eval_id"], "eval_id_rank": variant["eval_id"], "gain_low": estimate.gain_low,
+        "gain_high": estimate.gain_high, "recovery_low": estimate.recovery_low,
+        "recovery_high": estimate.recovery_high, "recovery_note": estimate.note,
+        "gained_vs_full": against_full.gained, "lost_vs_full": against_full.lost, "mcnemar_full_p": against_full.p,
+        "gained_vs_base": against_base.gained, "lost_vs_base": against_base.lost, "mcnemar_base_p": against_base.p,
     }  # fmt: skip
 
 
@@ -172,17 +191,9 @@ def prediction_recipe(folder: Path) -> dict:
         ) from None  # fmt: skip
 
 
-def _estimate(cache: Cache, base: dict, full: dict, variant: dict) -> RecoveryEstimate:
-    """The recovery with its noise rule, from the three evaluations' per-problem scores."""
-    scores = [cache.eval_scores(row["eval_id"]) for row in (base, full, variant)]
-    problems = sorted(scores[0])
-    base_scores, full_scores, variant_scores = (np.array([s[p] for p in problems]) for s in scores)
-    return recovery_estimate(base_scores, full_scores, variant_scores)
-
-
 def variant_folder(config: CompareConfig, run: str, step: int, step_dir: Path, rank: int) -> Path:
     """The rank-k checkpoint of one step, built unless an up-to-date one exists."""
-    folder = Cache(config.cache).variant_dir(run, step, rank, config.mode, config.alpha, config.keep)
+    folder = Cache(config.cache).variant_dir(run, step, rank, config.mode, config.alpha, config.keep, config.modules)
     recipe_file = folder / RECIPE_FILE
     if recipe_file.is_file():
         recipe = json.loads(recipe_file.read_text())

@@ -9,7 +9,8 @@ import streamlit as st
 from rlvr_dashboard import access
 from rlvr_dashboard.charts import PALETTE, accuracy_bands, add_band, chart, seed_band, steps_axis, with_intervals
 from rlvr_dashboard.forms import check_compare
-from rlvr_dashboard.ui import CompareRequest, escape, live, pick, queries, run_folder_of, submit, toggle
+from rlvr_dashboard.paired import comparison_label, paired_section
+from rlvr_dashboard.ui import CompareRequest, escape, follow, live, pick, queries, run_folder_of, submit, toggle
 
 st.title("Rank-k substitution")
 q = queries()
@@ -34,6 +35,16 @@ def compare_form() -> None:
         temperature = right.number_input("Temperature", 0.0, 2.0, 0.0, step=0.1)
         limit = left.number_input("Limit (0: all problems)", 0, 100000, 0, key="limit")
         max_new = middle.number_input("Max new tokens", 1, 32768, 1024, key="max_new_tokens")
+        alpha = right.number_input("Alpha (scale of the rank-k term)", 0.0, 10.0, 1.0, step=0.1, key="alpha")
+        left, right = st.columns([1, 2])
+        keep = left.selectbox(
+            "Other tensors from", ["base", "step"], key="keep", help="the tensors that are not substituted"
+        )
+        modules = right.text_input(
+            "Modules (regex on tensor names; empty: every block weight)",
+            key="modules",
+            help="e.g. mlp or self_attn\\.(q|k)_proj: which modules' rank-k parts carry the gain",
+        )
         if not st.form_submit_button("Start the comparison") or run not in sources:
             return
     base_path, step_paths = sources[run]
@@ -64,6 +75,9 @@ def compare_form() -> None:
             max_new_tokens=int(max_new),
             steps=steps.strip() or None,
             limit=int(limit) or None,
+            alpha=float(alpha),
+            keep=keep,
+            modules=modules.strip() or None,
         )
     )
 
@@ -75,26 +89,22 @@ recovery = q.recovery()
 if recovery.empty:
     st.info("No comparisons yet: start one above (a worker runs it: `rlvr worker`).")
     st.stop()
-recovery["variant"] = (
-    recovery["mode"]
-    + " rank-"
-    + recovery["rank"].astype(str)
-    + " (rest from the "
-    + recovery["keep"]
-    + ") on "
-    + recovery["dataset"]
-)
+recovery["variant"] = [comparison_label(row) for row in recovery.itertuples()]
 figure = px.line(
     recovery,
     x="step",
     y="recovery",
     color="variant",
+    line_dash="keep",
+    symbol="keep",
     facet_col="run",
     markers=True,
     error_y="error_plus",
     error_y_minus="error_minus",
     title="recovery = (acc rank-k − acc base) / (acc full − acc base), 95% paired-bootstrap intervals",
 )
+figure.for_each_trace(lambda t: t.update(name=t.name.rsplit(", ", 1)[0]))  # keep is in the label already
+figure.update_layout(legend_title_text="")
 chart(steps_axis(figure, recovery["step"]), key="recovery")
 for row in recovery[recovery["recovery"].isna()].itertuples():
     st.warning(escape(f"{row.run} step {row.step} {row.variant}: no recovery: {row.recovery_note}"))
@@ -108,6 +118,8 @@ st.dataframe(
         "rank",
         "mode",
         "keep",
+        "modules",
+        "alpha",
         "dataset",
         "acc_base",
         "acc_full",
@@ -119,6 +131,13 @@ st.dataframe(
         "gain_low",
         "gain_high",
         "n_problems",
+        "samples",
+        "gained_vs_full",
+        "lost_vs_full",
+        "mcnemar_full_p",
+        "gained_vs_base",
+        "lost_vs_base",
+        "mcnemar_base_p",
     ],
     column_config={
         c: st.column_config.NumberColumn(format="%.3f")
@@ -131,6 +150,8 @@ st.dataframe(
             "recovery_high",
             "gain_low",
             "gain_high",
+            "mcnemar_full_p",
+            "mcnemar_base_p",
         )
     },
 )
@@ -175,12 +196,16 @@ figure = px.scatter(
 )
 chart(steps_axis(figure, evals["step"]).update_yaxes(range=[-0.02, 1.02]), key="evaluations")
 
+latest = paired_section(q, q.latest_comparisons())
 st.subheader("Drill-down")
 label = {
     row.eval_id: f"{row.run} step {row.step} {row.variant} on {row.dataset} ({row.accuracy:.3f}, "
     f"95% {row.low:.3f}-{row.high:.3f})"
     for row in evals.itertuples()
 }
-chosen = pick("Evaluation", list(label), "eval", format_func=label.get)
+follow("eval", latest)  # the drill-down opens on the comparison shown above
+chosen = pick(
+    "Evaluation", list(label), "eval", list(label).index(latest) if latest in label else 0, format_func=label.get
+)
 only_wrong = toggle("Only wrong answers", "wrong")
 st.dataframe(q.eval_samples(chosen, only_wrong), hide_index=True, width="stretch")
