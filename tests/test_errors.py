@@ -154,3 +154,21 @@ def test_read_tensor_reads_at_the_parsed_offsets_exactly_what_safe_open_reads(tm
         handle.truncate(checkpoint.tensors["t.float64"].start + 8)
     with pytest.raises(CheckpointFormatError, match="the file was truncated"):
         checkpoint.read_tensor("t.float64")
+
+
+def test_a_base_of_another_model_type_is_refused_before_any_work(run_fixture, tmp_path, cli) -> None:
+    config = run_fixture.base_dir / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "model_type": "qwen2"}))
+    rc, err = analyze(cli, run_fixture, tmp_path / "cache")
+    assert_clean_failure(rc, err, tmp_path / "cache", "model type", "'llama'", "'qwen2'", "pass the base model")
+
+
+def test_compare_refuses_a_base_of_other_shapes_before_the_first_evaluation(run_fixture, tmp_path, cli) -> None:
+    from rlvr_core.fixtures import ModelShape, build_run
+
+    other = build_run(tmp_path / "other", ModelShape(hidden=48), steps=(10,))  # the same names, other shapes
+    cache = tmp_path / "cache"
+    argv = ["compare", run_fixture.run_dir, "--base", other.base_dir, "--dataset", "arithmetic", "--cache", cache]
+    rc, _, err = cli(*argv, "--limit", "2")
+    assert_clean_failure(rc, err, cache, "(64, 32)", "(64, 48)", "pass the base model")
+    assert not (cache / "evals").exists() and not (cache / "variants").exists()  # nothing evaluated or built

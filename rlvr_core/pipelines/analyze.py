@@ -34,7 +34,7 @@ from ..cache import SCHEMAS, Cache, check_run_name
 from ..cache.queue import current_user
 from ..errors import CheckpointFormatError, UsageError
 from ..math import geometry
-from ..readers.checkpoint import FLOAT_DTYPES, Checkpoint, check_none_missing, check_same_tensors
+from ..readers.checkpoint import FLOAT_DTYPES, Checkpoint, check_none_missing, check_same_model, check_same_tensors
 from ..readers.formats import open_checkpoint
 from ..readers.hub import revision_of
 from ..readers.layout import StepCheckpoint, locate_step
@@ -291,6 +291,7 @@ def _select(ckpt: Checkpoint, pattern: re.Pattern[str] | None, embeddings: bool)
 def _match(base: Checkpoint, step: Checkpoint, roles: list[TensorRole], base_roles: list[TensorRole]) -> None:
     """Every selected tensor of the step is in the base with the same shape, and every tensor selected in
     the base is in the step with the same shape (a weight whose rank changed is an error, not skipped)."""
+    check_same_model(base, step)
     check_none_missing([r.stored for r in base_roles], step.tensors, str(step.path))
     names = sorted({r.stored for r in roles} | {r.stored for r in base_roles})
     check_same_tensors(base.shapes, step.shapes, names, str(base.path), str(step.path))

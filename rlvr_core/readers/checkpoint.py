@@ -294,6 +294,30 @@ def check_same_tensors(
             )
 
 
+def check_same_model(base: Checkpoint, step: Checkpoint) -> None:
+    """The base is the same kind of model as the step: the same `model_type` in config.json (when both
+    say), most of the step's weight matrices in the base, and those with the same shape. Cheap (headers
+    and config only): run before any work, so a wrong `--base` fails at once, not after hours of work."""
+    if base.model_type and step.model_type and base.model_type != step.model_type:
+        raise TensorMismatchError(
+            f"model type of {base.path}",
+            f"'{step.model_type}', as the step {step.path} (config.json's model_type)",
+            f"'{base.model_type}'",
+            _BASE_FIX,
+        )
+    matrices = [n for n, info in step.tensors.items() if len(info.shape) == 2]
+    shared = [n for n in matrices if n in base.tensors]  # a step may add a head (a critic's value head)
+    if len(shared) * 2 < len(matrices):
+        missing = next(n for n in matrices if n not in base.tensors)
+        raise TensorMismatchError(
+            f"tensor '{missing}'",
+            f"most of the step's {len(matrices)} weight matrices in the base {base.path}",
+            f"only {len(shared)} of them there (tensor names of another model)",
+            _BASE_FIX,
+        )
+    check_same_tensors(base.shapes, step.shapes, shared, str(base.path), str(step.path))
+
+
 def check_none_missing(expected: Iterable[str], present: Mapping[str, object], where: str) -> None:
     """Every tensor of `expected` (the base's selection) is also in `present` (a step checkpoint)."""
     missing = sorted(set(expected) - set(present))
