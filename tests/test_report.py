@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from pypdf import PdfReader
 
 from tests.browser import CHROMIUM, launch
 
@@ -71,6 +72,8 @@ def test_rlvr_figure_writes_svg_and_pdf_and_the_dashboard_exports_the_same(quick
     assert any(t.startswith("chance: a Gaussian matrix (") for t in texts)  # the chance band, in the file too
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF-") and len(re.findall(rb"/Type\s*/Page(?!s)", data)) == 1
+    document = PdfReader(pdf, strict=True)  # a real PDF reader, strict: the title update is well formed
+    assert len(document.pages) == 1 and document.metadata.title == "α of dW over steps: demo-grpo"
     assert cli("figure", "demo-grpo", "--kind", "alignment", "--out", str(tmp_path / "x.gif"), "--cache", cache)[0] == 2
     monkeypatch.setenv("RLVR_CACHE", str(cache))
     at = AppTest.from_file(APP, default_timeout=120)

@@ -10,6 +10,7 @@ dashboard's export buttons call the same two functions, so a page and `rlvr figu
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import struct
 import zlib
@@ -44,10 +45,12 @@ class FigureKind:
 def _alpha(q: Queries, run: str, target: str) -> go.Figure:
     """Median alpha per module kind over steps, beside what a Gaussian matrix of the run's shapes fits."""
     from .figures import banded_alpha
-    from .research_figures import with_chance_band
+    from .research_figures import with_chance_band, with_gaps
 
     figure = banded_alpha(q.alpha_by_module(run, target), f"α of {target} over steps: {run}")
-    return with_chance_band(figure, q.chance_band(run, "alpha"), "a Gaussian matrix")
+    return with_gaps(
+        with_chance_band(figure, q.chance_band(run, "alpha"), "a Gaussian matrix"), q.alpha_gaps(run, target)
+    )
 
 
 def _layer_measure(measure: str) -> Callable[[Queries, str, str], go.Figure]:
@@ -68,13 +71,11 @@ def _alignment(q: Queries, run: str, target: str) -> go.Figure:
 
 
 def _reward(q: Queries, run: str, target: str) -> go.Figure:
-    import plotly.express as px
+    from .figures import with_intervals
+    from .reward_figures import reward_test_figure
 
-    from .figures import steps_axis
-
-    series = q.reward_and_test([run])
-    figure = px.line(series, x="step", y="value", color="name", markers=True, title=f"Reward and test: {run}")
-    return steps_axis(figure, series["step"])
+    evals = with_intervals(q.evaluations([run]), samples="n")
+    return reward_test_figure(q.reward_and_test([run]), evals, 10).update_layout(title=f"Reward and test: {run}")
 
 
 FIGURES: dict[str, FigureKind] = {
@@ -91,7 +92,8 @@ def build_figure(q: Queries, run: str, kind: str, target: str = "dW") -> go.Figu
     if kind not in FIGURES:
         raise UsageError("--kind", f"one of {', '.join(FIGURES)}", repr(kind), "pass one of the listed kinds")
     figure = FIGURES[kind].build(q, run, target)
-    if not any(getattr(trace, "x", None) is not None and len(trace.x) for trace in figure.data):
+    drawn = any(getattr(trace, "x", None) is not None and len(trace.x) for trace in figure.data)
+    if not drawn and not figure.layout.annotations:  # a chart of only "no α" marks still says something
         raise UsageError(
             f"figure {kind} of run '{run}'", "data in the cache", "nothing to draw",
             "check the run's name (rlvr runs), and analyse it (or ingest its log) first",
@@ -127,12 +129,42 @@ def export(figure: go.Figure, fmt: str) -> bytes:
         )  # fmt: skip
     os.environ["BROWSER_PATH"] = browser
     try:
-        return stamp(publication(plain(figure)).to_image(format=fmt, scale=1), fmt)
+        data = publication(plain(figure)).to_image(format=fmt, scale=1)
+        return stamp(titled(data, _title(figure)) if fmt == "pdf" else data, fmt)
     except Exception as exc:  # kaleido's own errors: one line, with what to check
         raise UsageError(
             "figure export", f"kaleido rendering {fmt.upper()} with {browser}", f"{type(exc).__name__}: {exc}",
             "check that the Chromium runs (chromium --headless --version)",
         ) from None  # fmt: skip
+
+
+def _title(figure: go.Figure) -> str:
+    return str(figure.layout.title.text or "RLVR Lens figure") if figure.layout.title else "RLVR Lens figure"
+
+
+def titled(pdf: bytes, title: str) -> bytes:
+    """`pdf` with its document title set to `title` (Chromium writes "Kaleido-fier"): an incremental update
+    (PDF 1.7, 7.5.6) that redefines the Info dictionary and appends a cross-reference section and trailer
+    pointing back to the old one, so nothing before it moves. The title is UTF-16BE (σ and α survive)."""
+    trailer = pdf[pdf.rindex(b"trailer") :]
+    info = re.search(rb"/Info\s+(\d+)\s+(\d+)\s+R", trailer)
+    root = re.search(rb"/Root\s+(\d+\s+\d+\s+R)", trailer)
+    size = re.search(rb"/Size\s+(\d+)", trailer)
+    previous = re.search(rb"startxref\s+(\d+)", trailer)
+    if not (info and root and size and previous):
+        return pdf  # not the classic trailer Chromium writes: leave the file as it is
+    body = pdf.rstrip(b"\n") + b"\n"
+    number, generation = int(info.group(1)), int(info.group(2))
+    text = ("\ufeff" + title).encode("utf-16-be").hex().upper()
+    obj = f"{number} {generation} obj\n<</Title <{text}>\n/Producer (RLVR Lens)>>\nendobj\n".encode()
+    xref_at = len(body) + len(obj)
+    update = (
+        f"xref\n0 1\n0000000000 65535 f \n{number} 1\n{len(body):010d} {generation:05d} n \n"
+        f"trailer\n<</Size {size.group(1).decode()}\n"
+        f"/Root {root.group(1).decode()}\n/Info {number} {generation} R\n/Prev {previous.group(1).decode()}>>\n"
+        f"startxref\n{xref_at}\n%%EOF\n"
+    )
+    return body + obj + update.encode()
 
 
 def stamp(data: bytes, fmt: str) -> bytes:
