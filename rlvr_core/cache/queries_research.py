@@ -1,5 +1,6 @@
-"""The named queries of the research pages beyond the paper: predictions from early steps (`rlvr predict`)
-and which spectral metric tracks accuracy (`metric_correlations`). A part of `Queries` (its base class),
+"""The named queries of the research pages beyond the paper: predictions from early steps (`rlvr predict`),
+which spectral metric tracks accuracy (`metric_correlations`), several runs on one chart, and why an alpha
+chart has no point at a step (`alpha_gaps`). A part of `Queries` (its base class),
 kept in its own file; the same rules: SQL only here, parameters bound, DataFrames out.
 
 May import: `rlvr_core.errors` and this package. Never torch.
@@ -174,4 +175,16 @@ class ResearchQueries:
             "JOIN tests t ON v.step = t.step WHERE v.metric = ? AND v.target = ? AND v.module = ? "
             "GROUP BY v.step ORDER BY v.step",
             [run, run, run, metric, target, module],
+        )
+
+    def alpha_gaps(self, run: str, target: str, module: str | None = None) -> pd.DataFrame:
+        """Why alpha-over-steps has no point at a step: step, failed (fits that failed), fits (all of the
+        step's fits, of one module kind when given) and reason (the most common failure), one row per step
+        with any failed fit."""
+        return self._df(
+            "SELECT f.step, count(*) FILTER (WHERE f.fit_status <> 'ok') AS failed, count(*) AS fits, "
+            "mode(f.fit_error) FILTER (WHERE f.fit_status <> 'ok') AS reason FROM fits f "
+            "JOIN tensors t USING (run, step, tensor) WHERE f.run = ? AND f.target = ? "
+            "AND (? IS NULL OR t.module = ?) GROUP BY f.step HAVING failed > 0 ORDER BY f.step",
+            [run, target, module, module],
         )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import plotly.express as px
 import plotly.graph_objects as go
 
-from .figures import PALETTE, bounded, module_order, with_chance
+from .figures import PALETTE, bounded, module_order, steps_axis, with_chance
 
 
 def prediction_figure(real, predicted, to_step: int, title: str) -> go.Figure:
@@ -70,3 +70,29 @@ def with_chance_band(figure: go.Figure, band: tuple[float, float, float] | None,
     if high > low:
         figure.add_hrect(y0=low, y1=high, fillcolor="#777", opacity=0.15, line_width=0)
     return with_chance(figure, mean, what)
+
+
+def with_gaps(figure: go.Figure, gaps) -> go.Figure:
+    """Mark the steps where every fit failed (`gaps`: `Queries.alpha_gaps`) with a dotted line labelled "no
+    α", so a chart that stops says so instead of ending silently; `gaps_caption` says why."""
+    for row in gaps.itertuples():  # shapes, not add_vline: that draws nothing on a figure without traces
+        if row.failed == row.fits:
+            figure.add_shape(type="line", x0=row.step, x1=row.step, xref="x", y0=0, y1=1, yref="paper",
+                             line={"dash": "dot", "color": "#777"})  # fmt: skip
+            figure.add_annotation(x=row.step, xref="x", y=1, yref="paper", text="no α", showarrow=False,
+                                  yanchor="bottom", font={"color": "#555"})  # fmt: skip
+    xs = [getattr(trace, "x", None) for trace in figure.data]
+    drawn = {int(x) for values in xs if values is not None for x in values if x is not None}
+    steps = sorted(drawn | {int(s) for s in gaps["step"]})
+    if steps and not drawn:  # nothing else on the chart: plotly's autorange ignores shapes
+        pad = max(1, (steps[-1] - steps[0]) // 10)
+        figure.update_xaxes(type="linear", range=[steps[0] - pad, steps[-1] + pad])
+    return steps_axis(figure, steps) if len(gaps) else figure
+
+
+def gaps_caption(gaps) -> str:
+    """The missing points of an alpha chart, per step: how many fits failed and the most common reason."""
+    if gaps.empty:
+        return ""
+    parts = [f"step {row.step}: {row.failed} of {row.fits} fits failed ({row.reason})" for row in gaps.itertuples()]
+    return "Missing α points: " + "; ".join(parts) + "."

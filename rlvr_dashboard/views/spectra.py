@@ -21,7 +21,7 @@ from rlvr_dashboard.charts import (
     module_order,
     named_figure,
 )
-from rlvr_dashboard.research_charts import with_chance_band
+from rlvr_dashboard.research_charts import gaps_caption, with_chance_band, with_gaps
 from rlvr_dashboard.ui import escape, live, pick, pick_many, pick_step_and_target, queries
 
 st.title("Spectra and heavy tails")
@@ -67,12 +67,15 @@ else:
     chart(heatmap_chance(heatmap(ok, "alpha", "alpha", f"α of {target}, step {step}{failures}"), chances))
 modules = module_order(fits["module"].unique())
 group = pick("α over steps", ["median per module kind", *modules], "group")
+gaps = q.alpha_gaps(run, target, group if group in modules else None)
 if group in modules:
     per_layer = q.alpha_per_layer(run, target, group)
     figure = lines(per_layer, "alpha", "layer", "alpha", f"α of {target}: {group} per layer")
-    chart(with_chance_band(figure, q.chance_band(run, "alpha", group), "a Gaussian matrix"))
-else:  # what `rlvr figure --kind alpha-over-steps` draws, its chance band included
+    chart(with_gaps(with_chance_band(figure, q.chance_band(run, "alpha", group), "a Gaussian matrix"), gaps))
+else:  # what `rlvr figure --kind alpha-over-steps` draws, its chance band and gaps included
     chart(named_figure(q, run, "alpha-over-steps", target))
+if not gaps.empty:
+    st.warning(escape(gaps_caption(gaps)))
 st.caption(
     caption("alpha")
     + ("  \nWhat an i.i.d. Gaussian matrix of each shape fits (mean [range over 3 draws]; its spectrum has no "
