@@ -15,20 +15,9 @@ from pathlib import Path
 import streamlit as st
 
 from rlvr_dashboard import access
+from rlvr_dashboard.guide import PAGES
 
 VIEWS = Path(__file__).resolve().parent / "rlvr_dashboard" / "views"
-PAGES = (
-    ("runs", "Runs"),
-    ("claims", "Claims"),
-    ("layers", "Layers"),
-    ("spectra", "Spectra"),
-    ("alignment", "Alignment"),
-    ("reward", "Reward vs test"),
-    ("substitution", "Substitution"),
-    ("prediction", "Prediction"),
-    ("metrics", "Metrics vs accuracy"),
-    ("jobs", "Jobs"),
-)
 
 st.set_page_config(page_title="RLVR Lens", layout="wide")
 problem = access.settings_problem()
@@ -37,7 +26,7 @@ if problem:  # settings fail closed: every page shows this one notice and nothin
     st.stop()
 if access.signed_in():
     navigation = st.navigation(
-        [st.Page(VIEWS / f"{name}.py", title=title, default=name == "runs") for name, title in PAGES]
+        [st.Page(VIEWS / f"{name}.py", title=title, default=name == "runs") for name, title, _ in PAGES]
     )
     access.account_menu()
 else:

@@ -1,10 +1,12 @@
-"""Runs page: every cached run with its steps and what is analysed; add a run (framework and steps
-detected, analysis queued, or "keep watching": the server follows the run as it trains), ingest a
-training log, queue the demo and watch it being built."""
+"""Runs page, the start page: what the tool answers and which page answers what (`guide`); every cached
+run with its steps and what is analysed; add a run (framework and steps detected, analysis queued, or "keep
+watching": the server follows the run as it trains), ingest a training log, queue the demo and watch it
+being built."""
 
 import streamlit as st
 
 from rlvr_dashboard import access
+from rlvr_dashboard.guide import page_guide
 from rlvr_dashboard.ui import (
     AnalyzeRequest,
     DemoRequest,
@@ -25,6 +27,7 @@ st.title("Runs")
 demo_progress()
 q = queries()
 runs = q.runs_overview()
+page_guide(expanded=runs.empty)  # the start page: open while the cache is empty
 if runs.empty:
     live()
     building = active_demo() is not None
