@@ -27,8 +27,10 @@ from rlvr_core.report.figures import (
     ccdf_figure,
     esd_figure,
     fit_quality,
+    for_pages,
     heatmap,
     heatmap_chance,
+    legend_below,
     lines,
     module_order,
     seed_band,
@@ -38,6 +40,7 @@ from rlvr_core.report.figures import (
 )
 from rlvr_core.report.measures import MEASURES, Measure, caption, label
 from rlvr_core.report.plain import plain
+from rlvr_core.report.reward_figures import reward_test_figure, two_panels
 
 __all__ = [
     "FEW_TAIL",
@@ -58,15 +61,19 @@ __all__ = [
     "chart",
     "esd_figure",
     "fit_quality",
+    "for_pages",
     "heatmap",
     "heatmap_chance",
     "label",
+    "legend_below",
     "lines",
     "module_order",
     "monitor_banner",
     "named_figure",
+    "reward_test_figure",
     "seed_band",
     "steps_axis",
+    "two_panels",
     "with_chance",
     "with_intervals",
 ]
@@ -75,7 +82,8 @@ __all__ = [
 def chart(figure: go.Figure, key: str | None = None) -> None:
     """Draw a figure the way every page does (full width, plotly's own PNG export in its toolbar), with an
     "SVG / PDF" export in the print style (`rlvr_core.report.export`: the files `rlvr figure` writes)."""
-    st.plotly_chart(plain(figure), width="stretch", key=key)  # names drawn as text, never as HTML
+    shown = for_pages(go.Figure(figure))  # titles broken, legends under the plot: readable at 800 px
+    st.plotly_chart(plain(shown), width="stretch", key=key)  # names drawn as text, never as HTML
     title = (figure.layout.title.text or "figure") if figure.layout.title else "figure"
     name = key or re.sub(r"[^\w.]+", "-", title).strip("-")[:150] or "figure"  # σ, α and a long run name kept
     with st.popover("SVG / PDF", help="this figure for a paper: print style, vector formats"):

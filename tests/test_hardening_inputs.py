@@ -160,6 +160,8 @@ def test_plain_escapes_every_text_but_the_tools_own_templates() -> None:
     assert data.customdata[0][0] == "&lt;i&gt;c&lt;/i&gt;" and data.hovertemplate == "%{x}<extra></extra>"
     assert made.layout.title.text.startswith("&lt;a") and made.layout.annotations[0].text == "&lt;br&gt;note"
     assert figure.data[0].name == "<a href='x'>n</a>"  # the figure as built is left as it was
+    broken = plain(go.Figure(layout={"title": {"text": "a long title\n<b>its second line</b>"}}))
+    assert broken.layout.title.text == "a long title<br>&lt;b&gt;its second line&lt;/b&gt;"  # a newline breaks
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ def claims_figure(rows, title: str) -> go.Figure:
     measured = [r for r in records if _finite(r.get("value"))]
     cols = 3
     n_rows = max(1, math.ceil(len(measured) / cols))
-    titles = [f"{r['claim_id']}: {r['verdict']}" for r in measured]
+    titles = [f"{r['claim_id']}:\n{r['verdict']}" for r in measured]  # two lines: fits a 124 px wide panel
     figure = make_subplots(rows=n_rows, cols=cols, subplot_titles=titles or [""], horizontal_spacing=0.08)
     for i, r in enumerate(measured):
         row, col = i // cols + 1, i % cols + 1

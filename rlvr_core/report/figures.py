@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 
 import numpy as np
 import plotly.express as px
@@ -27,6 +28,14 @@ import plotly.graph_objects as go
 from ..math.heavytail import ccdf, powerlaw_ccdf, powerlaw_density
 from ..math.stats import seed_interval, wilson_interval
 from .measures import MEASURES, label
+
+COLORBAR_ON_TOP = {
+    "orientation": "h", "yref": "paper", "y": 1.02, "yanchor": "bottom", "x": 0, "xanchor": "left", "len": 1,
+    "thickness": 10, "title": {"side": "top"}, "ticklabelposition": "outside bottom",
+}  # fmt: skip
+"""A heatmap's colour bar: a strip between the title and the cells, as wide as the cells."""
+TITLE_WIDTH = 60
+"""Characters per line of a chart's title (what fits a 460 px wide chart at plotly's title size)."""
 
 PALETTE = px.colors.qualitative.Plotly
 FEW_TAIL = 50
@@ -107,6 +116,8 @@ def heatmap(frame, value: str, measure: str, title: str, x: str = "module") -> g
         columns = list(grid.columns)
         step = max(1, len(columns) // 16)
         figure.update_xaxes(tickmode="array", tickvals=columns[::step], ticktext=[str(int(c)) for c in columns[::step]])
+    figure.update_coloraxes(colorbar=COLORBAR_ON_TOP)  # beside the cells it took a third of an 800 px page
+    figure.update_layout(margin={"l": 50, "r": 20, "t": 110})
     if len(layers) > 24:  # tall enough for one readable row per layer
         figure.update_layout(height=min(160 + 14 * len(layers), 1100))
     return figure
@@ -141,7 +152,16 @@ def lines(frame, y: str, color: str, measure: str, title: str) -> go.Figure:
         order = {"layer": sorted(frame["layer"].unique(), key=int)}
     else:
         order = {color: module_order(frame[color].unique())}
-    figure = px.line(frame, x="step", y=y, color=color, markers=True, title=title, category_orders=order)
+    figure = px.line(
+        frame,
+        x="step",
+        y=y,
+        color=color,
+        markers=True,
+        title=title,
+        category_orders=order,
+        color_discrete_sequence=PALETTE,
+    )  # the colours `banded` gives each module kind: one module, one colour on every chart
     return bounded(steps_axis(figure, frame["step"]), measure)
 
 
@@ -305,9 +325,10 @@ def accuracy_bands(recovery):
     return seed_band(pd.concat([full, variants], ignore_index=True), "accuracy", ["family", "model"])
 
 
-def add_band(figure: go.Figure, band, name: str, color: str, secondary_y: bool | None = None, x: str = "step") -> None:
-    """The mean line and the shaded interval of one `seed_band` group (a step with one seed: no shading)."""
-    extra = {} if secondary_y is None else {"secondary_y": secondary_y}
+def add_band(figure: go.Figure, band, name: str, color: str, row: int | None = None, x: str = "step") -> None:
+    """The mean line and the shaded interval of one `seed_band` group (a step with one seed: no shading), in
+    panel `row` of a figure of stacked panels (`two_panels`) when given."""
+    extra = {} if row is None else {"row": row, "col": 1}
     shaded = band[band["low"].notna()]
     if not shaded.empty:
         figure.add_scatter(
@@ -353,13 +374,38 @@ def heatmap_chance(figure: go.Figure, chances: list[tuple[str, float, float, flo
         return figure
     lo, hi = min(c[1] for c in chances), max(c[1] for c in chances)
     said = f"{lo:.3g}" if f"{lo:.3g}" == f"{hi:.3g}" else f"{lo:.3g} to {hi:.3g}"
-    figure.update_layout(title_text=f"{figure.layout.title.text} · chance (a Gaussian matrix, same shape): {said}")
+    figure.update_layout(title_text=f"{figure.layout.title.text}\nchance (a Gaussian matrix, same shape): {said}")
     z = np.asarray(figure.data[0].z, dtype=float)
     axis = figure.layout.coloraxis
     low = axis.cmin if axis.cmin is not None else float(np.nanmin(z))
     high = axis.cmax if axis.cmax is not None else float(np.nanmax(z))
     if low <= lo <= high and high > low:
-        ticks = [float(t) for t in np.linspace(low, high, 5)]
+        ticks = [float(t) for t in np.linspace(low, high, 5) if abs(t - lo) > 0.1 * (high - low)]  # no overprint
         figure.update_coloraxes(colorbar={"tickmode": "array", "tickvals": [*ticks, lo],
-                                          "ticktext": [f"{t:.3g}" for t in ticks] + [f"◀ chance {said}"]})  # fmt: skip
+                                          "ticktext": [f"{t:.3g}" for t in ticks] + ["▲ chance"]})  # fmt: skip
     return figure
+
+
+def for_pages(figure: go.Figure) -> go.Figure:
+    """A figure laid out for a page from 800 px wide up: a long title broken into lines (plotly never wraps
+    one, so the rest was cut off) and the legend as rows under the plot (`legend_below`)."""
+    title = figure.layout.title.text if figure.layout.title else None
+    if title and "\n" not in title and len(title) > TITLE_WIDTH:
+        figure.update_layout(title_text="\n".join(textwrap.wrap(title, TITLE_WIDTH)))
+    return legend_below(figure)
+
+
+def legend_below(figure: go.Figure) -> go.Figure:
+    """The legend as rows under the plot instead of a column beside it (which took half of an 800 px wide
+    chart), the figure made taller by its rows so the plot keeps its height. Figures without a legend (a
+    heatmap's colour bar) are left as they are."""
+    named = [t for t in figure.data if t.showlegend is not False and t.name]
+    shown = len(named) > 1 or figure.layout.showlegend is True or any(t.showlegend is True for t in named)
+    if not named or not shown or figure.layout.showlegend is False:  # plotly draws no legend for it
+        return figure
+    rows = math.ceil(len({t.legendgroup or t.name for t in named}) / 2)
+    height = (figure.layout.height or 450) + 24 * rows
+    return figure.update_layout(
+        height=height,
+        legend={"orientation": "h", "xanchor": "left", "x": 0, "yanchor": "bottom", "y": 0, "yref": "container"},
+    )

@@ -17,7 +17,6 @@ import html
 from collections.abc import Callable
 
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
@@ -27,10 +26,11 @@ from ..cache.atomic import OUTPUT_MARK
 from ..cache.queries import Queries
 from ..errors import UsageError
 from .claims_figures import claims_figure
-from .figures import banded, banded_alpha, ccdf_figure, steps_axis, with_chance
+from .figures import banded, banded_alpha, ccdf_figure, for_pages, with_chance, with_intervals
 from .measures import label
 from .plain import plain
 from .research_figures import cosine_figure, prediction_figure, with_chance_band
+from .reward_figures import reward_test_figure
 
 Section = tuple[str, list[go.Figure], list[tuple[str, pd.DataFrame]], str]
 """(title, figures, (caption, table) pairs, a paragraph)."""
@@ -106,12 +106,13 @@ def _reward(q: Queries, run: str) -> Section | None:
     series = q.reward_and_test([run])
     if series.empty:
         return None
-    figure = px.line(series, x="step", y="value", color="name", markers=True, title="Reward and test over steps")
+    evals = with_intervals(q.evaluations([run]), samples="n")
+    figure = reward_test_figure(series, evals, 10).update_layout(title="Reward and test over steps")
     verdicts = q.decoupling([run])
     tables = [("The implicit-reward-overfitting monitor, every held-out step", verdicts)] if not verdicts.empty else []
     last = verdicts.iloc[-1] if not verdicts.empty else None
     text = "" if last is None else f"The monitor's last verdict (step {int(last['step'])}): {last['status']}."
-    return "Reward vs test", [steps_axis(figure, series["step"])], tables, text
+    return "Reward vs test", [figure], tables, text
 
 
 def _recovery(q: Queries, run: str) -> Section | None:
@@ -169,7 +170,8 @@ def _page(run: str, fingerprint: str, sections: list[Section]) -> str:
         if text:
             body.append(f"<p>{html.escape(text)}</p>")
         for figure in figures:
-            body.append(plain(figure).to_html(full_html=False, include_plotlyjs=False, config={"responsive": True}))
+            shown = plain(for_pages(go.Figure(figure)))  # as the pages show it
+            body.append(shown.to_html(full_html=False, include_plotlyjs=False, config={"responsive": True}))
         for caption, table in tables:
             body.append(f"<h3>{html.escape(caption)}</h3>" + _table(table))
         body.append("</section>")

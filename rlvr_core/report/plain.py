@@ -5,8 +5,9 @@ metric or run name such as `<a href=...>` became a live link in a page, a report
 `plain(figure)` returns a copy whose every string (trace names, texts, category values, custom data,
 titles, annotations, tick labels) has `&`, `<` and `>` written as entities, which plotly shows literally.
 Templates the tool writes itself (`hovertemplate`, `texttemplate`: `%{x}` placeholders, no user text) are
-kept. Each output (a page's chart, `rlvr report`, `rlvr figure` and the export buttons) applies it once, to
-the figure as built.
+kept. A newline becomes a line break (`<br>`, added after escaping): how a figure builder breaks a long
+title for an 800 px wide page. Each output (a page's chart, `rlvr report`, `rlvr figure` and the export
+buttons) applies it once, to the figure as built.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _escaped(value: Any, key: str = "") -> Any:
     if key in TEMPLATES:
         return value
     if isinstance(value, str):
-        return html.escape(value, quote=False)
+        return html.escape(value, quote=False).replace("\n", "<br>")  # the tool's own line breaks
     if isinstance(value, dict):
         return {k: _escaped(v, k) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

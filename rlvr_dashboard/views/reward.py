@@ -1,13 +1,11 @@
-"""Reward vs test page: the logged training reward (rolling mean) and held-out test score over steps of
-one or several runs (e.g. a normal run against a periodic-substitution run), the tool's own evaluations
-with their 95% intervals, the implicit-reward-overfitting monitor's verdict (a banner per run, every step
-in a table), the decoupling summary of each run, and any other logged metric (pool accuracy,
-KL, entropy, length) over steps."""
+"""Reward vs test page: the logged training reward (rolling mean) above, and the held-out test score with
+the accuracy on the training pool (where logged) below, on one step axis, of one or several runs (e.g. a
+normal run against a periodic-substitution run), the tool's own evaluations with their 95% intervals, the
+implicit-reward-overfitting monitor's verdict (a banner per run, every step in a table), the decoupling
+summary of each run, and any other logged metric (KL, entropy, length) over steps."""
 
 import plotly.express as px
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from rlvr_dashboard.charts import (
     MONITOR_RULE,
@@ -15,8 +13,10 @@ from rlvr_dashboard.charts import (
     add_band,
     chart,
     monitor_banner,
+    reward_test_figure,
     seed_band,
     steps_axis,
+    two_panels,
     with_intervals,
 )
 from rlvr_dashboard.ui import escape, live, pick_many, queries, slider
@@ -42,40 +42,7 @@ for run, rows in verdicts.groupby("run"):
     (st.warning if flagged else st.info)(escape(text))
 series = q.reward_and_test(chosen)
 evals = with_intervals(q.evaluations(chosen), samples="n")
-figure = make_subplots(specs=[[{"secondary_y": True}]])
-for run, frame in series.groupby("run"):
-    reward = frame[frame["name"] == frame["reward_metric"]]
-    test = frame[frame["name"] == frame["test_metric"]]
-    figure.add_scatter(
-        x=reward["step"],
-        y=reward["value"].rolling(window, min_periods=1).mean(),
-        name=f"{run}: reward (mean of {window})",
-        mode="lines",
-        secondary_y=False,
-    )
-    if not test.empty:
-        figure.add_scatter(
-            x=test["step"],
-            y=test["value"],
-            name=f"{run}: {test['name'].iloc[0]} (logged)",
-            mode="lines+markers",
-            secondary_y=True,
-        )
-for (run, variant, dataset), frame in evals.groupby(["run", "variant", "dataset"]):
-    figure.add_trace(
-        go.Scatter(
-            x=frame["step"],
-            y=frame["accuracy"],
-            mode="markers",
-            marker_symbol="diamond",
-            error_y={"type": "data", "array": frame["error_plus"], "arrayminus": frame["error_minus"]},
-            name=f"{run}: {variant} on {dataset} (evaluated, 95% Wilson)",
-        ),
-        secondary_y=True,
-    )
-steps_axis(figure, series["step"])
-figure.update_yaxes(title_text="training reward", tickformat=".2f", secondary_y=False)
-figure.update_yaxes(title_text="held-out score", tickformat=".2f", secondary_y=True)
+figure = reward_test_figure(series, evals, window)
 chart(figure, key="reward-and-test")
 families = q.seed_families()
 if families:
@@ -87,6 +54,7 @@ if families:
     )
     shown_families = pick_many("Seed families", list(families), "families", list(families)[:2])
     logged = q.reward_and_test([run for f in shown_families for run in families[f]])
+    logged = logged[(logged["name"] == logged["reward_metric"]) | (logged["name"] == logged["test_metric"])]
     logged["family"] = logged["run"].map({run: f for f in shown_families for run in families[f]})
     is_reward = logged["name"] == logged["reward_metric"]
     logged.loc[is_reward, "value"] = (
@@ -94,12 +62,10 @@ if families:
     )
     logged["series"] = is_reward.map({True: "reward", False: "test"})
     bands = seed_band(logged, "value", ["family", "series"])
-    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    figure = two_panels(f"training reward (mean of {window})", "held-out score")
     for i, ((family, kind), band) in enumerate(bands.groupby(["family", "series"])):
-        add_band(figure, band, f"{family}: {kind}", PALETTE[i % len(PALETTE)], secondary_y=kind == "test")
-    steps_axis(figure, bands["step"])
-    figure.update_yaxes(title_text=f"training reward (mean of {window})", tickformat=".2f", secondary_y=False)
-    figure.update_yaxes(title_text="held-out score", tickformat=".2f", secondary_y=True)
+        add_band(figure, band, f"{family}: {kind}", PALETTE[i % len(PALETTE)], row=2 if kind == "test" else 1)
+    steps_axis(figure, bands["step"]).update_xaxes(title_text=None, row=1, col=1)
     chart(figure, key="seed-bands")
     st.dataframe(bands, hide_index=True, width="stretch")
 
