@@ -181,7 +181,7 @@ def test_claims_page_shows_the_board_with_chance_and_says_what_to_do_without_one
     layers = json.loads(at.get("plotly_chart")[0].proto.spec)
     ticks = layers["layout"]["coloraxis"]["colorbar"]
     lo, hi = f"{levels.chance.min():.3g}", f"{levels.chance.max():.3g}"
-    assert ticks["tickvals"][-1] == levels.chance.min() and ticks["ticktext"][-1] == "◀ chance"  # the value: title
+    assert ticks["tickvals"][-1] == levels.chance.min() and ticks["ticktext"][-1] == "▲ chance"  # the value: title
     assert f"chance (a Gaussian matrix, same shape): {lo} to {hi}" in layers["layout"]["title"]["text"]
     first = levels.iloc[0]
     said = [c.value for c in at.caption if c.value.startswith("What an i.i.d. Gaussian")]
