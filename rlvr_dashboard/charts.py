@@ -38,7 +38,7 @@ from rlvr_core.report.figures import (
     with_chance,
     with_intervals,
 )
-from rlvr_core.report.measures import MEASURES, Measure, caption, label
+from rlvr_core.report.measures import MEASURES, Measure, caption, label, per_shape, per_shape_text
 from rlvr_core.report.plain import plain
 from rlvr_core.report.reward_figures import reward_test_figure, two_panels
 
@@ -70,6 +70,8 @@ __all__ = [
     "module_order",
     "monitor_banner",
     "named_figure",
+    "per_shape",
+    "per_shape_text",
     "reward_test_figure",
     "seed_band",
     "steps_axis",

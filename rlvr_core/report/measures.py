@@ -82,3 +82,13 @@ def label(measure: str) -> str:
 def caption(*measures: str) -> str:
     """One line per measure: its label and definition (for `st.caption` under a chart)."""
     return "  \n".join(f"**{label(m)}**: {MEASURES[m].definition}" for m in measures if m in MEASURES)
+
+
+def per_shape(levels) -> list[tuple[str, float, float, float]]:
+    """(shape, mean, low, high) per update shape, from rows of the `chance_levels` view."""
+    return [(f"{r.rows}×{r.cols}", r.chance, r.chance_low, r.chance_high) for r in levels.itertuples()]
+
+
+def per_shape_text(chances: list[tuple[str, float, float, float]]) -> str:
+    """Each shape's chance level as a caption says it: `128×128: 0.0306 [0.03, 0.031]; …`."""
+    return "; ".join(f"{shape}: {mean:.3g} [{low:.3g}, {high:.3g}]" for shape, mean, low, high in chances)

@@ -7,7 +7,17 @@ import streamlit as st
 
 from rlvr_core.cache.queries import LAYER_MEASURES
 from rlvr_core.cache.queries_research import OVERLAY_MEASURES
-from rlvr_dashboard.charts import TINY, caption, chart, heatmap, heatmap_chance, label, module_order
+from rlvr_dashboard.charts import (
+    TINY,
+    caption,
+    chart,
+    heatmap,
+    heatmap_chance,
+    label,
+    module_order,
+    per_shape,
+    per_shape_text,
+)
 from rlvr_dashboard.research_charts import runs_overlay, with_chance_band
 from rlvr_dashboard.ui import escape, live, pick, pick_many, pick_step_and_target, queries
 
@@ -28,7 +38,7 @@ step, target = pick_step_and_target(steps, ("dW", "W"), (middle, right))
 metric = pick("Measure", list(LAYER_MEASURES), "metric", format_func=label)
 title = f"{label(metric)} of {target}: {run}, step {step}"
 levels = q.chance_levels(run, metric)  # what a Gaussian matrix of each shape gives (empty: no board yet)
-chances = [(f"{r.rows}×{r.cols}", r.chance, r.chance_low, r.chance_high) for r in levels.itertuples()]
+chances = per_shape(levels)
 experts = q.experts(run, step)
 view = pick("Experts", list(EXPERT_VIEWS), "experts_view", radio=True, format_func=EXPERT_VIEWS.get) if experts else ""
 if view == "median":
@@ -53,8 +63,7 @@ else:
 st.caption(caption(metric))
 if chances:
     st.caption(
-        "What an i.i.d. Gaussian matrix of each shape gives (mean [range over 3 draws]): "
-        + "; ".join(f"{shape}: {mean:.3g} [{low:.3g}, {high:.3g}]" for shape, mean, low, high in chances)
+        "What an i.i.d. Gaussian matrix of each shape gives (mean [range over 3 draws]): " + per_shape_text(chances)
     )
 else:
     st.caption(

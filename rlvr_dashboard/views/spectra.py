@@ -20,6 +20,8 @@ from rlvr_dashboard.charts import (
     lines,
     module_order,
     named_figure,
+    per_shape,
+    per_shape_text,
 )
 from rlvr_dashboard.research_charts import gaps_caption, with_chance_band, with_gaps
 from rlvr_dashboard.ui import escape, live, pick, pick_many, pick_step_and_target, queries
@@ -38,7 +40,7 @@ steps = q.fit_steps(run)
 step, target = pick_step_and_target(steps, ("W", "dW"), (middle, right))
 fits = q.fits(run, step, target)
 levels = q.chance_levels(run, "alpha")  # a Gaussian matrix of each shape (empty: no claims board yet)
-chances = [(f"{r.rows}×{r.cols}", r.chance, r.chance_low, r.chance_high) for r in levels.itertuples()]
+chances = per_shape(levels)
 tensor = pick("Tensor", fits["tensor"].tolist(), "tensor")
 fit = fits[fits["tensor"] == tensor].iloc[0].to_dict()
 others = [s for s in steps if s != step and (target == "W" or s != 0)]
@@ -80,7 +82,7 @@ st.caption(
     caption("alpha")
     + ("  \nWhat an i.i.d. Gaussian matrix of each shape fits (mean [range over 3 draws]; its spectrum has no "
        "power-law tail, so the fit is erratic): "
-       + "; ".join(f"{shape}: {mean:.3g} [{low:.3g}, {high:.3g}]" for shape, mean, low, high in chances)
+       + per_shape_text(chances)
        if chances else "  \nNo chance level yet: it comes with the run's claims board (`rlvr claims RUN`).")
 )  # fmt: skip
 p_columns = ("p_exponential", "p_lognormal", "p_truncated_power_law")
