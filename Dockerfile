@@ -28,6 +28,7 @@ RUN useradd --create-home --uid 1000 rlvr && mkdir -p /data /models /benchmarks 
 USER 1000
 VOLUME ["/data"]
 EXPOSE 8501
+# The check asks the port and address the settings give (RLVR_PORT, RLVR_ADDRESS, the config file), as `rlvr serve`.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
-    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4).read() != b'ok')"]
+    CMD ["python", "-m", "rlvr_core.service.health"]
 ENTRYPOINT ["rlvr", "serve"]

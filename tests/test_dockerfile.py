@@ -37,7 +37,7 @@ def test_the_image_is_what_the_issue_asks_for() -> None:
         'VOLUME ["/data"]',
         "EXPOSE 8501",
         "HEALTHCHECK",
-        "/_stcore/health",
+        "rlvr_core.service.health",  # Streamlit's /_stcore/health on the port the settings give
         'ENTRYPOINT ["rlvr", "serve"]',
         "RLVR_DEFAULTS=/app/docker/defaults.toml",
     ):
@@ -67,3 +67,47 @@ def test_an_admins_config_file_beats_the_images_defaults(tmp_path) -> None:
 def test_hadolint_passes() -> None:
     out = subprocess.run(["hadolint", "Dockerfile"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_healthcheck_asks_the_port_the_settings_give_and_says_why_when_nothing_answers(tmp_path) -> None:
+    """The image's HEALTHCHECK command, run as Docker runs it (a new process with the container's environment),
+    against a real HTTP server on a non-default port: healthy when RLVR_PORT names that port, unhealthy with
+    the URL and the reason otherwise (it asked 8501 whatever the settings said)."""
+    import http.server
+    import json
+    import os
+    import sys
+    import threading
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"ok" if self.path == "/_stcore/health" else b"no"
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    command = json.loads(re.search(r"HEALTHCHECK .*?CMD (\[.*?\])", (ROOT / "Dockerfile").read_text(), re.S).group(1))
+    assert command[0] == "python"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RLVR_")}
+    try:
+
+        def probe(**extra: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, *command[1:]], env={**env, **extra}, capture_output=True,
+                                  text=True, timeout=30, cwd=ROOT)  # fmt: skip
+
+        assert probe(RLVR_PORT=str(port), RLVR_ADDRESS="0.0.0.0").returncode == 0  # 0.0.0.0: asked on loopback
+        config = tmp_path / "rlvr.toml"
+        config.write_text(f'[server]\nport = {port}\naddress = "127.0.0.1"\n')
+        assert probe(RLVR_CONFIG=str(config)).returncode == 0  # the settings file, as `rlvr serve` reads it
+        server.shutdown()
+        failed = probe(RLVR_PORT=str(port))
+        assert failed.returncode == 1 and f"http://127.0.0.1:{port}/_stcore/health" in failed.stderr
+        assert "nothing answers" in failed.stderr and len(failed.stderr.strip().splitlines()) == 1
+    finally:
+        server.server_close()

@@ -115,9 +115,8 @@ def test_the_image_runs_as_a_service_keeps_its_data_and_stops_cleanly(image, tmp
     os.chmod(models, 0o755)
     for path in models.rglob("*"):
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    volume, name, port = f"rlvr-test-{os.getpid()}", f"rlvr-test-{os.getpid()}", 8501  # the HEALTHCHECK's port
-    if _in_use(port):
-        pytest.fail("port 8501 (the image's HEALTHCHECK port, on the host network here) is in use: free it")
+    volume, name = f"rlvr-test-{os.getpid()}", f"rlvr-test-{os.getpid()}"
+    port = next(p for p in range(8597, 8700) if not _in_use(p))  # not 8501: the HEALTHCHECK follows RLVR_PORT
     try:
         t0 = time.monotonic()
         _run(name, volume, models, port)
