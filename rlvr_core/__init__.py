@@ -4,8 +4,9 @@ Subpackages, bottom to top (each may import only those above it in this list, an
 
 - `errors` (a module): the one error hierarchy.
 - `system`: device strings, libc calls, and the settings (TOML file + environment + flags).
+- `math`: spectra, heavy-tail fits, alignment, rank-k parts, grading, the demo's arithmetic task. Arrays
+  in, numbers out; no I/O.
 - `readers`: checkpoints, run layouts, tensor names, training logs, evaluation sets.
-- `math`: spectra, heavy-tail fits, alignment, rank-k parts, grading. Arrays in, numbers out; no I/O.
 - `cache`: the Parquet cache's one owner: layout, schemas, atomic writes, locked merges, named queries.
 - `pipelines`: analyze, logs, substitute, evaluate, compare, predict, correlate: inputs -> math -> cache.
 - `report`: the plotly figure builders (every chart), a run's HTML report, publication figures.
@@ -17,12 +18,7 @@ Subpackages, bottom to top (each may import only those above it in this list, an
 
 The dashboard (`app.py`, package `rlvr_dashboard`) sits on top and imports only `cache`, `cli.requests`,
 `service`, `system`, `report` (figures) and `math` (intervals, the monitor's rule); it never imports
-torch. Old flat module paths (`rlvr_core.store`, `rlvr_core.substitution`, ...) still import: see
-`_aliases`.
+torch.
 """
 
-from . import _aliases
-
 __version__ = "0.1.0"
-
-_aliases.install()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -87,23 +86,11 @@ def test_a_merge_replaces_rows_with_its_own_keys_only(tmp_path):
     assert rows[["step", "acc_rank"]].values.tolist() == [[1, 0.9], [2, 0.1]]
 
 
-def test_old_module_paths_are_the_new_modules():
-    import rlvr_core.store
-    import rlvr_core.substitution
-
-    import rlvr_core.cache.store
-    import rlvr_core.training.periodic
+def test_the_demo_package_gives_the_builds_names_without_importing_torch():
     from rlvr_core.demo import DemoConfig
     from rlvr_core.demo.build import DemoConfig as Built
 
-    assert rlvr_core.store is rlvr_core.cache.store and rlvr_core.store.__spec__.name == "rlvr_core.cache.store"
-    assert rlvr_core.substitution.PeriodicSubstitution is rlvr_core.training.periodic.PeriodicSubstitution
     assert DemoConfig is Built
-    from rlvr_core import _aliases
-
-    for old, new in _aliases.OLD_PATHS.items():
-        assert not (Path(rlvr_core.store.__file__).parents[1] / f"{old}.py").exists(), old
-        assert (Path(rlvr_core.store.__file__).parents[1] / (new.replace(".", "/") + ".py")).is_file(), new
 
 
 def test_a_cache_written_before_a_column_was_added_still_opens(tmp_path):

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlvr_core.demo import arithmetic
 from rlvr_core.errors import TensorMismatchError, UsageError
+from rlvr_core.math import arithmetic
 from rlvr_core.training.periodic import linear_state
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rlvr_core.cache import store
-from rlvr_core.demo import arithmetic
+from rlvr_core.math import arithmetic
 from rlvr_core.readers.trainlog import pick_metrics, read_log
 
 pytestmark = pytest.mark.slow

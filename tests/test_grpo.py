@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rlvr_core.demo import arithmetic
 from rlvr_core.demo.grpo import GRPOConfig, clipped_loss, group_advantages, train
 from rlvr_core.demo.policy import completion_mask
 from rlvr_core.demo.warmup import WarmupConfig, warm_up
+from rlvr_core.math import arithmetic
 from rlvr_core.readers.trainlog import read_log
 from rlvr_core.training.periodic import PeriodicSubstitution, linear_state
 

@@ -1,6 +1,5 @@
 """The built-in demo (`rlvr demo`): a real, tiny RLVR run trained on CPU, shipped as the tool's own data.
 
-- `arithmetic`: the verifiable task (3-digit addition), its verifier and seeded disjoint splits.
 - `chartok`: the character-level tokenizer, saved as a real `tokenizer.json`.
 - `policy`: sampling, log-probabilities and greedy accuracy of a causal LM on the task.
 - `warmup`: stage 1, supervised warm-up to a partial accuracy (the RL base).
@@ -12,13 +11,12 @@
   SmolLM2-135M-Instruct trained with TRL's GRPOTrainer on word problems, analysed and reported.
 
 May import: every lower layer (`rlvr_core.math`, `readers`, `cache`, `pipelines`, `training`); torch and
-transformers (except `arithmetic`, plain Python, which `readers.datasets` uses for the built-in set).
+transformers. The task itself is `rlvr_core.math.arithmetic`.
 """
 
 import importlib
 
 _SUBMODULES = (
-    "arithmetic",
     "build",
     "chartok",
     "grpo",

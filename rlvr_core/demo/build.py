@@ -30,7 +30,7 @@ import numpy as np
 
 from ..cache import Cache
 from ..cache.atomic import MARKER, guard_output
-from . import arithmetic
+from ..math import arithmetic
 from .grpo import GRPOConfig
 from .warmup import WarmupConfig
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from ..cache import EVAL_SCHEMAS, Cache
+from ..math import arithmetic
 from ..pipelines.compare import RECOVERY_KEY, recovery_row
-from . import arithmetic
 
 DATASET = "arithmetic"
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..math import arithmetic
 from ..training.periodic import PeriodicSubstitution
-from . import arithmetic
 from .policy import completion_logprobs, completion_mask, decode, encode_prompts, generate
 from .trl_files import save_checkpoint
 from .warmup import accuracy

@@ -16,7 +16,7 @@ from itertools import islice
 
 import torch
 
-from . import arithmetic
+from ..math import arithmetic
 from .policy import encode_prompts, greedy_answers
 
 TYPICAL_STEPS = 500

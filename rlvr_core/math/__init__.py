@@ -8,6 +8,8 @@
   trajectory (AlphaRL).
 - `rank_k`: the rank-k part of an update, truncated or norm-matched (rank-k substitution).
 - `grading`: answers of math, multiple-choice and exact-match problems, and pass@k.
+- `arithmetic`: the demo's verifiable task (3-digit addition), its verifier and seeded disjoint splits (plain
+  Python: `readers.datasets` serves its held-out split as the built-in `arithmetic` set).
 - `stats`: intervals of accuracies, recoveries and means over seeds; the noise rule of recovery.
 - `monitor`: the implicit-reward-overfitting monitor (trends of reward and test in a sliding window).
 

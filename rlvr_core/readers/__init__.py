@@ -10,6 +10,6 @@
 - `safetensors_header`: the full header check.
 - `completeness`: whether a checkpoint a trainer is still writing is complete (`rlvr watch`).
 
-May import: `rlvr_core.errors`, and `rlvr_core.demo.arithmetic` (the built-in evaluation set, plain Python).
+May import: `rlvr_core.errors`, `rlvr_core.system`, and `rlvr_core.math` (`math.arithmetic`: the built-in set).
 Never imports torch at module level (the dashboard lists checkpoints through these readers).
 """

@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..demo import arithmetic
 from ..errors import UsageError
+from ..math import arithmetic
 from ..system.dataroots import guard
 from ..system.files import read_regular
 

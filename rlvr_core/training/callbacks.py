@@ -1,6 +1,6 @@
 """Periodic rank-k substitution for Hugging Face `Trainer` / TRL runs: a `transformers.TrainerCallback`.
 
-    from rlvr_core.training.callbacks import RankKSubstitutionCallback   (or rlvr_core.callbacks)
+    from rlvr_core.training.callbacks import RankKSubstitutionCallback
     trainer = GRPOTrainer(model=..., ..., callbacks=[RankKSubstitutionCallback("path/to/base", every=25)])
 
 Every `every` optimizer steps each linear weight of the blocks is set to W_base + rank-k(W - W_base)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..math.grading import grade_exact
+from .grading import grade_exact
 
 OPERAND_DIGITS = 3
 ANSWER_DIGITS = 4
