@@ -101,3 +101,19 @@ def test_the_dashboard_reads_the_toml_cache(toml_cache, monkeypatch):
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert at.dataframe[0].value["run"].tolist() == ["tomlrun"]
+
+
+def test_the_version_comes_from_one_place_and_rlvr_version_prints_it(capsys) -> None:
+    import tomllib
+    from importlib.metadata import version
+
+    import rlvr_core
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert "version" not in project and "version" in project["dynamic"]  # read from rlvr_core.__version__
+    assert version("rlvr-lens") == rlvr_core.__version__  # what the install recorded
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"rlvr-lens {rlvr_core.__version__}\n"
+    assert f"## {rlvr_core.__version__}" in (root / "CHANGELOG.md").read_text()

@@ -36,7 +36,10 @@ COMMAND_GROUPS = (analyze, watch, claims, demo, evaluate, predict, report, jobs,
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The `rlvr` parser and each command's own subparser, by command name."""
+    from .. import __version__
+
     parser = argparse.ArgumentParser(prog="rlvr", description="RLVR Lens: what RL did to the weights.")
+    parser.add_argument("--version", action="version", version=f"rlvr-lens {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, argparse.ArgumentParser] = {}
     for group in COMMAND_GROUPS:
