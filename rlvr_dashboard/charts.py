@@ -27,10 +27,8 @@ from rlvr_core.report.figures import (
     ccdf_figure,
     esd_figure,
     fit_quality,
-    for_pages,
     heatmap,
     heatmap_chance,
-    legend_below,
     lines,
     module_order,
     seed_band,
@@ -38,6 +36,7 @@ from rlvr_core.report.figures import (
     with_chance,
     with_intervals,
 )
+from rlvr_core.report.layout import for_pages, legend_below
 from rlvr_core.report.measures import MEASURES, Measure, caption, label, per_shape, per_shape_text
 from rlvr_core.report.plain import plain
 from rlvr_core.report.reward_figures import reward_test_figure, two_panels

@@ -26,7 +26,8 @@ from ..cache.atomic import OUTPUT_MARK
 from ..cache.queries import Queries
 from ..errors import UsageError
 from .claims_figures import claims_figure
-from .figures import banded, banded_alpha, ccdf_figure, for_pages, with_chance, with_intervals
+from .figures import banded, banded_alpha, ccdf_figure, with_chance, with_intervals
+from .layout import for_pages
 from .measures import label
 from .plain import plain
 from .research_figures import cosine_figure, prediction_figure, with_chance_band
