@@ -82,18 +82,7 @@ def compare(config: CompareConfig, progress: Callable[..., None] = lambda m, f=N
     checkpoints = discover_steps(config.run_dir, config.steps)
     total = len(config.datasets) * (1 + len(checkpoints) * (1 + len(config.ranks)) + 2 * len(config.predicted))
     done = [0]
-    for folder in config.predicted:
-        made_from = prediction_recipe(folder).get("run")
-        if made_from != run:
-            raise UsageError(
-                str(folder),
-                f"a prediction of run '{run}'",
-                f"one of run '{made_from}'",
-                "pass the run's own predictions",
-            )
-    base_checkpoint = Checkpoint(config.base_dir)
-    for checkpoint in checkpoints:  # a wrong --base fails here, before the first evaluation
-        check_same_model(base_checkpoint, Checkpoint(checkpoint.path))
+    _check_inputs(config, run, [c.path for c in checkpoints])
     cache = Cache(config.cache)
     rows = []
     for dataset in config.datasets:
@@ -144,6 +133,18 @@ def compare(config: CompareConfig, progress: Callable[..., None] = lambda m, f=N
                 rows.append(recovery_row(cache, keys, base, fulls[step], variant))
     cache.merge_run_rows(run, "recovery", rows, RECOVERY_KEY)
     return rows
+
+
+def _check_inputs(config: CompareConfig, run: str, step_dirs: list[Path]) -> None:
+    """Before any work: every prediction is of this run, and the base is the same model as every step."""
+    for folder in config.predicted:
+        made_from = prediction_recipe(folder).get("run")
+        if made_from != run:
+            fix = "pass the run's own predictions"
+            raise UsageError(str(folder), f"a prediction of run '{run}'", f"one of run '{made_from}'", fix)
+    base = Checkpoint(config.base_dir)
+    for step_dir in step_dirs:  # a wrong --base fails here, before the first evaluation
+        check_same_model(base, Checkpoint(step_dir))
 
 
 def _keys(config: CompareConfig, run: str, dataset: str, step: int, rank: int, mode: str) -> dict:

@@ -18,6 +18,18 @@ sources = {run: (base, steps) for run, base, steps in q.run_sources()}
 live(list(sources))
 
 
+def recipe_inputs() -> tuple[str, str]:
+    """Where the tensors that are not substituted come from, and which modules are (a regex)."""
+    left, right = st.columns([1, 2])
+    keep = left.selectbox("Other tensors from", ["base", "step"], key="keep", help="the tensors not substituted")
+    modules = right.text_input(
+        "Modules (regex on tensor names; empty: every block weight)",
+        key="modules",
+        help="e.g. mlp or self_attn\\.(q|k)_proj: which modules' rank-k parts carry the gain",
+    )
+    return keep, modules
+
+
 def compare_form() -> None:
     """Queue a comparison of one analysed run's steps against their rank-k variants."""
     with st.form("compare"):
@@ -36,15 +48,7 @@ def compare_form() -> None:
         limit = left.number_input("Limit (0: all problems)", 0, 100000, 0, key="limit")
         max_new = middle.number_input("Max new tokens", 1, 32768, 1024, key="max_new_tokens")
         alpha = right.number_input("Alpha (scale of the rank-k term)", 0.0, 10.0, 1.0, step=0.1, key="alpha")
-        left, right = st.columns([1, 2])
-        keep = left.selectbox(
-            "Other tensors from", ["base", "step"], key="keep", help="the tensors that are not substituted"
-        )
-        modules = right.text_input(
-            "Modules (regex on tensor names; empty: every block weight)",
-            key="modules",
-            help="e.g. mlp or self_attn\\.(q|k)_proj: which modules' rank-k parts carry the gain",
-        )
+        keep, modules = recipe_inputs()
         if not st.form_submit_button("Start the comparison") or run not in sources:
             return
     base_path, step_paths = sources[run]
