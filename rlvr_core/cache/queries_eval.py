@@ -20,11 +20,12 @@ _RECOVERY_SQL = (
     "r.recovery_low, r.recovery_high, r.recovery_note, r.gain_low, r.gain_high, r.n_problems, "
     "r.eval_id_base, r.eval_id_full, r.eval_id_rank, coalesce(r.keep, 'base') AS keep, r.alpha, "
     "coalesce(r.modules, 'all') AS modules, r.gained_vs_full, r.lost_vs_full, r.mcnemar_full_p, "
-    "r.gained_vs_base, r.lost_vs_base, r.mcnemar_base_p, e.n AS samples, e.finished_at, "
+    "r.gained_vs_base, r.lost_vs_base, r.mcnemar_base_p, e.n AS samples, "
     "r.recovery_high - r.recovery AS error_plus, r.recovery - r.recovery_low AS error_minus "
     "FROM recovery r LEFT JOIN evaluations e ON e.eval_id = r.eval_id_rank "
 )
-"""Every recovery row, with the rank-k evaluation's samples per problem and finish time."""
+"""Every recovery row, with the rank-k evaluation's samples per problem (plain values only: reports dump the
+rows as JSON; `latest_comparisons` orders by the rank-k evaluation's finish time without returning it)."""
 
 _PAIRED_SQL = (
     "WITH a AS (SELECT problem_id, avg(correct::DOUBLE) AS score, any_value(gold) AS gold, "
@@ -57,7 +58,7 @@ class EvalQueries(ResearchQueries):
     def recovery(self) -> pd.DataFrame:
         """Every recovery row: accuracies, the recovery with its 95% interval or the reason it has none, the
         recipe (keep, alpha, modules: 'all' when every block weight was substituted), the paired counts
-        and McNemar p against full and base, the rank-k evaluation's samples per problem and finish time."""
+        and McNemar p against full and base, and the rank-k evaluation's samples per problem."""
         return self._df(_RECOVERY_SQL + "ORDER BY r.run, r.dataset, r.mode, r.rank, r.step")
 
     def latest_comparisons(self) -> pd.DataFrame:
