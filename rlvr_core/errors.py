@@ -63,3 +63,7 @@ class PathNotAllowedError(RlvrError):
 
 class WorkerError(RlvrError):
     """A worker process of the analysis died under it (killed, or out of memory)."""
+
+
+class MissingExtraError(RlvrError):
+    """A command needs an optional part of the package that is not installed (`pip install rlvr-lens[EXTRA]`)."""

@@ -3,6 +3,8 @@ Runs page (`page_guide`) are built from this one list, so the guide names every 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 PAGES: tuple[tuple[str, str, str], ...] = (
@@ -23,6 +25,15 @@ PAGES: tuple[tuple[str, str, str], ...] = (
 )
 """(file name in `views/`, title, the question the page answers), in navigation order."""
 
+VIEWS = Path(__file__).resolve().parent / "views"
+
+
+def page_file(name: str) -> str:
+    """The page `name`'s file, by absolute path: the same page whether Streamlit runs the package's entry
+    script or a checkout's `app.py`."""
+    return str(VIEWS / f"{name}.py")
+
+
 ABOUT = (
     "RLVR Lens shows what reinforcement learning with verifiable rewards did to a model's weights: for each "
     "checkpoint, the update ΔW = W_step − W_base of every linear layer, read at the precision it was saved in. "
@@ -36,5 +47,5 @@ def page_guide(expanded: bool) -> None:
         st.markdown(ABOUT)
         for name, title, question in PAGES:
             left, right = st.columns([1, 3])
-            left.page_link(f"rlvr_dashboard/views/{name}.py", label=title)
+            left.page_link(page_file(name), label=title)
             right.markdown(question)

@@ -155,19 +155,13 @@ def test_the_esd_is_a_rank_plot_whose_tail_agrees_with_its_fit_and_the_histogram
 
 
 @pytest.fixture(scope="module")
-def full_demo(tmp_path_factory) -> Path:
-    """The full demo's cache (`rlvr demo`, about 5 minutes on 2 idle cores), built through the real entry point;
-    $RLVR_FULL_DEMO_CACHE names one already built instead."""
+def full_demo(request) -> Path:
+    """The full demo's cache, as `rlvr serve` from the installed wheel builds it on an empty cache (the
+    `installed_dashboard` fixture: about 5 minutes on 2 idle cores); $RLVR_FULL_DEMO_CACHE names one already
+    built instead."""
     if os.environ.get("RLVR_FULL_DEMO_CACHE"):
         return Path(os.environ["RLVR_FULL_DEMO_CACHE"])
-    import subprocess
-    import sys
-
-    root = tmp_path_factory.mktemp("full-demo")
-    argv = [sys.executable, "-m", "rlvr_core", "demo", "--out", str(root / "demo"), "--cache", str(root / "cache")]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1800, env={**os.environ, "PYTHONHASHSEED": "0"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return root / "cache"
+    return request.getfixturevalue("installed_dashboard")[2]
 
 
 def test_the_full_demos_step_200_layer_0_down_proj_tail_agrees_with_its_fit(full_demo, monkeypatch) -> None:

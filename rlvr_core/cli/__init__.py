@@ -27,7 +27,7 @@ import signal
 import sys
 
 from ..errors import RlvrError, UsageError
-from ..system import dataroots, sharing
+from ..system import dataroots, extras, sharing
 from . import analyze, claims, common, demo, evaluate, jobs, predict, report, serve, watch
 
 COMMAND_GROUPS = (analyze, watch, claims, demo, evaluate, predict, report, jobs, serve)
@@ -54,6 +54,9 @@ WRITES = frozenset(
     | {"unwatch", "watcher", "correlate"}
 )
 """Commands that write (the cache, the queue or an output folder): refused in read-only mode."""
+NEEDS_EXTRA = {"serve": "dashboard", "report": "report", "figure": "report", "demo": "eval", "substitute": "eval"}
+NEEDS_EXTRA |= {"evaluate": "eval", "compare": "eval"}
+"""Commands that need an optional part of the package (`system.extras`): checked before the command starts."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +93,11 @@ def one_line(message: str) -> str:
 
 
 def _apply_settings(args: argparse.Namespace) -> None:
-    """Data roots for commands that read users' files; read-only mode refuses commands that write."""
+    """The extra a command needs; data roots for commands that read users' files; read-only mode refuses
+    commands that write."""
+    extra = "ray" if getattr(args, "backend", None) == "ray" else NEEDS_EXTRA.get(args.command)
+    if extra:
+        extras.require(extra, f"rlvr {args.command}")
     settings = common.settings_of(args)
     if args.command in READS_USERS_FILES:
         hub = (settings.hub_cache,) if settings.allow_hub and settings.hub_cache and settings.data_roots else ()

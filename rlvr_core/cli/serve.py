@@ -25,20 +25,14 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from ..service.serve import APP, plan, say, seed_demo, supervise
+    from ..service.serve import dashboard_entry, plan, say, seed_demo, supervise
 
     if args.workers is not None and args.workers != "auto" and not args.workers.isdigit():
         raise UsageError("--workers", "auto or a number", repr(args.workers), "pass --workers auto or --workers 1")
     settings = settings_of(
         args, **{"server.port": args.port, "server.address": args.address, "server.workers": args.workers}
     )
-    if not APP.is_file():
-        raise UsageError(
-            str(APP),
-            "the dashboard's app.py next to the rlvr_core package",
-            "no such file",
-            "install RLVR Lens from a checkout: pip install --no-deps -e .",
-        )
+    dashboard_entry()  # before anything starts: says which extra to install when the dashboard's is missing
     cache = Path(settings.cache).expanduser().resolve()
     if settings.auth.mode == "header" and settings.server.address not in LOOPBACK:
         say(

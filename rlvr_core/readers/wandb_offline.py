@@ -5,7 +5,7 @@ LevelDB log-format blocks of 32 KiB, each record a CRC-32 (seeded with the recor
 (FULL, FIRST, MIDDLE, LAST: a record split over blocks) and the bytes of one protobuf `Record`. The
 framing is read here as wandb 0.19.11's own `wandb/sdk/internal/datastore.py` reads it (wandb 0.31 moved
 that reader into its Go core and ships no Python one); each record is parsed with the installed wandb's
-own protobuf class (`wandb.proto.wandb_internal_pb2.Record`), so `pip install wandb` is needed to read
+own protobuf class (`wandb.proto.wandb_internal_pb2.Record`), so `pip install 'rlvr-lens[wandb]'` is needed to read
 these files. History records give the logged values: each item's key and JSON value. The step is the
 framework's own when a row carries it (`train/global_step`, `eval/global_step`, ...; OpenRLHF logs
 without `step=`), else W&B's `_step` (the history record's step number). A file cut short (a run still
@@ -38,7 +38,7 @@ def read_wandb(data: bytes, file: Path, step_keys: tuple[str, ...], error: type[
         from wandb.proto import wandb_internal_pb2
     except ImportError:
         raise error(str(file), "the wandb package to parse W&B's records", "no wandb installed",
-                    "pip install wandb (or export the run's history as CSV/JSONL)") from None  # fmt: skip
+                    "pip install 'rlvr-lens[wandb]' (or export the run's history as CSV/JSONL)") from None  # fmt: skip
     if not data.startswith(HEADER):
         raise error(str(file), "a W&B transaction log (:W&B header)", repr(data[:7]), "point at the run-*.wandb file")
     rows = []

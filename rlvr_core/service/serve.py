@@ -2,18 +2,18 @@
 
     rlvr serve [--port 8501] [--address 0.0.0.0] [--workers N|auto] [--cache DIR] [--config FILE]
 
-Starts `streamlit run app.py`, the workers (`auto`: one per visible GPU, else one CPU worker; none in
-read-only mode) and the watcher (`rlvr watcher`: follows the registered watches, queueing a job per
-complete checkpoint; none in read-only mode), each as its own process that dies with this one
-(PR_SET_PDEATHSIG). Everything a watch knows is in the cache's queue database, so a restart of the
-service resumes every watch. A worker (or the watcher) that exits is restarted (after 1, 2, 4 ... up to
-30 s when it keeps failing); if the dashboard exits the service stops with status 1. SIGTERM or Ctrl-C
-stops everything cleanly: SIGTERM to each child (a worker puts its running job back in the queue),
-SIGKILL after 15 s. The workers and the watcher run `[server] worker_nice` steps below the dashboard's CPU
-priority (default 10) and each worker's jobs on `worker_threads` threads (default: the cores shared among
-the workers), so pages stay quick while they compute; every process starts with OpenMP's passive wait
-policy (`system.sharing`). On an empty cache with `demo = "auto"` it copies a
-prebuilt demo cache in (`demo_cache`) or queues the demo build, which the Runs page shows with its progress.
+Starts `streamlit run` on the package's `rlvr_dashboard/app.py` (found with importlib: not imported here), the
+workers (`auto`: one per visible GPU, else one CPU worker; none in read-only mode) and the watcher (`rlvr
+watcher`: follows the registered watches, queueing a job per complete checkpoint; none in read-only mode),
+each as its own process that dies with this one (PR_SET_PDEATHSIG). Everything a watch knows is in the cache's
+queue database, so a restart of the service resumes every watch. A worker (or the watcher) that exits is
+restarted (after 1, 2, 4 ... up to 30 s when it keeps failing); if the dashboard exits the service stops with
+status 1. SIGTERM or Ctrl-C stops everything cleanly: SIGTERM to each child (a worker puts its running job
+back in the queue), SIGKILL after 15 s. The workers and the watcher run `[server] worker_nice` steps below the
+dashboard's CPU priority (default 10) and each worker's jobs on `worker_threads` threads (default: the cores
+shared among the workers), so pages stay quick while they compute; every process starts with OpenMP's passive
+wait policy (`system.sharing`). On an empty cache with `demo = "auto"` it copies a prebuilt demo cache in
+(`demo_cache`) or queues the demo build, which the Runs page shows with its progress.
 """
 
 from __future__ import annotations
@@ -24,16 +24,33 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
 
 from ..cache import Cache
 from ..cache import queue as jobs
-from ..system import sharing
+from ..errors import UsageError
+from ..system import extras, sharing
 from ..system.libc import die_with_parent
 from ..system.settings import CACHE_ENV, CONFIG_ENV, Settings
 
-APP = Path(__file__).resolve().parents[2] / "app.py"
-"""The dashboard's entry point, at the top of a checkout (next to the `rlvr_core` package)."""
+
+def dashboard_entry() -> Path:
+    """The dashboard's entry script, `rlvr_dashboard/app.py` of the installed package (found, not imported:
+    this process never loads streamlit). Raises MissingExtraError without the dashboard extra."""
+    extras.require("dashboard", "rlvr serve")
+    spec = find_spec("rlvr_dashboard")
+    entry = Path(spec.origin).parent / "app.py" if spec and spec.origin else None
+    if entry is None or not entry.is_file():
+        raise UsageError(
+            str(entry or "rlvr_dashboard"),
+            "the dashboard's entry script inside the installed rlvr_dashboard package",
+            "no such file",
+            "reinstall the package: pip install --force-reinstall 'rlvr-lens[dashboard]'",
+        )
+    return entry
+
+
 STOP_GRACE = 15.0
 
 
@@ -99,7 +116,7 @@ def plan(settings: Settings, cache: Path, config: str | None) -> list[Child]:
         "-m",
         "streamlit",
         "run",
-        str(APP),
+        str(dashboard_entry()),
         "--server.port",
         str(settings.server.port),
         "--server.address",
