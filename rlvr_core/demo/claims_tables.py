@@ -1,15 +1,15 @@
-"""The claims boards the README shows, generated: the tiny demo over seeds and the SmolLM2 run.
+"""The claims boards the docs show, generated: the tiny demo over seeds and the SmolLM2 run.
 
 `collect(cache, boards)` rebuilds the claims board (`pipelines.claims.claims_run`) of each run named, with
 its compared runs (runs from the same base), and returns them as one JSON-ready report;
-`markdown(name, report)` renders it between the README's markers `<!-- claims-tables:NAME:start -->` and
+`markdown(name, report)` renders it between the docs' markers `<!-- claims-tables:NAME:start -->` and
 `<!-- claims-tables:NAME:end -->`. Over several runs (seeds), each claim's figure is the mean over runs of
 the per-run median over tensors, with its 95% Student-t interval (`math.stats.seed_interval`), and the
 verdicts are counted; a compared run is named without its seed suffix (`-s3`), so the u1 rows of each seed
-line up. A test keeps the README equal to `markdown` of `results/claims-NAME.json`.
+line up. A test keeps the docs equal to `markdown` of `results/claims-NAME.json`.
 
     python -m rlvr_core.demo.claims_tables collect CACHE NAME RUN[=COMPARED,COMPARED] ... > results/claims-NAME.json
-    python -m rlvr_core.demo.claims_tables update [README.md]     # every results/claims-*.json into the README
+    python -m rlvr_core.demo.claims_tables update [PAGE.md ...]   # every results/claims-*.json into the docs
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import json
 import re
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..cache import Cache
@@ -29,7 +30,7 @@ VERDICTS = ("supported", "contradicted", "not measurable here")
 
 
 def markers(name: str) -> tuple[str, str]:
-    """The README's markers around the board called `name`."""
+    """The docs' markers around the board called `name`."""
     return f"<!-- claims-tables:{name}:start -->", f"<!-- claims-tables:{name}:end -->"
 
 
@@ -119,24 +120,32 @@ def _num(value) -> str:
 
 
 def embedded(name: str, text: str) -> str | None:
-    """The generated board `name` in a text (the README), markers included; None without markers."""
+    """The generated board `name` in a text (a docs page), markers included; None without markers."""
     start, end = markers(name)
     a, b = text.find(start), text.find(end)
     return None if a < 0 or b < a else text[a : b + len(end)] + "\n"
 
 
-def update(readme: Path, results: Path = RESULTS) -> list[str]:
-    """Replace every generated board in `readme` with `markdown` of its `results/claims-NAME.json`."""
-    text, names = readme.read_text(), []
+PAGES = (Path("docs/questions/claims-board.md"), Path("docs/explanations/real-model.md"))
+"""The docs pages that show boards (relative to the checkout)."""
+
+
+def update(pages: Sequence[Path] = PAGES, results: Path = RESULTS) -> list[str]:
+    """Replace every generated board in `pages` with `markdown` of its `results/claims-NAME.json`."""
+    texts, names = {page: page.read_text() for page in pages}, []
     for path in sorted(results.glob("claims-*.json")):
         name = path.stem.removeprefix("claims-")
-        old = embedded(name, text)
-        if old is None:
+        holders = [page for page, text in texts.items() if embedded(name, text) is not None]
+        if not holders:
             start, end = markers(name)
-            raise ValueError(f"{readme}: no {start} ... {end} markers; add them where the board belongs")
-        text = text.replace(old, markdown(name, json.loads(path.read_text())))
+            raise ValueError(f"{', '.join(map(str, pages))}: no {start} ... {end} markers; add them where it belongs")
+        for page in holders:
+            texts[page] = texts[page].replace(
+                embedded(name, texts[page]) or "", markdown(name, json.loads(path.read_text()))
+            )
         names.append(name)
-    readme.write_text(text)
+    for page, text in texts.items():
+        page.write_text(text)
     return names
 
 
@@ -148,7 +157,7 @@ def _main(argv: list[str]) -> None:
             boards[run] = [c for c in compared.split(",") if c]
         print(json.dumps(collect(Cache(Path(argv[1])), boards), indent=1))
     elif argv[:1] == ["update"]:
-        print("updated:", ", ".join(update(Path(argv[1] if len(argv) > 1 else "README.md"))))
+        print("updated:", ", ".join(update([Path(a) for a in argv[1:]] or PAGES)))
     else:
         raise SystemExit(__doc__)
 

@@ -1,7 +1,7 @@
 """The multi-seed report (`demo.seeds`) as Markdown tables: what `rlvr demo --seeds` writes to
-`<out>/seeds_report.md` and what the README's "The demo over seeds" shows (a test keeps the README equal
-to `markdown(results/demo-seeds.json)`;
-`python -m rlvr_core.demo.seeds_tables [REPORT [README]]` rewrites it).
+`<out>/seeds_report.md` and what the docs' "The demo over seeds" (docs/explanations/demo.md) shows (a test
+keeps the page equal to `markdown(results/demo-seeds.json)`;
+`python -m rlvr_core.demo.seeds_tables [REPORT [PAGE]]` rewrites it).
 
 Every figure is "mean [low, high]": the mean over seeds and its 95% Student-t interval
 (`math.stats.seed_interval`).
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 START, END = "<!-- seeds-tables:start -->", "<!-- seeds-tables:end -->"
-"""The markers around the generated tables in the README."""
+"""The markers around the generated tables in the docs page."""
 
 
 def interval(stats: dict, digits: int = 3) -> str:
@@ -29,7 +29,7 @@ def interval(stats: dict, digits: int = 3) -> str:
 
 
 def markdown(report: dict) -> str:
-    """The tables, between the README markers."""
+    """The tables, between the docs page's markers."""
     summary = report["summary"]
     n = summary["n_seeds"]
     lines = [
@@ -75,7 +75,7 @@ def markdown(report: dict) -> str:
 
 
 def embedded(text: str) -> str | None:
-    """The generated part of a text (the README), markers included; None without markers."""
+    """The generated part of a text (the docs page), markers included; None without markers."""
     start, end = text.find(START), text.find(END)
     if start < 0 or end < start:
         return None
@@ -83,7 +83,7 @@ def embedded(text: str) -> str | None:
 
 
 def update(report_path: Path, text_path: Path) -> None:
-    """Replace the generated part of `text_path` (the README) with the tables of a seeds report."""
+    """Replace the generated part of `text_path` (the docs page) with the tables of a seeds report."""
     text, report = text_path.read_text(), json.loads(report_path.read_text())
     old = embedded(text)
     if old is None:
@@ -91,6 +91,6 @@ def update(report_path: Path, text_path: Path) -> None:
     text_path.write_text(text.replace(old, markdown(report)))
 
 
-if __name__ == "__main__":  # python -m rlvr_core.demo.seeds_tables [results/demo-seeds.json [README.md]]
-    arguments = sys.argv[1:] + ["results/demo-seeds.json", "README.md"][len(sys.argv[1:]) :]
+if __name__ == "__main__":  # python -m rlvr_core.demo.seeds_tables [results/demo-seeds.json [PAGE.md]]
+    arguments = sys.argv[1:] + ["results/demo-seeds.json", "docs/explanations/demo.md"][len(sys.argv[1:]) :]
     update(Path(arguments[0]), Path(arguments[1]))

@@ -1,7 +1,7 @@
 """The claims board's verdict rules: a measure (median and interval over tensors) against its chance level.
 
 Math only: numbers in, a verdict out. Each rule is one function, named in `RULES`, stated here and in the
-README ("The claims board"), and tested on planted updates (tests/test_claims.py). A verdict is
+docs (docs/questions/claims-board.md), and tested on planted updates (tests/test_claims.py). A verdict is
 `supported`, `contradicted` or `not measurable here` (with the reason); "the interval" is the 95%
 distribution-free interval of the median over tensors (`median_interval`), "chance" the band of
 `math.chance` (an i.i.d. Gaussian update of the same shape and norm).

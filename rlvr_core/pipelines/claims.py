@@ -136,7 +136,8 @@ def _implicit() -> Row:
     claim = "With periodic rank-1 substitution, test accuracy stays good while the training reward stays low"
     reason = (
         "a claim about training, not about one run's weights: compare a run trained with periodic rank-1 "
-        "substitution and a plain one on their logs (README: 'Periodic rank-1 substitution in your own runs')"
+        "substitution and a plain one on their logs (docs/questions/substitution.md: 'Periodic rank-1 "
+        "substitution in your own runs')"
     )
     return Row("seed-2", claim, SEED, "", None, None, NOT_MEASURABLE, reason)
 

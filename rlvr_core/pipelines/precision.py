@@ -27,7 +27,7 @@ SIXTEEN_BIT = ("BF16", "F16")
 EXACT = (
     "read the trainer's own fp32 files instead: verl's global_step_N/actor/ (model_world_size_W_rank_R.pt, read "
     "directly), OpenRLHF's DeepSpeed save <ckpt.path>/_actor/global_stepN/ (the ZeRO partitions, read directly), "
-    "a torch.distributed.checkpoint folder, or an fp32 save_pretrained (see the README's \"From verl "
+    'a torch.distributed.checkpoint folder, or an fp32 save_pretrained (see docs/how-to/frameworks.md, "From verl '
     '/ OpenRLHF / TRL")'
 )
 

@@ -85,8 +85,9 @@ def _named(name: str, data_dir: str | Path | None) -> Path:
             f"dataset '{name}'",
             f"a .jsonl file, '{arithmetic.NAME}', or a name in a data folder",
             "no --data-dir and no $RLVR_DATA",
-            "pass --data-dir DIR (a folder of NAME.jsonl files, one problem per line: see the README's 'Rank-k "
-            "substitution and evaluation'), set $RLVR_DATA, or pass the .jsonl file itself",
+            "pass --data-dir DIR (a folder of NAME.jsonl files, one problem per line: see "
+            "docs/questions/substitution.md, 'Rank-k substitution and evaluation'), set $RLVR_DATA, or pass the "
+            ".jsonl file itself",
         )
     path = folder / f"{name}.jsonl"
     if not path.is_file():

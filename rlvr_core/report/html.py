@@ -158,8 +158,8 @@ def _claims(q: Queries, run: str) -> Section | None:
     shown = rows[["claim_id", "verdict", "claim", "citation", "measure", "value", "low", "high", "n", "chance",
                   "chance_low", "chance_high", "reason"]]  # fmt: skip
     text = (
-        "Verdict rules: the README's 'The claims board'. Chance: an i.i.d. Gaussian update or matrix of the "
-        "same shape and norm."
+        "Verdict rules: the docs' 'The claims board' (docs/questions/claims-board.md). Chance: an i.i.d. "
+        "Gaussian update or matrix of the same shape and norm."
     )
     return "The claims board", [figure], [("One row per claim", shown)], text
 

@@ -2,7 +2,8 @@
 overrides, resolved once and the same way for every entry point (`rlvr` commands, `streamlit run app.py`,
 `rlvr serve`, the workers). Precedence: command-line flags > environment > the config file > a defaults
 file ($RLVR_DEFAULTS: the Docker image's, so an admin's config file beats the image) > built-in defaults.
-Every key is documented on its field below; the README's "Shared lab server" section shows a complete file.
+Every key is documented on its field below; docs/how-to/lab-server.md shows a complete file and
+docs/reference/settings.md (generated from this module) lists every key.
 
     cache = "/data/cache"
     data_roots = ["/models", "/opt/rlvr/demo"]
@@ -182,7 +183,10 @@ def _read_toml(path: str | Path, variable: str) -> dict:
         ) from None  # fmt: skip
     except FileNotFoundError:
         raise ConfigError(
-            str(path), "a TOML settings file", "no such file", f"create it (see the README) or unset ${variable}"
+            str(path),
+            "a TOML settings file",
+            "no such file",
+            f"create it (see docs/how-to/lab-server.md) or unset ${variable}",
         ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(str(path), "valid TOML", str(error), "fix the syntax at that line") from None
@@ -214,7 +218,7 @@ def _build(cls, values: dict, source: str, section: str):
                 f"{source}: {where}{key}",
                 f"one of {', '.join(known)}",
                 f"unknown key '{key}'",
-                "check the spelling against the README's settings table",
+                "check the spelling against docs/reference/settings.md",
             )
         default = known[key].default
         expected = list if isinstance(default, tuple) else type(default)
@@ -248,7 +252,7 @@ def _check(result, source: str, where: str) -> None:
             f"{source}: {where}secrets_file",
             'a Streamlit secrets file with an [auth] section for mode = "oidc"',
             "none",
-            "set secrets_file (or $RLVR_AUTH_SECRETS); see the README",
+            "set secrets_file (or $RLVR_AUTH_SECRETS); see docs/how-to/oidc.md",
         )
     if isinstance(result, Settings):
         _check_roots(result.data_roots, source, where)

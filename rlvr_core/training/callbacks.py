@@ -8,7 +8,7 @@ Every `every` optimizer steps each linear weight of the blocks is set to W_base 
 weights are read tensor by tensor from the base model's safetensors (or taken from a state dict) and
 kept on the model's device in its dtype. Works with single-device and DDP/DeepSpeed ZeRO-1/2 training,
 where each process holds whole weights; under FSDP full sharding or ZeRO-3 the parameters are shards,
-which the callback detects and refuses (see the README for the FSDP recipe used with verl).
+which the callback detects and refuses (see docs/questions/substitution.md for the FSDP recipe used with verl).
 This module imports transformers; the rest of `rlvr_core` does not need it.
 """
 
@@ -74,7 +74,8 @@ def load_base_linear(base: str | Path | Mapping[str, torch.Tensor], model: torch
                 name,
                 "a whole 2-D weight in this process",
                 f"a sharded parameter {tuple(param.shape)}",
-                "use the callback without FSDP full sharding / ZeRO-3, or the FSDP recipe in the README",
+                "use the callback without FSDP full sharding / ZeRO-3, or the FSDP recipe in "
+                "docs/questions/substitution.md",
             )
     if checkpoint is None:
         assert isinstance(base, Mapping)

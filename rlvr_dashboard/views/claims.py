@@ -1,5 +1,5 @@
 """Claims page: every parameter-space claim about RLVR checked on one run — the measure (median over tensors,
-95% interval), what chance gives, and the verdict by the written rule (`rlvr claims`; README "The claims
+95% interval), what chance gives, and the verdict by the written rule (`rlvr claims`; docs "The claims
 board"). Pick a run, optionally runs from the same base to compare u1 with; a button queues the board's
 rebuild with them (`claims` job)."""
 
@@ -34,7 +34,7 @@ step = int(rows["step"].iloc[0])
 st.caption(
     f"At step {step}, the run's last analysed step. Each measure is the median over tensors with its 95% "
     "interval; the grey band is what chance gives (an i.i.d. Gaussian update or matrix of the same shape and "
-    "norm: closed forms, or the tool's own code on seeded draws). Verdict rules: README, 'The claims board'."
+    "norm: closed forms, or the tool's own code on seeded draws). Verdict rules: docs/questions/claims-board.md."
 )
 chart(claims_figure(rows, f"Claims on run '{run}': this run against chance"))
 shown = rows[["claim_id", "verdict", "claim", "citation", "measure", "value", "low", "high", "n", "chance",
