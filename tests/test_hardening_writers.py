@@ -283,3 +283,26 @@ def test_runs_have_an_owner_and_a_source(run_fixture, tmp_path, cli, monkeypatch
     (entry,) = json.loads(out)
     assert entry["owner"] == "alice" and entry["sources"] == [str(fx.run_dir.resolve()), str(other.resolve())]
     assert checksums(step10) != before
+
+
+@pytest.mark.parametrize(("mask", "expected"), [(0o022, 0o644), (0o077, 0o600)])
+def test_a_published_checkpoint_is_as_readable_as_the_umask_allows(tmp_path, mask, expected) -> None:
+    """safetensors writes its files 0600: the demo the Docker image's build (root) wrote could not be read by
+    the service's user (uid 1000), so a rank-1 evaluation queued from the page failed in the container with
+    "Permission denied: '/opt/rlvr/demo/base/model.safetensors'" (found by the container walk)."""
+    import stat
+
+    import torch
+    from safetensors.torch import save_file
+
+    from rlvr_core.cache.atomic import MARKER, publishing
+
+    old = os.umask(mask)
+    try:
+        with publishing(tmp_path / "ckpt", marker=MARKER) as tmp:
+            save_file({"w": torch.zeros(2)}, str(tmp / "model.safetensors"))
+            assert stat.S_IMODE((tmp / "model.safetensors").stat().st_mode) == 0o600  # safetensors' own mode
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "ckpt" / "model.safetensors").stat().st_mode) == expected
+    assert stat.S_IMODE((tmp_path / "ckpt").stat().st_mode) & 0o555 == 0o555 & ~mask

@@ -135,11 +135,37 @@ def publishing(final: Path, tag: str | None = None, marker: str | None = None) -
             if marker is not None and not (tmp / marker).exists():
                 (tmp / marker).write_text("written by RLVR Lens\n")
             (tmp / WRITER_FILE).unlink()
+            readable_as_umask(tmp)
             _swap_in(tmp, final, final.parent / f".old-{tag}-{ident}")
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
             lock_file.unlink(missing_ok=True)
+
+
+def umask() -> int:
+    """This process's umask, read without changing it (Linux: /proc/self/status), else the usual 0o022."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def readable_as_umask(folder: Path) -> None:
+    """Give every file and folder under `folder` the read (and, for folders, search) bits the umask allows,
+    as a plain `open()` would have: safetensors writes its files 0600, so a checkpoint the image's build (root)
+    or an admin wrote could not be read by the service's user."""
+    allowed = ~umask()
+    for path in (folder, *folder.rglob("*")):
+        if path.is_symlink():
+            continue
+        wanted = (0o555 if path.is_dir() else 0o444) & allowed
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & wanted != wanted:
+            path.chmod(mode | wanted)
 
 
 def _claim(kind: str, name: str) -> str:
