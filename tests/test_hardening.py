@@ -219,6 +219,29 @@ def test_a_dataset_outside_the_roots_is_refused_by_the_job(rooted, tmp_path, cli
     one_line_error(rc, err, "expected a file under the data roots")
 
 
+@pytest.mark.slow
+def test_under_data_roots_compare_reads_back_the_variant_it_wrote_into_the_cache(
+    quick_demo, tmp_path, cli, monkeypatch
+):
+    """The cache is not a data root, yet `rlvr compare` must read the rank-k checkpoint it just wrote there: in
+    the Docker image (data roots /models, /opt/rlvr/demo, /benchmarks; cache /data/cache) a rank-1 evaluation
+    queued from the page failed with "/data/cache/variants/...: expected a file under the data roots"."""
+    import shutil
+
+    out, cache = quick_demo[0], tmp_path / "cache"
+    shutil.copytree(quick_demo[1], cache)
+    monkeypatch.setenv("RLVR_DATA_ROOTS", str(out))
+    limits = ("--limit", "4", "--max-new-tokens", "8", "--run", "demo-grpo", "--cache", cache)
+    rc, _, err = cli("compare", out / "runs" / "demo-grpo", "--base", out / "base", "--steps", "20", "--dataset",
+                     "arithmetic", *limits)  # fmt: skip
+    assert rc == 0, err
+    assert (Cache(cache).variants_root / "demo-grpo").is_dir()
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text('{"problem": "1+1", "answer": "2"}\n')
+    rc, _, err = cli("evaluate", out / "base", "--dataset", secret, "--cache", cache)  # the rest stays guarded
+    one_line_error(rc, err, "expected a file under the data roots")
+
+
 # ---- one corrupt file never takes the tool down ---------------------------------------------------------------
 
 

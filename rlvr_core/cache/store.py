@@ -127,6 +127,12 @@ class Cache:
     def eval_dir(self, eval_id: str) -> Path:
         return self.root / "evals" / check_run_name(eval_id)
 
+    @property
+    def variants_root(self) -> Path:
+        """The folder of every checkpoint the tool itself writes into the cache (rank-k variants, predictions):
+        readable under data roots, since only the tool writes there."""
+        return self.root / "variants"
+
     def prediction_dir(self, run: str, from_step: int, to_step: int, rank: int) -> Path:
         """Where the dashboard has `rlvr predict` write a run's predicted checkpoint."""
         name = f"predicted-from-{int(from_step)}-to-{int(to_step)}-rank{int(rank)}"

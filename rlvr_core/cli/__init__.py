@@ -26,6 +26,7 @@ import re
 import signal
 import sys
 
+from ..cache import Cache
 from ..errors import RlvrError, UsageError
 from ..system import dataroots, extras, sharing
 from . import analyze, claims, common, demo, evaluate, jobs, predict, report, serve, watch
@@ -101,7 +102,9 @@ def _apply_settings(args: argparse.Namespace) -> None:
     settings = common.settings_of(args)
     if args.command in READS_USERS_FILES:
         hub = (settings.hub_cache,) if settings.allow_hub and settings.hub_cache and settings.data_roots else ()
-        dataroots.activate((*settings.data_roots, *hub))
+        # the checkpoints the tool writes into the cache (rank-k variants, predictions) are read back by it
+        own = (str(Cache(settings.cache).variants_root),) if settings.data_roots else ()
+        dataroots.activate((*settings.data_roots, *hub, *own))
     if settings.read_only and args.command in WRITES:
         raise UsageError(
             f"rlvr {args.command}",
