@@ -16,9 +16,9 @@ Subpackages, bottom to top (each may import only those above it in this list, an
 - `cli`: the `rlvr` command line, and typed job requests.
 - `fixtures`: builders of tiny real checkpoints with planted structure, for tests and benchmarks.
 
-The dashboard (`app.py`, package `rlvr_dashboard`) sits on top and imports only `cache`, `cli.requests`,
-`service`, `system`, `report` (figures) and `math` (intervals, the monitor's rule); it never imports
-torch.
+The dashboard (package `rlvr_dashboard`, entry script `rlvr_dashboard/app.py`) sits on top and imports only
+`cache`, `cli.requests`, `service`, `system`, `report` (figures) and `math` (intervals, the monitor's rule);
+it never imports torch.
 """
 
 __version__ = "0.1.0"

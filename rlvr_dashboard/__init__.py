@@ -1,5 +1,5 @@
-"""The RLVR Lens dashboard: Streamlit pages and their helpers (`streamlit run app.py`; `app.py` at the
-top of the checkout is Streamlit's entry point and stays there).
+"""The RLVR Lens dashboard: Streamlit pages and their helpers. `app.py` here is Streamlit's entry script
+(what `rlvr serve` runs from an installed wheel); `app.py` at the top of a checkout runs the same `main`.
 
 - `views/`: the pages, one file each (runs, layers, spectra, alignment, reward, substitution, jobs).
   Thin: they ask the cache's named queries (`rlvr_core.cache.queries`), draw with plotly and submit typed

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-IMAGE_SETUP = ("useradd ",)  # creating the image's non-root user: not something to run on a CI machine
+IMAGE_SETUP = ("useradd ", "apt-get ")
+"""The image's own setup, not something to run on a CI machine: its non-root user, and Debian's chromium (CI
+installs the same package for its browser tests, .ci/run's first lines)."""
 
 
 def run_steps() -> list[str]:
@@ -22,7 +24,7 @@ def run_steps() -> list[str]:
 def test_every_run_step_is_a_command_ci_runs() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     steps = run_steps()
-    assert len(steps) == 4
+    assert len(steps) == 6
     for step in steps:
         if not step.startswith(IMAGE_SETUP):
             assert step in ci, step
@@ -40,10 +42,13 @@ def test_the_image_is_what_the_issue_asks_for() -> None:
         "rlvr_core.service.health",  # Streamlit's /_stcore/health on the port the settings give
         'ENTRYPOINT ["rlvr", "serve"]',
         "RLVR_DEFAULTS=/app/docker/defaults.toml",
+        "FROM python:3.11-slim AS wheel",  # the image installs the wheel, not the source tree
+        "[dashboard]",
+        "chromium",  # figure export inside the container
     ):
         assert needed in text, needed
     # the image's settings are defaults an admin's config file beats: no RLVR_* setting baked into ENV
-    env = text[text.index("ENV ") : text.index("WORKDIR")]
+    env = text[text.index("ENV PYTHONUNBUFFERED") : text.index("WORKDIR /app")]
     assert not [v for v in ("RLVR_CACHE", "RLVR_DATA_ROOTS", "RLVR_ADDRESS", "RLVR_PORT") if v in env]
 
 

@@ -9,6 +9,8 @@ reproducible CPU kernels.
   freed blocks to the OS (mallopt).
 - `determinism`: the CPU-kernel settings (MKL/OpenMP dynamic threads off, AVX2 code paths) that make a
   rerun of the demo give the same numbers; applied before torch loads.
+- `extras`: the package's optional parts (pyproject's extras) and the check a command makes before it
+  needs one (a one-line error naming the extra to install).
 
 May import: `rlvr_core.errors` only.
 """
