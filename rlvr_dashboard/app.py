@@ -13,8 +13,6 @@ skipping this script and its sign-in check. Pages are given by absolute path, so
 whichever script Streamlit was started on.
 """
 
-from pathlib import Path
-
 import streamlit as st
 
 from rlvr_dashboard import access
@@ -37,9 +35,6 @@ def main() -> None:
         navigation = st.navigation([login], position="hidden")
     navigation.run()
 
-
-ENTRY = Path(__file__).resolve()
-"""This file: what `rlvr serve` hands to `streamlit run`."""
 
 if __name__ == "__main__":  # Streamlit runs its entry script as __main__, once per rerun
     main()

@@ -32,7 +32,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_of(
         args, **{"server.port": args.port, "server.address": args.address, "server.workers": args.workers}
     )
-    dashboard_entry()  # before anything starts: says which extra to install when the dashboard's is missing
+    entry = dashboard_entry()  # before anything starts (the dashboard extra was checked by `cli.NEEDS_EXTRA`)
     cache = Path(settings.cache).expanduser().resolve()
     if settings.auth.mode == "header" and settings.server.address not in LOOPBACK:
         say(
@@ -43,4 +43,4 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not settings.read_only:
         cache.mkdir(parents=True, exist_ok=True)
     say(seed_demo(settings, cache))
-    return supervise(plan(settings, cache, args.config))
+    return supervise(plan(settings, cache, args.config, entry))

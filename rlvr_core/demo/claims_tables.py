@@ -135,14 +135,13 @@ def update(pages: Sequence[Path] = PAGES, results: Path = RESULTS) -> list[str]:
     texts, names = {page: page.read_text() for page in pages}, []
     for path in sorted(results.glob("claims-*.json")):
         name = path.stem.removeprefix("claims-")
-        holders = [page for page, text in texts.items() if embedded(name, text) is not None]
-        if not holders:
+        olds = {page: old for page, text in texts.items() if (old := embedded(name, text)) is not None}
+        if not olds:
             start, end = markers(name)
             raise ValueError(f"{', '.join(map(str, pages))}: no {start} ... {end} markers; add them where it belongs")
-        for page in holders:
-            texts[page] = texts[page].replace(
-                embedded(name, texts[page]) or "", markdown(name, json.loads(path.read_text()))
-            )
+        board = markdown(name, json.loads(path.read_text()))  # read and rendered once, however many pages show it
+        for page, old in olds.items():
+            texts[page] = texts[page].replace(old, board)
         names.append(name)
     for page, text in texts.items():
         page.write_text(text)

@@ -30,15 +30,14 @@ from pathlib import Path
 from ..cache import Cache
 from ..cache import queue as jobs
 from ..errors import UsageError
-from ..system import extras, sharing
+from ..system import sharing
 from ..system.libc import die_with_parent
 from ..system.settings import CACHE_ENV, CONFIG_ENV, Settings
 
 
 def dashboard_entry() -> Path:
     """The dashboard's entry script, `rlvr_dashboard/app.py` of the installed package (found, not imported:
-    this process never loads streamlit). Raises MissingExtraError without the dashboard extra."""
-    extras.require("dashboard", "rlvr serve")
+    this process never loads streamlit). `rlvr serve` checks the dashboard extra first (`cli.NEEDS_EXTRA`)."""
     spec = find_spec("rlvr_dashboard")
     entry = Path(spec.origin).parent / "app.py" if spec and spec.origin else None
     if entry is None or not entry.is_file():
@@ -106,8 +105,8 @@ def worker_devices(settings: Settings, gpus: list[str]) -> list[str]:
     return [f"cuda:{gpus[i % len(gpus)]}" if gpus else "cpu" for i in range(int(wanted))]
 
 
-def plan(settings: Settings, cache: Path, config: str | None) -> list[Child]:
-    """The dashboard and the workers to run."""
+def plan(settings: Settings, cache: Path, config: str | None, entry: Path) -> list[Child]:
+    """The dashboard (Streamlit on `entry`, see `dashboard_entry`) and the workers to run."""
     env = {**os.environ, CACHE_ENV: str(cache), "PYTHONUNBUFFERED": "1"}
     if config:
         env[CONFIG_ENV] = str(Path(config).resolve())
@@ -116,7 +115,7 @@ def plan(settings: Settings, cache: Path, config: str | None) -> list[Child]:
         "-m",
         "streamlit",
         "run",
-        str(dashboard_entry()),
+        str(entry),
         "--server.port",
         str(settings.server.port),
         "--server.address",

@@ -17,14 +17,16 @@ command that needs one says so in one line instead of failing on an import halfw
 
 from __future__ import annotations
 
+import sys
 from importlib.util import find_spec
 
 from ..errors import MissingExtraError
 
+_REPORT, _EVAL = ("plotly", "kaleido"), ("transformers", "math_verify")
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "report": ("plotly", "kaleido"),
-    "eval": ("transformers", "math_verify"),
-    "dashboard": ("streamlit", "authlib", "plotly", "kaleido", "transformers", "math_verify"),
+    "report": _REPORT,
+    "eval": _EVAL,
+    "dashboard": ("streamlit", "authlib", *_REPORT, *_EVAL),  # pyproject: rlvr-lens[report,eval] + streamlit
     "ray": ("ray",),
     "wandb": ("wandb",),
 }
@@ -43,12 +45,6 @@ def require(extra: str, what: str) -> None:
         raise MissingExtraError(
             what,
             f"the '{extra}' extra of rlvr-lens ({', '.join(EXTRAS[extra])})",
-            f"no module {', '.join(lacking)} in {_where()}",
+            f"no module {', '.join(lacking)} in this Python ({sys.executable})",
             f"pip install 'rlvr-lens[{extra}]' (with the tested versions: -c requirements.txt)",
         )
-
-
-def _where() -> str:
-    import sys
-
-    return f"this Python ({sys.executable})"
