@@ -94,3 +94,22 @@ def page_texts(cache: Path, path: str, texts: list[str], shot: Path | None = Non
             page.wait_for_selector(text, state="attached", timeout=30000)
         if shot is not None:
             page.screenshot(path=str(shot), full_page=True)
+
+
+CHARTED = {"claims", "layers", "spectra", "alignment", "reward", "substitution", "metrics"}
+"""Pages that draw at least one chart on the demo's cache."""
+
+
+def walk_every_page(page, url: str, settle_ms: int = 1500) -> None:
+    """Open every page of the navigation at `url`: its title shows, its charts are drawn (pages in `CHARTED`),
+    no exception is on it."""
+    from rlvr_dashboard.guide import PAGES
+
+    for name, _, _ in PAGES:
+        page.goto(f"{url}/{'' if name == 'runs' else name}")
+        page.wait_for_selector("h1", timeout=60000)
+        if name in CHARTED:
+            page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60000)
+        page.wait_for_timeout(settle_ms)  # the page's later charts
+        assert page.locator("[data-testid='stException']").count() == 0, f"{name}: an exception shows"
+        assert page.locator("h1").first.inner_text(), name

@@ -80,18 +80,12 @@ def installed_dashboard(tmp_path_factory):
     """The wheel installed with its dashboard extra in a fresh venv (tests/installed.py), and `rlvr serve` run
     there on an empty cache until the demo it queues is built; the serve stopped. Returns (install, wheel,
     cache, the jobs' rows). The full demo's cache it leaves is the one test_dashboard_rules measures."""
-    from .browser import free_port
-    from .installed import build_wheel, install, stop, wait_healthy, wait_jobs_done
+    from .installed import build_wheel, install, serving, wait_jobs_done
 
     root = tmp_path_factory.mktemp("installed")
     wheel = build_wheel(root / "dist")
     app = install(root / "dashboard", wheel, "dashboard")
     cache = root / "cache"
-    settings = {"RLVR_PORT": str(free_port()), "RLVR_ADDRESS": "127.0.0.1", "RLVR_CACHE": str(cache)}
-    proc = app.start("rlvr", "serve", **settings)
-    try:
-        wait_healthy(app, proc, 180, **settings)
+    with serving(app, cache):
         rows = wait_jobs_done(app, cache, 1800)
-    finally:
-        assert stop(proc) == 0
     return app, wheel, cache, rows

@@ -11,6 +11,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,3 +103,20 @@ def stop(proc: subprocess.Popen) -> int:
     """SIGTERM to `rlvr serve` (it stops its children), its exit status."""
     proc.terminate()
     return proc.wait(timeout=60)
+
+
+@contextmanager
+def serving(app: Install, cache: Path, seconds: float = 180) -> Iterator[tuple[subprocess.Popen, str]]:
+    """`rlvr serve` of `app` on `cache`, on a free port of 127.0.0.1 (not the default 8501) set through the
+    environment, until healthy; yields (process, url); then stops it, which must end with status 0."""
+    from .browser import free_port
+
+    port = free_port()
+    assert port != 8501
+    settings = {"RLVR_PORT": str(port), "RLVR_ADDRESS": "127.0.0.1", "RLVR_CACHE": str(cache)}
+    proc = app.start("rlvr", "serve", **settings)
+    try:
+        wait_healthy(app, proc, seconds, **settings)
+        yield proc, f"http://127.0.0.1:{port}"
+    finally:
+        assert stop(proc) == 0

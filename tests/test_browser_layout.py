@@ -14,12 +14,10 @@ import pytest
 
 from rlvr_dashboard.guide import PAGES
 
-from .browser import NEEDS_BROWSER, dashboard_page
+from .browser import CHARTED, NEEDS_BROWSER, dashboard_page
 
 pytestmark = [*NEEDS_BROWSER, pytest.mark.slow]
 
-CHARTED = {"claims", "layers", "spectra", "alignment", "reward", "substitution", "metrics"}
-"""Pages that draw at least one chart on the demo's cache."""
 MIN_WIDTH = 300
 GEOMETRY = """() => [...document.querySelectorAll('.js-plotly-plot')].map(p => {
   const box = e => { const b = e.getBoundingClientRect(); return {x: b.x, y: b.y, w: b.width, h: b.height}; };

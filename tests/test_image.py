@@ -23,7 +23,7 @@ import pytest
 
 from rlvr_core.fixtures import ModelShape, build_run
 
-from .browser import launch, needs_browser
+from .browser import launch, needs_browser, walk_every_page
 from .conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,19 +171,6 @@ def test_the_image_runs_as_a_service_keeps_its_data_and_stops_cleanly(image, tmp
     assert shutil.which("docker")
 
 
-def walk_pages(page, url: str) -> None:
-    """Every page of the dashboard opens in Chromium, its charts drawn, no exception shown."""
-    from rlvr_dashboard.guide import PAGES
-
-    for name, _, _ in PAGES:
-        page.goto(f"{url}/{'' if name == 'runs' else name}")
-        page.wait_for_selector("h1", timeout=60000)
-        if name in ("claims", "layers", "spectra", "alignment", "reward", "metrics"):
-            page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60000)
-        page.wait_for_timeout(1000)
-        assert page.locator("[data-testid='stException']").count() == 0, f"{name}: an exception shows"
-
-
 def export_from_the_page(page, url: str, fmt: str, out: Path) -> bytes:
     """The Layers page's first chart through its "SVG / PDF" popover: the downloaded file's bytes."""
     page.goto(f"{url}/layers")
@@ -237,7 +224,7 @@ def test_the_container_read_only_without_capabilities_serves_every_page_exports_
         with sync_playwright() as p:
             browser = launch(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            walk_pages(page, url)
+            walk_every_page(page, url)
             svg = export_from_the_page(page, url, "svg", tmp_path)
             assert b"<svg" in svg[:2000], svg[:200]
             pdf = export_from_the_page(page, url, "pdf", tmp_path)

@@ -9,15 +9,11 @@ from __future__ import annotations
 import pytest
 
 from rlvr_core import __version__
-from rlvr_dashboard.guide import PAGES
 
-from .browser import free_port, launch, needs_browser
-from .installed import build_wheel, install, stop, wait_healthy
+from .browser import launch, needs_browser, walk_every_page
+from .installed import build_wheel, install, serving
 
 pytestmark = pytest.mark.slow
-
-CHARTED = {"claims", "layers", "spectra", "alignment", "reward", "substitution", "metrics"}
-"""Pages that draw at least one chart on the demo's cache."""
 
 
 @pytest.fixture(scope="module")
@@ -81,23 +77,7 @@ def test_every_page_of_the_installed_dashboard_renders_in_chromium(installed_das
     from playwright.sync_api import sync_playwright
 
     app, _, cache, _ = installed_dashboard
-    port = free_port()
-    assert port != 8501
-    settings = {"RLVR_PORT": str(port), "RLVR_ADDRESS": "127.0.0.1", "RLVR_CACHE": str(cache)}
-    proc = app.start("rlvr", "serve", **settings)
-    try:
-        wait_healthy(app, proc, 180, **settings)
-        with sync_playwright() as p:
-            browser = launch(p)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            for name, title, _ in PAGES:
-                page.goto(f"http://127.0.0.1:{port}/{'' if name == 'runs' else name}")
-                page.wait_for_selector("h1", timeout=60000)
-                if name in CHARTED:
-                    page.wait_for_selector(".js-plotly-plot .nsewdrag", timeout=60000)
-                page.wait_for_timeout(1500)
-                assert page.locator("[data-testid='stException']").count() == 0, f"{name}: an exception shows"
-                assert page.locator("h1").first.inner_text(), name
-            browser.close()
-    finally:
-        assert stop(proc) == 0
+    with serving(app, cache) as (_, url), sync_playwright() as p:
+        browser = launch(p)
+        walk_every_page(browser.new_page(viewport={"width": 1400, "height": 1000}), url)
+        browser.close()
