@@ -309,6 +309,7 @@ def test_runs_page_reads_only_under_the_data_roots(tmp_path, monkeypatch) -> Non
 
 
 def test_runs_page_shows_the_demo_build_in_progress(tmp_path, monkeypatch) -> None:
+    from rlvr_core.cache import progress
     from rlvr_core.cache import queue as jobs
 
     cache = tmp_path / "cache"
@@ -320,7 +321,7 @@ def test_runs_page_shows_the_demo_build_in_progress(tmp_path, monkeypatch) -> No
     log.write_text("[  12.0 s] warm-up step 100: loss 1.234, validation accuracy 0.031\n")
     monkeypatch.setenv(jobs.JOB_ENV, job.id)
     monkeypatch.setenv(jobs.DB_ENV, str(jobs.db_path(cache)))
-    jobs.report(None, "warm-up step 100: loss 1.234")
+    progress.report(None, "warm-up step 100: loss 1.234")
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     (status,) = at.status

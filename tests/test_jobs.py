@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from rlvr_core.cache import progress
 from rlvr_core.cache import queue as jobs
 from rlvr_core.cache import store
 from rlvr_core.fixtures import ModelShape, build_run
@@ -256,3 +257,55 @@ def test_a_two_node_ray_cluster_on_loopback_records_each_jobs_node(tmp_path, run
             assert f"node {listed[i].node_ip} ({listed[i].node_id[:12]})" in line
     finally:
         subprocess.run([ray_bin, "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def _open_queue_at(args: tuple[str, float, int]) -> str | None:
+    """In a fresh process, at wall time `at`: what `rlvr serve`'s children do first on a new cache."""
+    from rlvr_core.cache import watches
+
+    root, at, which = args
+    while time.time() < at:
+        pass
+    try:
+        if which % 2:  # the watcher: reads the watches, then writes one
+            watches.list_watches(Path(root), only_watching=True)
+            watches.update(Path(root), "none", message="")
+        else:  # a worker: claims from the queue, and the Jobs page lists it
+            jobs.claim(Path(root), f"worker-{which}")
+            jobs.list_jobs(Path(root))
+        return None
+    except Exception as exc:  # the test reports what each process met
+        return f"{type(exc).__name__}: {exc}"
+
+
+def test_processes_starting_together_on_a_new_cache_all_open_the_queue(tmp_path):
+    """Found in CI: `rlvr serve`'s watcher and worker, started together on a new cache, met a half-made queue
+    ("database is locked", "no such table: jobs") and the message told the user to move the queue aside."""
+    import multiprocessing
+
+    failures: list[str] = []
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        for round_ in range(15):
+            root, at = str(tmp_path / f"cache-{round_}"), time.time() + 0.3
+            failures += [f for f in pool.map(_open_queue_at, [(root, at, k) for k in range(4)]) if f]
+    assert failures == []
+
+
+def test_a_queue_held_locked_says_so_and_never_says_to_move_it(tmp_path, monkeypatch):
+    """A lock held too long is one clear error for a command, and a skipped progress line for a job."""
+    ident, _ = jobs.submit(tmp_path, "demo", ["--quick"])
+    monkeypatch.setattr(jobs, "BUSY_SECONDS", 0.3)
+    monkeypatch.setenv(jobs.JOB_ENV, ident)
+    monkeypatch.setenv(jobs.DB_ENV, str(jobs.db_path(tmp_path)))
+    with jobs.opened(tmp_path) as holder:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(jobs.CacheError) as caught:
+            jobs.submit(tmp_path, "demo", ["--quick", "--seed", "1"])
+        progress.report(0.5, "step 3 of 6")  # skipped, not raised: the job goes on
+        holder.execute("ROLLBACK")
+    progress.report(0.5, "step 3 of 6")
+    assert jobs.get(tmp_path, ident).message == "step 3 of 6"
+    message = str(caught.value)
+    assert "jobs.sqlite" in message and "locked" in message and "fuser" in message, message
+    assert "do not move" in message and "mv " not in message, message
+    assert [j.argv for j in jobs.list_jobs(tmp_path)] == [["--quick"]]

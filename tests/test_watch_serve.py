@@ -146,10 +146,8 @@ def test_serve_follows_a_watch_through_a_restart(tmp_path, monkeypatch) -> None:
     cache, run_dir, log = tmp_path / "cache", tmp_path / "live" / "run", tmp_path / "live" / "log.jsonl"
     run_dir.mkdir(parents=True)
     _register_from_the_runs_page(cache, run_dir, fx.base_dir, log, monkeypatch)
-    con = watches._connect(cache)
-    assert con is not None
-    con.execute("UPDATE watches SET interval = 0.5, settle = 1.5")  # a test's pace, not a trainer's
-    con.close()
+    with watches._writing(cache) as con:
+        con.execute("UPDATE watches SET interval = 0.5, settle = 1.5")  # a test's pace, not a trainer's
     lines: list[str] = []
     port = free_port()
     proc = _serve(cache, port, lines)

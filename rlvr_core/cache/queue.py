@@ -13,20 +13,22 @@ States: queued -> running -> done | failed | cancelled.
   only act when (worker, attempt) still own the job, so a job finishes exactly once.
 - `cancel`: a queued job is cancelled at once; a running one gets `cancel_requested`, which its worker
   sees at the next heartbeat and acts on (it stops the job's process).
-- `report` (called by the job's own process, which finds its id in $RLVR_JOB_ID) stores progress and a
-  message. The job's output goes to its log file (`Cache.job_log`); `log_tail` reads its end.
+- `progress.report` (called by the job's own process, which finds its id in $RLVR_JOB_ID) stores progress
+  and a message. The job's output goes to its log file (`Cache.job_log`); `log_tail` reads its end.
 Each call opens its own short connection: any number of processes (dashboard, CLI, workers) share it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import json
 import os
 import sqlite3
 import time
 import uuid
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,8 @@ KINDS = ("analyze", "claims", "compare", "demo", "logs", "predict")
 STATES = ("queued", "running", "done", "failed", "cancelled")
 JOB_ENV, DB_ENV, USER_ENV = "RLVR_JOB_ID", "RLVR_JOB_DB", "RLVR_JOB_USER"
 LEASE_SECONDS = 30.0
+BUSY_SECONDS = 30.0
+"""How long a statement waits for another process's lock on the queue before it is an error."""
 MAX_ARGV_BYTES = 16 * 1024
 """The longest command line a job may have (far below the OS's limit on a process's arguments)."""
 _SCHEMA = """
@@ -85,34 +89,64 @@ def db_path(cache: Path) -> Path:
     return Cache(cache).jobs_db
 
 
-def connect(cache: Path, read_only: bool = False) -> sqlite3.Connection:
-    """A short connection to the queue (created on first use, unless `read_only`). A file that is not a
-    SQLite database is one clear error saying how to recover."""
+def connect(cache: Path, read_only: bool = False, schema: str = "") -> sqlite3.Connection:
+    """A short connection to the queue (created on first use, unless `read_only`; `schema`: more tables to
+    create in it). The file is set up under `Cache.jobs_lock`, its tables in one transaction, so processes
+    that start together on a new cache (the workers and the watcher of `rlvr serve`) never meet a half-made
+    queue. A file that is not a SQLite database, or one held locked for over `BUSY_SECONDS`, is one clear
+    error. Use `opened`, which also closes it and turns a lock held too long into that error."""
     path = db_path(cache)
     try:
-        if read_only:
-            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, isolation_level=None)
-            con.execute("PRAGMA busy_timeout=30000")
-            con.execute("SELECT count(*) FROM jobs").fetchone()
+        if read_only:  # a queue another process is still creating reads as empty (callers check the tables)
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_SECONDS, isolation_level=None)
+            con.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
+            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return con
-        Cache(cache).ensure()
-        con = sqlite3.connect(path, timeout=30, isolation_level=None)
-        con.execute("PRAGMA journal_mode=WAL")
-        con.execute("PRAGMA busy_timeout=30000")
-        con.executescript(_SCHEMA)
-        present = {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
-        for column, kind in _ADDED_COLUMNS:
-            if column not in present:
-                con.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+        target = Cache(cache)
+        target.ensure()
+        con = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None)
+        con.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
+        with open(target.jobs_lock, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed: one process sets the file up at a time
+            con.execute("PRAGMA journal_mode=WAL")
+            con.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}{schema}COMMIT;")
+            present = {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
+            for column, kind in _ADDED_COLUMNS:
+                if column not in present:
+                    con.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         return con
     except sqlite3.DatabaseError as exc:
-        raise CacheError(
+        raise _queue_error(path, exc) from None
+
+
+@contextmanager
+def opened(cache: Path, read_only: bool = False, schema: str = "") -> Iterator[sqlite3.Connection]:
+    """`connect`, closed when the block ends; a lock another process holds too long is one clear error."""
+    con = connect(cache, read_only, schema)
+    try:
+        yield con
+    except sqlite3.OperationalError as exc:
+        raise _queue_error(db_path(cache), exc) from None
+    finally:
+        con.close()
+
+
+def _queue_error(path: Path, exc: sqlite3.DatabaseError) -> CacheError:
+    if "locked" in str(exc) or "busy" in str(exc):
+        return CacheError(
             str(path),
-            "the job queue (a SQLite database)",
-            f"a file SQLite cannot use ({exc})",
-            f"stop the workers, move it aside (mv {path} {path}.corrupt) and start again: the queue "
-            "starts empty (queued jobs are lost, results in the cache are not)",
-        ) from None
+            f"the job queue, free within {BUSY_SECONDS:.0f} s",
+            f"held locked by another process for longer ({exc})",
+            f"try again; if it stays locked, `fuser {path}` names the process holding it. The file is not "
+            "damaged: do not move or delete it",
+        )
+    return CacheError(
+        str(path),
+        "the job queue (a SQLite database)",
+        f"a file SQLite cannot use ({exc})",
+        f"stop the workers, move it aside (mv {path} {path}.corrupt) and start again: the queue "
+        "starts empty (queued jobs are lost, results in the cache are not)",
+    )
 
 
 def submit(
@@ -141,7 +175,7 @@ def submit(
     cwd = cwd or os.getcwd()
     key = json.dumps([kind, argv, cwd])
     user = submitted_by or current_user()
-    with closing(connect(cache)) as con:
+    with opened(cache) as con:
         con.execute("BEGIN IMMEDIATE")
         row = con.execute(
             "SELECT id FROM jobs WHERE request_key = ? AND state IN ('queued', 'running')", [key]
@@ -174,7 +208,7 @@ def submit(
 def claim(cache: Path, worker: str, lease: float = LEASE_SECONDS) -> Job | None:
     """Requeue jobs whose lease expired, then take the oldest queued job (or None)."""
     now = time.time()
-    with closing(connect(cache)) as con:
+    with opened(cache) as con:
         con.execute("BEGIN IMMEDIATE")
         con.execute(
             "UPDATE jobs SET state = 'queued', worker = NULL, message = 'requeued: its worker stopped "
@@ -200,7 +234,7 @@ def claim(cache: Path, worker: str, lease: float = LEASE_SECONDS) -> Job | None:
 
 def heartbeat(cache: Path, job: Job, lease: float = LEASE_SECONDS) -> str:
     """Renew the lease. Returns `ok`, `cancel` (cancellation requested) or `lost` (no longer ours)."""
-    with closing(connect(cache)) as con:
+    with opened(cache) as con:
         cur = con.execute(
             "UPDATE jobs SET lease_until = ? WHERE id = ? AND worker = ? AND attempt = ? AND state = 'running'",
             [time.time() + lease, job.id, job.worker, job.attempt],
@@ -215,7 +249,7 @@ def finish(cache: Path, job: Job, state: str, error: str | None = None, message:
     """Record the outcome; False (and nothing written) when the job is no longer this worker's."""
     if state not in ("done", "failed", "cancelled"):
         raise ValueError(state)
-    with closing(connect(cache)) as con:
+    with opened(cache) as con:
         cur = con.execute(
             "UPDATE jobs SET state = ?, error = ?, finished_at = ?, lease_until = NULL, "
             "progress = CASE WHEN ? = 'done' THEN 1 ELSE progress END, message = coalesce(?, message) "
@@ -227,7 +261,7 @@ def finish(cache: Path, job: Job, state: str, error: str | None = None, message:
 
 def release(cache: Path, job: Job, message: str = "requeued: its worker was stopped") -> bool:
     """Put a running job back in the queue (its worker is stopping); False when it is no longer ours."""
-    with closing(connect(cache)) as con:
+    with opened(cache) as con:
         cur = con.execute(
             "UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, message = ? "
             "WHERE id = ? AND worker = ? AND attempt = ? AND state = 'running'",
@@ -244,7 +278,7 @@ def cancel(cache: Path, ident: str, user: str | None = None, admins: tuple[str, 
     if job is None:
         raise UsageError(f"job '{ident}'", "a job id from `rlvr jobs`", "no such job", "list the jobs with `rlvr jobs`")
     check_owner(f"job '{ident}'", "a job", "cancel", job.submitted_by, user, admins)
-    with closing(connect(cache)) as con:
+    with opened(cache) as con:
         con.execute("BEGIN IMMEDIATE")
         con.execute(
             "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ? AND state = 'queued'",
@@ -271,44 +305,6 @@ def check_owner(
         )
 
 
-def report(progress: float | None, message: str) -> None:
-    """From inside a job's process: store its progress (0-1) and message. A no-op outside a job."""
-    ident, db = os.environ.get(JOB_ENV), os.environ.get(DB_ENV)
-    if not ident or not db:
-        return
-    with closing(sqlite3.connect(db, timeout=30, isolation_level=None)) as con:
-        con.execute("PRAGMA busy_timeout=30000")
-        if progress is None:
-            con.execute("UPDATE jobs SET message = ? WHERE id = ?", [message[-300:], ident])
-        else:
-            con.execute(
-                "UPDATE jobs SET progress = ?, message = ? WHERE id = ?",
-                [max(0.0, min(1.0, progress)), message[-300:], ident],
-            )
-
-
-class Reporter:
-    """progress(fraction or None, message) for a command: stores it in the queue when the command runs
-    as a job (at most twice a second, and always the last call before `close`), else does nothing."""
-
-    def __init__(self, interval: float = 0.5) -> None:
-        self.active = bool(os.environ.get(JOB_ENV))
-        self.interval, self._last = interval, 0.0
-        self._pending: tuple[float | None, str] | None = None
-
-    def __call__(self, fraction: float | None, message: str) -> None:
-        if not self.active:
-            return
-        self._pending = (fraction, message)
-        if time.monotonic() - self._last >= self.interval:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._pending is not None:
-            report(*self._pending)
-            self._pending, self._last = None, time.monotonic()
-
-
 def get(cache: Path, ident: str) -> Job | None:
     rows = list_jobs(cache, ident=ident)
     return rows[0] if rows else None
@@ -316,7 +312,7 @@ def get(cache: Path, ident: str) -> Job | None:
 
 def set_node(cache: Path, ident: str, ip: str | None, node_id: str | None) -> None:
     """Record the Ray node running job `ident` (called on that node, as the job starts)."""
-    with closing(connect(cache)) as con:
+    with opened(cache) as con:
         con.execute("UPDATE jobs SET node_ip = ?, node_id = ? WHERE id = ?", [ip, node_id, ident])
 
 
@@ -324,8 +320,10 @@ def list_jobs(cache: Path, ident: str | None = None) -> list[Job]:
     """The jobs (newest first), or one job; reading never creates the queue (a read-only cache has none)."""
     if not db_path(cache).is_file():
         return []
-    with closing(connect(cache, read_only=True)) as con:
+    with opened(cache, read_only=True) as con:
         present = {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
+        if not present:  # the file is there and its first writer is still creating the table
+            return []
         node = ", ".join(c if c in present else f"NULL AS {c}" for c, _ in _ADDED_COLUMNS)
         query = (
             "SELECT id, kind, argv, state, progress, message, error, submitted_by, created_at, started_at, "

@@ -9,6 +9,7 @@ Layout (`Cache` computes every path; nothing else in the tool spells one):
     <cache>/variants/<run>/step-<N>-rank<k>-<mode>[-a<alpha>]-keep<base|step>/
                                                  rank-k checkpoints built by `rlvr compare`
     <cache>/jobs.sqlite, <cache>/jobs/<id>.log   the job queue and each job's output
+    <cache>/jobs.sqlite.lock                     held while a process sets the queue's file up
 
 Writes: a step or evaluation folder is built under a hidden temporary name and moved into place with
 `os.replace` (`atomic.publishing`), so readers see the old folder or the new one, never half of one; a
@@ -155,6 +156,10 @@ class Cache:
     @property
     def jobs_db(self) -> Path:
         return self.root / "jobs.sqlite"
+
+    @property
+    def jobs_lock(self) -> Path:
+        return self.root / "jobs.sqlite.lock"
 
     def job_log(self, job_id: str) -> Path:
         return self.root / "jobs" / f"{check_run_name(job_id)}.log"

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,22 +111,19 @@ class StepRecord:
     finished_at: float | None
 
 
-def _connect(cache: Path) -> sqlite3.Connection:
+def _writing(cache: Path) -> AbstractContextManager[sqlite3.Connection]:
     """The queue's connection, with the watch tables created on first use."""
-    con = jobs.connect(cache)
-    con.executescript(_SCHEMA)
-    return con
+    return jobs.opened(cache, schema=_SCHEMA)
 
 
-def _reader(cache: Path) -> sqlite3.Connection | None:
+@contextmanager
+def _reading(cache: Path) -> Iterator[sqlite3.Connection | None]:
     """A read-only connection; None when the cache has no watch tables (reading never creates them)."""
     if not jobs.db_path(cache).is_file():
-        return None
-    con = jobs.connect(cache, read_only=True)
-    if con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'watches'").fetchone()[0] == 0:
-        con.close()
-        return None
-    return con
+        yield None
+        return
+    with jobs.opened(cache, read_only=True) as con:
+        yield con if con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'watches'").fetchone()[0] else None
 
 
 def register(
@@ -135,7 +133,7 @@ def register(
     A run watched from another folder is refused (stop that watch first); a stopped one is restarted.
     `max_per_user` (the per-user job limit) also caps how many runs one user may watch at once."""
     user = submitted_by or jobs.current_user()
-    with closing(_connect(cache)) as con:
+    with _writing(cache) as con:
         con.execute("BEGIN IMMEDIATE")
         row = con.execute("SELECT run_dir, base, state FROM watches WHERE run = ?", [spec.run]).fetchone()
         if row is not None and row[2] == "watching":
@@ -187,7 +185,7 @@ def stop(cache: Path, run: str, user: str | None = None, admins: tuple[str, ...]
             f"watch '{run}'", "a watched run from `rlvr watches`", "no such watch", "list them: rlvr watches"
         )
     jobs.check_owner(f"watch '{run}'", "a watch", "stop", found.submitted_by, user, admins)
-    with closing(_connect(cache)) as con:
+    with _writing(cache) as con:
         con.execute(
             "UPDATE watches SET state = 'stopped', stopped_by = ?, message = 'stopped' WHERE run = ?",
             [user or jobs.current_user(), run],
@@ -197,10 +195,9 @@ def stop(cache: Path, run: str, user: str | None = None, admins: tuple[str, ...]
 
 def list_watches(cache: Path, only_watching: bool = False) -> list[Watch]:
     """Every registered watch (newest first), with how far its steps got; [] when none was ever registered."""
-    con = _reader(cache)
-    if con is None:
-        return []
-    with closing(con):
+    with _reading(cache) as con:
+        if con is None:
+            return []
         rows = con.execute(
             "SELECT run, run_dir, base, log, interval, settle, options, submitted_by, created_at, state, last_poll, "
             "next_poll, last_seen_step, log_stamp, log_job, log_checked, flag_since, message, stopped_by "
@@ -228,10 +225,9 @@ def _watch(row: tuple, progress: list[tuple]) -> Watch:
 
 def step_records(cache: Path, run: str) -> dict[int, StepRecord]:
     """Every step the watch of `run` has seen, with its job's state."""
-    con = _reader(cache)
-    if con is None:
-        return {}
-    with closing(con):
+    with _reading(cache) as con:
+        if con is None:
+            return {}
         rows = con.execute(
             "SELECT s.step, s.path, s.reason, s.job_id, j.state, j.finished_at FROM watch_steps s "
             "LEFT JOIN jobs j ON j.id = s.job_id WHERE s.run = ? ORDER BY s.step",
@@ -242,7 +238,7 @@ def step_records(cache: Path, run: str) -> dict[int, StepRecord]:
 
 def record_step(cache: Path, run: str, step: int, path: str, reason: str | None, job_id: str | None) -> None:
     """Note a step seen (`reason`: why it is not complete yet) or queued (`job_id`); a queued step stays queued."""
-    with closing(_connect(cache)) as con:
+    with _writing(cache) as con:
         now = time.time()
         con.execute(
             "INSERT INTO watch_steps (run, step, path, reason, job_id, seen_at, queued_at) "
@@ -259,7 +255,7 @@ def update(cache: Path, run: str, **values) -> None:
     unknown = set(values) - _UPDATABLE
     if unknown:
         raise ValueError(f"not a watcher column: {sorted(unknown)}")
-    with closing(_connect(cache)) as con:
+    with _writing(cache) as con:
         assignments = ", ".join(f"{name} = ?" for name in values)
         con.execute(f"UPDATE watches SET {assignments} WHERE run = ?", [*values.values(), run])
 

@@ -97,7 +97,7 @@ def register(sub) -> dict[str, argparse.ArgumentParser]:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from ..cache.queue import Reporter
+    from ..cache.progress import Reporter
     from ..pipelines.analyze import AnalyzeConfig, analyze_run
     from ..readers.layout import discover_steps, parse_explicit, parse_steps
 

@@ -225,7 +225,7 @@ def _cmd_real(args: argparse.Namespace) -> int:
 
 def _progress():
     """A progress function printing to stderr and reporting to the job queue (fraction and ETA)."""
-    from ..cache.queue import Reporter
+    from ..cache.progress import Reporter
 
     start = time.perf_counter()
     reporter = Reporter()

@@ -180,7 +180,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from ..cache.queue import Reporter
+    from ..cache.progress import Reporter
     from ..pipelines.compare import CompareConfig, compare
     from ..readers.datasets import load_dataset
     from ..readers.layout import parse_steps
