@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rlvr_core.cache import progress
+from rlvr_core.cache import progress, store
 from rlvr_core.cache import queue as jobs
-from rlvr_core.cache import store
 from rlvr_core.fixtures import ModelShape, build_run
 
 pytestmark = pytest.mark.slow
