@@ -308,3 +308,16 @@ def test_a_queue_held_locked_says_so_and_never_says_to_move_it(tmp_path, monkeyp
     assert "jobs.sqlite" in message and "locked" in message and "fuser" in message, message
     assert "do not move" in message and "mv " not in message, message
     assert [j.argv for j in jobs.list_jobs(tmp_path)] == [["--quick"]]
+
+
+def test_an_older_queue_file_gains_the_columns_added_since(tmp_path):
+    import sqlite3
+
+    old = jobs._SCHEMA.replace(", node_ip TEXT, node_id TEXT)", ")")
+    assert old != jobs._SCHEMA
+    with sqlite3.connect(jobs.db_path(tmp_path)) as con:
+        con.executescript(old)
+    ident, _ = jobs.submit(tmp_path, "demo", ["--quick"])
+    with jobs.opened(tmp_path) as con:
+        assert {"node_ip", "node_id"} <= {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
+    assert jobs.get(tmp_path, ident).node_ip is None

@@ -31,7 +31,7 @@ def report(progress: float | None, message: str) -> None:
                     [max(0.0, min(1.0, progress)), message[-300:], ident],
                 )
     except sqlite3.OperationalError as exc:
-        if "locked" not in str(exc) and "busy" not in str(exc):
+        if not queue.busy(exc):
             raise
 
 

@@ -24,6 +24,7 @@ import fcntl
 import getpass
 import json
 import os
+import re
 import sqlite3
 import time
 import uuid
@@ -91,10 +92,11 @@ def db_path(cache: Path) -> Path:
 
 def connect(cache: Path, read_only: bool = False, schema: str = "") -> sqlite3.Connection:
     """A short connection to the queue (created on first use, unless `read_only`; `schema`: more tables to
-    create in it). The file is set up under `Cache.jobs_lock`, its tables in one transaction, so processes
-    that start together on a new cache (the workers and the watcher of `rlvr serve`) never meet a half-made
-    queue. A file that is not a SQLite database, or one held locked for over `BUSY_SECONDS`, is one clear
-    error. Use `opened`, which also closes it and turns a lock held too long into that error."""
+    create in it). A file missing a table or column is set up under `Cache.jobs_lock`, its tables in one
+    transaction (one already set up takes no lock), so processes that start together on a new cache (the
+    workers and the watcher of `rlvr serve`) never meet a half-made queue. A file that is not a SQLite
+    database, or one held locked for over `BUSY_SECONDS`, is one clear error. Use `opened`, which also
+    closes it and turns a lock held too long into that error."""
     path = db_path(cache)
     try:
         if read_only:  # a queue another process is still creating reads as empty (callers check the tables)
@@ -106,17 +108,27 @@ def connect(cache: Path, read_only: bool = False, schema: str = "") -> sqlite3.C
         target.ensure()
         con = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None)
         con.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
-        with open(target.jobs_lock, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed: one process sets the file up at a time
-            con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}{schema}COMMIT;")
-            present = {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
-            for column, kind in _ADDED_COLUMNS:
-                if column not in present:
-                    con.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
+        if not _set_up(con, schema):
+            with open(target.jobs_lock, "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when closed: one process sets the file up at a time
+                con.execute("PRAGMA journal_mode=WAL")
+                con.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}{schema}COMMIT;")
+                present = {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
+                for column, kind in _ADDED_COLUMNS:
+                    if column not in present:
+                        con.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         return con
     except sqlite3.DatabaseError as exc:
         raise _queue_error(path, exc) from None
+
+
+def _set_up(con: sqlite3.Connection, schema: str) -> bool:
+    """Whether the file already has every table of `_SCHEMA` + `schema` and every column of `jobs`."""
+    tables = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA + schema))
+    if not tables <= {row[0] for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}:
+        return False
+    present = {row[1] for row in con.execute("PRAGMA table_info(jobs)")}
+    return all(column in present for column, _ in _ADDED_COLUMNS)
 
 
 @contextmanager
@@ -131,8 +143,13 @@ def opened(cache: Path, read_only: bool = False, schema: str = "") -> Iterator[s
         con.close()
 
 
+def busy(exc: sqlite3.DatabaseError) -> bool:
+    """The error of a lock another process held longer than `BUSY_SECONDS` (not a damaged file)."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 def _queue_error(path: Path, exc: sqlite3.DatabaseError) -> CacheError:
-    if "locked" in str(exc) or "busy" in str(exc):
+    if busy(exc):
         return CacheError(
             str(path),
             f"the job queue, free within {BUSY_SECONDS:.0f} s",
